@@ -1,0 +1,28 @@
+"""Cluster the pixels of spectral cubes and pictures with KMeans.
+
+The public API is pure (numpy in, numpy out); napari glue lives in ``_napari``. Names are
+loaded on first use (PEP 562), so importing the package — as napari does to find the
+manifest and the reader — does not import scikit-learn.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "cluster_image": ".cluster",
+    "ClusterResult": ".cluster",
+    "ClusteringError": ".cluster",
+    "Cancelled": ".cluster",
+}
+__all__ = ["Cancelled", "ClusterResult", "ClusteringError", "__version__", "cluster_image"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,1 @@
+"""napari glue: the only place napari, magicgui or Qt is imported."""

@@ -1,0 +1,51 @@
+"""npe2 reader: ``.mat`` and ``.png`` files -> napari layers, with errors as notifications."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from napari.utils.notifications import show_error, show_warning
+
+from ..io import ImageData, ReadError, read_mat, read_png
+
+_READERS = {".mat": read_mat, ".png": lambda path: [read_png(path)]}
+
+#: napari's "handled, but no layers" answer: no traceback dialog, no other reader tried.
+_NO_LAYERS = [(None,)]
+
+
+def get_reader(path):
+    """Return a reader function when every path is a ``.mat`` or ``.png`` file, else None."""
+    paths = [path] if isinstance(path, str | Path) else list(path)
+    if not paths or any(Path(p).suffix.lower() not in _READERS for p in paths):
+        return None
+    return read_files
+
+
+def read_files(path):
+    """Read the files; a file that cannot be read is reported and skipped."""
+    paths = [path] if isinstance(path, str | Path) else list(path)
+    layers = []
+    for p in paths:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                images = _READERS[Path(p).suffix.lower()](p)
+            except (ReadError, OSError) as exc:
+                show_error(f"Cannot open {Path(p).name}: {exc}")
+                continue
+        for w in caught:
+            show_warning(str(w.message))
+        layers.extend(layer_data(img) for img in images)
+    return layers or _NO_LAYERS
+
+
+def layer_data(img: ImageData) -> tuple:
+    """An :class:`ImageData` as a napari ``(data, kwargs, layer_type)`` tuple."""
+    kwargs = {"name": img.name, "metadata": dict(img.metadata)}
+    if img.axis_labels:
+        kwargs["axis_labels"] = img.axis_labels
+    if img.kind == "image":
+        kwargs["rgb"] = img.rgb
+    return (img.data, kwargs, img.kind)

@@ -1,0 +1,259 @@
+"""The "KMeans clustering" dock widget: pick a layer, run the engine in a thread, show results."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import Container, Label, PushButton, SpinBox, create_widget
+from napari.layers import Image, Labels
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QEventLoop, QObject, Signal
+
+from ..cluster import Cancelled, ClusteringError, ClusterResult, cluster_image
+
+if TYPE_CHECKING:
+    import napari
+
+
+class ClusterWidget(Container):
+    """Cluster the pixels of an image layer; results as a Labels and an RGB layer above it.
+
+    Controls are reachable by name (``w.image``, ``w.n_clusters``, ``w.random_state``) and
+    :meth:`run` does what the Run button does.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self._viewer = viewer
+        self.image = create_widget(annotation=Image, name="image", label="image")
+        self.n_clusters = SpinBox(name="n_clusters", label="clusters", value=8, min=1, max=255)
+        self.random_state = SpinBox(
+            name="random_state", label="seed", value=0, min=0, max=2**31 - 1
+        )
+        self.run_button = PushButton(name="run_button", text="Run")
+        self.cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
+        self.status = Label(name="status", value="")
+        self.extend(
+            [
+                self.image,
+                self.n_clusters,
+                self.random_state,
+                self.run_button,
+                self.cancel_button,
+                self.status,
+            ]
+        )
+        self.run_button.changed.connect(lambda: self.run())
+        self.cancel_button.changed.connect(self.cancel)
+        self._worker = None
+        self._progress = None
+        self._cancel = threading.Event()
+        self._relay = _ProgressRelay()
+        self._relay.reported.connect(self._on_progress)
+        viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        self.reset_choices()
+        self._follow_active_layer()
+
+    def reset_choices(self, *_):
+        super().reset_choices()
+        self._follow_active_layer()
+
+    def _follow_active_layer(self, *_):
+        """Default source: the active layer, when it is an image we did not make."""
+        active = self._viewer.layers.selection.active
+        if isinstance(active, Image) and not active.metadata.get("spectral_clusters_source"):
+            if active in self.image.choices:
+                self.image.value = active
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def run(self, *, wait: bool = False):
+        """Cluster the chosen layer in a background thread, as the Run button does.
+
+        With ``wait=True`` return only when the result layers are in the viewer (or the run
+        failed), processing Qt events meanwhile: for scripts and the napari console.
+        """
+        if self.running:
+            show_info("A clustering is already running; cancel it first.")
+            return None
+        layer = self.image.value
+        if layer is None:
+            show_error("No image layer to cluster: open a .mat or .png file, or a sample.")
+            return None
+        channel_axis, alpha = _features_of(layer)
+        data = np.asarray(layer.data)
+        n_clusters, seed = int(self.n_clusters.value), int(self.random_state.value)
+        self._cancel.clear()
+        self._progress = progress(total=0, desc=f"KMeans clustering {layer.name}")
+        worker = create_worker(
+            _cluster_in_thread,
+            data,
+            n_clusters,
+            channel_axis=channel_axis,
+            alpha=alpha,
+            random_state=seed,
+            cancel=self._cancel,
+            relay=self._relay,
+            _start_thread=False,
+        )
+        worker.returned.connect(lambda outcome: self._show(layer, *outcome))
+        worker.errored.connect(self._report_bug)
+        worker.finished.connect(self._finished)
+        self._worker = worker
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = f"clustering {layer.name} into {n_clusters}…"
+        if wait:
+            loop = QEventLoop()
+            worker.finished.connect(loop.quit)
+            worker.start()
+            loop.exec()
+        else:
+            worker.start()
+        return worker
+
+    def cancel(self, *_):
+        """Stop the running clustering; the layers stay as they were."""
+        self._cancel.set()
+
+    def _on_progress(self, stage: str, done: int, total: int):
+        if self._progress is not None:
+            self._progress.set_description(f"KMeans clustering: {stage} {done}/{total}")
+
+    def _finished(self):
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        self._worker = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+
+    def _report_bug(self, exc: Exception):
+        # napari's worker already shows the exception with its traceback: a bug, not bad input.
+        self.status.value = f"failed: {type(exc).__name__}"
+
+    def _show(self, source: Image, result: ClusterResult | None, error: Exception | None):
+        """Add the result layers above the source, or update them in place on a rerun."""
+        if isinstance(error, Cancelled):
+            self.status.value = "cancelled"
+            show_info("Clustering cancelled; nothing was changed.")
+            return
+        if error is not None:
+            self.status.value = "not clustered"
+            show_error(f"Cannot cluster {source.name}: {error}")
+            return
+        keep = _spatial_axes(source)
+        transform = _sub_transform(source, keep)
+        meta = {
+            "spectral_clusters_source": source.name,
+            "params": dict(result.params),
+            "centers": result.centers,
+            "colors": result.colors,
+            "counts": result.counts,
+            "inertia": result.inertia,
+        }
+        colormap = {0: (0, 0, 0, 0), None: (0, 0, 0, 0)}
+        colormap.update({i + 1: (*(c / 255), 1.0) for i, c in enumerate(result.colors)})
+        self._put(
+            f"{source.name} recolored",
+            "image",
+            result.recolored,
+            dict(rgb=True, metadata=meta, **transform),
+            above=source,
+        )
+        self._put(
+            f"{source.name} clusters",
+            "labels",
+            result.labels,
+            dict(colormap=colormap, metadata=meta, opacity=0.7, **transform),
+            above=self._viewer.layers[f"{source.name} recolored"],
+        )
+        self.status.value = f"{result.n_clusters} clusters, inertia {result.inertia:.4g}"
+
+    def _put(self, name: str, layer_type: str, data, kwargs: dict, *, above):
+        layers = self._viewer.layers
+        kind = Labels if layer_type == "labels" else Image
+        if name in layers and isinstance(layers[name], kind):
+            layer = layers[name]
+            layer.data = data
+            for key, value in kwargs.items():
+                if key not in ("rgb", "opacity"):  # opacity is the user's to keep
+                    setattr(layer, key, value)
+        else:
+            if name in layers:
+                layers.remove(name)
+            add = self._viewer.add_labels if layer_type == "labels" else self._viewer.add_image
+            layer = add(data, name=name, **kwargs)
+        here, target = layers.index(layer), layers.index(above) + 1
+        if here != target:
+            layers.move(here, target if here > target else target - 1)
+        return layer
+
+
+class _ProgressRelay(QObject):
+    """Carries the engine's progress reports from the worker thread to the GUI thread."""
+
+    reported = Signal(str, int, int)
+
+
+def _cluster_in_thread(data, n_clusters, *, cancel: threading.Event, relay, **kwargs):
+    """Run the engine, relaying its progress and stopping when ``cancel`` is set.
+
+    Returns ``(result, None)``, or ``(None, exception)`` for bad input and cancellation, so
+    those become a plain message rather than the traceback napari shows for bugs (a worker
+    that returns a bare exception re-raises it).
+    """
+
+    def report(stage: str, done: int, total: int):
+        if cancel.is_set():
+            raise Cancelled
+        relay.reported.emit(stage, done, total)
+
+    try:
+        return cluster_image(data, n_clusters, progress=report, **kwargs), None
+    except (Cancelled, ClusteringError) as exc:
+        return None, exc
+
+
+def _features_of(layer: Image) -> tuple[int | None, bool]:
+    """The layer's feature (band/colour) axis in its data, and whether it carries alpha.
+
+    RGB(A) layers: the colour axis. Cubes: the axis the reader recorded in metadata, else the
+    first axis (napari's channel-first convention). 2-D images: none (greyscale).
+    """
+    if layer.rgb:
+        return -1, layer.data.shape[-1] == 4
+    if "channel_axis" in layer.metadata:
+        return int(layer.metadata["channel_axis"]), False
+    return (0 if layer.ndim >= 3 else None), False
+
+
+def _spatial_axes(layer: Image) -> list[int]:
+    """Layer dimensions that remain in the result (all but the band axis)."""
+    channel_axis, _ = _features_of(layer)
+    if layer.rgb or channel_axis is None:
+        return list(range(layer.ndim))
+    drop = channel_axis % layer.ndim
+    return [d for d in range(layer.ndim) if d != drop]
+
+
+def _sub_transform(layer: Image, keep: list[int]) -> dict:
+    """The layer's scale, translate, rotate, shear and affine restricted to ``keep`` axes."""
+    n = layer.ndim
+    shear = np.eye(n)
+    shear[np.triu_indices(n, 1)] = layer.shear
+    affine = layer.affine.affine_matrix
+    homog = [*keep, n]
+    return {
+        "scale": np.asarray(layer.scale)[keep],
+        "translate": np.asarray(layer.translate)[keep],
+        "rotate": np.asarray(layer.rotate)[np.ix_(keep, keep)],
+        "shear": shear[np.ix_(keep, keep)],
+        "affine": affine[np.ix_(homog, homog)],
+    }

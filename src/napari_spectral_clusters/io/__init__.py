@@ -1,0 +1,7 @@
+"""Files -> arrays plus the metadata napari and the engine need (no napari import here)."""
+
+from ._image_data import ImageData, ReadError
+from .mat import read_mat
+from .png import read_png, write_png
+
+__all__ = ["ImageData", "ReadError", "read_mat", "read_png", "write_png"]

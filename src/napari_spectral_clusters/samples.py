@@ -1,0 +1,63 @@
+"""Deterministic sample data: a synthetic spectral cube with ground truth, and a photograph."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["sample_photo", "synthetic_cube"]
+
+
+def synthetic_cube(
+    shape: tuple[int, int] = (128, 128),
+    n_bands: int = 64,
+    *,
+    noise: float = 0.02,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A spectral cube of four materials with known ground truth.
+
+    Each material has a smooth reflectance spectrum (a few Gaussian bands); the scene is a
+    background with a disc, a bar and a ring, plus Gaussian noise.
+
+    Returns
+    -------
+    cube : (n_bands, M, N) ndarray of float32
+        Band axis first, values about 0..1.
+    ground_truth : (M, N) ndarray of uint8
+        Material of each pixel, 1..4.
+    wavelengths : (n_bands,) ndarray of float64
+        Band centres in nm, 400..1000.
+    """
+    rng = np.random.default_rng(seed)
+    wavelengths = np.linspace(400.0, 1000.0, n_bands)
+    peaks = [(450, 60, 0.5), (550, 40, 0.7), (680, 80, 0.6), (850, 120, 0.8)]
+    spectra = np.stack(
+        [0.15 + amp * np.exp(-0.5 * ((wavelengths - mu) / sigma) ** 2) for mu, sigma, amp in peaks]
+    )
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    cy, cx = shape[0] / 2, shape[1] / 2
+    r = np.hypot((yy - cy) / shape[0], (xx - cx) / shape[1])
+    gt = np.ones(shape, dtype=np.uint8)
+    gt[(r > 0.3) & (r < 0.4)] = 2
+    gt[r < 0.15] = 3
+    gt[(np.abs(xx - shape[1] * 0.15) < shape[1] * 0.05) & (yy > shape[0] * 0.1)] = 4
+    cube = spectra[gt - 1].astype(np.float32)  # (M, N, bands)
+    cube += rng.normal(0, noise, cube.shape).astype(np.float32)
+    return np.ascontiguousarray(np.moveaxis(cube, -1, 0)), gt, wavelengths
+
+
+def sample_photo() -> np.ndarray:
+    """The CC0 coffee-cup photograph (400 x 600) as RGBA, transparent outside an ellipse.
+
+    The alpha channel marks the corners as "not data", as a cut-out photo would be.
+    """
+    with resources.files("napari_spectral_clusters").joinpath("_data/coffee.png").open("rb") as f:
+        rgb = np.asarray(Image.open(f).convert("RGB"))
+    h, w = rgb.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    inside = ((yy - h / 2) / (h * 0.48)) ** 2 + ((xx - w / 2) / (w * 0.48)) ** 2 <= 1
+    alpha = np.where(inside, 255, 0).astype(np.uint8)
+    return np.dstack([rgb, alpha])

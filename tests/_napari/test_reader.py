@@ -1,0 +1,57 @@
+import npe2
+import numpy as np
+import pytest
+import scipy.io
+
+from napari_spectral_clusters._napari.reader import get_reader
+
+PLUGIN = "napari-spectral-clusters"
+
+
+def test_reader_declines_other_files(tmp_path):
+    assert get_reader(str(tmp_path / "a.tif")) is None
+    assert get_reader([str(tmp_path / "a.png"), str(tmp_path / "b.tif")]) is None
+
+
+def test_samson_through_npe2(data_dir):
+    layers = npe2.read([str(data_dir / "hsi" / "Samson.mat")], stack=False, plugin_name=PLUGIN)
+    by_name = {kw["name"]: (data, kw, kind) for data, kw, kind in layers}
+    data, kw, kind = by_name["SamSon"]
+    assert kind == "image"
+    assert data.shape == (156, 95, 95)
+    assert kw["axis_labels"] == ("band", "y", "x")
+    assert kw["rgb"] is False
+    assert kw["metadata"]["channel_axis"] == 0
+    raw = scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"]
+    np.testing.assert_array_equal(data[:, 40, 3], raw[40, 3])
+
+
+def test_ground_truth_through_npe2(data_dir):
+    ((data, _, kind),) = npe2.read(
+        [str(data_dir / "hsi" / "Indian_pines_gt.mat")], stack=False, plugin_name=PLUGIN
+    )
+    assert kind == "labels"
+    assert data.shape == (145, 145)
+
+
+def test_rgba_png_through_npe2(data_dir):
+    ((data, kw, kind),) = npe2.read(
+        [str(data_dir / "png" / "basn6a08.png")], stack=False, plugin_name=PLUGIN
+    )
+    assert kind == "image" and kw["rgb"] is True and data.shape == (32, 32, 4)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("corrupted_zlib_checksum.mat", "could not be read"),
+        ("testdouble_4.2c_SOL2.mat", "holds no image"),
+    ],
+)
+def test_bad_file_is_a_notification_not_a_crash(data_dir, name, words, monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari_spectral_clusters._napari.reader.show_error", shown.append)
+    reader = get_reader(str(data_dir / "matlab" / name))
+    assert reader(str(data_dir / "matlab" / name)) == [(None,)]
+    assert len(shown) == 1
+    assert name in shown[0] and words in shown[0]

@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+from napari.layers import Image, Labels
+
+from napari_spectral_clusters._napari.sample_data import make_sample_cube, make_sample_photo
+from napari_spectral_clusters._napari.widget import ClusterWidget
+
+PLUGIN = "napari-spectral-clusters"
+
+
+@pytest.fixture
+def viewer_and_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    assert isinstance(widget, ClusterWidget)
+    return viewer, widget
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari_spectral_clusters._napari.widget.show_error", shown.append)
+    return shown
+
+
+def _add_cube(viewer, **kwargs):
+    (cube, kw, _), (gt, _, _) = make_sample_cube()
+    layer = viewer.add_image(cube, **kw, **kwargs)
+    return layer, gt
+
+
+def _colormap_rgb(labels_layer):
+    """The colours napari paints each pixel of a labels layer with, as uint8 RGB."""
+    rgba = labels_layer.colormap.map(labels_layer.data)
+    return np.round(rgba[..., :3] * 255).astype(np.uint8), rgba[..., 3]
+
+
+def test_cluster_a_cube(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    src, gt = _add_cube(viewer, scale=(1, 2.0, 0.5), translate=(0, 10, -4))
+    before = src.data.copy()
+    assert w.image.value is src  # the active layer is the default
+    w.n_clusters.value = 4
+    w.random_state.value = 3
+    w.run(wait=True)
+
+    labels = viewer.layers["sample cube clusters"]
+    rgb = viewer.layers["sample cube recolored"]
+    assert isinstance(labels, Labels) and isinstance(rgb, Image) and rgb.rgb
+    assert labels.data.shape == gt.shape and rgb.data.shape == (*gt.shape, 3)
+    assert len(np.unique(labels.data)) == 4
+    # the labels layer paints each pixel in the recoloured image's colour
+    colors, alpha = _colormap_rgb(labels)
+    np.testing.assert_array_equal(colors, rgb.data)
+    assert (alpha == 1).all()
+    # both overlay the source: same world transform for the spatial axes
+    for layer in (labels, rgb):
+        np.testing.assert_allclose(layer.scale, [2.0, 0.5])
+        np.testing.assert_allclose(layer.translate, [10, -4])
+    # placed above the source, recoloured then labels
+    names = [layer.name for layer in viewer.layers]
+    i = names.index("sample cube")
+    assert names[i + 1 : i + 3] == ["sample cube recolored", "sample cube clusters"]
+    assert labels.metadata["params"]["random_state"] == 3
+    assert labels.metadata["params"]["n_clusters"] == 4
+    np.testing.assert_array_equal(src.data, before)
+
+
+def test_cluster_an_rgba_photo(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    ((photo, kw, _),) = make_sample_photo()
+    viewer.add_image(photo, **kw)
+    w.n_clusters.value = 8
+    w.run(wait=True)
+    labels = viewer.layers["coffee clusters"].data
+    rgba = viewer.layers["coffee recolored"].data
+    transparent = photo[..., 3] == 0
+    assert rgba.shape == photo.shape
+    assert (labels[transparent] == 0).all() and (rgba[transparent, 3] == 0).all()
+    assert set(np.unique(labels[~transparent])) == set(range(1, 9))
+    colors, _ = _colormap_rgb(viewer.layers["coffee clusters"])
+    np.testing.assert_array_equal(colors[~transparent], rgba[~transparent, :3])
+
+
+def test_rerun_replaces_results(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    _add_cube(viewer)
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    n_layers = len(viewer.layers)
+    first = viewer.layers["sample cube clusters"]
+    first.opacity = 0.3  # a user's choice survives a rerun
+    w.n_clusters.value = 5
+    w.run(wait=True)
+    assert len(viewer.layers) == n_layers
+    assert viewer.layers["sample cube clusters"] is first
+    assert first.data.max() == 5
+    assert first.opacity == 0.3
+    colors, _ = _colormap_rgb(first)
+    np.testing.assert_array_equal(colors, viewer.layers["sample cube recolored"].data)
+
+
+def test_no_image_layer_says_so(viewer_and_widget, errors):
+    viewer, w = viewer_and_widget
+    assert w.run() is None
+    assert len(viewer.layers) == 0
+    assert errors and "No image layer" in errors[0]
+
+
+def test_too_many_clusters_says_so_and_changes_nothing(viewer_and_widget, errors):
+    viewer, w = viewer_and_widget
+    img = np.zeros((20, 20, 3), np.uint8)
+    img[:10] = 255
+    viewer.add_image(img, name="two colours", rgb=True)
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    assert [layer.name for layer in viewer.layers] == ["two colours"]
+    assert errors and "only 2 distinct" in errors[0]
+    assert w.run_button.enabled and not w.running

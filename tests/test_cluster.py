@@ -1,0 +1,186 @@
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from napari_spectral_clusters import Cancelled, ClusteringError, cluster_image
+from napari_spectral_clusters.samples import sample_photo, synthetic_cube
+
+
+def _blobs(rng, n_per=300, centers=((0, 0, 0), (5, 5, 5), (10, 0, 5)), shape=(30, 30)):
+    """An image whose pixels come from well-separated Gaussian blobs, with ground truth."""
+    k = len(centers)
+    gt = rng.integers(0, k, size=shape)
+    img = np.asarray(centers, dtype=np.float64)[gt] + rng.normal(0, 0.3, (*shape, 3))
+    return img, gt
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint16, np.int32])
+def test_recovers_separated_clusters(dtype):
+    rng = np.random.default_rng(1)
+    img, gt = _blobs(rng)
+    img = (img * 100 + 2000).astype(dtype)  # positive offsets for the unsigned cases
+    res = cluster_image(img, 3, random_state=0)
+    assert res.labels.shape == gt.shape
+    assert set(np.unique(res.labels)) == {1, 2, 3}
+    assert adjusted_rand_score(gt.ravel(), res.labels.ravel()) == 1.0
+    # Centres are the per-cluster means, in the input's units.
+    for lab in range(1, 4):
+        np.testing.assert_allclose(
+            res.centers[lab - 1], img[res.labels == lab].mean(axis=0), rtol=1e-5
+        )
+
+
+def test_labels_colours_and_recoloured_agree():
+    rng = np.random.default_rng(2)
+    img, _ = _blobs(rng)
+    res = cluster_image(img, 3)
+    assert res.recolored.shape == (*img.shape[:2], 3)
+    assert res.recolored.dtype == np.uint8
+    np.testing.assert_array_equal(res.recolored, res.colors[res.labels - 1])
+    assert res.colors.shape == (3, 3)
+    assert len({tuple(c) for c in res.colors}) == 3
+
+
+def test_numbered_by_size_and_counts():
+    rng = np.random.default_rng(3)
+    gt = np.zeros((40, 40), int)
+    gt[:, 30:] = 1
+    gt[:5, :30] = 2
+    img = np.array([[0.0, 0], [1, 1], [2, 0]])[gt] + rng.normal(0, 0.01, (40, 40, 2))
+    res = cluster_image(img, 3)
+    np.testing.assert_array_equal(res.counts, [40 * 30 - 5 * 30, 40 * 10, 5 * 30])
+    np.testing.assert_array_equal(res.counts, np.bincount(res.labels.ravel())[1:])
+    assert (res.labels[gt == 0] == 1).all()
+
+
+def test_same_seed_same_result_other_seed_runs():
+    cube, _, _ = synthetic_cube((48, 48), 16, seed=5)
+    a = cluster_image(cube, 4, channel_axis=0, random_state=7)
+    b = cluster_image(cube, 4, channel_axis=0, random_state=7)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.centers, b.centers)
+    assert a.params["random_state"] == 7
+    assert a.params["n_clusters"] == 4
+
+
+def test_synthetic_cube_ground_truth_recovered():
+    cube, gt, _ = synthetic_cube(seed=0)
+    res = cluster_image(cube, 4, channel_axis=0)
+    assert res.labels.shape == gt.shape
+    assert adjusted_rand_score(gt.ravel(), res.labels.ravel()) > 0.99
+
+
+def test_inertia_matches_full_kmeans():
+    cube, _, _ = synthetic_cube((64, 64), 32, seed=2)
+    res = cluster_image(cube, 4, channel_axis=0)
+    pixels = np.moveaxis(cube, 0, -1).reshape(-1, 32).astype(np.float64)
+    best = KMeans(4, n_init=10, random_state=0).fit(pixels).inertia_
+    assert res.inertia <= best * 1.01
+    # inertia is what it says: squared distances to the reported centres
+    d = pixels - res.centers[res.labels.ravel() - 1]
+    assert res.inertia == pytest.approx(float(np.sum(d * d)), rel=1e-4)
+
+
+def test_sampled_fit_labels_every_pixel():
+    cube, gt, _ = synthetic_cube((100, 100), 8, seed=3)
+    res = cluster_image(cube, 4, channel_axis=0, max_samples=500)
+    assert (res.labels > 0).all()
+    assert adjusted_rand_score(gt.ravel(), res.labels.ravel()) > 0.99
+
+
+def test_rgba_alpha_zero_pixels_excluded_and_stay_transparent():
+    photo = sample_photo()
+    transparent = photo[..., 3] == 0
+    # Garbage colours under alpha = 0 must not influence the clusters.
+    noisy = photo.copy()
+    noisy[transparent, :3] = np.random.default_rng(0).integers(0, 256, (transparent.sum(), 3))
+    res = cluster_image(noisy, 8)
+    ref = cluster_image(photo, 8)
+    assert transparent.any()
+    assert res.recolored.shape == (*photo.shape[:2], 4)
+    assert (res.labels[transparent] == 0).all()
+    assert (res.labels[~transparent] > 0).all()
+    assert (res.recolored[transparent] == 0).all()
+    assert (res.recolored[~transparent, 3] == 255).all()
+    np.testing.assert_array_equal(res.labels, ref.labels)
+    np.testing.assert_allclose(res.centers, ref.centers)
+
+
+def test_photo_colours_are_the_centre_colours():
+    photo = sample_photo()
+    res = cluster_image(photo, 8)
+    np.testing.assert_array_equal(res.colors, np.round(res.centers).astype(np.uint8))
+    inside = photo[..., 3] > 0
+    np.testing.assert_array_equal(res.recolored[inside, :3], res.colors[res.labels[inside] - 1])
+
+
+def test_photo_exact_kmeans_quality():
+    """Unique-colour compression is exact KMeans on all pixels: same inertia as sklearn."""
+    photo = sample_photo()
+    inside = photo[..., 3] > 0
+    pixels = photo[inside, :3].astype(np.float64)
+    res = cluster_image(photo, 8)
+    best = KMeans(8, n_init=10, random_state=0).fit(pixels).inertia_
+    assert res.inertia <= best * 1.01
+    d = pixels - res.centers[res.labels[inside] - 1]
+    assert res.inertia == pytest.approx(float(np.sum(d * d)), rel=1e-6)
+
+
+def test_nan_and_mask_pixels_get_label_zero():
+    cube, _, _ = synthetic_cube((32, 32), 8, seed=1)
+    cube = cube.copy()
+    cube[3, 5, 6] = np.nan
+    cube[0, 7, 8] = np.inf
+    mask = np.ones((32, 32), bool)
+    mask[:4] = False
+    res = cluster_image(cube, 3, channel_axis=0, mask=mask)
+    assert res.labels[5, 6] == 0 and res.labels[7, 8] == 0
+    assert (res.labels[:4] == 0).all()
+    assert np.count_nonzero(res.labels) == 32 * 28 - 2
+    assert np.isfinite(res.centers).all()
+
+
+def test_greyscale_and_extra_axes():
+    img = np.repeat(np.array([10, 200, 90], np.uint8), 100).reshape(3, 10, 10)
+    res = cluster_image(img, 3, channel_axis=None)
+    assert res.labels.shape == (3, 10, 10)
+    assert res.centers.shape == (3, 1)
+    # each plane is one cluster; labels mean the same in every plane
+    for plane in range(3):
+        assert len(np.unique(res.labels[plane])) == 1
+
+
+def test_source_is_not_modified():
+    cube, _, _ = synthetic_cube((20, 20), 6, seed=4)
+    before = cube.copy()
+    cluster_image(cube, 3, channel_axis=0)
+    np.testing.assert_array_equal(cube, before)
+
+
+def test_too_few_distinct_pixels_is_a_clear_error():
+    img = np.zeros((10, 10, 3), np.uint8)
+    img[:5] = 200
+    with pytest.raises(ClusteringError, match="only 2 distinct"):
+        cluster_image(img, 3)
+    with pytest.raises(ClusteringError, match="only 1 distinct"):
+        cluster_image(np.ones((10, 10, 4), np.float32), 2, alpha=False)
+
+
+def test_everything_masked_is_a_clear_error():
+    with pytest.raises(ClusteringError, match="no pixel left"):
+        cluster_image(np.full((4, 4, 3), np.nan), 2)
+
+
+def test_progress_reported_and_cancel_stops():
+    cube, _, _ = synthetic_cube((32, 32), 8)
+    seen = []
+    cluster_image(cube, 3, channel_axis=0, progress=lambda *a: seen.append(a))
+    assert seen[0][0] == "fit" and seen[-1] == ("done", 1, 1)
+
+    def cancel(stage, done, total):
+        if stage == "refine":
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        cluster_image(cube, 3, channel_axis=0, progress=cancel)
