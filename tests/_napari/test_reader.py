@@ -36,7 +36,7 @@ def test_ground_truth_through_npe2(data_dir):
 
 def test_rgba_png_through_npe2(data_dir):
     ((data, kw, kind),) = npe2.read(
-        [str(data_dir / "png" / "basn6a08.png")], stack=False, plugin_name=PLUGIN
+        [str(data_dir / "png" / "pngsuite" / "basn6a08.png")], stack=False, plugin_name=PLUGIN
     )
     assert kind == "image" and kw["rgb"] is True and data.shape == (32, 32, 4)
 
@@ -55,3 +55,22 @@ def test_bad_file_is_a_notification_not_a_crash(data_dir, name, words, monkeypat
     assert reader(str(data_dir / "matlab" / name)) == [(None,)]
     assert len(shown) == 1
     assert name in shown[0] and words in shown[0]
+
+
+def test_several_pngs_open_as_one_stack(tmp_path):
+    from napari_spectral_clusters.io import write_png
+
+    bands = [np.full((5, 6), i * 10, np.uint8) for i in range(4)]
+    paths = [str(write_png(tmp_path / f"b{i}.png", b)) for i, b in enumerate(bands)]
+    ((data, kw, kind),) = get_reader(paths)(paths)
+    assert kind == "image" and data.shape == (4, 5, 6)
+    assert kw["metadata"]["channel_axis"] == 0
+    assert kw["axis_labels"] == ("band", "y", "x")
+
+
+def test_complex_data_warns_through_a_notification(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari_spectral_clusters._napari.reader.show_warning", shown.append)
+    scipy.io.savemat(tmp_path / "z.mat", {"z": np.ones((3, 4, 5)) * 1j})
+    ((data, _, _),) = get_reader(str(tmp_path / "z.mat"))(str(tmp_path / "z.mat"))
+    assert np.isrealobj(data) and shown and "complex" in shown[0]

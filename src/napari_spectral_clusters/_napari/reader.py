@@ -8,6 +8,7 @@ from pathlib import Path
 from napari.utils.notifications import show_error, show_warning
 
 from ..io import ImageData, ReadError, read_mat, read_png
+from ..io.png import read_png_stack
 
 _READERS = {".mat": read_mat, ".png": lambda path: [read_png(path)]}
 
@@ -24,16 +25,24 @@ def get_reader(path):
 
 
 def read_files(path):
-    """Read the files; a file that cannot be read is reported and skipped."""
+    """Read the files; a file that cannot be read is reported and skipped.
+
+    Several PNGs at once (napari passes a list when asked to stack) become one stack: one
+    band per file for greyscale files.
+    """
     paths = [path] if isinstance(path, str | Path) else list(path)
+    if len(paths) > 1 and all(Path(p).suffix.lower() == ".png" for p in paths):
+        jobs = [(f"{len(paths)} PNG files", lambda: [read_png_stack(paths)])]
+    else:
+        jobs = [(Path(p).name, lambda p=p: _READERS[Path(p).suffix.lower()](p)) for p in paths]
     layers = []
-    for p in paths:
+    for what, read in jobs:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                images = _READERS[Path(p).suffix.lower()](p)
+                images = read()
             except (ReadError, OSError) as exc:
-                show_error(f"Cannot open {Path(p).name}: {exc}")
+                show_error(f"Cannot open {what}: {exc}")
                 continue
         for w in caught:
             show_warning(str(w.message))

@@ -4,6 +4,8 @@ Which variables become layers, and how a cube is oriented:
 
 * Arrays inside structs and cells are found too, named ``struct.field`` and ``cell[i]``
   (``i`` counts from 1 in MATLAB's column-major order, as MATLAB's ``c{i}`` does).
+* v7.3 (HDF5) files are read with h5py and transposed back to MATLAB's axis order, so a cube
+  opens the same from every MATLAB version; big variables open lazily (dask).
 * A numeric array with 3 or more axes is a cube. Its spectral (band) axis is the axis whose
   length matches a wavelength vector in the file; without one, it is the **first** axis when the
   last two axes have the same length and the first differs, and the **last** axis otherwise
@@ -20,17 +22,19 @@ Which variables become layers, and how a cube is oriented:
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
 
+import h5py
 import numpy as np
 import scipy.io
 from scipy import sparse
 
 from ._image_data import ImageData, ReadError
 
-__all__ = ["read_mat"]
+__all__ = ["LAZY_BYTES", "read_mat", "write_mat73"]
 
 _WAVELENGTH_NAME = re.compile(r"wave|lambda|^wl|wl$|^bands?$|wavenumber|^nm$|freq", re.I)
 _LABELS_NAME = re.compile(r"gt|label|class|mask|truth|seg|roi", re.I)
@@ -38,18 +42,27 @@ _ROWS_NAME = re.compile(r"^(lines|n_?rows?|rows|height)$", re.I)
 _COLS_NAME = re.compile(r"^(cols|n_?cols?|columns|samples|width)$", re.I)
 
 
-def read_mat(path: str | Path) -> list[ImageData]:
+#: v7.3 variables larger than this many bytes open lazily (dask over the HDF5 dataset);
+#: the environment variable SPECTRAL_CLUSTERS_LAZY_BYTES overrides it.
+LAZY_BYTES = 512 * 2**20
+
+
+def read_mat(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageData]:
     """Read the images in a MATLAB ``.mat`` file.
 
     Parameters
     ----------
     path : str or Path
-        A MATLAB v4, v5, v6 or v7 file.
+        A MATLAB v4, v5, v6, v7 or v7.3 (HDF5) file.
+    lazy_bytes : int, optional
+        v7.3 variables larger than this open as dask arrays over the file, read only as
+        napari or the engine needs them. Default :data:`LAZY_BYTES`.
 
     Returns
     -------
     list of ImageData
-        Cubes first (band axis first), then 2-D images, then labels.
+        Cubes first (band axis first, largest last), then 2-D images, then labels; every
+        array in the orientation MATLAB shows it, whatever the file version.
 
     Raises
     ------
@@ -58,21 +71,31 @@ def read_mat(path: str | Path) -> list[ImageData]:
         holds.
     """
     path = Path(path)
-    variables = _load(path)
-    arrays = dict(_walk(variables))
-    if not arrays:
-        raise ReadError(f"{path.name} holds no image: {_describe(variables)}")
+    if lazy_bytes is None:
+        lazy_bytes = int(os.environ.get("SPECTRAL_CLUSTERS_LAZY_BYTES", LAZY_BYTES))
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    if h5py.is_hdf5(path):
+        arrays, description = _read_v73(path, lazy_bytes)
+    else:
+        variables = _load(path)
+        arrays, description = dict(_walk(variables)), _describe(variables)
+    images = _images(path, arrays)
+    if not images:
+        raise ReadError(f"{path.name} holds no image: {description}")
+    return images
 
+
+def _images(path: Path, arrays: dict) -> list[ImageData]:
+    """Decide which arrays are cubes, images and labels (rules in the module docstring)."""
     wavelengths = {n: a for n, a in arrays.items() if _is_wavelength_vector(n, a)}
     arrays, bands_first = _unflatten_pixel_matrices(arrays)
-
     cubes, planes, labels = [], [], []
     for name, arr in arrays.items():
-        if np.iscomplexobj(arr):
-            warnings.warn(f"{path.name}: {name} is complex; opening its magnitude", stacklevel=2)
-            arr = np.abs(arr)
-        if arr.ndim >= 3 and min(arr.shape) >= 1 and arr.dtype != bool:
+        if arr.ndim >= 3 and arr.dtype != bool:
+            arr = _magnitude(path, name, arr)
             cubes.append(_cube(name, arr, wavelengths, bands_first=name in bands_first))
+    cubes.sort(key=lambda c: c.data.size)
     cube_yx = {c.data.shape[-2:] for c in cubes}
     cube_bands = {c.data.shape[0] for c in cubes}
     for name, arr in arrays.items():
@@ -80,13 +103,11 @@ def read_mat(path: str | Path) -> list[ImageData]:
             continue
         if cube_bands.intersection(arr.shape) and arr.shape not in cube_yx:
             continue  # spectra (e.g. endmembers): one row or column per material
+        arr = _magnitude(path, name, np.asarray(arr))
         if _is_labels(name, path.stem, arr, cube_yx):
             labels.append(_labels(name, arr))
-        elif not np.iscomplexobj(arr):
+        else:
             planes.append(ImageData(name, arr, axis_labels=("y", "x")))
-    found = cubes + planes + labels
-    if not found:
-        raise ReadError(f"{path.name} holds no image: {_describe(variables)}")
     return [
         ImageData(
             name=img.name,
@@ -97,23 +118,110 @@ def read_mat(path: str | Path) -> list[ImageData]:
             axis_labels=img.axis_labels,
             metadata={"source": str(path), "variable": img.name, **img.metadata},
         )
-        for img in found
+        for img in cubes + planes + labels
     ]
 
 
+def _magnitude(path: Path, name: str, arr):
+    if not np.iscomplexobj(arr):
+        return arr
+    warnings.warn(f"{path.name}: {name} is complex; opening its magnitude", stacklevel=3)
+    return abs(arr)
+
+
 def _load(path: Path) -> dict:
-    """All variables of the file, with structs as record arrays and cells as object arrays."""
+    """All variables of a v4-v7 file, with structs as record arrays and cells as object arrays."""
     try:
         return scipy.io.loadmat(path, squeeze_me=False, mat_dtype=False)
-    except NotImplementedError as exc:  # v7.3: HDF5 inside
-        raise ReadError(f"{path.name} is a MATLAB v7.3 (HDF5) file: {exc}") from exc
-    except FileNotFoundError:
-        raise
     except Exception as exc:  # scipy raises ValueError, TypeError, zlib.error, ... on bad files
         raise ReadError(
             f"{path.name} could not be read as a MATLAB file (corrupt or truncated?): "
             f"{type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _read_v73(path: Path, lazy_bytes: int) -> tuple[dict, str]:
+    """Numeric arrays of a v7.3 (HDF5) file in MATLAB's orientation, and what the file holds.
+
+    HDF5 stores MATLAB's column-major arrays with their axes reversed, so every array is
+    transposed back. Large ones become dask arrays chunked as the file stores them; they keep
+    the file open for as long as they live.
+    """
+    try:
+        f = h5py.File(path, "r")
+        arrays = dict(_walk_h5(f, f, "", lazy_bytes))
+        description = ", ".join(_describe_h5(f[key], key) for key in f if key != "#refs#")
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ReadError(
+            f"{path.name} could not be read as a MATLAB v7.3 (HDF5) file: {exc}"
+        ) from exc
+    return arrays, description or "no variables"
+
+
+_H5_NUMERIC = {
+    "double",
+    "single",
+    "int8",
+    "uint8",
+    "int16",
+    "uint16",
+    "int32",
+    "uint32",
+    "int64",
+    "uint64",
+    "logical",
+}
+
+
+def _matlab_class(obj) -> str:
+    value = obj.attrs.get("MATLAB_class", b"")
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _walk_h5(f, obj, name: str, lazy_bytes: int):
+    """Yield (name, array) for numeric arrays in a v7.3 group, struct or cell, recursively."""
+    if isinstance(obj, h5py.Group):
+        if "MATLAB_sparse" in obj.attrs:
+            yield name, _h5_sparse(obj)
+            return
+        for key in obj:
+            if key != "#refs#":
+                yield from _walk_h5(f, obj[key], f"{name}.{key}" if name else key, lazy_bytes)
+        return
+    cls = _matlab_class(obj)
+    if obj.attrs.get("MATLAB_empty", 0):
+        return
+    if cls == "cell":
+        refs = obj[()].T.ravel(order="F")  # MATLAB's linear (column-major) order
+        for i, ref in enumerate(refs):
+            yield from _walk_h5(f, f[ref], f"{name}[{i + 1}]", lazy_bytes)
+    elif cls in _H5_NUMERIC:
+        yield name, _h5_array(obj, cls, lazy_bytes)
+
+
+def _h5_array(ds, cls: str, lazy_bytes: int):
+    if ds.dtype.names and {"real", "imag"} <= set(ds.dtype.names):  # complex
+        raw = ds[()]
+        return (raw["real"] + 1j * raw["imag"]).T
+    if ds.nbytes > lazy_bytes and cls != "logical":
+        import dask.array as da
+
+        return da.from_array(ds, chunks=ds.chunks or "auto").T
+    data = ds[()].T
+    return data.astype(bool) if cls == "logical" else data
+
+
+def _h5_sparse(group) -> np.ndarray:
+    shape = (int(group.attrs["MATLAB_sparse"]), len(group["jc"]) - 1)
+    data = group["data"][()] if "data" in group else np.ones(len(group["ir"]), bool)
+    matrix = sparse.csc_matrix((data, group["ir"][()], group["jc"][()]), shape=shape)
+    return matrix.toarray()
+
+
+def _describe_h5(obj, name: str) -> str:
+    cls = _matlab_class(obj) or ("struct" if isinstance(obj, h5py.Group) else "?")
+    shape = "x".join(map(str, getattr(obj, "shape", ())[::-1]))
+    return f"{name} ({shape} {cls})" if shape else f"{name} ({cls})"
 
 
 def _walk(value, name: str = ""):
@@ -136,7 +244,8 @@ def _walk(value, name: str = ""):
         np.issubdtype(value.dtype, np.number) or value.dtype == bool
     ):
         if value.size:
-            yield name, value
+            # napari and vispy want native byte order (v4/v5 files may be big-endian)
+            yield name, value.astype(value.dtype.newbyteorder("="), copy=False)
 
 
 def _describe(variables: dict) -> str:
@@ -167,8 +276,10 @@ def _is_wavelength_vector(name: str, arr: np.ndarray) -> bool:
     )
 
 
-def _wavelength_unit(values: np.ndarray) -> str | None:
-    """Unit guessed from the range: visible/IR wavelengths in nm or micrometres."""
+def _wavelength_unit(name: str, values: np.ndarray) -> str | None:
+    """Unit from the name (wavenumbers) or the range (wavelengths in nm or micrometres)."""
+    if "wavenumber" in name.lower():
+        return "cm⁻¹"
     lo, hi = float(np.min(values)), float(np.max(values))
     if 200 <= lo and hi <= 20_000:
         return "nm"
@@ -214,7 +325,7 @@ def _cube(name: str, arr: np.ndarray, wavelengths: dict, *, bands_first: bool) -
     if wl_name is not None:
         wl = np.asarray(wavelengths[wl_name], dtype=np.float64).ravel()
         metadata.update(wavelengths=wl, wavelength_variable=wl_name)
-        unit = _wavelength_unit(wl)
+        unit = _wavelength_unit(wl_name, wl)
         if unit:
             metadata["wavelength_unit"] = unit
     return ImageData(name, data, channel_axis=0, axis_labels=("band", *spatial), metadata=metadata)
@@ -247,3 +358,48 @@ def _labels(name: str, arr: np.ndarray) -> ImageData:
         top = int(np.max(arr))
         arr = arr.astype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32)
     return ImageData(name, arr, kind="labels", axis_labels=("y", "x"))
+
+
+_MATLAB_CLASS = {
+    np.dtype(np.float64): "double",
+    np.dtype(np.float32): "single",
+    **{
+        np.dtype(t): np.dtype(t).name
+        for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64)
+    },
+}
+
+
+def write_mat73(path: str | Path, variables: dict[str, np.ndarray]) -> Path:
+    """Write numeric arrays to a MATLAB v7.3 (HDF5) file that MATLAB and :func:`read_mat` open.
+
+    Arrays are stored as MATLAB stores them (axes reversed in HDF5, a ``MATLAB_class``
+    attribute, the 128-byte MATLAB header in the HDF5 user block), chunked and compressed.
+    The file appears only when complete.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with h5py.File(tmp, "w", userblock_size=512) as f:
+            for name, arr in variables.items():
+                arr = np.asarray(arr)
+                cls = "logical" if arr.dtype == bool else _MATLAB_CLASS.get(arr.dtype)
+                if cls is None:
+                    raise ValueError(f"cannot store {name} of dtype {arr.dtype} in a .mat file")
+                data = arr.astype(np.uint8) if arr.dtype == bool else arr
+                ds = f.create_dataset(
+                    name,
+                    data=data.T,
+                    chunks=True if data.size > 1 else None,
+                    compression="gzip" if data.size > 1 else None,
+                )
+                ds.attrs["MATLAB_class"] = np.bytes_(cls)
+                if arr.dtype == bool:
+                    ds.attrs["MATLAB_int_decode"] = np.int32(1)
+        header = b"MATLAB 7.3 MAT-file, written by napari-spectral-clusters, HDF5 schema 1.00 ."
+        with open(tmp, "r+b") as fh:
+            fh.write(header.ljust(116, b" ") + bytes(8) + b"\x00\x02" + b"IM")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,61 +1,189 @@
-"""PNG pictures <-> arrays: colour as RGB(A) with alpha kept, greyscale as a plain image."""
+"""PNG pictures <-> arrays: colour as RGB(A) with alpha kept, greyscale as a plain image.
+
+Every colour type and bit depth opens: 1-8-bit greyscale as uint8, 16-bit greyscale as uint16,
+palette as RGB (RGBA when it has transparency), greyscale + alpha as RGBA, 16-bit images kept
+at 16 bits (Pillow reduces 16-bit colour to 8, so 16-bit files are decoded with pypng); a
+tRNS transparent colour becomes an alpha channel. Animated PNGs open
+as a stack of frames; several same-sized files as one stack (one band per file).
+"""
 
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageSequence
 
 from ._image_data import ImageData, ReadError
 
-__all__ = ["read_png", "write_png"]
+__all__ = ["read_png", "read_png_stack", "write_png"]
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_png(path: str | Path) -> ImageData:
     """Read a PNG file.
 
-    Colour and palette images open as RGB, or RGBA when they carry transparency; greyscale
-    opens as a 2-D image (greyscale with alpha as RGBA, so the alpha is kept).
+    Returns
+    -------
+    ImageData
+        ``(M, N)`` greyscale or ``(M, N, 3|4)`` RGB(A) (``rgb=True``); animated PNGs gain a
+        leading frame axis.
 
     Raises
     ------
     ReadError
-        The file is not a readable PNG image.
+        The file is not a readable PNG image, or is too large to decode (more pixels than
+        Pillow's ``Image.MAX_IMAGE_PIXELS``): the message gives its size.
     """
     path = Path(path)
+    width, height, bit_depth, color_type = _header(path)
+    _check_size(path, width, height, bit_depth, color_type)
     try:
-        with Image.open(path) as im:
-            if im.format != "PNG":
-                raise ReadError(f"{path.name} is not a PNG file (it is {im.format})")
-            im.load()
-            mode = im.mode
-            if mode == "P":
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-            elif mode in ("LA", "PA") or (mode == "L" and "transparency" in im.info):
-                im = im.convert("RGBA")
-            elif mode == "1":
-                im = im.convert("L")
-            data = np.asarray(im)
+        if bit_depth == 16:
+            frames, mode = _read_16bit(path)
+        else:
+            frames, mode = _read_pillow(path, bit_depth)
     except ReadError:
         raise
-    except FileNotFoundError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Exception as exc:  # Pillow/pypng/zlib each raise their own on damaged data
         raise ReadError(
-            f"{path.name} could not be read as a PNG image (corrupt or truncated?): {exc}"
+            f"{path.name} could not be read as a PNG image (corrupt or truncated?): "
+            f"{type(exc).__name__}: {exc}"
         ) from exc
-    rgb = data.ndim == 3
+    data = frames[0] if len(frames) == 1 else np.stack(frames)
+    rgb = frames[0].ndim == 3
+    frame_axis = ("frame",) if len(frames) > 1 else ()
     return ImageData(
         name=path.stem,
         data=data,
         rgb=rgb,
-        channel_axis=2 if rgb else None,
-        axis_labels=("y", "x", "channel") if rgb else ("y", "x"),
-        metadata={"source": str(path), "png_mode": mode},
+        channel_axis=data.ndim - 1 if rgb else None,
+        axis_labels=(*frame_axis, "y", "x", "channel") if rgb else (*frame_axis, "y", "x"),
+        metadata={"source": str(path), "png_mode": mode, "bit_depth": bit_depth},
     )
+
+
+def read_png_stack(paths: list[str | Path]) -> ImageData:
+    """Read several same-sized PNGs as one stack along a new first axis.
+
+    Greyscale files become a spectral cube, one band per file (``channel_axis=0``), ready
+    to cluster; colour files become a stack of RGB(A) images.
+
+    Raises
+    ------
+    ReadError
+        A file cannot be read, or the files differ in size, colour type or bit depth.
+    """
+    images = [read_png(p) for p in paths]
+    first = images[0]
+    for img in images[1:]:
+        if (img.data.shape, img.data.dtype) != (first.data.shape, first.data.dtype):
+            raise ReadError(
+                f"cannot stack {Path(paths[0]).name} ({_shape(first)}) with "
+                f"{Path(img.metadata['source']).name} ({_shape(img)}): sizes or types differ"
+            )
+    data = np.stack([img.data for img in images])
+    # the shared start of the file names ("scene_band0", "scene_band1" -> "scene_band")
+    name = os.path.commonprefix([img.name for img in images]).rstrip("_-. ") or first.name  # noqa: RUF071
+    meta = {"sources": [img.metadata["source"] for img in images]}
+    if first.rgb:
+        return ImageData(
+            name,
+            data,
+            rgb=True,
+            channel_axis=data.ndim - 1,
+            axis_labels=("file", *first.axis_labels),
+            metadata=meta,
+        )
+    return ImageData(
+        name,
+        data,
+        channel_axis=0,
+        axis_labels=("band", *first.axis_labels),
+        metadata={**meta, "channel_axis": 0},
+    )
+
+
+def _shape(img: ImageData) -> str:
+    return f"{'x'.join(map(str, img.data.shape))} {img.data.dtype}"
+
+
+def _header(path: Path) -> tuple[int, int, int, int]:
+    """Width, height, bit depth and colour type from the IHDR chunk, without decoding."""
+    with open(path, "rb") as f:
+        head = f.read(33)
+    if len(head) < 33 or head[:8] != _SIGNATURE or head[12:16] != b"IHDR":
+        raise ReadError(f"{path.name} is not a PNG file (no PNG signature and header)")
+    width, height, bit_depth, color_type = struct.unpack(">IIBB", head[16:26])
+    return width, height, bit_depth, color_type
+
+
+def _check_size(path: Path, width: int, height: int, bit_depth: int, color_type: int):
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and width * height > limit:
+        channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(color_type, 4)
+        decoded = width * height * channels * max(bit_depth, 8) // 8
+        raise ReadError(
+            f"{path.name} is {width} x {height} pixels ({decoded / 2**30:.1f} GiB decoded), "
+            f"more than the {limit:,} pixels allowed (PIL.Image.MAX_IMAGE_PIXELS); "
+            "refusing to decode it"
+        )
+
+
+def _read_pillow(path: Path, bit_depth: int) -> tuple[list[np.ndarray], str]:
+    """The frames of a PNG (one unless animated) and its Pillow mode."""
+    with warnings.catch_warnings():
+        # sizes are checked above against the same limit, with a clearer message
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            if im.format != "PNG":
+                raise ReadError(f"{path.name} is not a PNG file (it is {im.format})")
+            mode = im.mode
+            frames = [_normalise(frame.copy(), bit_depth) for frame in ImageSequence.Iterator(im)]
+    return frames, mode
+
+
+def _normalise(im: Image.Image, bit_depth: int) -> np.ndarray:
+    """One frame as an array: palette -> RGB(A), grey + alpha -> RGBA, 1-bit -> 0/255."""
+    if im.mode in ("1", "L") and "transparency" in im.info:
+        # Pillow compares the tRNS grey level with pixels already scaled to 8 bits, so
+        # for 1-4-bit files it misses the transparent pixels: scale the level too.
+        grey = np.asarray(im.convert("L"))
+        level = im.info["transparency"] * 255 // (2**bit_depth - 1)
+        alpha = np.where(grey == level, 0, 255).astype(np.uint8)
+        return np.dstack([grey, grey, grey, alpha])
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif im.mode in ("LA", "PA") or (im.mode == "RGB" and "transparency" in im.info):
+        im = im.convert("RGBA")
+    elif im.mode == "1":
+        im = im.convert("L")
+    return np.asarray(im)
+
+
+def _read_16bit(path: Path) -> tuple[list[np.ndarray], str]:
+    """A 16-bit PNG at full depth: grey as uint16 2-D, colour or any alpha as RGB(A) uint16.
+
+    pypng, because Pillow has no 16-bit colour modes (it reduces them to 8 bits); its
+    ``asDirect`` also turns a tRNS transparent colour into an alpha channel.
+    """
+    import png
+
+    with open(path, "rb") as f:  # pypng's filename= leaves the file open
+        width, height, rows, info = png.Reader(file=f).asDirect()
+        data = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    data = data.reshape(height, width, info["planes"])
+    if info["greyscale"] and info["alpha"]:  # RGBA, so an RGB layer keeps the alpha
+        data = data[..., [0, 0, 0, 1]]
+    elif info["greyscale"]:
+        data = data[..., 0]
+    mode = {2: "I;16", 3: "RGB", 4: "RGBA"}.get(data.ndim if data.ndim == 2 else data.shape[2])
+    return [data], mode
 
 
 def write_png(path: str | Path, data: np.ndarray) -> Path:
