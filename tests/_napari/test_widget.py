@@ -117,3 +117,21 @@ def test_too_many_clusters_says_so_and_changes_nothing(viewer_and_widget, errors
     assert [layer.name for layer in viewer.layers] == ["two colours"]
     assert errors and "only 2 distinct" in errors[0]
     assert w.run_button.enabled and not w.running
+
+
+def test_band_axis_can_be_overridden(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    rng = np.random.default_rng(0)
+    # a (y, x, band) cube without reader metadata: "auto" would take axis 0 as bands
+    gt = np.zeros((20, 30), int)
+    gt[:, 15:] = 1
+    cube = np.array([[0.1] * 6, [0.9] * 6])[gt] + rng.normal(0, 0.01, (20, 30, 6))
+    viewer.add_image(cube, name="yxb")
+    assert list(w.channel_axis.choices) == ["auto", "none", 0, 1, 2]
+    w.channel_axis.value = 2
+    w.n_clusters.value = 2
+    w.run(wait=True)
+    labels = viewer.layers["yxb clusters"].data
+    assert labels.shape == (20, 30)
+    assert len(np.unique(labels[:, :15])) == 1 and len(np.unique(labels[:, 15:])) == 1
+    assert labels[0, 0] != labels[0, -1]

@@ -7,6 +7,8 @@ import scipy.io
 from napari_spectral_clusters.io import ReadError, read_mat
 from napari_spectral_clusters.io.mat import write_mat73
 
+from ..conftest import DATA
+
 
 def test_samson_cube_band_axis_first_and_same_values(data_dir):
     path = data_dir / "hsi" / "Samson.mat"
@@ -288,3 +290,20 @@ def test_uint16_and_nan_kept(tmp_path):
     images = {img.name: img for img in read_mat(tmp_path / "k.mat")}
     assert images["counts"].data.dtype == np.uint16
     assert np.isnan(images["refl"].data[3, 1, 2])
+
+
+SHARED_HSI = DATA.parent.parent.parent / "shared" / "data" / "hsi"
+
+
+@pytest.mark.skipif(
+    not (SHARED_HSI / "jasperRidge2_R198.mat").exists(),
+    reason="Jasper Ridge (4 MB) is read from ../shared/data, beside the checkout",
+)
+def test_jasper_ridge_opens_as_the_cube_a_user_expects():
+    path = SHARED_HSI / "jasperRidge2_R198.mat"
+    raw = scipy.io.loadmat(path)
+    (cube,) = read_mat(path)
+    assert cube.data.shape == (198, 100, 100) and cube.data.dtype == np.uint16
+    # pixel p of Y is MATLAB's (p mod lines, p div lines): column-major
+    for p in (0, 1, 99, 100, 4321, 9999):
+        np.testing.assert_array_equal(cube.data[:, p % 100, p // 100], raw["Y"][:, p])

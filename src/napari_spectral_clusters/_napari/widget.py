@@ -6,7 +6,7 @@ import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import Container, Label, PushButton, SpinBox, create_widget
+from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox, create_widget
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils import progress
@@ -30,6 +30,9 @@ class ClusterWidget(Container):
         super().__init__()
         self._viewer = viewer
         self.image = create_widget(annotation=Image, name="image", label="image")
+        self.channel_axis = ComboBox(
+            name="channel_axis", label="band axis", choices=self._axis_choices
+        )
         self.n_clusters = SpinBox(name="n_clusters", label="clusters", value=8, min=1, max=255)
         self.random_state = SpinBox(
             name="random_state", label="seed", value=0, min=0, max=2**31 - 1
@@ -40,6 +43,7 @@ class ClusterWidget(Container):
         self.extend(
             [
                 self.image,
+                self.channel_axis,
                 self.n_clusters,
                 self.random_state,
                 self.run_button,
@@ -47,6 +51,7 @@ class ClusterWidget(Container):
                 self.status,
             ]
         )
+        self.image.changed.connect(self.channel_axis.reset_choices)
         self.run_button.changed.connect(lambda: self.run())
         self.cancel_button.changed.connect(self.cancel)
         self._worker = None
@@ -69,6 +74,17 @@ class ClusterWidget(Container):
             if active in self.image.choices:
                 self.image.value = active
 
+    def _axis_choices(self, _widget=None) -> list[tuple[str, object]]:
+        """ "auto" (the reader's band axis, or the colour axis), or any axis of the layer."""
+        layer = self.image.value
+        choices: list[tuple[str, object]] = [("auto", "auto")]
+        if layer is None or layer.rgb:
+            return choices
+        names = tuple(getattr(layer, "axis_labels", ())) or tuple(map(str, range(layer.ndim)))
+        choices.append(("none (greyscale)", "none"))
+        choices += [(f"{axis}: {name}", axis) for axis, name in enumerate(names)]
+        return choices
+
     @property
     def running(self) -> bool:
         return self._worker is not None
@@ -86,7 +102,7 @@ class ClusterWidget(Container):
         if layer is None:
             show_error("No image layer to cluster: open a .mat or .png file, or a sample.")
             return None
-        channel_axis, alpha = _features_of(layer)
+        channel_axis, alpha = _features_of(layer, self.channel_axis.value)
         data = np.asarray(layer.data)
         n_clusters, seed = int(self.n_clusters.value), int(self.random_state.value)
         self._cancel.clear()
@@ -102,7 +118,7 @@ class ClusterWidget(Container):
             relay=self._relay,
             _start_thread=False,
         )
-        worker.returned.connect(lambda outcome: self._show(layer, *outcome))
+        worker.returned.connect(lambda outcome: self._show(layer, channel_axis, *outcome))
         worker.errored.connect(self._report_bug)
         worker.finished.connect(self._finished)
         self._worker = worker
@@ -138,7 +154,13 @@ class ClusterWidget(Container):
         # napari's worker already shows the exception with its traceback: a bug, not bad input.
         self.status.value = f"failed: {type(exc).__name__}"
 
-    def _show(self, source: Image, result: ClusterResult | None, error: Exception | None):
+    def _show(
+        self,
+        source: Image,
+        channel_axis: int | None,
+        result: ClusterResult | None,
+        error: Exception | None,
+    ):
         """Add the result layers above the source, or update them in place on a rerun."""
         if isinstance(error, Cancelled):
             self.status.value = "cancelled"
@@ -148,7 +170,7 @@ class ClusterWidget(Container):
             self.status.value = "not clustered"
             show_error(f"Cannot cluster {source.name}: {error}")
             return
-        keep = _spatial_axes(source)
+        keep = _spatial_axes(source, channel_axis)
         transform = _sub_transform(source, keep)
         meta = {
             "spectral_clusters_source": source.name,
@@ -221,22 +243,26 @@ def _cluster_in_thread(data, n_clusters, *, cancel: threading.Event, relay, **kw
         return None, exc
 
 
-def _features_of(layer: Image) -> tuple[int | None, bool]:
+def _features_of(layer: Image, choice="auto") -> tuple[int | None, bool]:
     """The layer's feature (band/colour) axis in its data, and whether it carries alpha.
 
-    RGB(A) layers: the colour axis. Cubes: the axis the reader recorded in metadata, else the
-    first axis (napari's channel-first convention). 2-D images: none (greyscale).
+    RGB(A) layers: the colour axis. Otherwise the user's ``choice`` (an axis, or "none" for
+    greyscale); for "auto", the axis the reader recorded in metadata, else the first axis
+    (napari's channel-first convention) for 3-D and larger, none for 2-D images.
     """
     if layer.rgb:
         return -1, layer.data.shape[-1] == 4
+    if choice == "none":
+        return None, False
+    if isinstance(choice, int):
+        return choice, False
     if "channel_axis" in layer.metadata:
         return int(layer.metadata["channel_axis"]), False
     return (0 if layer.ndim >= 3 else None), False
 
 
-def _spatial_axes(layer: Image) -> list[int]:
+def _spatial_axes(layer: Image, channel_axis: int | None) -> list[int]:
     """Layer dimensions that remain in the result (all but the band axis)."""
-    channel_axis, _ = _features_of(layer)
     if layer.rgb or channel_axis is None:
         return list(range(layer.ndim))
     drop = channel_axis % layer.ndim
