@@ -175,12 +175,21 @@ def test_everything_masked_is_a_clear_error():
 def test_progress_reported_and_cancel_stops():
     cube, _, _ = synthetic_cube((32, 32), 8)
     seen = []
-    cluster_image(cube, 3, channel_axis=0, progress=lambda *a: seen.append(a))
-    assert seen[0][0] == "fit" and seen[-1] == ("done", 1, 1)
+    res = cluster_image(cube, 3, channel_axis=0, n_init=3, progress=seen.append)
+    assert [e.stage for e in seen[:3]] == ["fit"] * 3
+    assert [(e.done, e.total) for e in seen[:3]] == [(1, 3), (2, 3), (3, 3)]
+    assert seen[3].stage == "refine" and seen[-1].stage == "done"
+    assert seen[-1].inertia == res.inertia
+    refine = [e.inertia for e in seen if e.stage == "refine"]
+    assert refine == sorted(refine, reverse=True)  # Lloyd never increases the inertia
 
-    def cancel(stage, done, total):
-        if stage == "refine":
+    calls = []
+
+    def cancel(event):
+        calls.append(event)
+        if event.stage == "refine":
             raise Cancelled
 
     with pytest.raises(Cancelled):
         cluster_image(cube, 3, channel_axis=0, progress=cancel)
+    assert calls[-1].stage == "refine" and calls[-1].done == 1  # stopped at the first pass

@@ -1,7 +1,20 @@
 """The clustering engine: image pixels -> cluster labels, centres, colours and statistics.
 
-Pure numpy/scikit-learn; no napari, no Qt. Cost is "fit on a sample + a few chunked passes
-over all pixels", in float32, without a Python loop over pixels.
+Pure numpy; no napari, no Qt. Cost is "fit on a sample + a few chunked passes over all
+pixels", in float32, without a Python loop over pixels:
+
+1. draw a random sample of the pixels (8-bit colour: of the distinct colours, weighted by how
+   many pixels wear each — exact, and far fewer than the pixels);
+2. on the sample, in its leading principal components, run ``n_init`` k-means++ starts with
+   Lloyd iterations and keep the best;
+3. refine with Lloyd passes over all pixels in full feature space, chunk by chunk, until the
+   inertia stops falling; the last pass gives the labels, the centres (means, in the input's
+   units), per-cluster standard deviations and the inertia.
+
+The iterations are our own rather than :class:`sklearn.cluster.KMeans`: it can neither report
+progress per iteration nor be cancelled, and its per-call set-up (validation, thread-pool
+inspection) costs more than the whole fit of a typical cube. BLAS does the heavy lifting
+either way (one float32 matrix product per chunk).
 """
 
 from __future__ import annotations
@@ -9,21 +22,32 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
 
 import numpy as np
 from scipy import sparse
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 
 from .color import center_colors
 
-__all__ = ["Cancelled", "ClusterResult", "ClusteringError", "cluster_image"]
+__all__ = ["Cancelled", "ClusterResult", "ClusteringError", "ProgressEvent", "cluster_image"]
 
-#: Pixels per chunk in the labelling passes: large enough for BLAS, small enough that the
-#: float32 copy of a chunk and its distance matrix stay a few tens of MB.
+#: Pixels per chunk in the passes over all pixels: large enough for BLAS, small enough that
+#: the float32 copy of a chunk and its distances stay a few tens of MB.
 CHUNK_PIXELS = 65_536
+#: Images whose float32 features fit in this many bytes are converted once and kept for all
+#: passes; larger ones are converted chunk by chunk in every pass, so memory stays flat.
+CACHE_BYTES = 64 * 2**20
 
-Progress = Callable[[str, int, int], None]
+Preprocessing = Literal["none", "standardize", "unit", "pca"]
+
+
+class ProgressEvent(NamedTuple):
+    """One progress report: ``done`` of ``total`` steps of ``stage``, inertia so far."""
+
+    stage: str
+    done: int
+    total: int
+    inertia: float = float("nan")
 
 
 class ClusteringError(ValueError):
@@ -32,6 +56,15 @@ class ClusteringError(ValueError):
 
 class Cancelled(Exception):
     """Raised by a progress callback to stop a run; :func:`cluster_image` lets it through."""
+
+
+class _TooFewDistinct(ClusteringError):
+    def __init__(self, n_distinct: int, n_clusters: int):
+        self.n_distinct = n_distinct
+        super().__init__(
+            f"the image has only {n_distinct} distinct pixel value(s), fewer than the "
+            f"{n_clusters} clusters asked for; ask for at most {n_distinct}"
+        )
 
 
 @dataclass(frozen=True)
@@ -43,13 +76,17 @@ class ClusterResult:
     labels : (M, N[, ...]) ndarray of unsigned int
         Cluster of every pixel, 1..k numbered by cluster size (1 = largest); 0 = excluded.
     centers : (k, C) ndarray of float64
-        Mean of each cluster's pixels, in the input's units (row ``i`` is label ``i + 1``).
+        Mean of each cluster's pixels, in the input's units (row ``i`` is label ``i + 1``):
+        the cluster's mean spectrum or colour.
+    std : (k, C) ndarray of float64
+        Standard deviation of each feature within each cluster, in the input's units.
     colors : (k, 3) ndarray of uint8
         Display colour of each cluster (row ``i`` is label ``i + 1``).
     recolored : (M, N[, ...], 3 or 4) ndarray of uint8
         Every pixel in its cluster's colour; RGBA when the input had alpha (alpha 0 kept).
     inertia : float
-        Sum of squared distances of the pixels to their cluster centre, in input units.
+        Sum of squared distances of the pixels to their cluster centre, in the space that was
+        clustered (the input's units unless preprocessed).
     counts : (k,) ndarray of int64
         Pixels in each cluster.
     params : dict
@@ -58,6 +95,7 @@ class ClusterResult:
 
     labels: np.ndarray
     centers: np.ndarray
+    std: np.ndarray
     colors: np.ndarray
     recolored: np.ndarray
     inertia: float
@@ -68,6 +106,11 @@ class ClusterResult:
     def n_clusters(self) -> int:
         return len(self.centers)
 
+    @property
+    def fractions(self) -> np.ndarray:
+        """Share of the clustered pixels in each cluster."""
+        return self.counts / max(int(self.counts.sum()), 1)
+
 
 def cluster_image(
     image: np.ndarray,
@@ -76,38 +119,57 @@ def cluster_image(
     channel_axis: int | None = -1,
     mask: np.ndarray | None = None,
     alpha: bool | None = None,
+    preprocessing: Preprocessing = "none",
+    n_components: int | None = None,
     random_state: int = 0,
-    max_samples: int = 100_000,
-    n_init: int = 3,
-    max_refine: int = 3,
-    progress: Progress | None = None,
+    reduce_k: bool = False,
+    max_samples: int = 5_000,
+    n_init: int = 4,
+    max_refine: int = 10,
+    tol: float = 1e-4,
+    progress: Callable[[ProgressEvent], None] | None = None,
 ) -> ClusterResult:
     """Cluster the pixels of an image with KMeans.
 
     Parameters
     ----------
     image : (M, N[, ...], C) ndarray
-        Greyscale image (``channel_axis=None``), RGB(A) picture or spectral cube. The
-        channel axis holds each pixel's features (colour or spectrum).
+        Greyscale image (``channel_axis=None``), RGB(A) picture or spectral cube, with any
+        number of extra axes (z, time): all pixels are clustered together, so a label means
+        the same in every plane.
     n_clusters : int
         Number of clusters k.
     channel_axis : int or None
-        Axis of ``image`` holding the features; None for a greyscale image.
+        Axis of ``image`` holding each pixel's features (colour or spectrum); None for a
+        greyscale image.
     mask : (M, N[, ...]) ndarray, optional
-        Pixels to cluster: True or non-zero. Others get label 0.
+        Pixels to cluster: True or non-zero (a boolean mask or a labels image).
     alpha : bool, optional
         Whether the last of 4 channels is alpha (not a feature; alpha = 0 pixels are excluded
         and stay transparent). Default: True for 4-channel integer images, as PNGs are.
+    preprocessing : {"none", "standardize", "unit", "pca"}
+        Features clustered: as given; each band scaled to zero mean and unit variance; each
+        spectrum scaled to unit length (clusters by spectral shape, whatever the brightness);
+        the leading ``n_components`` principal components.
+    n_components : int, optional
+        For ``preprocessing="pca"``: components kept (default: enough for 99.9% of the
+        variance, at most 32).
     random_state : int
         Seed; the same seed gives the same result.
+    reduce_k : bool
+        With fewer distinct pixels than ``n_clusters``, cluster into that many with a warning
+        instead of raising :class:`ClusteringError`.
     max_samples : int
-        KMeans is fitted on at most this many randomly drawn pixels, then refined on all.
+        Pixels drawn for the initial fit.
     n_init : int
-        k-means++ initialisations tried on the sample; the best is kept.
+        k-means++ starts tried on the sample; the best is refined on all pixels.
     max_refine : int
-        At most this many Lloyd iterations over all pixels after the sample fit.
+        At most this many Lloyd passes over all pixels.
+    tol : float
+        Refinement stops when a pass lowers the inertia by less than this fraction.
     progress : callable, optional
-        Called as ``progress(stage, done, total)``; raise :class:`Cancelled` in it to stop.
+        Called with a :class:`ProgressEvent` after each step; raise :class:`Cancelled` in it
+        to stop the run promptly.
 
     Returns
     -------
@@ -116,83 +178,448 @@ def cluster_image(
     Raises
     ------
     ClusteringError
-        When there is no pixel to cluster, or fewer distinct pixels than clusters.
+        No pixel to cluster, or fewer distinct pixels than clusters (unless ``reduce_k``).
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
     >>> img = np.where(np.arange(8)[:, None, None] < 4, 0.2, 0.8) + rng.normal(0, .01, (8, 8, 5))
     >>> res = cluster_image(img, 2)
-    >>> res.labels.shape, res.recolored.shape, res.centers.shape
-    ((8, 8), (8, 8, 3), (2, 5))
+    >>> res.labels.shape, res.recolored.shape, res.centers.shape, res.counts.tolist()
+    ((8, 8), (8, 8, 3), (2, 5), [32, 32])
     """
     image = np.asarray(image)
     if image.dtype == bool:
         image = image.view(np.uint8)
-    n_clusters = int(n_clusters)
-    if n_clusters < 1:
-        raise ClusteringError(f"the number of clusters must be at least 1, not {n_clusters}")
     if not np.issubdtype(image.dtype, np.number):
         raise ClusteringError(f"cannot cluster an image of dtype {image.dtype}")
     if np.iscomplexobj(image):
         raise ClusteringError("cannot cluster complex values; take their magnitude first")
-    if channel_axis is None:
-        view = image[..., np.newaxis]
-    else:
-        view = np.moveaxis(image, channel_axis, -1)
-    if view.ndim < 2 or view.shape[-1] == 0:
+    if int(n_clusters) < 1:
+        raise ClusteringError(f"the number of clusters must be at least 1, not {n_clusters}")
+    if preprocessing not in ("none", "standardize", "unit", "pca"):
+        raise ValueError(f"unknown preprocessing {preprocessing!r}")
+    view = image[..., np.newaxis] if channel_axis is None else np.moveaxis(image, channel_axis, -1)
+    if view.ndim < 2 or view.shape[-1] == 0 or view.size == 0:
         raise ClusteringError(f"cannot cluster an image of shape {image.shape}")
     if alpha is None:
         alpha = view.shape[-1] == 4 and np.issubdtype(view.dtype, np.integer)
     spatial = view.shape[:-1]
-    report = progress or (lambda stage, done, total: None)
 
-    valid = np.ones(spatial, dtype=bool)
+    allowed = np.ones(spatial, dtype=bool)
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape != spatial:
             raise ClusteringError(f"mask shape {mask.shape} does not match image {spatial}")
-        valid &= mask.astype(bool)
+        allowed &= mask.astype(bool)
     if alpha:
-        valid &= view[..., -1] > 0
+        allowed &= view[..., -1] > 0
         view = view[..., :-1]
-    if np.issubdtype(view.dtype, np.floating):
-        valid &= np.isfinite(view).all(axis=-1)
-    n_valid = int(np.count_nonzero(valid))
-    if n_valid == 0:
-        raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
 
     params = {
-        "n_clusters": n_clusters,
-        "random_state": int(random_state),
+        "n_clusters": int(n_clusters),
         "channel_axis": channel_axis,
         "alpha": bool(alpha),
+        "preprocessing": preprocessing,
+        "n_components": n_components,
+        "random_state": int(random_state),
         "max_samples": int(max_samples),
         "n_init": int(n_init),
         "max_refine": int(max_refine),
+        "tol": float(tol),
     }
-    if view.dtype == np.uint8 and view.shape[-1] <= 4:
-        labels, centers, counts, inertia = _cluster_by_unique_colors(
-            view, valid, n_clusters, random_state, n_init, report
+    report = progress or (lambda event: None)
+    data = _Pixels.from_image(view, allowed)
+    try:
+        fit = _fit(data, int(n_clusters), params, report)
+    except _TooFewDistinct as exc:
+        if not reduce_k:
+            raise
+        warnings.warn(
+            f"{exc}: clustering into {exc.n_distinct} clusters instead", UserWarning, stacklevel=2
         )
-    else:
-        labels, centers, counts, inertia = _cluster_by_sample(
-            view, valid, n_clusters, random_state, max_samples, n_init, max_refine, report
-        )
+        params["n_clusters_used"] = exc.n_distinct
+        fit = _fit(data, exc.n_distinct, params, report)
 
-    labels, centers, counts = _number_by_size(labels, centers, counts)
+    labels, centers, std, counts = _number_by_size(*fit[:4])
     colors = center_colors(centers, image.dtype, rgb=view.shape[-1] == 3)
     recolored = _recolor(labels, colors, alpha=alpha)
-    report("done", 1, 1)
+    report(ProgressEvent("done", 1, 1, fit[4]))
     return ClusterResult(
         labels=labels,
         centers=centers,
+        std=std,
         colors=colors,
         recolored=recolored,
-        inertia=float(inertia),
+        inertia=float(fit[4]),
         counts=counts,
         params=params,
     )
+
+
+# --- the pixels, chunk by chunk ----------------------------------------------------------------
+
+
+@dataclass
+class _Pixels:
+    """The pixels to cluster, handed out in float32 chunks.
+
+    Either an image view (spatial..., C) with the ``allowed`` mask, or — for 8-bit colour —
+    its distinct colours with pixel counts as weights and the map back to the image.
+    """
+
+    view: np.ndarray
+    allowed: np.ndarray
+    uniques: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    inverse: np.ndarray | None = None
+
+    @classmethod
+    def from_image(cls, view: np.ndarray, allowed: np.ndarray) -> _Pixels:
+        if view.dtype != np.uint8 or view.shape[-1] > 4:
+            return cls(view, allowed)
+        codes = np.zeros(view.shape[:-1], dtype=np.uint32)
+        for c in range(view.shape[-1]):
+            codes |= view[..., c].astype(np.uint32) << np.uint32(8 * c)
+        uniq, inverse, weights = np.unique(codes[allowed], return_inverse=True, return_counts=True)
+        colors = np.stack([(uniq >> np.uint32(8 * c)) & 0xFF for c in range(view.shape[-1])], 1)
+        return cls(view, allowed, colors.astype(np.float32), weights.astype(np.float64), inverse)
+
+    @property
+    def n_features(self) -> int:
+        return self.view.shape[-1]
+
+    @property
+    def nbytes_float32(self) -> int:
+        n = len(self.uniques) if self.uniques is not None else self.allowed.size
+        return 4 * n * self.n_features
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``n`` finite pixels drawn at random (float64), with their weights."""
+        if self.uniques is not None:
+            if len(self.uniques) <= n:
+                return self.uniques.astype(np.float64), self.weights
+            pick = np.sort(
+                rng.choice(
+                    len(self.uniques), n, replace=False, p=self.weights / self.weights.sum()
+                )
+            )
+            return self.uniques[pick].astype(np.float64), np.ones(n)
+        flat = np.flatnonzero(self.allowed)
+        if len(flat) > n:
+            flat = np.sort(rng.choice(flat, n, replace=False))
+        x = self.view[np.unravel_index(flat, self.allowed.shape)].astype(np.float64)
+        x = x[np.isfinite(x).all(axis=1)]
+        return x, np.ones(len(x))
+
+    def chunks(self):
+        """Yield (float32 features, weights or None, where the rows go) over all pixels."""
+        if self.uniques is not None:
+            yield self.uniques, self.weights, None
+            return
+        view, allowed = self.view, self.allowed
+        per_row = int(np.prod(view.shape[1:-1], dtype=np.int64)) or 1
+        step = max(1, CHUNK_PIXELS // per_row)
+        for start in range(0, view.shape[0], step):
+            rows = slice(start, min(start + step, view.shape[0]))
+            ok = allowed[rows].reshape(-1)
+            block = view[rows].reshape(-1, view.shape[-1])[ok].astype(np.float32)
+            if np.issubdtype(view.dtype, np.floating):
+                finite = np.isfinite(block).all(axis=1)
+                if not finite.all():
+                    ok[np.flatnonzero(ok)[~finite]] = False
+                    block = block[finite]
+            yield block, None, (rows, ok)
+
+    def empty_labels(self, n_clusters: int) -> np.ndarray:
+        return np.zeros(self.allowed.shape, dtype=_label_dtype(n_clusters))
+
+    def put(self, labels: np.ndarray, where, lab: np.ndarray) -> None:
+        if where is None:  # distinct colours -> every pixel wearing them
+            labels[self.allowed] = lab[self.inverse] + 1
+            return
+        rows, ok = where
+        out = np.zeros(ok.shape, dtype=labels.dtype)
+        out[ok] = lab + 1
+        labels[rows] = out.reshape(labels[rows].shape)
+
+    def distinct(self) -> np.ndarray:
+        """The distinct finite pixel values (only needed in degenerate cases)."""
+        if self.uniques is not None:
+            return self.uniques
+        return np.unique(np.concatenate([b for b, _, _ in self.chunks()]), axis=0)
+
+
+# --- preprocessing -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Features:
+    """Maps input pixels to the space that is clustered: offset, scale, unit length, PCA."""
+
+    offset: np.ndarray
+    scale: np.ndarray | None = None
+    unit: bool = False
+    components: np.ndarray | None = None
+
+    @classmethod
+    def fit(cls, sample: np.ndarray, weights: np.ndarray, params: dict) -> _Features:
+        kind = params["preprocessing"]
+        mean = np.average(sample, axis=0, weights=weights)
+        if kind == "unit":
+            return cls(offset=np.zeros_like(mean), unit=True)
+        if kind == "standardize":
+            var = np.average((sample - mean) ** 2, axis=0, weights=weights)
+            return cls(offset=mean, scale=1 / np.sqrt(np.where(var > 0, var, 1.0)))
+        if kind == "pca":
+            comps = _principal_axes(sample - mean, weights, params["n_components"])
+            return cls(offset=mean, components=comps)
+        # Centring on the sample mean costs nothing and keeps float32 distances precise when
+        # all pixels share a large offset (e.g. uint16 counts around 30000 differing by tens).
+        return cls(offset=mean)
+
+    @property
+    def identity(self) -> bool:
+        """Features are the input minus the offset: centres and spreads need no raw sums."""
+        return not self.unit and self.scale is None and self.components is None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """float32 features of the (n, C) pixels ``x``."""
+        x = np.asarray(x, dtype=np.float32) - self.offset.astype(np.float32)
+        if self.unit:
+            norm = np.linalg.norm(x, axis=1, keepdims=True)
+            x /= np.where(norm > 0, norm, 1)
+        if self.scale is not None:
+            x *= self.scale.astype(np.float32)
+        if self.components is not None:
+            x = x @ self.components.T.astype(np.float32)
+        return x
+
+
+def _principal_axes(centred: np.ndarray, weights: np.ndarray, n: int | None) -> np.ndarray:
+    """Leading principal axes (rows) of weighted, centred samples.
+
+    From the eigenvectors of the C x C covariance: one matrix product, cheaper than an SVD of
+    the samples when there are many more samples than features.
+    """
+    centred = np.asarray(centred)  # float32 samples give a float32 product: fast enough here
+    w = (weights / weights.sum()).astype(centred.dtype)[:, None]
+    var, vecs = np.linalg.eigh(((centred * w).T @ centred).astype(np.float64))
+    var, vecs = np.maximum(var[::-1], 0), vecs[:, ::-1].T
+    if n is None:
+        share = np.cumsum(var) / max(np.sum(var), np.finfo(float).tiny)
+        n = min(int(np.searchsorted(share, 0.999)) + 1, 32)
+    return vecs[: max(1, min(n, len(vecs)))]
+
+
+# --- fitting ---------------------------------------------------------------------------------
+
+
+def _fit(data: _Pixels, k: int, params: dict, report):
+    """Sample fit, then Lloyd passes over all pixels. Returns labels, centres, std, counts,
+    inertia (centres and std in input units, clusters in fit order)."""
+    rng = np.random.default_rng(params["random_state"])
+    sample, weights = data.sample(params["max_samples"], rng)
+    if len(sample) == 0:
+        if not data.allowed.any() or data.uniques is not None:
+            raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
+        sample, weights = _finite_sample(data, params["max_samples"], rng)
+    features = _Features.fit(sample, weights, params)
+    xs = features(sample)
+    centers = _best_start(xs, weights, k, params, rng, report)
+    if centers is None:  # the sample has fewer distinct pixels than k: does the image?
+        distinct = data.distinct()
+        if len(distinct) < k:
+            raise _TooFewDistinct(len(distinct), k)
+        centers = _best_start(features(distinct), None, k, params, rng, report)
+
+    labels = data.empty_labels(k)
+    inertia = np.inf
+    n_passes = max(1, params["max_refine"])
+    chunks = _feature_chunks(data, features)
+    if data.nbytes_float32 <= CACHE_BYTES:  # small: convert once, not once per pass
+        chunks = list(chunks)
+    for it in range(n_passes):
+        acc = _Accumulator(k, data.n_features, centers.shape[1], features.identity)
+        for feats, w, where, raw in chunks:
+            lab, _ = _nearest(feats, centers)
+            data.put(labels, where, lab)
+            acc.add(lab, w, feats, raw)
+        if np.any(acc.counts == 0):
+            n_distinct = len(data.distinct())
+            if n_distinct < k:
+                raise _TooFewDistinct(n_distinct, k)
+        new_centers = acc.feature_means(fallback=centers)
+        new_inertia = acc.inertia_about_means()
+        report(ProgressEvent("refine", it + 1, n_passes, new_inertia))
+        converged = inertia - new_inertia <= params["tol"] * new_inertia
+        centers, inertia = new_centers, new_inertia
+        if converged:
+            break
+        if not isinstance(chunks, list):
+            chunks = _feature_chunks(data, features)
+    if not acc.counts.any():
+        raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
+    means, std = acc.input_mean_std(features.offset)
+    return labels, means, std, acc.counts, inertia
+
+
+def _feature_chunks(data: _Pixels, features: _Features):
+    """(features, weights, where, input pixels - offset or None) for every chunk."""
+    for block, w, where in data.chunks():
+        raw = None if features.identity else block - features.offset.astype(np.float32)
+        yield features(block), w, where, raw
+
+
+def _finite_sample(data: _Pixels, n: int, rng: np.random.Generator):
+    """Sample among finite pixels only, when a random draw found none (mostly-NaN images)."""
+    rows = np.concatenate([b for b, _, _ in data.chunks()]) if data.allowed.any() else []
+    if len(rows) == 0:
+        raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
+    pick = rng.choice(len(rows), min(n, len(rows)), replace=False)
+    return rows[np.sort(pick)].astype(np.float64), np.ones(len(pick))
+
+
+def _best_start(xs, weights, k, params, rng, report) -> np.ndarray | None:
+    """Best of ``n_init`` k-means++ + Lloyd runs on the sample, in full feature space.
+
+    The starts are searched in the sample's leading principal components (cheap, and what
+    separates clusters); the winner's clusters then give centres in full feature space.
+    None when the sample has fewer distinct points than k.
+    """
+    weights = np.ones(len(xs)) if weights is None else weights
+    n_init = max(1, params["n_init"])
+    reduced = xs
+    if xs.shape[1] > 8:
+        axes = _principal_axes(xs - np.average(xs, axis=0, weights=weights), weights, None)
+        reduced = xs @ axes.T.astype(np.float32)
+    best, best_inertia = None, np.inf
+    for i in range(n_init):
+        start = _kmeans_plusplus(reduced, weights, k, rng)
+        if start is None:
+            return None
+        lab, inertia = _lloyd(reduced, weights, start)
+        report(ProgressEvent("fit", i + 1, n_init, inertia))
+        if inertia < best_inertia:
+            best, best_inertia = lab, inertia
+    onehot = _onehot(best, weights, k)
+    counts = np.asarray(onehot.sum(axis=1)).ravel()
+    return (
+        np.asarray(onehot @ xs.astype(np.float64)) / np.maximum(counts, 1e-12)[:, None]
+    ).astype(np.float32)
+
+
+def _kmeans_plusplus(x, weights, k, rng) -> np.ndarray | None:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii, with 2 + log k trials per centre, as
+    scikit-learn does), weighted. None when ``x`` has fewer than k distinct points."""
+    n = len(x)
+    trials = 2 + int(np.log(k))
+    p = weights / weights.sum()
+    centers = np.empty((k, x.shape[1]), dtype=np.float32)
+    centers[0] = x[rng.choice(n, p=p)]
+    closest = _sq_dist(x, centers[:1])[:, 0]
+    for c in range(1, k):
+        pot = closest * weights
+        total = pot.sum()
+        if total <= 0:  # every point sits on a centre: fewer distinct points than k
+            return None
+        cand = np.searchsorted(np.cumsum(pot), rng.random(trials) * total)
+        cand = np.minimum(cand, n - 1)
+        d = np.minimum(closest[:, None], _sq_dist(x, x[cand]))
+        best = int(np.argmin((d * weights[:, None]).sum(axis=0)))
+        centers[c] = x[cand[best]]
+        closest = d[:, best]
+    return centers
+
+
+def _lloyd(x, weights, centers, max_iter: int = 100, tol: float = 1e-4):
+    """Lloyd iterations on an in-memory sample; returns labels and weighted inertia."""
+    k = len(centers)
+    prev = np.inf
+    for _ in range(max_iter):
+        lab, dist = _nearest(x, centers)
+        inertia = float(np.dot(weights, dist))
+        onehot = _onehot(lab, weights, k)
+        counts = np.asarray(onehot.sum(axis=1)).ravel()
+        sums = np.asarray(onehot @ x.astype(np.float64))
+        empty = counts == 0
+        if empty.any():  # restart empty clusters on the points farthest from their centre
+            far = np.argsort(-dist)[: int(empty.sum())]
+            sums[empty], counts[empty] = x[far], 1
+        centers = (sums / counts[:, None]).astype(np.float32)
+        if prev - inertia <= tol * inertia:
+            break
+        prev = inertia
+    lab, dist = _nearest(x, centers)
+    return lab, float(np.dot(weights, dist))
+
+
+def _sq_dist(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    d = x @ (-2 * centers.T)
+    d += np.einsum("ij,ij->i", centers, centers)
+    d += np.einsum("ij,ij->i", x, x)[:, None]
+    return np.maximum(d, 0, out=d)
+
+
+def _nearest(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre of every row and its squared distance.
+
+    ||x||^2 - 2 x.c + ||c||^2 as one float32 matrix product (BLAS, all cores) instead of a
+    (n, k, C) difference array.
+    """
+    d = x @ (-2 * centers.T)
+    d += np.einsum("ij,ij->i", centers, centers)
+    lab = np.argmin(d, axis=1)
+    dist = d[np.arange(len(x)), lab] + np.einsum("ij,ij->i", x, x)
+    return lab, np.maximum(dist, 0)
+
+
+def _onehot(lab, weights, k) -> sparse.csr_matrix:
+    return sparse.csr_matrix((weights, (lab, np.arange(len(lab)))), shape=(k, len(lab)))
+
+
+class _Accumulator:
+    """Per-cluster sums over one pass: counts, sums and sums of squares of the features, and
+    of the input pixels when the features are not just the input minus an offset."""
+
+    def __init__(self, k: int, n_input: int, n_features: int, identity: bool):
+        self.counts = np.zeros(k)
+        self.sums = np.zeros((k, n_features))
+        self.sq = np.zeros((k, n_features))
+        self.raw = None if identity else np.zeros((k, n_input))
+        self.raw_sq = None if identity else np.zeros((k, n_input))
+
+    def add(self, lab, weights, feats, raw):
+        w = np.ones(len(lab)) if weights is None else weights
+        onehot = _onehot(lab, w, len(self.counts))
+        self.counts += np.bincount(lab, weights=w, minlength=len(self.counts))
+        f = feats.astype(np.float64)
+        self.sums += onehot @ f
+        self.sq += onehot @ (f * f)
+        if self.raw is not None:
+            r = raw.astype(np.float64)
+            self.raw += onehot @ r
+            self.raw_sq += onehot @ (r * r)
+
+    def feature_means(self, fallback) -> np.ndarray:
+        means = self.sums / np.maximum(self.counts, 1)[:, None]
+        empty = self.counts == 0
+        means[empty] = fallback[empty]
+        return means.astype(np.float32)
+
+    def inertia_about_means(self) -> float:
+        """sum |x - mean|^2 over the pass = sum |x|^2 - sum n |mean|^2 (no second pass)."""
+        return float(np.sum(_spread(self.sums, self.sq, self.counts)))
+
+    def input_mean_std(self, offset) -> tuple[np.ndarray, np.ndarray]:
+        sums, sq = (self.sums, self.sq) if self.raw is None else (self.raw, self.raw_sq)
+        n = np.maximum(self.counts, 1)[:, None]
+        return sums / n + offset, np.sqrt(_spread(sums, sq, self.counts) / n)
+
+
+def _spread(sums, sq, counts) -> np.ndarray:
+    """Per-cluster, per-feature sum of squared deviations from the mean, from running sums."""
+    return np.maximum(sq - sums**2 / np.maximum(counts, 1)[:, None], 0)
 
 
 def _label_dtype(n_clusters: int) -> np.dtype:
@@ -201,144 +628,13 @@ def _label_dtype(n_clusters: int) -> np.dtype:
     )
 
 
-def _fit_kmeans(
-    x: np.ndarray, n_clusters: int, random_state: int, n_init: int, weight=None
-) -> np.ndarray:
-    """k-means++ and Lloyd on ``x`` (float32), best of ``n_init``; returns the centres."""
-    km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state)
-    with warnings.catch_warnings():
-        # Fewer distinct points than clusters: detected and reported by the caller instead.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        km.fit(x, sample_weight=weight)
-    return km.cluster_centers_.astype(np.float32)
-
-
-def _too_few_distinct(n_distinct: int, n_clusters: int) -> ClusteringError:
-    return ClusteringError(
-        f"the image has only {n_distinct} distinct pixel value(s), fewer than the "
-        f"{n_clusters} clusters asked for; ask for at most {n_distinct}"
-    )
-
-
-def _cluster_by_unique_colors(view, valid, n_clusters, random_state, n_init, report):
-    """8-bit colour: cluster the distinct colours weighted by their pixel counts.
-
-    A photo has far fewer distinct colours than pixels, so this is exact KMeans on all pixels
-    at the cost of KMeans on the distinct colours.
-    """
-    n_ch = view.shape[-1]
-    codes = np.zeros(view.shape[:-1], dtype=np.uint32)
-    for c in range(n_ch):
-        codes |= view[..., c].astype(np.uint32) << np.uint32(8 * c)
-    uniq, inverse, weight = np.unique(codes[valid], return_inverse=True, return_counts=True)
-    if len(uniq) < n_clusters:
-        raise _too_few_distinct(len(uniq), n_clusters)
-    colors = np.stack([(uniq >> np.uint32(8 * c)) & 0xFF for c in range(n_ch)], axis=1)
-    colors = colors.astype(np.float32)
-    report("fit", 0, 1)
-    centers = _fit_kmeans(colors, n_clusters, random_state, n_init, weight=weight)
-    report("fit", 1, 1)
-    ulabels, sums, counts, sq = _assign(colors, centers, weight)
-    centers, inertia = _means_and_inertia(sums, counts, sq)
-    labels = np.zeros(view.shape[:-1], dtype=_label_dtype(n_clusters))
-    labels[valid] = ulabels[inverse] + 1
-    return labels, centers, counts, inertia
-
-
-def _cluster_by_sample(
-    view, valid, n_clusters, random_state, max_samples, n_init, max_refine, report
-):
-    """Fit on a random sample of valid pixels, then refine with Lloyd passes over all pixels."""
-    rng = np.random.default_rng(random_state)
-    flat_valid = np.flatnonzero(valid)
-    if len(flat_valid) > max_samples:
-        flat_valid = np.sort(rng.choice(flat_valid, max_samples, replace=False))
-    sample = view[np.unravel_index(flat_valid, valid.shape)]
-    # Centre the data on the sample mean: float32 distances then lose no precision to a
-    # large common offset (e.g. uint16 counts around 30000 differing by tens).
-    offset = sample.mean(axis=0, dtype=np.float64)
-    sample = (sample - offset).astype(np.float32)
-    if len(sample) < n_clusters:
-        raise _too_few_distinct(len(np.unique(sample, axis=0)), n_clusters)
-    max_refine = max(1, max_refine)
-    report("fit", 0, max_refine + 1)
-    centers = _fit_kmeans(sample, n_clusters, random_state, n_init)
-
-    labels = np.zeros(valid.shape, dtype=_label_dtype(n_clusters))
-    inertia = np.inf
-    for it in range(max_refine):
-        report("refine", it + 1, max_refine + 1)
-        sums = np.zeros((n_clusters, view.shape[-1]), dtype=np.float64)
-        counts = np.zeros(n_clusters, dtype=np.int64)
-        sq = 0.0
-        for rows, block, ok in _chunks(view, valid, offset):
-            lab, s, n, q = _assign(block, centers)
-            out = np.zeros(ok.shape, dtype=labels.dtype)
-            out[ok] = lab + 1
-            labels[rows] = out.reshape(labels[rows].shape)
-            sums += s
-            counts += n
-            sq += q
-        if np.any(counts == 0):
-            n_distinct = len(np.unique(sample, axis=0))
-            if n_distinct < n_clusters:
-                raise _too_few_distinct(n_distinct, n_clusters)
-        new_centers, new_inertia = _means_and_inertia(sums, counts, sq, fallback=centers)
-        converged = inertia - new_inertia <= 1e-4 * new_inertia
-        centers, inertia = new_centers.astype(np.float32), new_inertia
-        if converged:
-            break
-    return labels, centers.astype(np.float64) + offset, counts, inertia
-
-
-def _chunks(view, valid, offset):
-    """Yield (index, float32 pixels - offset, valid flags) over chunks of the first axis."""
-    flat_per_row = int(np.prod(view.shape[1:-1], dtype=np.int64)) or 1
-    step = max(1, CHUNK_PIXELS // flat_per_row)
-    offset32 = offset.astype(np.float32)
-    for start in range(0, view.shape[0], step):
-        rows = slice(start, min(start + step, view.shape[0]))
-        ok = valid[rows].reshape(-1)
-        block = view[rows].reshape(-1, view.shape[-1])[ok].astype(np.float32)
-        block -= offset32
-        yield rows, block, ok
-
-
-def _assign(x, centers, weight=None):
-    """Nearest centre of every row of ``x``; per-cluster sums, counts and sum of squares.
-
-    Squared distances as ||x||^2 - 2 x.c + ||c||^2: one float32 matrix product (BLAS, all
-    cores) instead of a (n, k, C) difference array.
-    """
-    k = len(centers)
-    d = x @ (-2 * centers.T)
-    d += np.einsum("ij,ij->i", centers, centers)
-    lab = np.argmin(d, axis=1)
-    w = np.ones(len(x)) if weight is None else np.asarray(weight, dtype=np.float64)
-    onehot = sparse.csr_matrix((w, (lab, np.arange(len(x)))), shape=(k, len(x)))
-    sums = np.asarray(onehot @ x.astype(np.float64))
-    counts = np.bincount(lab, weights=w, minlength=k).astype(np.int64)
-    sq = float(np.dot(w, np.einsum("ij,ij->i", x, x, dtype=np.float64)))
-    return lab, sums, counts, sq
-
-
-def _means_and_inertia(sums, counts, sq, fallback=None):
-    """Cluster means from sums, and the inertia about those means (sum |x|^2 - n |mean|^2)."""
-    safe = np.maximum(counts, 1)[:, None]
-    means = sums / safe
-    if fallback is not None:
-        empty = counts == 0
-        means[empty] = fallback[empty]
-    inertia = sq - float(np.sum(counts * np.einsum("ij,ij->i", means, means)))
-    return means, max(inertia, 0.0)
-
-
-def _number_by_size(labels, centers, counts):
-    """Renumber clusters 1..k by decreasing pixel count (ties by centre order)."""
+def _number_by_size(labels, centers, std, counts):
+    """Renumber clusters 1..k by decreasing pixel count (ties by fit order)."""
+    counts = np.round(counts).astype(np.int64)
     order = np.argsort(-counts, kind="stable")
     lut = np.zeros(len(counts) + 1, dtype=labels.dtype)
     lut[order + 1] = np.arange(1, len(counts) + 1, dtype=labels.dtype)
-    return lut[labels], np.asarray(centers, dtype=np.float64)[order], counts[order]
+    return lut[labels], centers[order], std[order], counts[order]
 
 
 def _recolor(labels, colors, *, alpha):

@@ -13,7 +13,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEventLoop, QObject, Signal
 
-from ..cluster import Cancelled, ClusteringError, ClusterResult, cluster_image
+from ..cluster import Cancelled, ClusteringError, ClusterResult, ProgressEvent, cluster_image
 
 if TYPE_CHECKING:
     import napari
@@ -232,10 +232,10 @@ def _cluster_in_thread(data, n_clusters, *, cancel: threading.Event, relay, **kw
     that returns a bare exception re-raises it).
     """
 
-    def report(stage: str, done: int, total: int):
+    def report(event: ProgressEvent):
         if cancel.is_set():
             raise Cancelled
-        relay.reported.emit(stage, done, total)
+        relay.reported.emit(event.stage, event.done, event.total)
 
     try:
         return cluster_image(data, n_clusters, progress=report, **kwargs), None

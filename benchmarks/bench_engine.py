@@ -1,0 +1,351 @@
+"""Time the clustering engine next to the methods users would otherwise reach for.
+
+Run from the project root (about 4 minutes on 2 cores):
+
+    uv run --extra bench python benchmarks/bench_engine.py [--quick] [--json FILE]
+
+Every case runs all methods in this one process, one after the other, so the ratios compare
+like with like on a shared, noisy machine. For each case it prints time, time ratio to our
+engine, peak extra memory (tracemalloc, in a separate run) and inertia relative to the best of
+several full-data KMeans runs. Inertia is measured the same way for every method: the sum of
+squared distances of the pixels (float64, the data as given) to the mean of their cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+from sklearn.cluster import KMeans
+
+from napari_spectral_clusters import cluster_image
+from napari_spectral_clusters.samples import sample_photo
+
+HERE = Path(__file__).resolve().parent
+SAMSON = [
+    HERE.parent / "tests" / "data" / "hsi" / "Samson.mat",
+    HERE.parent.parent / "shared" / "data" / "hsi" / "Samson.mat",
+]
+
+
+@dataclass
+class Case:
+    name: str
+    image: np.ndarray  # (M, N, C), channel last; alpha last for the photo
+    k: int
+    alpha: bool = False
+    methods: tuple[str, ...] = ("engine", "sklearn_default", "sklearn_n_init10", "floor")
+    reference_inits: int = 10
+    results: dict = field(default_factory=dict)
+
+    @property
+    def valid(self) -> np.ndarray | slice:
+        """Which of the flattened pixels are clustered (alpha = 0 ones are not)."""
+        return (
+            self.image.reshape(-1, self.image.shape[-1])[:, -1] > 0 if self.alpha else slice(None)
+        )
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """The clustered pixels as an (n, C) float64 array."""
+        x = self.image.reshape(-1, self.image.shape[-1])
+        x = x[self.valid, :-1] if self.alpha else x
+        return x.astype(np.float64)
+
+
+# --- the methods: each returns the labels of the clustered pixels (case.valid) ----------------
+
+
+def engine(case: Case) -> np.ndarray:
+    res = cluster_image(case.image, case.k, channel_axis=-1, alpha=case.alpha, random_state=0)
+    return res.labels.ravel()[case.valid]
+
+
+def sklearn_default(case: Case) -> np.ndarray:
+    return _sklearn_labels(case, KMeans(case.k, random_state=0))
+
+
+def sklearn_n_init10(case: Case) -> np.ndarray:
+    return _sklearn_labels(case, KMeans(case.k, n_init=10, random_state=0))
+
+
+def _sklearn_labels(case: Case, km: KMeans) -> np.ndarray:
+    return km.fit_predict(case.pixels) + 1
+
+
+def seed_method(case: Case) -> np.ndarray:
+    """The original walkthrough: KMeans(n_init=10) on float64 pixels, recolour pixel by pixel."""
+    x = case.pixels
+    km = KMeans(n_clusters=case.k, n_init=10, random_state=0).fit(x)
+    centers = km.cluster_centers_
+    recolored = np.zeros_like(x)
+    for i in range(len(x)):  # the walkthrough's loop, kept on purpose: it is the baseline
+        recolored[i] = centers[km.labels_[i]]
+    return km.labels_ + 1
+
+
+def spy_kmeans(case: Case) -> np.ndarray:
+    import contextlib
+    import io
+
+    import spectral
+
+    with contextlib.redirect_stdout(io.StringIO()):  # SPy prints every iteration
+        labels, _ = spectral.kmeans(case.image.astype(np.float64), case.k, 20)
+    return labels.ravel()[case.valid] + 1
+
+
+def floor(case: Case) -> np.ndarray:
+    """One labelling pass: squared distance to k centres and argmin, float32, all pixels."""
+    x = case.image.reshape(-1, case.image.shape[-1])
+    x = x[:, :-1] if case.alpha else x
+    x = x.astype(np.float32, copy=False)
+    centers = x[:: max(1, len(x) // case.k)][: case.k].copy()
+    half_norms = 0.5 * np.einsum("ij,ij->i", centers, centers)
+    out = np.empty(len(x), np.uint8)
+    step = 65536
+    for start in range(0, len(x), step):
+        d = x[start : start + step] @ centers.T
+        np.subtract(half_norms, d, out=d)
+        out[start : start + step] = np.argmin(d, axis=1)
+    return None
+
+
+METHODS: dict[str, Callable[[Case], np.ndarray | None]] = {
+    "engine": engine,
+    "seed_method": seed_method,
+    "sklearn_default": sklearn_default,
+    "sklearn_n_init10": sklearn_n_init10,
+    "spy": spy_kmeans,
+    "floor": floor,
+}
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+def inertia_of(case: Case, labels: np.ndarray) -> float:
+    """Sum of squared distances to cluster means, float64, for any labelling of the pixels."""
+    labels = np.asarray(labels).ravel()
+    x = case.pixels
+    total = 0.0
+    for lab in np.unique(labels):
+        xs = x[labels == lab]
+        total += float(np.sum((xs - xs.mean(axis=0)) ** 2))
+    return total
+
+
+def timed(fn, case: Case, repeat: int = 1):
+    best, out = np.inf, None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn(case)
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def peak_memory(fn, case: Case) -> int:
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    fn(case)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return peak
+
+
+def run_case(case: Case, *, memory: bool) -> None:
+    ref = KMeans(case.k, n_init=case.reference_inits, random_state=1).fit(case.pixels).inertia_
+    case.results["reference_inertia"] = ref
+    for name in case.methods:
+        repeat = 3 if name in ("engine", "floor") else 1
+        seconds, labels = timed(METHODS[name], case, repeat)
+        row = {"seconds": seconds}
+        if labels is not None:
+            row["inertia_ratio"] = inertia_of(case, labels) / ref
+        if memory and name in ("engine", "sklearn_default", "floor"):
+            row["peak_bytes"] = peak_memory(METHODS[name], case)
+        case.results[name] = row
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+
+def synthetic_scene(shape, n_bands, n_materials, *, seed=0, dtype=np.float32) -> np.ndarray:
+    """A (M, N, bands) scene: smooth material spectra mixed in blobs, plus sensor noise."""
+    rng = np.random.default_rng(seed)
+    wl = np.linspace(0, 1, n_bands)
+    spectra = np.stack(
+        [
+            0.2
+            + 0.5 * rng.random() * np.exp(-0.5 * ((wl - rng.random()) / 0.15) ** 2)
+            + 0.2 * rng.random() * wl
+            for _ in range(n_materials)
+        ]
+    )
+    # blob-shaped regions from smoothed noise, then a little mixing at the borders
+    coarse = rng.random((n_materials, shape[0] // 16 + 2, shape[1] // 16 + 2))
+    yy = np.linspace(0, coarse.shape[1] - 1.001, shape[0])
+    xx = np.linspace(0, coarse.shape[2] - 1.001, shape[1])
+    field_ = coarse[:, yy.astype(int)][:, :, xx.astype(int)]
+    material = np.argmax(field_, axis=0)
+    scene = spectra[material].astype(dtype)
+    scene += rng.normal(0, 0.01, scene.shape).astype(dtype)
+    return scene
+
+
+def load_samson() -> np.ndarray:
+    for path in SAMSON:
+        if path.exists():
+            return scipy.io.loadmat(path)["SamSon"]  # 95 x 95 x 156 double, rows x cols x bands
+    raise FileNotFoundError("Samson.mat not found in tests/data or ../shared/data")
+
+
+def cases(quick: bool) -> list[Case]:
+    photo = sample_photo()
+    samson = load_samson()
+    full = ("engine", "seed_method", "sklearn_default", "sklearn_n_init10", "spy", "floor")
+    out = [
+        Case("photo 400x600 RGBA, k=8", photo, 8, alpha=True, methods=(*full[:4], "floor")),
+        Case("Samson 95x95x156, k=3", samson, 3, methods=full),
+        Case("Samson 95x95x156, k=8", samson, 8, methods=full),
+        Case(
+            "145x145x200 (Indian Pines size), k=16",
+            synthetic_scene((145, 145), 200, 16),
+            16,
+            methods=full,
+        ),
+    ]
+    if not quick:
+        out.append(
+            Case(
+                "1024x1024x128 float32, k=8",
+                synthetic_scene((1024, 1024), 128, 8, seed=3),
+                8,
+                methods=("engine", "sklearn_default", "floor"),
+                reference_inits=3,
+            )
+        )
+    return out
+
+
+def scaling_cases(quick: bool) -> list[Case]:
+    if quick:
+        return []
+    sweep = []
+    for side in (256, 362, 512):  # 1x, 2x, 4x the pixels
+        sweep.append(
+            Case(
+                f"sweep pixels {side}x{side}x64, k=8",
+                synthetic_scene((side, side), 64, 8, seed=5),
+                8,
+                methods=("engine", "floor"),
+                reference_inits=1,
+            )
+        )
+    for bands in (32, 128):
+        sweep.append(
+            Case(
+                f"sweep bands 256x256x{bands}, k=8",
+                synthetic_scene((256, 256), bands, 8, seed=6),
+                8,
+                methods=("engine", "floor"),
+                reference_inits=1,
+            )
+        )
+    for k in (4, 32):
+        sweep.append(
+            Case(
+                f"sweep k 256x256x64, k={k}",
+                synthetic_scene((256, 256), 64, 16, seed=7),
+                k,
+                methods=("engine", "floor"),
+                reference_inits=1,
+            )
+        )
+    return sweep
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def report(all_cases: list[Case]) -> list[tuple[str, bool, str]]:
+    checks = []
+    for case in all_cases:
+        ours = case.results["engine"]["seconds"]
+        print(f"\n## {case.name}  (reference inertia: best of {case.reference_inits} KMeans)")
+        print(f"{'method':18s} {'seconds':>9s} {'x engine':>9s} {'peak MB':>9s} {'inertia':>9s}")
+        for name in case.methods:
+            row = case.results[name]
+            peak = f"{row['peak_bytes'] / 2**20:9.1f}" if "peak_bytes" in row else " " * 9
+            inertia = f"{row['inertia_ratio']:9.4f}" if "inertia_ratio" in row else " " * 9
+            print(
+                f"{name:18s} {row['seconds']:9.3f} {row['seconds'] / ours:9.2f} {peak} {inertia}"
+            )
+        r = case.results
+        if "inertia_ratio" in r["engine"] and case.reference_inits > 1:
+            q = r["engine"]["inertia_ratio"]
+            checks.append((f"{case.name}: inertia within 1% of best", q <= 1.01, f"{q:.4f}"))
+        if "seed_method" in r and case.alpha:
+            x = r["seed_method"]["seconds"] / ours
+            checks.append((f"{case.name}: >= 50x faster than seed", x >= 50, f"{x:.0f}x"))
+        if "sklearn_n_init10" in r and not case.alpha:
+            x = r["sklearn_n_init10"]["seconds"] / ours
+            checks.append((f"{case.name}: >= 15x faster than n_init=10", x >= 15, f"{x:.1f}x"))
+            x = r["sklearn_default"]["seconds"] / ours
+            checks.append((f"{case.name}: >= 2x faster than defaults", x >= 2, f"{x:.1f}x"))
+        if case.name.startswith("1024"):
+            x = ours / r["floor"]["seconds"]
+            checks.append((f"{case.name}: <= 10x the one-pass floor", x <= 10, f"{x:.1f}x"))
+            if "peak_bytes" in r["engine"]:
+                m = r["engine"]["peak_bytes"] / case.image.nbytes
+                checks.append(
+                    (f"{case.name}: peak extra memory <= 0.5x input", m <= 0.5, f"{m:.2f}x")
+                )
+    pixels = [c for c in all_cases if c.name.startswith("sweep pixels")]
+    if len(pixels) == 3:
+        t = [c.results["engine"]["seconds"] for c in pixels]
+        checks.append(
+            (
+                "2x pixels costs <= 2.2x time",
+                t[1] / t[0] <= 2.2 and t[2] / t[1] <= 2.2,
+                f"{t[1] / t[0]:.2f}x, {t[2] / t[1]:.2f}x",
+            )
+        )
+    print("\n## targets")
+    for what, ok, value in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {what}: {value}")
+    return checks
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the 1024^2 cube and sweep")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    args = parser.parse_args(argv)
+    all_cases = cases(args.quick) + scaling_cases(args.quick)
+    t0 = time.perf_counter()
+    for case in all_cases:
+        print(f"running {case.name} …", file=sys.stderr, flush=True)
+        run_case(case, memory=not case.name.startswith("sweep"))
+    checks = report(all_cases)
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {c.name: c.results for c in all_cases} | {"targets": checks}, indent=1, default=str
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
