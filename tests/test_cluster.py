@@ -193,3 +193,104 @@ def test_progress_reported_and_cancel_stops():
     with pytest.raises(Cancelled):
         cluster_image(cube, 3, channel_axis=0, progress=cancel)
     assert calls[-1].stage == "refine" and calls[-1].done == 1  # stopped at the first pass
+
+
+def test_per_cluster_statistics():
+    rng = np.random.default_rng(11)
+    img, gt = _blobs(rng)
+    res = cluster_image(img, 3)
+    for lab in range(1, 4):
+        members = img[res.labels == lab]
+        np.testing.assert_allclose(res.std[lab - 1], members.std(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(res.fractions, res.counts / res.counts.sum())
+    assert res.fractions.sum() == pytest.approx(1.0)
+
+
+def test_unit_length_clusters_by_spectral_shape():
+    """Two materials, each at two brightnesses: unit-length spectra group by shape."""
+    rng = np.random.default_rng(12)
+    shapes = np.array([[1.0, 2, 3, 4], [4.0, 3, 2, 1]])
+    material = rng.integers(0, 2, (30, 30))
+    brightness = rng.choice([1.0, 5.0], (30, 30))
+    img = shapes[material] * brightness[..., None] + rng.normal(0, 0.01, (30, 30, 4))
+    by_shape = cluster_image(img, 2, preprocessing="unit")
+    by_value = cluster_image(img, 2)
+    assert adjusted_rand_score(material.ravel(), by_shape.labels.ravel()) == 1.0
+    assert adjusted_rand_score(material.ravel(), by_value.labels.ravel()) < 0.5
+    # centres stay in the input's units: the mean spectrum of each cluster
+    for lab in (1, 2):
+        np.testing.assert_allclose(
+            by_shape.centers[lab - 1], img[by_shape.labels == lab].mean(axis=0), rtol=1e-5
+        )
+
+
+def test_standardize_lets_a_small_band_count():
+    """A band with a tiny range separates the clusters; standardising gives it its weight."""
+    rng = np.random.default_rng(13)
+    gt = rng.integers(0, 2, (40, 40))
+    img = np.stack(
+        [rng.normal(0, 100, (40, 40)), gt * 0.01 + rng.normal(0, 0.001, (40, 40))], axis=-1
+    )
+    plain = cluster_image(img, 2)
+    scaled = cluster_image(img, 2, preprocessing="standardize")
+    assert adjusted_rand_score(gt.ravel(), scaled.labels.ravel()) == 1.0
+    assert adjusted_rand_score(gt.ravel(), plain.labels.ravel()) < 0.5
+
+
+def test_pca_preprocessing_recovers_the_cube():
+    cube, gt, _ = synthetic_cube((48, 48), 64, seed=9)
+    res = cluster_image(cube, 4, channel_axis=0, preprocessing="pca", n_components=3)
+    assert adjusted_rand_score(gt.ravel(), res.labels.ravel()) > 0.99
+    assert res.centers.shape == (4, 64)
+    assert res.params["preprocessing"] == "pca"
+
+
+def test_reduce_k_warns_and_clusters_into_fewer():
+    img = np.zeros((10, 10, 3), np.float32)
+    img[:5] = 1
+    with pytest.warns(UserWarning, match="clustering into 2 clusters instead"):
+        res = cluster_image(img, 5, reduce_k=True)
+    assert res.n_clusters == 2
+    assert res.params["n_clusters_used"] == 2
+
+
+@pytest.mark.parametrize(
+    ("image", "k"),
+    [
+        (np.full((6, 7, 3), 0.5), 1),  # constant image, one cluster
+        (np.ones((1, 1, 5)), 1),  # a single pixel
+    ],
+)
+def test_degenerate_images_that_still_cluster(image, k):
+    res = cluster_image(image, k)
+    assert (res.labels == 1).all()
+    np.testing.assert_allclose(res.centers[0], image.reshape(-1, image.shape[-1])[0])
+    assert res.inertia == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mostly_nan_cube_still_finds_its_few_pixels():
+    cube = np.full((200, 200, 3), np.nan)
+    cube[5, 5] = [1, 2, 3]
+    cube[150, 7] = [9, 9, 9]
+    res = cluster_image(cube, 2)
+    assert np.count_nonzero(res.labels) == 2
+    assert res.labels[5, 5] != res.labels[150, 7]
+
+
+def test_memory_does_not_grow_with_float_copies_of_the_cube():
+    """Chunks are converted to float32 one at a time, never the whole cube to float: peak
+    memory grows with the image only by the labels (the input is 32 bytes a pixel here)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    peaks, sizes = [], []
+    for rows in (500, 2000):
+        cube = rng.integers(0, 4000, (rows, 1000, 16)).astype(np.uint16)
+        tracemalloc.start()
+        res = cluster_image(cube, 4)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        sizes.append(cube.nbytes)
+        assert res.labels.shape == (rows, 1000)
+    # a float64 copy would grow by 4x the input growth, a float32 copy by 2x
+    assert peaks[1] - peaks[0] < 0.25 * (sizes[1] - sizes[0]), (peaks, sizes)

@@ -31,12 +31,14 @@ from .color import center_colors
 
 __all__ = ["Cancelled", "ClusterResult", "ClusteringError", "ProgressEvent", "cluster_image"]
 
-#: Pixels per chunk in the passes over all pixels: large enough for BLAS, small enough that
-#: the float32 copy of a chunk and its distances stay a few tens of MB.
-CHUNK_PIXELS = 65_536
+#: float32 bytes per chunk in the passes over all pixels: large enough for BLAS, small enough
+#: that a chunk, its distances and its per-cluster sums stay a few tens of MB.
+CHUNK_BYTES = 8 * 2**20
 #: Images whose float32 features fit in this many bytes are converted once and kept for all
 #: passes; larger ones are converted chunk by chunk in every pass, so memory stays flat.
-CACHE_BYTES = 64 * 2**20
+CACHE_BYTES = 32 * 2**20
+#: Rows summed in float32 before the sum is added to float64 totals.
+ACC_ROWS = 16_384
 
 Preprocessing = Literal["none", "standardize", "unit", "pca"]
 
@@ -273,6 +275,7 @@ class _Pixels:
     uniques: np.ndarray | None = None
     weights: np.ndarray | None = None
     inverse: np.ndarray | None = None
+    finite_checked: bool = False
 
     @classmethod
     def from_image(cls, view: np.ndarray, allowed: np.ndarray) -> _Pixels:
@@ -313,23 +316,33 @@ class _Pixels:
         return x, np.ones(len(x))
 
     def chunks(self):
-        """Yield (float32 features, weights or None, where the rows go) over all pixels."""
+        """Yield (pixels, weights or None, where the rows go) over all finite pixels.
+
+        Pixels come in the input's dtype, without copies where possible. The first full pass
+        also drops non-finite pixels from ``allowed``, so later passes need not look again.
+        """
         if self.uniques is not None:
             yield self.uniques, self.weights, None
             return
         view, allowed = self.view, self.allowed
+        check = np.issubdtype(view.dtype, np.floating) and not self.finite_checked
         per_row = int(np.prod(view.shape[1:-1], dtype=np.int64)) or 1
-        step = max(1, CHUNK_PIXELS // per_row)
+        step = max(1, CHUNK_BYTES // (4 * view.shape[-1] * per_row))
         for start in range(0, view.shape[0], step):
             rows = slice(start, min(start + step, view.shape[0]))
             ok = allowed[rows].reshape(-1)
-            block = view[rows].reshape(-1, view.shape[-1])[ok].astype(np.float32)
-            if np.issubdtype(view.dtype, np.floating):
+            block = view[rows].reshape(-1, view.shape[-1])
+            if not ok.all():
+                block = block[ok]
+            if check:
                 finite = np.isfinite(block).all(axis=1)
                 if not finite.all():
+                    ok = ok.copy()
                     ok[np.flatnonzero(ok)[~finite]] = False
+                    allowed[rows] = ok.reshape(allowed[rows].shape)
                     block = block[finite]
             yield block, None, (rows, ok)
+        self.finite_checked = True
 
     def empty_labels(self, n_clusters: int) -> np.ndarray:
         return np.zeros(self.allowed.shape, dtype=_label_dtype(n_clusters))
@@ -347,7 +360,9 @@ class _Pixels:
         """The distinct finite pixel values (only needed in degenerate cases)."""
         if self.uniques is not None:
             return self.uniques
-        return np.unique(np.concatenate([b for b, _, _ in self.chunks()]), axis=0)
+        return np.unique(np.concatenate([b for b, _, _ in self.chunks()]), axis=0).astype(
+            np.float32
+        )
 
 
 # --- preprocessing -------------------------------------------------------------------------------
@@ -440,16 +455,16 @@ def _fit(data: _Pixels, k: int, params: dict, report):
     if data.nbytes_float32 <= CACHE_BYTES:  # small: convert once, not once per pass
         chunks = list(chunks)
     for it in range(n_passes):
-        acc = _Accumulator(k, data.n_features, centers.shape[1], features.identity)
+        acc = _Accumulator(centers, data.n_features, features.identity)
         for feats, w, where, raw in chunks:
-            lab, _ = _nearest(feats, centers)
+            lab, dist, _ = _nearest(feats, centers)
             data.put(labels, where, lab)
-            acc.add(lab, w, feats, raw)
+            acc.add(lab, w, feats, dist, raw)
         if np.any(acc.counts == 0):
             n_distinct = len(data.distinct())
             if n_distinct < k:
                 raise _TooFewDistinct(n_distinct, k)
-        new_centers = acc.feature_means(fallback=centers)
+        new_centers = acc.feature_means().astype(np.float32)
         new_inertia = acc.inertia_about_means()
         report(ProgressEvent("refine", it + 1, n_passes, new_inertia))
         converged = inertia - new_inertia <= params["tol"] * new_inertia
@@ -537,7 +552,7 @@ def _lloyd(x, weights, centers, max_iter: int = 100, tol: float = 1e-4):
     k = len(centers)
     prev = np.inf
     for _ in range(max_iter):
-        lab, dist = _nearest(x, centers)
+        lab, dist, _ = _nearest(x, centers)
         inertia = float(np.dot(weights, dist))
         onehot = _onehot(lab, weights, k)
         counts = np.asarray(onehot.sum(axis=1)).ravel()
@@ -550,7 +565,7 @@ def _lloyd(x, weights, centers, max_iter: int = 100, tol: float = 1e-4):
         if prev - inertia <= tol * inertia:
             break
         prev = inertia
-    lab, dist = _nearest(x, centers)
+    lab, dist, _ = _nearest(x, centers)
     return lab, float(np.dot(weights, dist))
 
 
@@ -561,8 +576,8 @@ def _sq_dist(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0, out=d)
 
 
-def _nearest(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centre of every row and its squared distance.
+def _nearest(x: np.ndarray, centers: np.ndarray):
+    """Nearest centre of every row, its squared distance, and the rows' squared norms.
 
     ||x||^2 - 2 x.c + ||c||^2 as one float32 matrix product (BLAS, all cores) instead of a
     (n, k, C) difference array.
@@ -570,8 +585,9 @@ def _nearest(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray
     d = x @ (-2 * centers.T)
     d += np.einsum("ij,ij->i", centers, centers)
     lab = np.argmin(d, axis=1)
-    dist = d[np.arange(len(x)), lab] + np.einsum("ij,ij->i", x, x)
-    return lab, np.maximum(dist, 0)
+    norms = np.einsum("ij,ij->i", x, x)
+    dist = d[np.arange(len(x)), lab] + norms
+    return lab, np.maximum(dist, 0), norms
 
 
 def _onehot(lab, weights, k) -> sparse.csr_matrix:
@@ -579,42 +595,60 @@ def _onehot(lab, weights, k) -> sparse.csr_matrix:
 
 
 class _Accumulator:
-    """Per-cluster sums over one pass: counts, sums and sums of squares of the features, and
-    of the input pixels when the features are not just the input minus an offset."""
+    """Per-cluster sums over one pass against the pass's centres ``c``: counts, squared
+    distances, feature sums, and per-feature sums of squared deviations from ``c`` (small
+    numbers, so no precision is lost to cancellation); likewise for the input pixels when the
+    features are not just the input minus an offset."""
 
-    def __init__(self, k: int, n_input: int, n_features: int, identity: bool):
+    def __init__(self, centers: np.ndarray, n_input: int, identity: bool):
+        k, n_features = centers.shape
+        self.centers = centers
         self.counts = np.zeros(k)
+        self.dist = 0.0
         self.sums = np.zeros((k, n_features))
         self.sq = np.zeros((k, n_features))
         self.raw = None if identity else np.zeros((k, n_input))
         self.raw_sq = None if identity else np.zeros((k, n_input))
 
-    def add(self, lab, weights, feats, raw):
-        w = np.ones(len(lab)) if weights is None else weights
-        onehot = _onehot(lab, w, len(self.counts))
-        self.counts += np.bincount(lab, weights=w, minlength=len(self.counts))
-        f = feats.astype(np.float64)
-        self.sums += onehot @ f
-        self.sq += onehot @ (f * f)
+    def add(self, lab, weights, feats, dist, raw):
+        k = len(self.counts)
+        w = np.ones(len(lab), np.float32) if weights is None else weights
+        self.counts += np.bincount(lab, weights=w, minlength=k)
+        self.dist += float(np.dot(w, dist.astype(np.float64)))
+        # Weighted distinct colours are few: float64. Pixel chunks: float32 products over at
+        # most ACC_ROWS rows, added to float64 totals (no float64 copy of the chunk).
+        dtype = np.float32 if weights is None else np.float64
+        onehot = _onehot(lab, np.asarray(w, dtype), k)
+        dev = np.take(self.centers, lab, axis=0)  # one buffer: gather, subtract, square
+        np.subtract(feats, dev, out=dev)
+        parts = [(feats, self.sums), (np.square(dev, out=dev), self.sq)]
         if self.raw is not None:
-            r = raw.astype(np.float64)
-            self.raw += onehot @ r
-            self.raw_sq += onehot @ (r * r)
+            parts += [(raw, self.raw), (raw * raw, self.raw_sq)]
+        for start in range(0, len(lab), ACC_ROWS):
+            rows = slice(start, start + ACC_ROWS)
+            block = onehot[:, rows] if len(lab) > ACC_ROWS else onehot
+            for x, total in parts:
+                total += block @ x[rows].astype(dtype, copy=False)
 
-    def feature_means(self, fallback) -> np.ndarray:
+    def feature_means(self) -> np.ndarray:
         means = self.sums / np.maximum(self.counts, 1)[:, None]
         empty = self.counts == 0
-        means[empty] = fallback[empty]
-        return means.astype(np.float32)
+        means[empty] = self.centers[empty]
+        return means
 
     def inertia_about_means(self) -> float:
-        """sum |x - mean|^2 over the pass = sum |x|^2 - sum n |mean|^2 (no second pass)."""
-        return float(np.sum(_spread(self.sums, self.sq, self.counts)))
+        """sum |x - mean|^2 = sum |x - c|^2 - sum n |mean - c|^2 (no second pass)."""
+        shift = self.feature_means() - self.centers
+        return max(self.dist - float(np.sum(self.counts * np.einsum("ij,ij->i", shift, shift))), 0)
 
     def input_mean_std(self, offset) -> tuple[np.ndarray, np.ndarray]:
-        sums, sq = (self.sums, self.sq) if self.raw is None else (self.raw, self.raw_sq)
         n = np.maximum(self.counts, 1)[:, None]
-        return sums / n + offset, np.sqrt(_spread(sums, sq, self.counts) / n)
+        if self.raw is None:  # features = input - offset
+            mean = self.feature_means()
+            var = self.sq / n - (mean - self.centers) ** 2
+            return mean + offset, np.sqrt(np.maximum(var, 0))
+        mean = self.raw / n
+        return mean + offset, np.sqrt(_spread(self.raw, self.raw_sq, self.counts) / n)
 
 
 def _spread(sums, sq, counts) -> np.ndarray:
