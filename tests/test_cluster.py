@@ -197,7 +197,7 @@ def test_progress_reported_and_cancel_stops():
 
 def test_per_cluster_statistics():
     rng = np.random.default_rng(11)
-    img, gt = _blobs(rng)
+    img, _ = _blobs(rng)
     res = cluster_image(img, 3)
     for lab in range(1, 4):
         members = img[res.labels == lab]
