@@ -11,11 +11,25 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "cluster_image": ".cluster",
+    "apply_model": ".cluster",
+    "ProgressEvent": ".cluster",
+    "ClusterModel": ".model",
+    "ModelError": ".model",
     "ClusterResult": ".cluster",
     "ClusteringError": ".cluster",
     "Cancelled": ".cluster",
 }
-__all__ = ["Cancelled", "ClusterResult", "ClusteringError", "__version__", "cluster_image"]
+__all__ = [
+    "Cancelled",
+    "ClusterModel",
+    "ClusterResult",
+    "ClusteringError",
+    "ModelError",
+    "ProgressEvent",
+    "__version__",
+    "apply_model",
+    "cluster_image",
+]
 
 
 def __getattr__(name: str):

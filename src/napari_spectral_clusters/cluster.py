@@ -28,8 +28,16 @@ import numpy as np
 from scipy import sparse
 
 from .color import center_colors
+from .model import ClusterModel, Features, principal_axes
 
-__all__ = ["Cancelled", "ClusterResult", "ClusteringError", "ProgressEvent", "cluster_image"]
+__all__ = [
+    "Cancelled",
+    "ClusterResult",
+    "ClusteringError",
+    "ProgressEvent",
+    "apply_model",
+    "cluster_image",
+]
 
 #: float32 bytes per chunk in the passes over all pixels: large enough for BLAS, small enough
 #: that a chunk, its distances and its per-cluster sums stay a few tens of MB.
@@ -91,6 +99,9 @@ class ClusterResult:
         clustered (the input's units unless preprocessed).
     counts : (k,) ndarray of int64
         Pixels in each cluster.
+    model : ClusterModel
+        The fitted clustering, to label other images the same way (:func:`apply_model`) or
+        save (:meth:`ClusterModel.save`).
     params : dict
         The parameters that produced this result, to reproduce it.
     """
@@ -102,6 +113,7 @@ class ClusterResult:
     recolored: np.ndarray
     inertia: float
     counts: np.ndarray
+    model: ClusterModel
     params: dict = field(default_factory=dict)
 
     @property
@@ -190,33 +202,11 @@ def cluster_image(
     >>> res.labels.shape, res.recolored.shape, res.centers.shape, res.counts.tolist()
     ((8, 8), (8, 8, 3), (2, 5), [32, 32])
     """
-    image = np.asarray(image)
-    if image.dtype == bool:
-        image = image.view(np.uint8)
-    if not np.issubdtype(image.dtype, np.number):
-        raise ClusteringError(f"cannot cluster an image of dtype {image.dtype}")
-    if np.iscomplexobj(image):
-        raise ClusteringError("cannot cluster complex values; take their magnitude first")
     if int(n_clusters) < 1:
         raise ClusteringError(f"the number of clusters must be at least 1, not {n_clusters}")
     if preprocessing not in ("none", "standardize", "unit", "pca"):
         raise ValueError(f"unknown preprocessing {preprocessing!r}")
-    view = image[..., np.newaxis] if channel_axis is None else np.moveaxis(image, channel_axis, -1)
-    if view.ndim < 2 or view.shape[-1] == 0 or view.size == 0:
-        raise ClusteringError(f"cannot cluster an image of shape {image.shape}")
-    if alpha is None:
-        alpha = view.shape[-1] == 4 and np.issubdtype(view.dtype, np.integer)
-    spatial = view.shape[:-1]
-
-    allowed = np.ones(spatial, dtype=bool)
-    if mask is not None:
-        mask = np.asarray(mask)
-        if mask.shape != spatial:
-            raise ClusteringError(f"mask shape {mask.shape} does not match image {spatial}")
-        allowed &= mask.astype(bool)
-    if alpha:
-        allowed &= view[..., -1] > 0
-        view = view[..., :-1]
+    image, view, allowed, alpha = _prepare(image, channel_axis, mask, alpha)
 
     params = {
         "n_clusters": int(n_clusters),
@@ -243,19 +233,116 @@ def cluster_image(
         params["n_clusters_used"] = exc.n_distinct
         fit = _fit(data, exc.n_distinct, params, report)
 
-    labels, centers, std, counts = _number_by_size(*fit[:4])
+    order = np.argsort(-np.round(fit.counts), kind="stable")  # 1 = largest cluster
+    lut = np.zeros(len(order) + 1, dtype=fit.labels.dtype)
+    lut[order + 1] = np.arange(1, len(order) + 1, dtype=fit.labels.dtype)
+    centers = fit.means[order]
     colors = center_colors(centers, image.dtype, rgb=view.shape[-1] == 3)
-    recolored = _recolor(labels, colors, alpha=alpha)
-    report(ProgressEvent("done", 1, 1, fit[4]))
+    model = ClusterModel(fit.features, fit.centers[order], colors, params)
+    report(ProgressEvent("done", 1, 1, fit.inertia))
+    return _result(
+        lut[fit.labels], centers, fit.std[order], fit.counts[order], fit.inertia, model, alpha
+    )
+
+
+def apply_model(
+    image: np.ndarray,
+    model: ClusterModel,
+    *,
+    channel_axis: int | None = -1,
+    mask: np.ndarray | None = None,
+    alpha: bool | None = None,
+    wavelengths: np.ndarray | None = None,
+) -> ClusterResult:
+    """Label an image with a fitted clustering, so a cluster means the same across images.
+
+    One pass over the pixels: each goes to the nearest of the model's centres (in the model's
+    feature space). Centres and statistics in the result are this image's own cluster means;
+    clusters no pixel falls into have NaN centres.
+
+    Parameters
+    ----------
+    image, channel_axis, mask, alpha
+        As for :func:`cluster_image`.
+    model : ClusterModel
+        From ``cluster_image(...).model`` or :meth:`ClusterModel.load`.
+    wavelengths : (C,) ndarray, optional
+        The image's band wavelengths, checked against the model's when both are known.
+
+    Raises
+    ------
+    ClusteringError
+        The image has another number of channels or other wavelengths than the model, or no
+        pixel to label.
+    """
+    image, view, allowed, alpha = _prepare(image, channel_axis, mask, alpha)
+    if view.shape[-1] != model.n_features:
+        raise ClusteringError(
+            f"the model was fitted on {model.n_features} channels (bands); "
+            f"this image has {view.shape[-1]}"
+        )
+    if wavelengths is not None and model.wavelengths is not None:
+        wl = np.asarray(wavelengths, dtype=np.float64).ravel()
+        if wl.shape != model.wavelengths.shape or not np.allclose(
+            wl, model.wavelengths, rtol=1e-4
+        ):
+            raise ClusteringError(
+                "the image's wavelengths differ from the model's "
+                f"({wl.min():g}-{wl.max():g} vs "
+                f"{model.wavelengths.min():g}-{model.wavelengths.max():g}, {len(wl)} vs "
+                f"{len(model.wavelengths)} bands)"
+            )
+    data = _Pixels.from_image(view, allowed)
+    labels = data.empty_labels(model.n_clusters)
+    features = model.features
+    acc = _pass(data, _feature_chunks(data, features), features, model.centers, labels)
+    if not acc.counts.any():
+        raise ClusteringError("no pixel left to label: all are masked, transparent or NaN")
+    means, std = acc.input_mean_std(model.features.offset)
+    empty = acc.counts == 0
+    means[empty], std[empty] = np.nan, np.nan
+    return _result(labels, means, std, acc.counts, acc.inertia_about_means(), model, alpha)
+
+
+def _prepare(image, channel_axis, mask, alpha):
+    """Check the image; return it, its (spatial..., C) feature view without alpha, the pixels
+    allowed by mask and alpha, and whether it had alpha."""
+    image = np.asarray(image)
+    if image.dtype == bool:
+        image = image.view(np.uint8)
+    if not np.issubdtype(image.dtype, np.number):
+        raise ClusteringError(f"cannot cluster an image of dtype {image.dtype}")
+    if np.iscomplexobj(image):
+        raise ClusteringError("cannot cluster complex values; take their magnitude first")
+    view = image[..., np.newaxis] if channel_axis is None else np.moveaxis(image, channel_axis, -1)
+    if view.ndim < 2 or view.shape[-1] == 0 or view.size == 0:
+        raise ClusteringError(f"cannot cluster an image of shape {image.shape}")
+    if alpha is None:
+        alpha = view.shape[-1] == 4 and np.issubdtype(view.dtype, np.integer)
+    spatial = view.shape[:-1]
+    allowed = np.ones(spatial, dtype=bool)
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != spatial:
+            raise ClusteringError(f"mask shape {mask.shape} does not match image {spatial}")
+        allowed &= mask.astype(bool)
+    if alpha:
+        allowed &= view[..., -1] > 0
+        view = view[..., :-1]
+    return image, view, allowed, bool(alpha)
+
+
+def _result(labels, centers, std, counts, inertia, model, alpha) -> ClusterResult:
     return ClusterResult(
         labels=labels,
         centers=centers,
         std=std,
-        colors=colors,
-        recolored=recolored,
-        inertia=float(fit[4]),
-        counts=counts,
-        params=params,
+        colors=model.colors,
+        recolored=_recolor(labels, model.colors, alpha=alpha),
+        inertia=float(inertia),
+        counts=np.round(counts).astype(np.int64),
+        model=model,
+        params=model.params,
     )
 
 
@@ -365,81 +452,28 @@ class _Pixels:
         )
 
 
-# --- preprocessing -------------------------------------------------------------------------------
-
-
-@dataclass
-class _Features:
-    """Maps input pixels to the space that is clustered: offset, scale, unit length, PCA."""
-
-    offset: np.ndarray
-    scale: np.ndarray | None = None
-    unit: bool = False
-    components: np.ndarray | None = None
-
-    @classmethod
-    def fit(cls, sample: np.ndarray, weights: np.ndarray, params: dict) -> _Features:
-        kind = params["preprocessing"]
-        mean = np.average(sample, axis=0, weights=weights)
-        if kind == "unit":
-            return cls(offset=np.zeros_like(mean), unit=True)
-        if kind == "standardize":
-            var = np.average((sample - mean) ** 2, axis=0, weights=weights)
-            return cls(offset=mean, scale=1 / np.sqrt(np.where(var > 0, var, 1.0)))
-        if kind == "pca":
-            comps = _principal_axes(sample - mean, weights, params["n_components"])
-            return cls(offset=mean, components=comps)
-        # Centring on the sample mean costs nothing and keeps float32 distances precise when
-        # all pixels share a large offset (e.g. uint16 counts around 30000 differing by tens).
-        return cls(offset=mean)
-
-    @property
-    def identity(self) -> bool:
-        """Features are the input minus the offset: centres and spreads need no raw sums."""
-        return not self.unit and self.scale is None and self.components is None
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """float32 features of the (n, C) pixels ``x``."""
-        x = np.asarray(x, dtype=np.float32) - self.offset.astype(np.float32)
-        if self.unit:
-            norm = np.linalg.norm(x, axis=1, keepdims=True)
-            x /= np.where(norm > 0, norm, 1)
-        if self.scale is not None:
-            x *= self.scale.astype(np.float32)
-        if self.components is not None:
-            x = x @ self.components.T.astype(np.float32)
-        return x
-
-
-def _principal_axes(centred: np.ndarray, weights: np.ndarray, n: int | None) -> np.ndarray:
-    """Leading principal axes (rows) of weighted, centred samples.
-
-    From the eigenvectors of the C x C covariance: one matrix product, cheaper than an SVD of
-    the samples when there are many more samples than features.
-    """
-    centred = np.asarray(centred)  # float32 samples give a float32 product: fast enough here
-    w = (weights / weights.sum()).astype(centred.dtype)[:, None]
-    var, vecs = np.linalg.eigh(((centred * w).T @ centred).astype(np.float64))
-    var, vecs = np.maximum(var[::-1], 0), vecs[:, ::-1].T
-    if n is None:
-        share = np.cumsum(var) / max(np.sum(var), np.finfo(float).tiny)
-        n = min(int(np.searchsorted(share, 0.999)) + 1, 32)
-    return vecs[: max(1, min(n, len(vecs)))]
-
-
 # --- fitting ---------------------------------------------------------------------------------
 
 
-def _fit(data: _Pixels, k: int, params: dict, report):
-    """Sample fit, then Lloyd passes over all pixels. Returns labels, centres, std, counts,
-    inertia (centres and std in input units, clusters in fit order)."""
+class _Fit(NamedTuple):
+    labels: np.ndarray  # 1..k in fit order
+    means: np.ndarray  # input units
+    std: np.ndarray
+    counts: np.ndarray
+    inertia: float
+    features: Features
+    centers: np.ndarray  # feature space
+
+
+def _fit(data: _Pixels, k: int, params: dict, report) -> _Fit:
+    """Sample fit, then Lloyd passes over all pixels (clusters in fit order)."""
     rng = np.random.default_rng(params["random_state"])
     sample, weights = data.sample(params["max_samples"], rng)
     if len(sample) == 0:
         if not data.allowed.any() or data.uniques is not None:
             raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
         sample, weights = _finite_sample(data, params["max_samples"], rng)
-    features = _Features.fit(sample, weights, params)
+    features = Features.fit(sample, weights, params)
     xs = features(sample)
     centers = _best_start(xs, weights, k, params, rng, report)
     if centers is None:  # the sample has fewer distinct pixels than k: does the image?
@@ -455,11 +489,7 @@ def _fit(data: _Pixels, k: int, params: dict, report):
     if data.nbytes_float32 <= CACHE_BYTES:  # small: convert once, not once per pass
         chunks = list(chunks)
     for it in range(n_passes):
-        acc = _Accumulator(centers, data.n_features, features.identity)
-        for feats, w, where, raw in chunks:
-            lab, dist, _ = _nearest(feats, centers)
-            data.put(labels, where, lab)
-            acc.add(lab, w, feats, dist, raw)
+        acc = _pass(data, chunks, features, centers, labels)
         if np.any(acc.counts == 0):
             n_distinct = len(data.distinct())
             if n_distinct < k:
@@ -476,10 +506,20 @@ def _fit(data: _Pixels, k: int, params: dict, report):
     if not acc.counts.any():
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
     means, std = acc.input_mean_std(features.offset)
-    return labels, means, std, acc.counts, inertia
+    return _Fit(labels, means, std, acc.counts, inertia, features, centers)
 
 
-def _feature_chunks(data: _Pixels, features: _Features):
+def _pass(data: _Pixels, chunks, features: Features, centers, labels) -> _Accumulator:
+    """One pass over all pixels: label each with its nearest centre, sum up the clusters."""
+    acc = _Accumulator(centers, data.n_features, features.identity)
+    for feats, w, where, raw in chunks:
+        lab, dist, _ = _nearest(feats, centers)
+        data.put(labels, where, lab)
+        acc.add(lab, w, feats, dist, raw)
+    return acc
+
+
+def _feature_chunks(data: _Pixels, features: Features):
     """(features, weights, where, input pixels - offset or None) for every chunk."""
     for block, w, where in data.chunks():
         raw = None if features.identity else block - features.offset.astype(np.float32)
@@ -506,7 +546,7 @@ def _best_start(xs, weights, k, params, rng, report) -> np.ndarray | None:
     n_init = max(1, params["n_init"])
     reduced = xs
     if xs.shape[1] > 8:
-        axes = _principal_axes(xs - np.average(xs, axis=0, weights=weights), weights, None)
+        axes = principal_axes(xs - np.average(xs, axis=0, weights=weights), weights, None)
         reduced = xs @ axes.T.astype(np.float32)
     best, best_inertia = None, np.inf
     for i in range(n_init):
@@ -671,15 +711,6 @@ def _label_dtype(n_clusters: int) -> np.dtype:
     return np.dtype(
         np.uint8 if n_clusters < 256 else np.uint16 if n_clusters < 65536 else np.uint32
     )
-
-
-def _number_by_size(labels, centers, std, counts):
-    """Renumber clusters 1..k by decreasing pixel count (ties by fit order)."""
-    counts = np.round(counts).astype(np.int64)
-    order = np.argsort(-counts, kind="stable")
-    lut = np.zeros(len(counts) + 1, dtype=labels.dtype)
-    lut[order + 1] = np.arange(1, len(counts) + 1, dtype=labels.dtype)
-    return lut[labels], centers[order], std[order], counts[order]
 
 
 def _recolor(labels, colors, *, alpha):

@@ -1,0 +1,219 @@
+"""A fitted clustering as plain data: how pixels become features, and the cluster centres.
+
+Saved as ``.npz`` of plain arrays plus a JSON string, loaded with ``allow_pickle=False``:
+opening a model file someone sent you cannot run code, and a damaged or hand-edited file
+gives a :class:`ModelError` that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ClusterModel", "Features", "ModelError", "principal_axes"]
+
+FORMAT = "napari-spectral-clusters model 1"
+
+
+class ModelError(ValueError):
+    """A model file cannot be used: not a model, damaged, or for other data."""
+
+
+@dataclass
+class Features:
+    """Maps input pixels to the space that is clustered: offset, scale, unit length, PCA."""
+
+    offset: np.ndarray
+    scale: np.ndarray | None = None
+    unit: bool = False
+    components: np.ndarray | None = None
+
+    @classmethod
+    def fit(cls, sample: np.ndarray, weights: np.ndarray, params: dict) -> Features:
+        kind = params["preprocessing"]
+        mean = np.average(sample, axis=0, weights=weights)
+        if kind == "unit":
+            return cls(offset=np.zeros_like(mean), unit=True)
+        if kind == "standardize":
+            var = np.average((sample - mean) ** 2, axis=0, weights=weights)
+            return cls(offset=mean, scale=1 / np.sqrt(np.where(var > 0, var, 1.0)))
+        if kind == "pca":
+            comps = principal_axes(sample - mean, weights, params["n_components"])
+            return cls(offset=mean, components=comps)
+        # Centring on the sample mean costs nothing and keeps float32 distances precise when
+        # all pixels share a large offset (e.g. uint16 counts around 30000 differing by tens).
+        return cls(offset=mean)
+
+    @property
+    def identity(self) -> bool:
+        """Features are the input minus the offset: centres and spreads need no raw sums."""
+        return not self.unit and self.scale is None and self.components is None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """float32 features of the (n, C) pixels ``x``."""
+        x = np.asarray(x, dtype=np.float32) - self.offset.astype(np.float32)
+        if self.unit:
+            norm = np.linalg.norm(x, axis=1, keepdims=True)
+            x /= np.where(norm > 0, norm, 1)
+        if self.scale is not None:
+            x *= self.scale.astype(np.float32)
+        if self.components is not None:
+            x = x @ self.components.T.astype(np.float32)
+        return x
+
+
+def principal_axes(centred: np.ndarray, weights: np.ndarray, n: int | None) -> np.ndarray:
+    """Leading principal axes (rows) of weighted, centred samples.
+
+    From the eigenvectors of the C x C covariance: one matrix product, cheaper than an SVD of
+    the samples when there are many more samples than features.
+    """
+    centred = np.asarray(centred)  # float32 samples give a float32 product: fast enough here
+    w = (weights / weights.sum()).astype(centred.dtype)[:, None]
+    var, vecs = np.linalg.eigh(((centred * w).T @ centred).astype(np.float64))
+    var, vecs = np.maximum(var[::-1], 0), vecs[:, ::-1].T
+    if n is None:
+        share = np.cumsum(var) / max(np.sum(var), np.finfo(float).tiny)
+        n = min(int(np.searchsorted(share, 0.999)) + 1, 32)
+    return vecs[: max(1, min(n, len(vecs)))]
+
+
+@dataclass(frozen=True)
+class ClusterModel:
+    """A fitted clustering that can label other images the same way.
+
+    Attributes
+    ----------
+    features : Features
+        The preprocessing that maps input pixels to the clustered space.
+    centers : (k, F) ndarray of float32
+        Cluster centres in that space; row ``i`` is label ``i + 1``.
+    colors : (k, 3) ndarray of uint8
+        Display colour of each cluster.
+    params : dict
+        The parameters of the fit (JSON-compatible).
+    wavelengths : (C,) ndarray, optional
+        Band wavelengths of the data it was fitted on, when known.
+    """
+
+    features: Features
+    centers: np.ndarray
+    colors: np.ndarray
+    params: dict = field(default_factory=dict)
+    wavelengths: np.ndarray | None = None
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.centers)
+
+    @property
+    def n_features(self) -> int:
+        """Channels (bands or colours) of the images it applies to."""
+        return len(self.features.offset)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model as ``.npz`` (plain arrays; complete or not at all)."""
+        path = Path(path)
+        f = self.features
+        arrays = {
+            "format": np.array(FORMAT),
+            "centers": np.asarray(self.centers, np.float32),
+            "colors": np.asarray(self.colors, np.uint8),
+            "offset": np.asarray(f.offset, np.float64),
+            "scale": np.asarray([] if f.scale is None else f.scale, np.float64),
+            "unit": np.array(bool(f.unit)),
+            "components": np.zeros((0, len(f.offset)))
+            if f.components is None
+            else np.asarray(f.components, np.float64),
+            "wavelengths": np.asarray(
+                [] if self.wavelengths is None else self.wavelengths, np.float64
+            ),
+            "params": np.array(json.dumps(self.params, default=_jsonable)),
+        }
+        tmp = path.with_name(f".{path.name}.partial")
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ClusterModel:
+        """Read a model written by :meth:`save`.
+
+        Raises
+        ------
+        ModelError
+            The file is not such a model, or its arrays are damaged or inconsistent.
+        """
+        path = Path(path)
+        try:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+        except (
+            OSError,
+            ValueError,
+            EOFError,
+            TypeError,
+            AttributeError,
+            zipfile.BadZipFile,
+        ) as exc:
+            raise ModelError(f"{path.name} is not a readable model file: {exc}") from exc
+        if str(arrays.get("format", "")) != FORMAT:
+            raise ModelError(f"{path.name} is not a napari-spectral-clusters model file")
+        try:
+            centers = np.asarray(arrays["centers"], np.float32)
+            colors = np.asarray(arrays["colors"])
+            offset = np.asarray(arrays["offset"], np.float64)
+            scale = np.asarray(arrays["scale"], np.float64)
+            components = np.asarray(arrays["components"], np.float64)
+            wavelengths = np.asarray(arrays["wavelengths"], np.float64)
+            params = json.loads(str(arrays["params"]))
+            unit = bool(arrays["unit"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ModelError(f"{path.name} is a damaged model file: {exc}") from exc
+        n_in = offset.ndim == 1 and len(offset)
+        n_feat = len(components) if components.size else n_in
+        problems = [
+            (
+                centers.ndim != 2 or centers.shape[1] != n_feat or len(centers) == 0,
+                f"centres of shape {centers.shape} for {n_feat} features",
+            ),
+            (
+                colors.shape != (len(centers), 3) or colors.dtype != np.uint8,
+                f"colours of shape {colors.shape} for {len(centers)} clusters",
+            ),
+            (scale.size not in (0, n_in), f"{scale.size} scales for {n_in} channels"),
+            (
+                components.size and components.shape[1] != n_in,
+                f"components of shape {components.shape} for {n_in} channels",
+            ),
+            (wavelengths.size not in (0, n_in), f"{wavelengths.size} wavelengths"),
+            (not np.isfinite(centers).all(), "non-finite centres"),
+            (not isinstance(params, dict), "parameters are not a mapping"),
+        ]
+        for bad, what in problems:
+            if bad:
+                raise ModelError(f"{path.name} is a damaged model file: {what}")
+        features = Features(
+            offset=offset,
+            scale=scale if scale.size else None,
+            unit=unit,
+            components=components if components.size else None,
+        )
+        return cls(features, centers, colors, params, wavelengths if wavelengths.size else None)
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
