@@ -45,3 +45,154 @@ def test_non_rgb_image_is_refused(tmp_path):
             plugin_name=PLUGIN,
         )
     assert not list(tmp_path.iterdir())
+
+
+# --- round trips of what the widget makes, through napari's plugin machinery --------------
+
+
+@pytest.fixture
+def samson_result(data_dir):
+    import scipy.io
+
+    cube = np.moveaxis(scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"], -1, 0)
+    return cube, cluster_image(cube, 3, channel_axis=0, random_state=4)
+
+
+def _cluster_layers(cube, res):
+    """The layer tuples the widget builds (Labels with colormap, recoloured RGB, the cube)."""
+    from napari.layers import Image, Labels
+
+    from napari_spectral_clusters._napari._colors import label_colormap
+
+    meta = {
+        "params": res.params,
+        "centers": res.centers,
+        "colors": res.colors,
+        "counts": res.counts,
+        "inertia": res.inertia,
+    }
+    labels = Labels(
+        res.labels, name="SamSon clusters", colormap=label_colormap(res.colors), metadata=meta
+    )
+    rgb = Image(res.recolored, name="SamSon recolored", rgb=True, metadata=meta)
+    src = Image(
+        cube,
+        name="SamSon",
+        metadata={"channel_axis": 0, "wavelengths": np.linspace(401, 889, 156)},
+    )
+    return src, labels, rgb
+
+
+def test_cluster_labels_png_round_trip(tmp_path, samson_result):
+    cube, res = samson_result
+    _, labels, rgb = _cluster_layers(cube, res)
+    (path,) = npe2.write(
+        str(tmp_path / "c.png"), [labels.as_layer_data_tuple()], plugin_name=PLUGIN
+    )
+    ((data, kw, kind),) = npe2.read([path], stack=False, plugin_name=PLUGIN)
+    assert kind == "labels"
+    np.testing.assert_array_equal(data, res.labels)
+    back = Image.open(path)
+    assert back.mode == "P"  # an indexed PNG whose palette is the cluster colours
+    palette = np.asarray(back.getpalette()[: 3 * 4]).reshape(4, 3)
+    np.testing.assert_array_equal(palette[1:], res.colors)
+    for label, color in enumerate(res.colors, start=1):
+        np.testing.assert_allclose(kw["colormap"][label][:3], color / 255)
+    assert kw["metadata"]["params"] == res.params
+    np.testing.assert_allclose(kw["metadata"]["centers"], res.centers)
+
+    (path,) = npe2.write(str(tmp_path / "r.png"), [rgb.as_layer_data_tuple()], plugin_name=PLUGIN)
+    ((data, kw, kind),) = npe2.read([path], stack=False, plugin_name=PLUGIN)
+    assert kind == "image" and kw["rgb"]
+    np.testing.assert_array_equal(data, res.recolored)
+    assert kw["metadata"]["params"] == res.params
+
+
+def test_all_layers_into_one_mat_and_back(tmp_path, samson_result, data_dir):
+    import scipy.io
+
+    cube, res = samson_result
+    layers = _cluster_layers(cube, res)
+    (path,) = npe2.write(
+        str(tmp_path / "all.mat"),
+        [lay.as_layer_data_tuple() for lay in layers],
+        plugin_name=PLUGIN,
+    )
+    # a MATLAB user sees the cube as MATLAB stores it, labels, colours, centres, parameters
+    m = scipy.io.loadmat(path)
+    raw = scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"]
+    np.testing.assert_array_equal(m["SamSon"], raw)
+    np.testing.assert_array_equal(m["SamSon_clusters"], res.labels)
+    np.testing.assert_array_equal(m["SamSon_clusters_colors"], res.colors)
+    np.testing.assert_allclose(m["SamSon_clusters_centers"], res.centers)
+    assert m["SamSon_wavelengths"].shape == (156, 1)
+    import json
+
+    assert json.loads(str(m["SamSon_clusters_metadata"][0]))["metadata"]["params"] == res.params
+
+    back = {
+        kw["name"]: (data, kw, kind)
+        for data, kw, kind in npe2.read([path], stack=False, plugin_name=PLUGIN)
+    }
+    assert set(back) == {"SamSon", "SamSon clusters", "SamSon recolored"}
+    data, kw, kind = back["SamSon"]
+    assert kind == "image" and data.shape == (156, 95, 95)
+    np.testing.assert_array_equal(data, cube)
+    np.testing.assert_allclose(kw["metadata"]["wavelengths"], np.linspace(401, 889, 156))
+    data, kw, kind = back["SamSon clusters"]
+    assert kind == "labels"
+    np.testing.assert_array_equal(data, res.labels)
+    assert kw["colormap"][1][:3] == pytest.approx(tuple(res.colors[0] / 255))
+    data, kw, kind = back["SamSon recolored"]
+    assert kind == "image" and kw["rgb"]
+    np.testing.assert_array_equal(data, res.recolored)
+
+
+def test_a_painted_labels_layer_keeps_its_own_colours(tmp_path):
+    from napari.layers import Labels
+
+    painted = np.zeros((10, 12), np.uint8)
+    painted[2:5, 3:7] = 3
+    layer = Labels(painted)
+    (path,) = npe2.write(
+        str(tmp_path / "p.png"), [layer.as_layer_data_tuple()], plugin_name=PLUGIN
+    )
+    rgba = np.asarray(Image.open(path).convert("RGBA"))
+    expected = np.round(layer.colormap.map(np.array([3]))[0, :3] * 255)
+    np.testing.assert_array_equal(rgba[3, 4, :3], expected)
+    assert rgba[0, 0, 3] == 0  # background is transparent
+
+
+def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    import scipy.io
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(scipy.io, "savemat", broken)
+    with pytest.raises(OSError, match="disk full"):
+        npe2.write(
+            str(tmp_path / "x.mat"),
+            [(np.zeros((4, 4), np.uint8), {}, "labels")],
+            plugin_name=PLUGIN,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_arrays_too_big_for_v5_go_to_v73(tmp_path, monkeypatch):
+    import h5py
+
+    from napari_spectral_clusters.io import mat
+
+    monkeypatch.setattr(mat, "V5_LIMIT", 1000)
+    cube = np.random.default_rng(0).random((6, 20, 30)).astype(np.float32)
+    (path,) = npe2.write(
+        str(tmp_path / "big.mat"),
+        [(cube, {"name": "cube", "metadata": {"channel_axis": 0}}, "image")],
+        plugin_name=PLUGIN,
+    )
+    with h5py.File(path, "r") as f:  # MATLAB's v7.3 layout: axes reversed
+        assert f["cube"].shape == (6, 30, 20)
+    ((data, _, kind),) = npe2.read([path], stack=False, plugin_name=PLUGIN)
+    assert kind == "image"
+    np.testing.assert_array_equal(data, cube)

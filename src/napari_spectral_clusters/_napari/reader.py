@@ -9,6 +9,7 @@ from napari.utils.notifications import show_error, show_warning
 
 from ..io import ImageData, ReadError, read_mat, read_png
 from ..io.png import read_png_stack
+from ._colors import label_colormap
 
 _READERS = {".mat": read_mat, ".png": lambda path: [read_png(path)]}
 
@@ -57,4 +58,6 @@ def layer_data(img: ImageData) -> tuple:
         kwargs["axis_labels"] = img.axis_labels
     if img.kind == "image":
         kwargs["rgb"] = img.rgb
+    elif "colors" in img.metadata:  # a clustering we saved: its colours come back
+        kwargs["colormap"] = label_colormap(img.metadata["colors"])
     return (img.data, kwargs, img.kind)

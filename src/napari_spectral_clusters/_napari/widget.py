@@ -14,6 +14,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEventLoop, QObject, Signal
 
 from ..cluster import Cancelled, ClusteringError, ClusterResult, ProgressEvent, cluster_image
+from ._colors import label_colormap
 
 if TYPE_CHECKING:
     import napari
@@ -180,8 +181,7 @@ class ClusterWidget(Container):
             "counts": result.counts,
             "inertia": result.inertia,
         }
-        colormap = {0: (0, 0, 0, 0), None: (0, 0, 0, 0)}
-        colormap.update({i + 1: (*(c / 255), 1.0) for i, c in enumerate(result.colors)})
+        colormap = label_colormap(result.colors)
         self._put(
             f"{source.name} recolored",
             "image",

@@ -1,25 +1,51 @@
-"""npe2 writers: cluster labels and RGB(A) images -> PNG."""
+"""npe2 writers: labels and RGB(A) images -> PNG, any layers -> one MATLAB file.
+
+Each writes the file completely or not at all, and returns the paths it wrote.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..io import write_png
+from ..io import ImageData, png
+from ..io.mat import write_mat
+from ._colors import labels_colors
 
 
 def write_labels_png(path: str, data, meta: dict) -> list[str]:
-    """Save a 2-D labels layer as a PNG of label values (8-bit, or 16-bit above 255)."""
+    """A 2-D labels layer as an indexed PNG whose palette is the layer's colours."""
     data = np.asarray(data)
     if data.ndim != 2:
         raise ValueError(f"only 2-D labels can be saved as PNG, not shape {data.shape}")
-    return [str(write_png(path, data))]
+    colors = labels_colors(data, meta)
+    return [str(png.write_labels_png(path, data, colors, metadata=meta.get("metadata", {})))]
 
 
 def write_rgb_png(path: str, data, meta: dict) -> list[str]:
-    """Save an RGB(A) image layer as PNG, alpha kept. Other images are refused."""
+    """An RGB(A) uint8 image layer as PNG, alpha and metadata kept. Other images: refused."""
     data = np.asarray(data)
     if not meta.get("rgb") or data.ndim != 3:
         raise ValueError("only RGB(A) image layers can be saved as PNG by this writer")
     if data.dtype != np.uint8:
         raise ValueError(f"RGB(A) PNGs are written from uint8 images, not {data.dtype}")
-    return [str(write_png(path, data))]
+    return [str(png.write_png(path, data, metadata=meta.get("metadata", {})))]
+
+
+def write_mat_layers(path: str, layer_data: list[tuple]) -> list[str]:
+    """Image and labels layers into one ``.mat`` file, one variable per layer."""
+    images = []
+    for data, meta, layer_type in layer_data:
+        metadata = dict(meta.get("metadata", {}))
+        if layer_type == "labels":
+            metadata["colors"] = labels_colors(np.asarray(data), meta)
+        images.append(
+            ImageData(
+                name=meta.get("name", layer_type),
+                data=np.asarray(data),
+                kind=layer_type,
+                rgb=bool(meta.get("rgb", False)),
+                channel_axis=metadata.get("channel_axis"),
+                metadata=metadata,
+            )
+        )
+    return [str(write_mat(path, images))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,3 +43,45 @@ class ImageData:
     channel_axis: int | None = None
     axis_labels: tuple[str, ...] = ()
     metadata: dict = field(default_factory=dict)
+
+
+#: Metadata entries that are arrays; JSON stores them as lists and they come back as arrays.
+_ARRAY_KEYS = ("centers", "std", "colors", "counts", "wavelengths")
+
+
+def metadata_to_json(metadata: dict) -> str:
+    """Layer metadata as JSON text (arrays as lists; what JSON cannot hold is dropped)."""
+    return json.dumps(_plain(metadata))
+
+
+def metadata_from_json(text: str) -> dict:
+    """Metadata written by :func:`metadata_to_json`, with its arrays as arrays again."""
+    meta = json.loads(text)
+    if not isinstance(meta, dict):
+        raise ValueError("metadata is not a mapping")
+    for key in _ARRAY_KEYS:
+        if isinstance(meta.get(key), list):
+            meta[key] = np.asarray(meta[key], dtype=np.uint8 if key == "colors" else None)
+    return meta
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            plain = _plain(v)
+            if plain is not _DROP:
+                out[str(k)] = plain
+        return out
+    if isinstance(value, list | tuple):
+        return [p for p in map(_plain, value) if p is not _DROP]
+    if isinstance(value, np.ndarray):
+        return value.tolist() if value.dtype.kind in "biuf" else _DROP
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return _DROP
+
+
+_DROP = object()

@@ -22,6 +22,7 @@ Which variables become layers, and how a cube is oriented:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -32,9 +33,9 @@ import numpy as np
 import scipy.io
 from scipy import sparse
 
-from ._image_data import ImageData, ReadError
+from ._image_data import ImageData, ReadError, metadata_from_json, metadata_to_json
 
-__all__ = ["LAZY_BYTES", "read_mat", "write_mat73"]
+__all__ = ["LAZY_BYTES", "read_mat", "write_mat", "write_mat73"]
 
 _WAVELENGTH_NAME = re.compile(r"wave|lambda|^wl|wl$|^bands?$|wavenumber|^nm$|freq", re.I)
 _LABELS_NAME = re.compile(r"gt|label|class|mask|truth|seg|roi", re.I)
@@ -76,21 +77,35 @@ def read_mat(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageDa
     if not path.is_file():
         raise FileNotFoundError(path)
     if h5py.is_hdf5(path):
-        arrays, description = _read_v73(path, lazy_bytes)
+        arrays, strings, description = _read_v73(path, lazy_bytes)
     else:
         variables = _load(path)
         arrays, description = dict(_walk(variables)), _describe(variables)
-    images = _images(path, arrays)
+        strings = {k: str(v[0]) for k, v in variables.items() if _is_string(v)}
+    images = _images(path, arrays, _saved_layers(path, arrays, strings))
     if not images:
         raise ReadError(f"{path.name} holds no image: {description}")
     return images
 
 
-def _images(path: Path, arrays: dict) -> list[ImageData]:
-    """Decide which arrays are cubes, images and labels (rules in the module docstring)."""
+def _images(path: Path, arrays: dict, saved: dict) -> list[ImageData]:
+    """Decide which arrays are cubes, images and labels (rules in the module docstring).
+
+    ``saved`` holds what our own writer recorded about its variables (kind, metadata); they
+    are opened as written.
+    """
     wavelengths = {n: a for n, a in arrays.items() if _is_wavelength_vector(n, a)}
     arrays, bands_first = _unflatten_pixel_matrices(arrays)
     cubes, planes, labels = [], [], []
+    for name in [n for n in arrays if n in saved]:
+        record = saved[name]
+        img = _saved_image(record.get("name", name), np.asarray(arrays.pop(name)), record)
+        if img.kind == "labels":
+            labels.append(img)
+        elif img.channel_axis == 0:
+            cubes.append(img)
+        else:
+            planes.append(img)
     for name, arr in arrays.items():
         if arr.ndim >= 3 and arr.dtype != bool:
             arr = _magnitude(path, name, arr)
@@ -122,6 +137,67 @@ def _images(path: Path, arrays: dict) -> list[ImageData]:
     ]
 
 
+#: Companion variables our writer stores beside a layer ``x``: ``x_colors``, ``x_centers``...
+_COMPANIONS = ("colors", "centers", "std", "counts", "wavelengths")
+
+
+def _is_string(value) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype.kind == "U" and value.size == 1
+
+
+def _saved_layers(path: Path, arrays: dict, strings: dict) -> dict:
+    """What our writer recorded: ``x_metadata`` JSON and companion arrays, by layer ``x``.
+
+    The companions are taken out of ``arrays`` so they do not open as layers of their own.
+    """
+    saved = {}
+    for key, text in strings.items():
+        base = key.removesuffix("_metadata")
+        if base == key or base not in arrays:
+            continue
+        try:
+            record = json.loads(text)
+            record["metadata"] = metadata_from_json(json.dumps(record.get("metadata", {})))
+        except (ValueError, AttributeError):
+            continue  # someone else's string: the variable opens by the usual rules
+        for suffix in _COMPANIONS:
+            if f"{base}_{suffix}" in arrays:
+                value = np.asarray(arrays.pop(f"{base}_{suffix}"))
+                if suffix in ("wavelengths", "counts"):
+                    value = value.ravel()
+                record["metadata"][suffix] = value
+        saved[base] = record
+    return saved
+
+
+def _saved_image(name: str, arr: np.ndarray, record: dict) -> ImageData:
+    meta = record.get("metadata", {})
+    if record.get("layer") == "labels":
+        img = _labels(name, arr)
+        return ImageData(name, img.data, kind="labels", axis_labels=img.axis_labels, metadata=meta)
+    if record.get("rgb"):
+        return ImageData(
+            name,
+            arr,
+            rgb=True,
+            channel_axis=arr.ndim - 1,
+            axis_labels=("y", "x", "channel"),
+            metadata=meta,
+        )
+    if arr.ndim >= 3:  # written as MATLAB stores cubes: rows x cols x bands
+        data = np.moveaxis(arr, -1, 0)
+        n_spatial = data.ndim - 1
+        spatial = (*(f"axis{i}" for i in range(n_spatial - 3)), "z", "y", "x")[-n_spatial:]
+        return ImageData(
+            name,
+            data,
+            channel_axis=0,
+            axis_labels=("band", *spatial),
+            metadata={**meta, "channel_axis": 0},
+        )
+    return ImageData(name, arr, axis_labels=("y", "x"), metadata=meta)
+
+
 def _magnitude(path: Path, name: str, arr):
     if not np.iscomplexobj(arr):
         return arr
@@ -140,8 +216,9 @@ def _load(path: Path) -> dict:
         ) from exc
 
 
-def _read_v73(path: Path, lazy_bytes: int) -> tuple[dict, str]:
-    """Numeric arrays of a v7.3 (HDF5) file in MATLAB's orientation, and what the file holds.
+def _read_v73(path: Path, lazy_bytes: int) -> tuple[dict, dict, str]:
+    """Numeric arrays and strings of a v7.3 (HDF5) file in MATLAB's orientation, and what the
+    file holds.
 
     HDF5 stores MATLAB's column-major arrays with their axes reversed, so every array is
     transposed back. Large ones become dask arrays chunked as the file stores them; they keep
@@ -150,12 +227,17 @@ def _read_v73(path: Path, lazy_bytes: int) -> tuple[dict, str]:
     try:
         f = h5py.File(path, "r")
         arrays = dict(_walk_h5(f, f, "", lazy_bytes))
+        strings = {
+            key: "".join(map(chr, np.asarray(f[key][()]).T.ravel()))
+            for key in f
+            if isinstance(f[key], h5py.Dataset) and _matlab_class(f[key]) == "char"
+        }
         description = ", ".join(_describe_h5(f[key], key) for key in f if key != "#refs#")
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise ReadError(
             f"{path.name} could not be read as a MATLAB v7.3 (HDF5) file: {exc}"
         ) from exc
-    return arrays, description or "no variables"
+    return arrays, strings, description or "no variables"
 
 
 _H5_NUMERIC = {
@@ -370,7 +452,7 @@ _MATLAB_CLASS = {
 }
 
 
-def write_mat73(path: str | Path, variables: dict[str, np.ndarray]) -> Path:
+def write_mat73(path: str | Path, variables: dict[str, np.ndarray | str]) -> Path:
     """Write numeric arrays to a MATLAB v7.3 (HDF5) file that MATLAB and :func:`read_mat` open.
 
     Arrays are stored as MATLAB stores them (axes reversed in HDF5, a ``MATLAB_class``
@@ -382,6 +464,12 @@ def write_mat73(path: str | Path, variables: dict[str, np.ndarray]) -> Path:
     try:
         with h5py.File(tmp, "w", userblock_size=512) as f:
             for name, arr in variables.items():
+                if isinstance(arr, str):  # MATLAB char: UTF-16 code units, a row
+                    codes = np.frombuffer(arr.encode("utf-16-le"), dtype=np.uint16)
+                    ds = f.create_dataset(name, data=codes.reshape(-1, 1))
+                    ds.attrs["MATLAB_class"] = np.bytes_("char")
+                    ds.attrs["MATLAB_int_decode"] = np.int32(2)
+                    continue
                 arr = np.asarray(arr)
                 cls = "logical" if arr.dtype == bool else _MATLAB_CLASS.get(arr.dtype)
                 if cls is None:
@@ -403,3 +491,58 @@ def write_mat73(path: str | Path, variables: dict[str, np.ndarray]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+#: scipy writes MATLAB v5 files, whose arrays must stay under 2 GiB; larger go to v7.3.
+V5_LIMIT = 2**31 - 1
+
+
+def write_mat(path: str | Path, images: list[ImageData]) -> Path:
+    """Write layers to one MATLAB file, one variable per layer, as MATLAB users expect them.
+
+    Cubes are stored rows x cols x bands (MATLAB's convention), RGB images rows x cols x 3,
+    labels as integers. Beside a layer ``x`` go ``x_wavelengths``, for labels ``x_colors``
+    (k x 3 uint8), ``x_centers``, ``x_std``, ``x_counts``, and ``x_metadata``: a JSON string of
+    the kind and parameters (MATLAB's ``jsondecode`` reads it) that :func:`read_mat` uses to
+    reopen every layer as it was. MATLAB v5 (compressed) unless an array needs v7.3.
+    The file appears only when complete.
+    """
+    path = Path(path)
+    variables: dict = {}
+    for img in images:
+        var = _matlab_name(img.name, variables)
+        data = np.asarray(img.data)
+        if data.dtype == np.float16:
+            data = data.astype(np.float32)
+        if img.kind == "image" and not img.rgb and img.channel_axis is not None:
+            data = np.moveaxis(data, img.channel_axis, -1)
+        variables[var] = np.ascontiguousarray(data)
+        meta = dict(img.metadata)
+        for suffix in _COMPANIONS:
+            if suffix in meta and (suffix == "wavelengths" or img.kind == "labels"):
+                variables[f"{var}_{suffix}"] = np.asarray(meta.pop(suffix))
+        meta.pop("channel_axis", None)
+        record = {"layer": img.kind, "rgb": bool(img.rgb), "name": img.name, "metadata": meta}
+        variables[f"{var}_metadata"] = metadata_to_json(record)
+    big = any(isinstance(v, np.ndarray) and v.nbytes > V5_LIMIT for v in variables.values())
+    if big:
+        return write_mat73(path, variables)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        scipy.io.savemat(tmp, variables, do_compression=True, oned_as="column")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _matlab_name(name: str, taken: dict) -> str:
+    """A valid, unused MATLAB variable name made from a layer name."""
+    var = re.sub(r"\W+", "_", name).strip("_") or "layer"
+    if not var[0].isalpha():
+        var = f"x{var}"
+    var = var[:50]
+    unique, n = var, 2
+    while unique in taken:
+        unique, n = f"{var}_{n}", n + 1
+    return unique

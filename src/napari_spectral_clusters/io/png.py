@@ -9,6 +9,7 @@ as a stack of frames; several same-sized files as one stack (one band per file).
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import tempfile
@@ -17,10 +18,15 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageSequence
+from PIL.PngImagePlugin import PngInfo
 
-from ._image_data import ImageData, ReadError
+from ._image_data import ImageData, ReadError, metadata_from_json, metadata_to_json
 
-__all__ = ["read_png", "read_png_stack", "write_png"]
+__all__ = ["read_png", "read_png_stack", "write_labels_png", "write_png"]
+
+#: tEXt key under which our writers keep a layer's kind and metadata (JSON), so our reader
+#: reopens a saved labels layer as labels with its colours, parameters and centres.
+TEXT_KEY = "napari-spectral-clusters"
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -44,6 +50,9 @@ def read_png(path: str | Path) -> ImageData:
     width, height, bit_depth, color_type = _header(path)
     _check_size(path, width, height, bit_depth, color_type)
     try:
+        saved = _saved_layer(path)
+        if saved is not None and saved.get("layer") == "labels":
+            return _read_saved_labels(path, saved)
         if bit_depth == 16:
             frames, mode = _read_16bit(path)
         else:
@@ -58,13 +67,43 @@ def read_png(path: str | Path) -> ImageData:
     data = frames[0] if len(frames) == 1 else np.stack(frames)
     rgb = frames[0].ndim == 3
     frame_axis = ("frame",) if len(frames) > 1 else ()
+    restored = (saved or {}).get("metadata", {})
     return ImageData(
         name=path.stem,
         data=data,
         rgb=rgb,
         channel_axis=data.ndim - 1 if rgb else None,
         axis_labels=(*frame_axis, "y", "x", "channel") if rgb else (*frame_axis, "y", "x"),
-        metadata={"source": str(path), "png_mode": mode, "bit_depth": bit_depth},
+        metadata={**restored, "source": str(path), "png_mode": mode, "bit_depth": bit_depth},
+    )
+
+
+def _saved_layer(path: Path) -> dict | None:
+    """The kind and metadata our writers stored in the file, if they wrote it."""
+    with Image.open(path) as im:
+        text = getattr(im, "text", {}).get(TEXT_KEY)
+    if text is None:
+        return None
+    try:
+        saved = metadata_from_json(text)
+        saved["metadata"] = metadata_from_json(json.dumps(saved.get("metadata", {})))
+    except ValueError as exc:
+        raise ReadError(f"{path.name}: its {TEXT_KEY} metadata is damaged: {exc}") from exc
+    return saved
+
+
+def _read_saved_labels(path: Path, saved: dict) -> ImageData:
+    """A labels PNG we wrote: palette indices (or 16-bit values) are the labels."""
+    with Image.open(path) as im:
+        im.load()
+        data = np.asarray(im)
+    data = data.astype(np.uint8 if data.max(initial=0) < 256 else np.uint16)
+    return ImageData(
+        name=path.stem,
+        data=data,
+        kind="labels",
+        axis_labels=("y", "x"),
+        metadata={**saved["metadata"], "source": str(path)},
     )
 
 
@@ -186,31 +225,75 @@ def _read_16bit(path: Path) -> tuple[list[np.ndarray], str]:
     return [data], mode
 
 
-def write_png(path: str | Path, data: np.ndarray) -> Path:
-    """Write a 2-D labels/greyscale array or an (M, N, 3|4) uint8 RGB(A) image as PNG.
+def write_png(path: str | Path, data: np.ndarray, *, metadata: dict | None = None) -> Path:
+    """Write a 2-D greyscale array or an (M, N, 3|4) uint8 RGB(A) image as PNG.
 
+    ``metadata`` (JSON-able parts) is kept in a text chunk and restored by :func:`read_png`.
     The file appears only when complete (written beside it, then renamed), so a failed write
     leaves no half-written file.
     """
-    path = Path(path)
     data = np.asarray(data)
     if data.ndim == 3 and data.shape[2] in (3, 4):
         if data.dtype != np.uint8:
             raise ValueError(f"RGB(A) PNGs are written from uint8 arrays, not {data.dtype}")
         image = Image.fromarray(data, "RGBA" if data.shape[2] == 4 else "RGB")
     elif data.ndim == 2:
-        if data.min(initial=0) < 0 or data.max(initial=0) > 65535:
-            raise ValueError("PNG holds values 0..65535 only")
-        if data.max(initial=0) < 256:
-            image = Image.fromarray(data.astype(np.uint8), "L")
-        else:
-            image = Image.fromarray(data.astype(np.uint16))  # mode I;16
+        image = _grey_image(data)
     else:
         raise ValueError(f"cannot write an array of shape {data.shape} as PNG")
+    return _save(path, image, {"layer": "image", "metadata": metadata or {}})
+
+
+def write_labels_png(
+    path: str | Path, labels: np.ndarray, colors: np.ndarray, *, metadata: dict | None = None
+) -> Path:
+    """Write 2-D labels as an indexed PNG whose palette is the cluster colours.
+
+    Label ``i`` is palette entry ``i`` with colour ``colors[i - 1]``; 0 is transparent black.
+    Labels above ``len(colors)`` (painted by hand) get well-separated palette colours. More
+    than 255 labels are written as 16-bit greyscale. Colours and metadata are also kept in a
+    text chunk, so :func:`read_png` reopens the file as labels with the same colours.
+    """
+    labels = np.asarray(labels)
+    colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels PNGs hold 2-D integer labels, not {labels.dtype} {labels.shape}")
+    top = int(labels.max(initial=0))
+    if labels.min(initial=0) < 0 or top > 65535:
+        raise ValueError("labels PNGs hold labels 0..65535 only")
+    if top < 256:
+        from ..color import categorical_colors
+
+        palette = np.zeros((256, 3), np.uint8)
+        palette[1 : len(colors) + 1] = colors[:255]
+        extra = np.arange(len(colors) + 1, 256)
+        palette[extra] = categorical_colors(256)[extra - 1]
+        image = Image.fromarray(labels.astype(np.uint8), "P")
+        image.putpalette(palette.ravel().tolist())
+        image.info["transparency"] = 0
+    else:
+        image = _grey_image(labels)
+    saved = {"layer": "labels", "metadata": {**(metadata or {}), "colors": colors}}
+    return _save(path, image, saved)
+
+
+def _grey_image(data: np.ndarray) -> Image.Image:
+    if data.min(initial=0) < 0 or data.max(initial=0) > 65535:
+        raise ValueError("PNG holds values 0..65535 only")
+    if data.max(initial=0) < 256:
+        return Image.fromarray(data.astype(np.uint8), "L")
+    return Image.fromarray(data.astype(np.uint16))  # mode I;16
+
+
+def _save(path: str | Path, image: Image.Image, saved: dict) -> Path:
+    path = Path(path)
+    info = PngInfo()
+    info.add_text(TEXT_KEY, metadata_to_json(saved), zip=True)
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
-        image.save(tmp, format="PNG")
+        extra = {k: v for k, v in image.info.items() if k == "transparency"}
+        image.save(tmp, format="PNG", pnginfo=info, **extra)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,32 @@
+"""Cluster colours <-> napari labels colormaps (shared by the widget, reader and writers)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..color import categorical_colors
+
+TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
+
+
+def label_colormap(colors: np.ndarray) -> dict:
+    """A napari direct labels colormap: label ``i`` wears ``colors[i - 1]``, 0 is clear."""
+    cmap = {0: TRANSPARENT, None: TRANSPARENT}
+    cmap.update({i + 1: (*(np.asarray(c) / 255), 1.0) for i, c in enumerate(colors)})
+    return cmap
+
+
+def labels_colors(data: np.ndarray, meta: dict) -> np.ndarray:
+    """(k, 3) uint8 colours of labels 1..k of a labels layer being saved.
+
+    Our cluster layers carry them in metadata; any other labels layer is asked its colormap.
+    """
+    colors = meta.get("metadata", {}).get("colors")
+    if colors is not None:
+        return np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+    top = int(np.max(data, initial=0))
+    cmap = meta.get("colormap")
+    if hasattr(cmap, "map") and top > 0:
+        rgba = np.asarray(cmap.map(np.arange(1, top + 1)))
+        return np.round(rgba[:, :3] * 255).astype(np.uint8)
+    return categorical_colors(top)
