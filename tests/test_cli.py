@@ -37,3 +37,118 @@ def test_demo_without_display_writes_a_screenshot(tmp_path):
     # the recoloured image is on screen: every one of the 4 cluster colours covers pixels
     for color in categorical_colors(4):
         assert np.count_nonzero((shot == color).all(axis=-1)) > 500, color
+
+
+# --- spectral-clusters run: the installed command, in a subprocess ---------------------------
+
+EXE = shutil.which("spectral-clusters", path=os.path.dirname(sys.executable))
+
+
+def _run(*args, cwd=None):
+    return subprocess.run(
+        [EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+@pytest.fixture
+def inputs(tmp_path, data_dir):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for src in ("hsi/Samson.mat", "png/pngsuite/basn6a08.png", "matlab/malformed1.mat"):
+        shutil.copy(data_dir / src, folder)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_run_on_a_folder_with_a_broken_file(tmp_path, inputs, data_dir):
+    import csv
+
+    import scipy.io
+
+    from napari_spectral_clusters import cluster_image
+    from napari_spectral_clusters.io import read_png
+
+    out = tmp_path / "out"
+    proc = _run("run", inputs, "-k", 3, "--seed", 5, "-o", out)
+    assert proc.returncode == 1  # one input failed ...
+    assert "malformed1.mat" in proc.stdout and "could not be read" in proc.stdout
+    assert "clustered 2 of 3 file(s)" in proc.stdout
+    assert "3/3" in proc.stderr  # progress, one line per file
+    # ... and the good ones still completed, with the widget's engine and the same seed
+    cube = scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"]
+    expected = cluster_image(np.moveaxis(cube, -1, 0), 3, channel_axis=0, random_state=5)
+    labels = read_png(out / "Samson_clusters.png")
+    assert labels.kind == "labels"
+    np.testing.assert_array_equal(labels.data, expected.labels)
+    np.testing.assert_array_equal(labels.metadata["colors"], expected.colors)
+    recolored = read_png(out / "Samson_recolored.png").data
+    np.testing.assert_array_equal(recolored, expected.recolored)
+    with open(out / "Samson_clusters.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["pixels"]) for r in rows] == expected.counts.tolist()
+    assert float(rows[0]["mean_band10"]) == pytest.approx(expected.centers[0, 10], rel=1e-6)
+    photo = read_png(out / "basn6a08_recolored.png").data
+    assert photo.shape == (32, 32, 4) and (photo[..., 3] == 0).any()  # alpha kept
+    assert not list(out.glob("malformed1*"))
+
+
+def test_run_applies_a_saved_model_and_checks_it(tmp_path, inputs):
+    first = tmp_path / "first"
+    assert _run("run", inputs / "Samson.mat", "-k", 3, "-o", first).returncode == 0
+    again = tmp_path / "again"
+    proc = _run(
+        "run",
+        inputs / "Samson.mat",
+        inputs / "basn6a08.png",
+        "--model",
+        first / "Samson_model.npz",
+        "-o",
+        again,
+    )
+    from napari_spectral_clusters.io import read_png
+
+    np.testing.assert_array_equal(
+        read_png(again / "Samson_clusters.png").data, read_png(first / "Samson_clusters.png").data
+    )
+    assert proc.returncode == 1
+    assert "fitted on 156 channels" in proc.stdout  # the PNG has 3 colours, not 156 bands
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    proc = _run("run", inputs / "Samson.mat", "--model", bad, "-o", tmp_path / "x")
+    assert proc.returncode == 2 and "cannot use --model" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_run_refuses_to_overwrite_unless_asked(tmp_path, inputs):
+    out = tmp_path / "out"
+    png = inputs / "basn6a08.png"
+    assert _run("run", png, "-k", 2, "-o", out).returncode == 0
+    before = (out / "basn6a08_clusters.png").read_bytes()
+    proc = _run("run", png, "-k", 4, "-o", out)
+    assert proc.returncode == 1 and "would overwrite" in proc.stdout
+    assert (out / "basn6a08_clusters.png").read_bytes() == before
+    assert _run("run", png, "-k", 4, "-o", out, "--overwrite").returncode == 0
+    assert (out / "basn6a08_clusters.png").read_bytes() != before
+
+
+def test_run_with_a_glob_and_nothing_to_do(tmp_path, inputs):
+    out = tmp_path / "out"
+    assert _run("run", f"{inputs}/*.png", "-k", 2, "-o", out).returncode == 0
+    assert sorted(p.name for p in out.iterdir())[0] == "basn6a08_clusters.csv"
+    proc = _run("run", f"{inputs}/*.tif", "-o", out)
+    assert proc.returncode == 2 and "nothing to do" in proc.stderr
+
+
+def test_run_help_documents_the_outputs():
+    out = _run("run", "--help").stdout
+    for word in (
+        "_clusters.png",
+        "_recolored.png",
+        "_clusters.csv",
+        "_model.npz",
+        "--model",
+        "--seed",
+        "--preprocessing",
+        "Exit status",
+    ):
+        assert word in out

@@ -33,10 +33,129 @@ def main(argv: list[str] | None = None) -> int:
         help="save viewer.screenshot() to FILE and exit instead of showing napari",
     )
     demo.add_argument("-k", "--clusters", type=int, default=4, help="number of clusters (4)")
+    run = sub.add_parser(
+        "run",
+        help="cluster files headless and write labels, recoloured pictures and tables",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Cluster every input with the same engine as the napari widget and write, per\n"
+            "input STEM, into --out:\n"
+            "  STEM_clusters.png   labels 1..k as an indexed PNG (palette = cluster colours;\n"
+            "                      16-bit greyscale above 255 labels; .mat for 3-D labels)\n"
+            "  STEM_recolored.png  every pixel in its cluster's colour (alpha kept)\n"
+            "  STEM_clusters.csv   label, pixels, fraction, colour, mean and std per band\n"
+            "  STEM_model.npz      the fitted clustering, for --model on other files\n"
+            "A .mat input is clustered on its largest image (the spectral cube).\n"
+            "Bad files are reported and skipped; the others still complete.\n"
+            "Exit status: 0 all done, 1 some inputs failed, 2 nothing to do or bad options."
+        ),
+    )
+    run.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help=".mat/.png files, folders (their .mat and .png files) or glob patterns",
+    )
+    run.add_argument(
+        "-k",
+        "--clusters",
+        type=int,
+        default=8,
+        help="number of clusters (8; ignored with --model)",
+    )
+    run.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output folder (created if missing)",
+    )
+    run.add_argument("--seed", type=int, default=0, help="random seed (0): same seed, same labels")
+    run.add_argument(
+        "--preprocessing",
+        default="none",
+        choices=["none", "standardize", "unit", "pca"],
+        help="features to cluster: as given (none), per-band standardised, "
+        "unit-length spectra (shape, not brightness), or principal components",
+    )
+    run.add_argument(
+        "--model",
+        type=Path,
+        metavar="FILE",
+        help="apply a saved clustering (STEM_model.npz) instead of fitting one, so "
+        "each cluster means the same material in every file",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs (default: refuse, per file)",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(args, argv if argv is not None else sys.argv[1:])
-    return 2  # pragma: no cover - argparse rejects unknown commands first
+    return _run(args)
+
+
+def _run(args) -> int:
+    import time
+
+    from .batch import cluster_file, describe_error, expand_inputs, unique_stems
+    from .model import ClusterModel, ModelError
+
+    files, unmatched = expand_inputs(args.inputs)
+    for item in unmatched:
+        print(f"spectral-clusters: no .mat or .png file matches {item}", file=sys.stderr)
+    if not files:
+        print("spectral-clusters: nothing to do", file=sys.stderr)
+        return 2
+    model = None
+    if args.model is not None:
+        try:
+            model = ClusterModel.load(args.model)
+        except (ModelError, FileNotFoundError) as exc:
+            print(f"spectral-clusters: cannot use --model: {exc}", file=sys.stderr)
+            return 2
+    if model is None and args.clusters < 1:
+        print("spectral-clusters: -k must be at least 1", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = []
+    start = time.perf_counter()
+    for i, (path, stem) in enumerate(zip(files, unique_stems(files), strict=True), start=1):
+        t0 = time.perf_counter()
+        try:
+            report = cluster_file(
+                path,
+                args.out,
+                n_clusters=args.clusters,
+                random_state=args.seed,
+                preprocessing=args.preprocessing,
+                model=model,
+                overwrite=args.overwrite,
+                stem=stem,
+            )
+            status = (
+                f"{report.n_clusters} clusters of {report.layer} "
+                f"({time.perf_counter() - t0:.1f} s)"
+            )
+        except Exception as exc:  # one bad file must not stop the batch
+            failed.append((path, describe_error(exc)))
+            status = f"FAILED: {describe_error(exc)}"
+        print(f"{_bar(i, len(files))} {i}/{len(files)} {path.name}: {status}", file=sys.stderr)
+    done = len(files) - len(failed)
+    print(
+        f"clustered {done} of {len(files)} file(s) into {args.out} "
+        f"in {time.perf_counter() - start:.1f} s" + (f"; {len(failed)} failed:" if failed else "")
+    )
+    for path, reason in failed:
+        print(f"  {path}: {reason}")
+    return 1 if failed else 0
+
+
+def _bar(done: int, total: int, width: int = 20) -> str:
+    filled = round(width * done / total)
+    return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
 def _has_display() -> bool:

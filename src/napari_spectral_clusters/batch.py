@@ -1,0 +1,213 @@
+"""Headless batch clustering: files in, labels / recoloured picture / cluster table out.
+
+The same pure functions as the widget (readers, :func:`cluster_image`, :func:`apply_model`,
+writers), so the same input and seed give the same labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .cluster import ClusterResult, apply_model, cluster_image
+from .io import ImageData, ReadError, read_mat, read_png
+from .io.mat import write_mat
+from .io.png import write_labels_png, write_png
+from .model import ClusterModel
+
+__all__ = ["BatchError", "FileReport", "cluster_file", "expand_inputs", "write_table"]
+
+SUFFIXES = (".mat", ".png")
+
+
+class BatchError(ValueError):
+    """One input could not be processed; the message says which and why."""
+
+
+@dataclass
+class FileReport:
+    """What happened to one input."""
+
+    source: Path
+    outputs: list[Path] = field(default_factory=list)
+    layer: str = ""
+    n_clusters: int = 0
+    error: str | None = None
+
+
+def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
+    """Files, folders (their ``.mat`` and ``.png`` files) and glob patterns -> input files.
+
+    Returns the files, in order and without repeats, and the items that matched nothing.
+    """
+    files: list[Path] = []
+    unmatched = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
+        elif path.is_file():
+            found = [path]
+        else:
+            found = sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
+        if not found:
+            unmatched.append(item)
+        files.extend(p for p in found if p not in files)
+    return files, unmatched
+
+
+def read_image(path: Path) -> ImageData:
+    """The image in a file to cluster: for ``.mat``, its largest image (cubes first)."""
+    if path.suffix.lower() == ".png":
+        return read_png(path)
+    if path.suffix.lower() != ".mat":
+        raise BatchError(f"{path.name}: not a .mat or .png file")
+    images = [img for img in read_mat(path) if img.kind == "image"]
+    if not images:
+        raise BatchError(f"{path.name} holds only labels, no image to cluster")
+    return max(images, key=lambda img: (img.channel_axis is not None, img.data.size))
+
+
+def cluster_file(
+    path: Path,
+    out_dir: Path,
+    *,
+    n_clusters: int,
+    random_state: int = 0,
+    preprocessing: str = "none",
+    model: ClusterModel | None = None,
+    overwrite: bool = False,
+    stem: str | None = None,
+) -> FileReport:
+    """Cluster one file and write ``<stem>_clusters.png`` (or ``.mat`` for 3-D labels),
+    ``<stem>_recolored.png``, ``<stem>_clusters.csv`` and ``<stem>_model.npz``.
+
+    Raises
+    ------
+    BatchError, ReadError, ClusteringError
+        The file cannot be read or clustered, or an output exists and ``overwrite`` is False.
+    """
+    stem = stem or path.stem
+    img = read_image(path)
+    data = np.asarray(img.data)
+    wavelengths = img.metadata.get("wavelengths")
+    if model is None:
+        res = cluster_image(
+            data,
+            n_clusters,
+            channel_axis=img.channel_axis,
+            random_state=random_state,
+            preprocessing=preprocessing,
+        )
+    else:
+        res = apply_model(data, model, channel_axis=img.channel_axis, wavelengths=wavelengths)
+    labels_path = out_dir / f"{stem}_clusters{'.png' if res.labels.ndim == 2 else '.mat'}"
+    outputs = [
+        labels_path,
+        out_dir / f"{stem}_recolored{'.png' if res.labels.ndim == 2 else '.mat'}",
+        out_dir / f"{stem}_clusters.csv",
+    ]
+    if model is None:
+        outputs.append(out_dir / f"{stem}_model.npz")
+    existing = [p.name for p in outputs if p.exists()]
+    if existing and not overwrite:
+        raise BatchError(f"{path.name}: would overwrite {', '.join(existing)} (use --overwrite)")
+    meta = {
+        "source": str(path),
+        "variable": img.name,
+        "params": res.params,
+        "centers": res.centers,
+        "counts": res.counts,
+        "inertia": res.inertia,
+    }
+    if wavelengths is not None:
+        meta["wavelengths"] = np.asarray(wavelengths)
+    if res.labels.ndim == 2:
+        write_labels_png(outputs[0], res.labels, res.colors, metadata=meta)
+        write_png(outputs[1], res.recolored, metadata=meta)
+    else:
+        write_mat(
+            outputs[0],
+            [
+                ImageData(
+                    f"{stem} clusters",
+                    res.labels,
+                    kind="labels",
+                    metadata={**meta, "colors": res.colors},
+                )
+            ],
+        )
+        write_mat(
+            outputs[1], [ImageData(f"{stem} recolored", res.recolored, rgb=True, metadata=meta)]
+        )
+    write_table(outputs[2], res, wavelengths=wavelengths)
+    if model is None:
+        res.model.save(outputs[3])
+    return FileReport(path, outputs, img.name, res.n_clusters)
+
+
+def write_table(path: Path, res: ClusterResult, *, wavelengths=None) -> Path:
+    """The cluster table as CSV: label, pixels, fraction, colour, then each feature's mean
+    and standard deviation (columns named by wavelength when known, else by band)."""
+    n = res.centers.shape[1]
+    names = (
+        [f"{w:g}" for w in np.asarray(wavelengths).ravel()]
+        if wavelengths is not None and len(np.ravel(wavelengths)) == n
+        else [f"band{i}" for i in range(n)]
+    )
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(
+                [
+                    "label",
+                    "pixels",
+                    "fraction",
+                    "color",
+                    *(f"mean_{c}" for c in names),
+                    *(f"std_{c}" for c in names),
+                ]
+            )
+            for i in range(res.n_clusters):
+                color = "#{:02x}{:02x}{:02x}".format(*res.colors[i])
+                w.writerow(
+                    [
+                        i + 1,
+                        int(res.counts[i]),
+                        f"{res.fractions[i]:.6f}",
+                        color,
+                        *map(_fmt, res.centers[i]),
+                        *map(_fmt, res.std[i]),
+                    ]
+                )
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.7g}"
+
+
+def unique_stems(files: list[Path]) -> list[str]:
+    """Output name stems, made unique when two inputs share a file name."""
+    seen: dict[str, int] = {}
+    stems = []
+    for p in files:
+        n = seen.get(p.stem, 0)
+        seen[p.stem] = n + 1
+        stems.append(p.stem if n == 0 else f"{p.stem}_{n + 1}")
+    return stems
+
+
+def describe_error(exc: Exception) -> str:
+    """A one-line reason for a failed input (our errors already name the file)."""
+    if isinstance(exc, ReadError | BatchError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
