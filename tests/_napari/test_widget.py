@@ -135,3 +135,32 @@ def test_band_axis_can_be_overridden(viewer_and_widget):
     assert labels.shape == (20, 30)
     assert len(np.unique(labels[:, :15])) == 1 and len(np.unique(labels[:, 15:])) == 1
     assert labels[0, 0] != labels[0, -1]
+
+
+def test_save_a_model_and_apply_it_to_another_layer(viewer_and_widget, tmp_path, errors):
+    from napari_spectral_clusters.samples import synthetic_cube
+
+    viewer, w = viewer_and_widget
+    first, gt = _add_cube(viewer)
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    fitted = viewer.layers["sample cube clusters"].data.copy()
+    path = w.save_model(tmp_path / "scene.npz")
+    assert path.exists()
+
+    other, _, wl = synthetic_cube(seed=5)  # the same scene seen again, other noise
+    viewer.add_image(other, name="second", metadata={"channel_axis": 0, "wavelengths": wl})
+    w.image.value = viewer.layers["second"]
+    w.model_file.value = path
+    w.apply_model(wait=True)
+    applied = viewer.layers["second clusters"].data
+    # the same material gets the same label number in both layers
+    for material in range(1, 5):
+        assert np.all(applied[gt == material] == fitted[gt == material][0])
+    assert not errors
+
+    viewer.add_image(other[:10], name="ten bands", metadata={"channel_axis": 0})
+    w.image.value = viewer.layers["ten bands"]
+    w.apply_model(wait=True)
+    assert "ten bands clusters" not in viewer.layers
+    assert errors and "fitted on 64 channels" in errors[-1]

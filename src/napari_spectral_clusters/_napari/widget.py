@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox, create_widget
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEventLoop, QObject, Signal
 
-from ..cluster import Cancelled, ClusteringError, ClusterResult, ProgressEvent, cluster_image
+from ..cluster import (
+    Cancelled,
+    ClusteringError,
+    ClusterResult,
+    ProgressEvent,
+    apply_model,
+    cluster_image,
+)
+from ..model import ClusterModel, ModelError
 from ._colors import label_colormap
 
 if TYPE_CHECKING:
@@ -41,6 +58,9 @@ class ClusterWidget(Container):
         self.run_button = PushButton(name="run_button", text="Run")
         self.cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
+        self.model_file = FileEdit(name="model_file", label="model", mode="w", filter="*.npz")
+        self.save_model_button = PushButton(name="save_model_button", text="Save model")
+        self.apply_model_button = PushButton(name="apply_model_button", text="Apply model")
         self.extend(
             [
                 self.image,
@@ -50,8 +70,14 @@ class ClusterWidget(Container):
                 self.run_button,
                 self.cancel_button,
                 self.status,
+                self.model_file,
+                self.save_model_button,
+                self.apply_model_button,
             ]
         )
+        self.save_model_button.changed.connect(lambda: self.save_model())
+        self.apply_model_button.changed.connect(lambda: self.apply_model())
+        self._model: ClusterModel | None = None
         self.image.changed.connect(self.channel_axis.reset_choices)
         self.run_button.changed.connect(lambda: self.run())
         self.cancel_button.changed.connect(self.cancel)
@@ -96,6 +122,56 @@ class ClusterWidget(Container):
         With ``wait=True`` return only when the result layers are in the viewer (or the run
         failed), processing Qt events meanwhile: for scripts and the napari console.
         """
+        n_clusters, seed = int(self.n_clusters.value), int(self.random_state.value)
+
+        def job(data, channel_axis, alpha, progress):
+            return cluster_image(
+                data,
+                n_clusters,
+                channel_axis=channel_axis,
+                alpha=alpha,
+                random_state=seed,
+                progress=progress,
+            )
+
+        return self._start(job, f"into {n_clusters}", wait=wait)
+
+    def apply_model(self, path=None, *, wait: bool = False):
+        """Label the chosen layer with the clustering saved in ``path`` (default: the model
+        file field), so its clusters mean the same as in the image the model came from."""
+        path = path or self.model_file.value
+        try:
+            model = ClusterModel.load(path)
+        except (ModelError, OSError) as exc:
+            show_error(f"Cannot use the model: {exc}")
+            return None
+
+        def job(data, channel_axis, alpha, progress):
+            layer = self.image.value
+            return apply_model(
+                data,
+                model,
+                channel_axis=channel_axis,
+                alpha=alpha,
+                wavelengths=layer.metadata.get("wavelengths")
+                if channel_axis is not None and not layer.rgb
+                else None,
+            )
+
+        return self._start(job, f"with the model {getattr(path, 'name', path)}", wait=wait)
+
+    def save_model(self, path=None):
+        """Save the last clustering (centres, preprocessing, wavelengths) to ``path`` (default:
+        the model file field) as a small ``.npz``, to apply to other layers or files."""
+        path = path or self.model_file.value
+        if self._model is None:
+            show_error("Nothing to save yet: run a clustering first.")
+            return None
+        written = self._model.save(path)
+        show_info(f"Saved the clustering to {written}")
+        return written
+
+    def _start(self, job, what: str, *, wait: bool):
         if self.running:
             show_info("A clustering is already running; cancel it first.")
             return None
@@ -105,16 +181,14 @@ class ClusterWidget(Container):
             return None
         channel_axis, alpha = _features_of(layer, self.channel_axis.value)
         data = np.asarray(layer.data)
-        n_clusters, seed = int(self.n_clusters.value), int(self.random_state.value)
         self._cancel.clear()
         self._progress = progress(total=0, desc=f"KMeans clustering {layer.name}")
         worker = create_worker(
-            _cluster_in_thread,
+            _in_thread,
+            job,
             data,
-            n_clusters,
-            channel_axis=channel_axis,
-            alpha=alpha,
-            random_state=seed,
+            channel_axis,
+            alpha,
             cancel=self._cancel,
             relay=self._relay,
             _start_thread=False,
@@ -124,8 +198,9 @@ class ClusterWidget(Container):
         worker.finished.connect(self._finished)
         self._worker = worker
         self.run_button.enabled = False
+        self.apply_model_button.enabled = False
         self.cancel_button.enabled = True
-        self.status.value = f"clustering {layer.name} into {n_clusters}…"
+        self.status.value = f"clustering {layer.name} {what}…"
         if wait:
             loop = QEventLoop()
             worker.finished.connect(loop.quit)
@@ -149,6 +224,7 @@ class ClusterWidget(Container):
             self._progress = None
         self._worker = None
         self.run_button.enabled = True
+        self.apply_model_button.enabled = True
         self.cancel_button.enabled = False
 
     def _report_bug(self, exc: Exception):
@@ -173,14 +249,21 @@ class ClusterWidget(Container):
             return
         keep = _spatial_axes(source, channel_axis)
         transform = _sub_transform(source, keep)
+        wavelengths = source.metadata.get("wavelengths") if not source.rgb else None
+        self._model = result.model
+        if wavelengths is not None and len(wavelengths) == result.model.n_features:
+            self._model = replace(result.model, wavelengths=np.asarray(wavelengths, float))
         meta = {
             "spectral_clusters_source": source.name,
             "params": dict(result.params),
             "centers": result.centers,
+            "std": result.std,
             "colors": result.colors,
             "counts": result.counts,
             "inertia": result.inertia,
         }
+        if wavelengths is not None:
+            meta["wavelengths"] = np.asarray(wavelengths)
         colormap = label_colormap(result.colors)
         self._put(
             f"{source.name} recolored",
@@ -224,7 +307,7 @@ class _ProgressRelay(QObject):
     reported = Signal(str, int, int)
 
 
-def _cluster_in_thread(data, n_clusters, *, cancel: threading.Event, relay, **kwargs):
+def _in_thread(job, data, channel_axis, alpha, *, cancel: threading.Event, relay):
     """Run the engine, relaying its progress and stopping when ``cancel`` is set.
 
     Returns ``(result, None)``, or ``(None, exception)`` for bad input and cancellation, so
@@ -238,7 +321,7 @@ def _cluster_in_thread(data, n_clusters, *, cancel: threading.Event, relay, **kw
         relay.reported.emit(event.stage, event.done, event.total)
 
     try:
-        return cluster_image(data, n_clusters, progress=report, **kwargs), None
+        return job(data, channel_axis, alpha, report), None
     except (Cancelled, ClusteringError) as exc:
         return None, exc
 
