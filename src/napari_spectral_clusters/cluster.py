@@ -135,6 +135,8 @@ def cluster_image(
     alpha: bool | None = None,
     preprocessing: Preprocessing = "none",
     n_components: int | None = None,
+    wavelengths: np.ndarray | None = None,
+    palette: Literal["auto", "categorical"] = "auto",
     random_state: int = 0,
     reduce_k: bool = False,
     max_samples: int = 5_000,
@@ -168,6 +170,13 @@ def cluster_image(
     n_components : int, optional
         For ``preprocessing="pca"``: components kept (default: enough for 99.9% of the
         variance, at most 32).
+    wavelengths : (C,) ndarray, optional
+        Band centres in nm: clusters of a cube then wear the true colour of their centre
+        spectrum (see :func:`~napari_spectral_clusters.color.center_colors`).
+    palette : {"auto", "categorical"}
+        "categorical" gives well-separated colours whatever the data; "auto" uses centre
+        colours (pictures) or true colours (cubes with visible wavelengths) unless two are too
+        alike.
     random_state : int
         Seed; the same seed gives the same result.
     reduce_k : bool
@@ -214,6 +223,7 @@ def cluster_image(
         "alpha": bool(alpha),
         "preprocessing": preprocessing,
         "n_components": n_components,
+        "palette": palette,
         "random_state": int(random_state),
         "max_samples": int(max_samples),
         "n_init": int(n_init),
@@ -237,8 +247,13 @@ def cluster_image(
     lut = np.zeros(len(order) + 1, dtype=fit.labels.dtype)
     lut[order + 1] = np.arange(1, len(order) + 1, dtype=fit.labels.dtype)
     centers = fit.means[order]
-    colors = center_colors(centers, image.dtype, rgb=view.shape[-1] == 3)
-    model = ClusterModel(fit.features, fit.centers[order], colors, params)
+    colors, params["colors"] = center_colors(
+        centers, image.dtype, rgb=view.shape[-1] == 3, wavelengths=wavelengths, palette=palette
+    )
+    wl = None if wavelengths is None else np.asarray(wavelengths, dtype=np.float64).ravel()
+    if wl is not None and len(wl) != view.shape[-1]:
+        wl = None
+    model = ClusterModel(fit.features, fit.centers[order], colors, params, wavelengths=wl)
     report(ProgressEvent("done", 1, 1, fit.inertia))
     return _result(
         lut[fit.labels], centers, fit.std[order], fit.counts[order], fit.inertia, model, alpha

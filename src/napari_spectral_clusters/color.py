@@ -1,10 +1,176 @@
-"""Colours of clusters: centre colours for pictures, a categorical palette for everything else."""
+"""Colour: spectra -> RGB (true colour where bands cover the visible, false colour elsewhere),
+and the colours of clusters.
+
+True colour treats each spectrum as a **reflectance under the CIE D65 illuminant**: it is
+resampled to 1 nm, integrated against the CIE 1931 2-degree colour-matching functions weighted
+by D65, normalised so that a perfect white reflector (reflectance 1 everywhere) has Y = 1, and
+converted XYZ -> linear sRGB (D65 white point, IEC 61966-2-1 matrix) -> sRGB with its transfer
+curve. ``exposure`` scales Y: 1 keeps reflectances as they are; "auto" maps the 99th
+percentile of Y to 1, which suits radiance cubes in arbitrary units. The CIE tables ship in
+``_data/cie.npz`` (exported from colour-science by ``tools/export_cie_tables.py``).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import colorcet
 import numpy as np
 
-__all__ = ["categorical_colors", "center_colors"]
+__all__ = [
+    "RGBRendering",
+    "categorical_colors",
+    "center_colors",
+    "delta_e",
+    "spectra_to_rgb",
+]
+
+#: Visible range of the colour-matching functions used, nm.
+VISIBLE = (380.0, 780.0)
+#: Below this share of the visible (luminance-weighted) covered by the bands, render false
+#: colour instead of true colour.
+MIN_COVERAGE = 0.05
+#: Cluster colours closer than this (CIE 1976 Delta E) are too alike to tell apart.
+MIN_DELTA_E = 10.0
+
+
+@dataclass(frozen=True)
+class RGBRendering:
+    """RGB picture of spectra and how it was made.
+
+    Attributes
+    ----------
+    rgb : (..., 3) ndarray of uint8
+    method : str
+        "true colour ..." or "false colour ...", for the user.
+    coverage : float
+        Share of the visible (weighted by luminance) the bands cover; 0 for false colour.
+    """
+
+    rgb: np.ndarray
+    method: str
+    coverage: float
+
+
+def spectra_to_rgb(
+    spectra: np.ndarray,
+    wavelengths: np.ndarray | None,
+    *,
+    channel_axis: int = -1,
+    exposure: float | str = "auto",
+) -> RGBRendering:
+    """Render spectra as sRGB colours.
+
+    Parameters
+    ----------
+    spectra : (..., C) ndarray
+        One spectrum per pixel along ``channel_axis`` (a cube, or k cluster centres).
+    wavelengths : (C,) ndarray or None
+        Band centres in nm. Where they cover the visible, true colour (what is covered is
+        used); otherwise (infrared, Raman wavenumbers, unknown) false colour: three bands at a
+        quarter, half and three quarters of the range as R, G, B — or, without wavelengths,
+        the first three principal components — each stretched between its 2nd and 98th
+        percentile.
+    channel_axis : int
+        Axis of ``spectra`` holding the bands.
+    exposure : float or "auto"
+        True colour: Y multiplier (1 for reflectance); "auto" maps the 99th percentile of Y
+        to 1.
+
+    Returns
+    -------
+    RGBRendering
+        ``rgb`` has the shape of ``spectra`` without the band axis, plus 3.
+
+    Examples
+    --------
+    >>> wl = np.arange(400.0, 701.0, 10)
+    >>> spectra_to_rgb(np.ones(len(wl)), wl, exposure=1).rgb.tolist()
+    [255, 255, 255]
+    """
+    x = np.moveaxis(np.asarray(spectra, dtype=np.float64), channel_axis, -1)
+    shape = x.shape[:-1]
+    x = x.reshape(-1, x.shape[-1])
+    if wavelengths is not None:
+        wavelengths = np.asarray(wavelengths, dtype=np.float64).ravel()
+        if len(wavelengths) != x.shape[1]:
+            raise ValueError(f"{len(wavelengths)} wavelengths for {x.shape[1]} bands")
+        weights, coverage = _xyz_weights(wavelengths)
+        if coverage >= MIN_COVERAGE:
+            rgb = _xyz_to_srgb8(np.nan_to_num(x) @ weights, exposure)
+            method = f"true colour (CIE 1931 2°, D65; {coverage:.0%} of the visible covered)"
+            return RGBRendering(rgb.reshape(*shape, 3), method, coverage)
+    rgb, method = _false_colour(np.nan_to_num(x), wavelengths)
+    return RGBRendering(rgb.reshape(*shape, 3), method, 0.0)
+
+
+@cache
+def _cie() -> dict[str, np.ndarray]:
+    with resources.files("napari_spectral_clusters").joinpath("_data/cie.npz").open("rb") as f:
+        with np.load(f, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+
+
+def _xyz_weights(wavelengths: np.ndarray) -> tuple[np.ndarray, float]:
+    """(C, 3) weights so that XYZ = reflectance @ weights, and the visible share covered.
+
+    The spectrum is linearly interpolated to 1 nm between the first and last band (nothing
+    outside), so the weights are the interpolation matrix applied to D65-weighted CMFs.
+    """
+    cie = _cie()
+    grid = cie["wavelengths"]
+    visible = (grid >= VISIBLE[0]) & (grid <= VISIBLE[1])
+    order = np.argsort(wavelengths)
+    lo, hi = wavelengths[order[0]], wavelengths[order[-1]]
+    inside = visible & (grid >= lo) & (grid <= hi)
+    weighted = cie["xyz_bar"] * cie["d65"][:, None]
+    white_y = weighted[visible, 1].sum()  # a perfect reflector: Y = 1
+    coverage = float(weighted[inside, 1].sum() / white_y)
+    # interpolation matrix: grid value = sum_b interp[g, b] * band value
+    eye = np.eye(len(wavelengths))[order]
+    interp = np.stack([np.interp(grid[inside], wavelengths[order], row) for row in eye], 1)
+    return interp.T @ weighted[inside] / white_y, coverage
+
+
+def _xyz_to_srgb8(xyz: np.ndarray, exposure: float | str) -> np.ndarray:
+    if exposure == "auto":
+        y = xyz[:, 1]
+        top = np.percentile(y, 99) if len(y) else 0.0
+        exposure = 1.0 / top if top > 0 else 1.0
+    linear = np.clip(xyz * float(exposure) @ _cie()["xyz_to_srgb"].T, 0, 1)
+    return np.round(_srgb_encode(linear) * 255).astype(np.uint8)
+
+
+def _srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """The sRGB transfer curve (IEC 61966-2-1)."""
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def _srgb_decode(encoded: np.ndarray) -> np.ndarray:
+    return np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+
+
+def _false_colour(x: np.ndarray, wavelengths: np.ndarray | None) -> tuple[np.ndarray, str]:
+    n = x.shape[1]
+    if wavelengths is not None and n >= 3:
+        order = np.argsort(wavelengths)
+        picks = order[[round(q * (n - 1)) for q in (0.75, 0.5, 0.25)]]  # R = longest
+        channels = x[:, picks]
+        names = ", ".join(f"{wavelengths[i]:g}" for i in picks)
+        method = f"false colour: bands at {names} as R, G, B"
+    elif n >= 3:
+        centred = x - x.mean(axis=0)
+        _, vecs = np.linalg.eigh(centred.T @ centred)
+        channels = centred @ vecs[:, ::-1][:, :3]
+        method = "false colour: principal components 1-3 as R, G, B"
+    else:
+        channels = np.repeat(x[:, :1], 3, axis=1)
+        method = "false colour: grey from the first band"
+    lo, hi = np.percentile(channels, [2, 98], axis=0) if len(x) else (0, 1)
+    stretched = (channels - lo) / np.where(hi > lo, hi - lo, 1)
+    return np.round(np.clip(stretched, 0, 1) * 255).astype(np.uint8), method
 
 
 def categorical_colors(n: int) -> np.ndarray:
@@ -13,28 +179,76 @@ def categorical_colors(n: int) -> np.ndarray:
     From colorcet's Glasbey palette (category10 first), so neighbouring labels differ clearly;
     past its 256 colours the palette repeats.
     """
-    import colorcet
-
     palette = np.asarray(colorcet.glasbey_category10, dtype=np.float64)
     return np.round(palette[np.arange(n) % len(palette)] * 255).astype(np.uint8)
 
 
-def center_colors(centers: np.ndarray, dtype: np.dtype, *, rgb: bool) -> np.ndarray:
-    """Display colour of each cluster centre, (k, 3) uint8.
+def delta_e(rgb_a: np.ndarray, rgb_b: np.ndarray) -> np.ndarray:
+    """CIE 1976 colour difference between sRGB uint8 colours (D65)."""
+    return np.linalg.norm(_srgb8_to_lab(rgb_a) - _srgb8_to_lab(rgb_b), axis=-1)
+
+
+def _srgb8_to_lab(rgb: np.ndarray) -> np.ndarray:
+    linear = _srgb_decode(np.asarray(rgb, dtype=np.float64) / 255)
+    xyz = linear @ np.linalg.inv(_cie()["xyz_to_srgb"]).T
+    white = np.linalg.inv(_cie()["xyz_to_srgb"]) @ np.ones(3)
+    t = xyz / white
+    f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack(
+        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1
+    )
+
+
+def center_colors(
+    centers: np.ndarray,
+    dtype: np.dtype,
+    *,
+    rgb: bool,
+    wavelengths: np.ndarray | None = None,
+    palette: str = "auto",
+) -> tuple[np.ndarray, str]:
+    """Display colour of each cluster centre, (k, 3) uint8, and how it was chosen.
 
     Parameters
     ----------
     centers : (k, C) ndarray
         Cluster centres in the input's units.
     dtype : dtype
-        The input image's dtype, which fixes its value range: integers span the dtype,
-        floats span 0..1 (as napari shows RGB floats).
+        The input image's dtype, which fixes a picture's value range: integers span the
+        dtype, floats span 0..1 (as napari shows RGB floats).
     rgb : bool
-        Whether the centres are colours (C == 3); otherwise a categorical palette is used.
+        The centres are colours (C == 3): each cluster wears its centre colour.
+    wavelengths : (C,) ndarray, optional
+        For spectra: each centre is rendered in true colour (reflectance under D65, the
+        brightest centre at 90% of white) when the bands cover the visible.
+    palette : {"auto", "categorical"}
+        "categorical" always uses well-separated colours; "auto" also does when the centres'
+        own colours are too alike (two within :data:`MIN_DELTA_E`) or cannot be rendered.
     """
     centers = np.asarray(centers, dtype=np.float64)
-    if not rgb:
-        return categorical_colors(len(centers))
-    dtype = np.dtype(dtype)
-    top = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
-    return np.round(np.clip(centers / top, 0, 1) * 255).astype(np.uint8)
+    k = len(centers)
+    if palette == "categorical":
+        return categorical_colors(k), "categorical palette (asked for)"
+    if rgb:
+        dtype = np.dtype(dtype)
+        top = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+        colors = np.round(np.clip(centers / top, 0, 1) * 255).astype(np.uint8)
+        return colors, "centre colours"
+    if wavelengths is None or len(np.ravel(wavelengths)) != centers.shape[1]:
+        return categorical_colors(k), "categorical palette (no wavelengths)"
+    weights, coverage = _xyz_weights(np.asarray(wavelengths, dtype=np.float64).ravel())
+    if coverage < MIN_COVERAGE:
+        return categorical_colors(k), "categorical palette (bands outside the visible)"
+    xyz = centers @ weights
+    top = xyz[:, 1].max()
+    colors = _xyz_to_srgb8(xyz, 0.9 / top if top > 0 else 1.0)
+    if k > 1:
+        d = delta_e(colors[:, None], colors[None])
+        d[np.diag_indices(k)] = np.inf
+        i, j = np.unravel_index(np.argmin(d), d.shape)
+        if d[i, j] < MIN_DELTA_E:
+            return categorical_colors(k), (
+                f"categorical palette (true colours of clusters {i + 1} and {j + 1} differ by "
+                f"only ΔE {d[i, j]:.1f})"
+            )
+    return colors, "true colour of each centre spectrum"

@@ -141,7 +141,7 @@ def test_save_a_model_and_apply_it_to_another_layer(viewer_and_widget, tmp_path,
     from napari_spectral_clusters.samples import synthetic_cube
 
     viewer, w = viewer_and_widget
-    first, gt = _add_cube(viewer)
+    _, gt = _add_cube(viewer)
     w.n_clusters.value = 4
     w.run(wait=True)
     fitted = viewer.layers["sample cube clusters"].data.copy()
@@ -164,3 +164,32 @@ def test_save_a_model_and_apply_it_to_another_layer(viewer_and_widget, tmp_path,
     w.apply_model(wait=True)
     assert "ten bands clusters" not in viewer.layers
     assert errors and "fitted on 64 channels" in errors[-1]
+
+
+def test_true_colour_view_and_cluster_colours(viewer_and_widget, monkeypatch):
+    from napari_spectral_clusters.color import spectra_to_rgb
+
+    infos = []
+    monkeypatch.setattr("napari_spectral_clusters._napari.widget.show_info", infos.append)
+    viewer, w = viewer_and_widget
+    src, _ = _add_cube(viewer, scale=(1, 3.0, 3.0))
+    w.true_colour()
+    view = viewer.layers["sample cube true colour"]
+    assert view.rgb and view.data.shape == (128, 128, 3)
+    np.testing.assert_allclose(view.scale, [3.0, 3.0])
+    expected = spectra_to_rgb(src.data, src.metadata["wavelengths"], channel_axis=0)
+    np.testing.assert_array_equal(view.data, expected.rgb)
+    assert infos and "true colour" in infos[-1]
+
+    w.image.value = src
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    labels = viewer.layers["sample cube clusters"]
+    assert labels.metadata["params"]["colors"] == "true colour of each centre spectrum"
+    w.palette.value = "categorical"
+    w.run(wait=True)
+    from napari_spectral_clusters.color import categorical_colors
+
+    np.testing.assert_array_equal(labels.metadata["colors"], categorical_colors(4))
+    colors, _ = _colormap_rgb(labels)
+    np.testing.assert_array_equal(colors, viewer.layers["sample cube recolored"].data)

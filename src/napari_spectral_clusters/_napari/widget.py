@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +29,7 @@ from ..cluster import (
     apply_model,
     cluster_image,
 )
+from ..color import spectra_to_rgb
 from ..model import ClusterModel, ModelError
 from ._colors import label_colormap
 
@@ -55,6 +55,12 @@ class ClusterWidget(Container):
         self.random_state = SpinBox(
             name="random_state", label="seed", value=0, min=0, max=2**31 - 1
         )
+        self.palette = ComboBox(
+            name="palette",
+            label="colours",
+            choices=[("true colour / centre colour", "auto"), ("categorical", "categorical")],
+        )
+        self.true_colour_button = PushButton(name="true_colour_button", text="True-colour view")
         self.run_button = PushButton(name="run_button", text="Run")
         self.cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
@@ -67,14 +73,17 @@ class ClusterWidget(Container):
                 self.channel_axis,
                 self.n_clusters,
                 self.random_state,
+                self.palette,
                 self.run_button,
                 self.cancel_button,
                 self.status,
                 self.model_file,
                 self.save_model_button,
                 self.apply_model_button,
+                self.true_colour_button,
             ]
         )
+        self.true_colour_button.changed.connect(lambda: self.true_colour())
         self.save_model_button.changed.connect(lambda: self.save_model())
         self.apply_model_button.changed.connect(lambda: self.apply_model())
         self._model: ClusterModel | None = None
@@ -124,13 +133,17 @@ class ClusterWidget(Container):
         """
         n_clusters, seed = int(self.n_clusters.value), int(self.random_state.value)
 
-        def job(data, channel_axis, alpha, progress):
+        palette = self.palette.value
+
+        def job(data, channel_axis, alpha, wavelengths, progress):
             return cluster_image(
                 data,
                 n_clusters,
                 channel_axis=channel_axis,
                 alpha=alpha,
                 random_state=seed,
+                wavelengths=wavelengths,
+                palette=palette,
                 progress=progress,
             )
 
@@ -146,19 +159,42 @@ class ClusterWidget(Container):
             show_error(f"Cannot use the model: {exc}")
             return None
 
-        def job(data, channel_axis, alpha, progress):
-            layer = self.image.value
+        def job(data, channel_axis, alpha, wavelengths, progress):
             return apply_model(
-                data,
-                model,
-                channel_axis=channel_axis,
-                alpha=alpha,
-                wavelengths=layer.metadata.get("wavelengths")
-                if channel_axis is not None and not layer.rgb
-                else None,
+                data, model, channel_axis=channel_axis, alpha=alpha, wavelengths=wavelengths
             )
 
         return self._start(job, f"with the model {getattr(path, 'name', path)}", wait=wait)
+
+    def true_colour(self):
+        """Add the chosen cube as an RGB picture of the same (y, x): true colour where its
+        wavelengths cover the visible, false colour otherwise (the notification says which)."""
+        layer = self.image.value
+        if layer is None or layer.rgb:
+            show_error("Choose a spectral cube (not an RGB image) for a true-colour view.")
+            return None
+        channel_axis, _ = _features_of(layer, self.channel_axis.value)
+        if channel_axis is None:
+            show_error(f"{layer.name} has no band axis: choose one under 'band axis'.")
+            return None
+        data = np.asarray(layer.data)
+        rendering = spectra_to_rgb(
+            data, _wavelengths(layer, data, channel_axis), channel_axis=channel_axis
+        )
+        keep = _spatial_axes(layer, channel_axis)
+        out = self._put(
+            f"{layer.name} true colour",
+            "image",
+            rendering.rgb,
+            dict(
+                rgb=True,
+                metadata={"rendering": rendering.method, "spectral_clusters_source": layer.name},
+                **_sub_transform(layer, keep),
+            ),
+            above=layer,
+        )
+        show_info(f"{layer.name}: {rendering.method}")
+        return out
 
     def save_model(self, path=None):
         """Save the last clustering (centres, preprocessing, wavelengths) to ``path`` (default:
@@ -189,6 +225,7 @@ class ClusterWidget(Container):
             data,
             channel_axis,
             alpha,
+            _wavelengths(layer, data, channel_axis),
             cancel=self._cancel,
             relay=self._relay,
             _start_thread=False,
@@ -249,10 +286,8 @@ class ClusterWidget(Container):
             return
         keep = _spatial_axes(source, channel_axis)
         transform = _sub_transform(source, keep)
-        wavelengths = source.metadata.get("wavelengths") if not source.rgb else None
         self._model = result.model
-        if wavelengths is not None and len(wavelengths) == result.model.n_features:
-            self._model = replace(result.model, wavelengths=np.asarray(wavelengths, float))
+        wavelengths = result.model.wavelengths
         meta = {
             "spectral_clusters_source": source.name,
             "params": dict(result.params),
@@ -307,7 +342,7 @@ class _ProgressRelay(QObject):
     reported = Signal(str, int, int)
 
 
-def _in_thread(job, data, channel_axis, alpha, *, cancel: threading.Event, relay):
+def _in_thread(job, data, channel_axis, alpha, wavelengths, *, cancel: threading.Event, relay):
     """Run the engine, relaying its progress and stopping when ``cancel`` is set.
 
     Returns ``(result, None)``, or ``(None, exception)`` for bad input and cancellation, so
@@ -321,7 +356,7 @@ def _in_thread(job, data, channel_axis, alpha, *, cancel: threading.Event, relay
         relay.reported.emit(event.stage, event.done, event.total)
 
     try:
-        return job(data, channel_axis, alpha, report), None
+        return job(data, channel_axis, alpha, wavelengths, report), None
     except (Cancelled, ClusteringError) as exc:
         return None, exc
 
@@ -342,6 +377,15 @@ def _features_of(layer: Image, choice="auto") -> tuple[int | None, bool]:
     if "channel_axis" in layer.metadata:
         return int(layer.metadata["channel_axis"]), False
     return (0 if layer.ndim >= 3 else None), False
+
+
+def _wavelengths(layer: Image, data, channel_axis):
+    """The layer's wavelengths when they describe the chosen band axis, else None."""
+    wl = layer.metadata.get("wavelengths")
+    if wl is None or layer.rgb or channel_axis is None:
+        return None
+    wl = np.asarray(wl, dtype=np.float64).ravel()
+    return wl if len(wl) == data.shape[channel_axis] else None
 
 
 def _spatial_axes(layer: Image, channel_axis: int | None) -> list[int]:
