@@ -294,3 +294,22 @@ def test_memory_does_not_grow_with_float_copies_of_the_cube():
         assert res.labels.shape == (rows, 1000)
     # a float64 copy would grow by 4x the input growth, a float32 copy by 2x
     assert peaks[1] - peaks[0] < 0.25 * (sizes[1] - sizes[0]), (peaks, sizes)
+
+
+def test_label_statistics_match_the_clustering_and_follow_edits():
+    from napari_spectral_clusters import label_statistics
+
+    cube, _, _ = synthetic_cube((40, 40), 8, seed=2)
+    res = cluster_image(cube, 4, channel_axis=0)
+    stats = label_statistics(cube, res.labels, channel_axis=0)
+    np.testing.assert_array_equal(stats["label"], [1, 2, 3, 4])
+    np.testing.assert_array_equal(stats["count"], res.counts)
+    np.testing.assert_allclose(stats["mean"], res.centers, rtol=1e-5)
+    np.testing.assert_allclose(stats["std"], res.std, rtol=1e-3, atol=1e-6)
+    merged = np.where(res.labels == 4, 3, res.labels)  # merge cluster 4 into 3
+    stats = label_statistics(cube, merged, channel_axis=0)
+    np.testing.assert_array_equal(stats["label"], [1, 2, 3])
+    assert stats["count"][2] == res.counts[2] + res.counts[3]
+    pixels = np.moveaxis(cube, 0, -1)[merged == 3]
+    np.testing.assert_allclose(stats["mean"][2], pixels.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(stats["fraction"].sum(), 1.0)

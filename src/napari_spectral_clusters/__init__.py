@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "cluster_image": ".cluster",
     "apply_model": ".cluster",
+    "label_statistics": ".cluster",
     "ProgressEvent": ".cluster",
     "ClusterModel": ".model",
     "ModelError": ".model",
@@ -29,6 +30,7 @@ __all__ = [
     "__version__",
     "apply_model",
     "cluster_image",
+    "label_statistics",
 ]
 
 

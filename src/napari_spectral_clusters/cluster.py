@@ -37,6 +37,7 @@ __all__ = [
     "ProgressEvent",
     "apply_model",
     "cluster_image",
+    "label_statistics",
 ]
 
 #: float32 bytes per chunk in the passes over all pixels: large enough for BLAS, small enough
@@ -735,3 +736,44 @@ def _recolor(labels, colors, *, alpha):
     if alpha:
         lut[1:, 3] = 255
     return lut[labels]
+
+
+def label_statistics(
+    image: np.ndarray,
+    labels: np.ndarray,
+    *,
+    channel_axis: int | None = -1,
+    alpha: bool | None = None,
+) -> dict[str, np.ndarray]:
+    """Per-label pixel counts, fractions, mean and standard deviation of each feature.
+
+    For a labels image edited by hand (painted, merged): the cluster table recomputed from
+    what the labels now say. Label 0 and excluded pixels (alpha = 0, NaN) are left out.
+
+    Returns
+    -------
+    dict
+        ``label`` (present labels, ascending), ``count``, ``fraction``, ``mean`` (n, C) and
+        ``std`` (n, C), in the input's units.
+    """
+    _, view, allowed, _ = _prepare(image, channel_axis, None, alpha)
+    labels = np.asarray(labels)
+    if labels.shape != allowed.shape:
+        raise ClusteringError(f"labels shape {labels.shape} does not match image {allowed.shape}")
+    x = view[allowed & (labels > 0)].astype(np.float64)
+    lab = labels[allowed & (labels > 0)].astype(np.int64)
+    finite = np.isfinite(x).all(axis=1)
+    x, lab = x[finite], lab[finite]
+    present, inverse, counts = np.unique(lab, return_inverse=True, return_counts=True)
+    n = len(present)
+    sums = np.stack([np.bincount(inverse, x[:, j], n) for j in range(x.shape[1])], 1)
+    mean = sums / np.maximum(counts, 1)[:, None]
+    dev = x - mean[inverse]
+    var = np.stack([np.bincount(inverse, dev[:, j] ** 2, n) for j in range(x.shape[1])], 1)
+    return {
+        "label": present,
+        "count": counts,
+        "fraction": counts / max(int(counts.sum()), 1),
+        "mean": mean.reshape(n, -1),
+        "std": np.sqrt(var / np.maximum(counts, 1)[:, None]).reshape(n, -1),
+    }

@@ -193,3 +193,114 @@ def test_true_colour_view_and_cluster_colours(viewer_and_widget, monkeypatch):
     np.testing.assert_array_equal(labels.metadata["colors"], categorical_colors(4))
     colors, _ = _colormap_rgb(labels)
     np.testing.assert_array_equal(colors, viewer.layers["sample cube recolored"].data)
+
+
+def _select_rows(w, rows):
+    from qtpy.QtCore import QItemSelectionModel
+
+    table = w.table.native
+    table.clearSelection()
+    for row in rows:
+        table.selectionModel().select(
+            table.model().index(row, 1),
+            QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
+        )
+
+
+def test_cluster_table_selection_merge_and_refresh(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    _add_cube(viewer)
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    labels = viewer.layers["sample cube clusters"]
+    counts = labels.metadata["counts"]
+    table = w.table.to_dict("list")
+    assert table["label"] == [1, 2, 3, 4]
+    assert table["pixels"] == counts.tolist()
+    swatches = [w.table.native.item(r, 0).background().color().getRgb()[:3] for r in range(4)]
+    assert swatches == [tuple(map(int, c)) for c in labels.metadata["colors"]]
+    assert list(labels.features["pixels"]) == [0, *counts.tolist()]
+
+    _select_rows(w, [1])  # highlight cluster 2 alone
+    assert w.selected_labels() == [2]
+    assert labels.show_selected_label and labels.selected_label == 2
+    _select_rows(w, [])
+    assert not labels.show_selected_label
+
+    _select_rows(w, [2, 3])
+    w.merge(w.selected_labels())
+    assert set(np.unique(labels.data)) == {1, 2, 3}
+    assert w.table.to_dict("list")["pixels"][2] == counts[2] + counts[3]
+    colors, _ = _colormap_rgb(labels)
+    np.testing.assert_array_equal(colors, viewer.layers["sample cube recolored"].data)
+
+    painted = np.array(labels.data)
+    painted[:10, :10] = 9  # the user paints a new cluster
+    labels.data = painted
+    w.refresh()
+    assert w.table.to_dict("list")["label"] == [1, 2, 3, 9]
+    assert w.table.to_dict("list")["pixels"][-1] == 100
+    recolored = viewer.layers["sample cube recolored"].data
+    assert len({tuple(c) for c in recolored[:10, :10].reshape(-1, 3)}) == 1
+    assert tuple(recolored[0, 0]) not in {tuple(c) for c in labels.metadata["colors"][:3]}
+
+
+def test_mask_layers_restrict_the_clustering(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    _add_cube(viewer)
+    inside = np.zeros((128, 128), np.uint8)
+    inside[20:80, 30:100] = 1
+    viewer.add_labels(inside, name="roi")
+    w.reset_choices()
+    w.mask.value = viewer.layers["roi"]
+    w.image.value = viewer.layers["sample cube"]
+    w.preprocessing.value = "unit"
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    labels = viewer.layers["sample cube clusters"]
+    assert (labels.data[inside == 0] == 0).all() and (labels.data[inside == 1] > 0).all()
+    assert labels.metadata["params"]["preprocessing"] == "unit"
+
+    viewer.add_shapes([[[0, 0], [0, 50], [50, 50], [50, 0]]], name="box")
+    w.reset_choices()
+    w.mask.value = viewer.layers["box"]
+    w.run(wait=True)
+    assert (labels.data[:50, :50] > 0).all() and (labels.data[60:, 60:] == 0).all()
+
+
+def test_cancel_stops_promptly_and_changes_nothing(viewer_and_widget, qtbot):
+    import time
+
+    viewer, w = viewer_and_widget
+    rng = np.random.default_rng(0)
+    big = rng.random((16, 1500, 1500), dtype=np.float32)  # several seconds of work
+    viewer.add_image(big, name="big", metadata={"channel_axis": 0})
+    w.n_clusters.value = 16
+    w.run()
+    qtbot.waitUntil(
+        lambda: (
+            (w._progress is not None
+            and "refine" in str(w._progress.desc))
+            or "fit" in str(w._progress.desc)
+        ),
+        timeout=30_000,
+    )
+    t0 = time.perf_counter()
+    w.cancel()
+    qtbot.waitUntil(lambda: not w.running, timeout=10_000)
+    assert time.perf_counter() - t0 < 1.0
+    assert [layer.name for layer in viewer.layers] == ["big"]
+    assert w.status.value == "cancelled" and w.run_button.enabled
+
+
+def test_settings_persist_between_sessions(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    _add_cube(viewer)
+    w.n_clusters.value = 5
+    w.random_state.value = 42
+    w.preprocessing.value = "pca"
+    w.run(wait=True)
+    fresh = ClusterWidget(viewer)
+    assert (fresh.n_clusters.value, fresh.random_state.value) == (5, 42)
+    assert fresh.preprocessing.value == "pca"

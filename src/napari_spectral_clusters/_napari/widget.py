@@ -13,9 +13,10 @@ from magicgui.widgets import (
     Label,
     PushButton,
     SpinBox,
+    Table,
     create_widget,
 )
-from napari.layers import Image, Labels
+from napari.layers import Image, Labels, Shapes
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
@@ -28,8 +29,9 @@ from ..cluster import (
     ProgressEvent,
     apply_model,
     cluster_image,
+    label_statistics,
 )
-from ..color import spectra_to_rgb
+from ..color import categorical_colors, spectra_to_rgb
 from ..model import ClusterModel, ModelError
 from ._colors import label_colormap
 
@@ -55,6 +57,17 @@ class ClusterWidget(Container):
         self.random_state = SpinBox(
             name="random_state", label="seed", value=0, min=0, max=2**31 - 1
         )
+        self.preprocessing = ComboBox(
+            name="preprocessing",
+            label="features",
+            choices=[
+                ("as given", "none"),
+                ("standardised bands", "standardize"),
+                ("spectral shape (unit length)", "unit"),
+                ("principal components", "pca"),
+            ],
+        )
+        self.mask = ComboBox(name="mask", label="only inside", choices=self._mask_choices)
         self.palette = ComboBox(
             name="palette",
             label="colours",
@@ -67,10 +80,15 @@ class ClusterWidget(Container):
         self.model_file = FileEdit(name="model_file", label="model", mode="w", filter="*.npz")
         self.save_model_button = PushButton(name="save_model_button", text="Save model")
         self.apply_model_button = PushButton(name="apply_model_button", text="Apply model")
+        self.table = Table(name="table", label="clusters")
+        self.merge_button = PushButton(name="merge_button", text="Merge selected clusters")
+        self.refresh_button = PushButton(name="refresh_button", text="Refresh from labels")
         self.extend(
             [
                 self.image,
                 self.channel_axis,
+                self.preprocessing,
+                self.mask,
                 self.n_clusters,
                 self.random_state,
                 self.palette,
@@ -81,8 +99,17 @@ class ClusterWidget(Container):
                 self.save_model_button,
                 self.apply_model_button,
                 self.true_colour_button,
+                self.table,
+                self.merge_button,
+                self.refresh_button,
             ]
         )
+        self.table.read_only = True
+        self.table.native.itemSelectionChanged.connect(self._highlight_selected)
+        self.merge_button.changed.connect(lambda: self.merge(self.selected_labels()))
+        self.refresh_button.changed.connect(lambda: self.refresh())
+        self._shown: dict | None = None  # the last result on screen: source, layers, colours
+        _restore_settings(self)
         self.true_colour_button.changed.connect(lambda: self.true_colour())
         self.save_model_button.changed.connect(lambda: self.save_model())
         self.apply_model_button.changed.connect(lambda: self.apply_model())
@@ -121,6 +148,115 @@ class ClusterWidget(Container):
         choices += [(f"{axis}: {name}", axis) for axis, name in enumerate(names)]
         return choices
 
+    def _mask_choices(self, _widget=None) -> list[tuple[str, object]]:
+        """No mask, or any Labels/Shapes layer that is not one of our results."""
+        layers = [
+            layer
+            for layer in self._viewer.layers
+            if isinstance(layer, Labels | Shapes)
+            and not layer.metadata.get("spectral_clusters_source")
+        ]
+        return [("everywhere", None)] + [(layer.name, layer) for layer in layers]
+
+    def _mask_array(self):
+        """The chosen mask as a boolean array over the source's pixels; None for no mask;
+        False (after telling the user) when it does not fit the image."""
+        layer, source = self.mask.value, self.image.value
+        if layer is None or source is None:
+            return None
+        channel_axis, _ = _features_of(source, self.channel_axis.value)
+        spatial = tuple(
+            n
+            for i, n in enumerate(source.data.shape)
+            if (source.rgb and i < source.data.ndim - 1)
+            or (not source.rgb and (channel_axis is None or i != channel_axis % source.data.ndim))
+        )
+        if isinstance(layer, Shapes):
+            return layer.to_labels(labels_shape=spatial) > 0
+        data = np.asarray(layer.data)
+        if data.shape != spatial:
+            show_error(
+                f"The mask {layer.name} is {data.shape}, the image's pixels are {spatial}: "
+                "choose a mask drawn over this image."
+            )
+            return False
+        return data > 0
+
+    def selected_labels(self) -> list[int]:
+        """Labels of the rows selected in the cluster table."""
+        rows = sorted({index.row() for index in self.table.native.selectedIndexes()})
+        labels = self.table.to_dict("list").get("label", []) if rows else []
+        return [int(labels[r]) for r in rows]
+
+    def _highlight_selected(self):
+        """Show only the selected cluster in the labels layer (all of them when none is)."""
+        if self._shown is None:
+            return
+        layer = self._viewer.layers[self._shown["labels"]]
+        selected = self.selected_labels()
+        layer.show_selected_label = len(selected) == 1
+        if len(selected) == 1:
+            layer.selected_label = selected[0]
+
+    def merge(self, labels: list[int]):
+        """Merge clusters into the first of them; the recoloured image and table follow."""
+        if self._shown is None or len(labels) < 2:
+            show_info("Select two or more clusters in the table to merge.")
+            return
+        layer = self._viewer.layers[self._shown["labels"]]
+        data = np.array(layer.data)
+        keep = min(labels)
+        data[np.isin(data, labels)] = keep
+        layer.data = data
+        self.refresh()
+
+    def refresh(self):
+        """Recompute the table, features and recoloured image from the labels as they are now
+        (after painting or merging)."""
+        if self._shown is None:
+            return
+        shown = self._shown
+        layers = self._viewer.layers
+        if shown["labels"] not in layers or shown["source"] not in layers:
+            show_error("The clustered layers are gone; run the clustering again.")
+            return
+        labels = np.asarray(layers[shown["labels"]].data)
+        source = layers[shown["source"]]
+        stats = label_statistics(
+            np.asarray(source.data),
+            labels,
+            channel_axis=shown["channel_axis"],
+            alpha=shown["alpha"],
+        )
+        colors = _colors_for(stats["label"], shown["colors"])
+        lut = np.zeros((int(labels.max(initial=0)) + 1, 4 if shown["alpha"] else 3), np.uint8)
+        lut[stats["label"], :3] = colors
+        if shown["alpha"]:
+            lut[stats["label"], 3] = 255
+        layers[shown["recolored"]].data = lut[labels]
+        self._fill_table(stats, colors)
+
+    def _fill_table(self, stats: dict, colors: np.ndarray):
+        from qtpy.QtGui import QColor
+        from qtpy.QtWidgets import QTableWidgetItem
+
+        self.table.value = {
+            "colour": [""] * len(stats["label"]),
+            "label": [int(v) for v in stats["label"]],
+            "pixels": [int(v) for v in stats["count"]],
+            "fraction": [f"{v:.1%}" for v in stats["fraction"]],
+        }
+        for row, color in enumerate(colors):
+            swatch = QTableWidgetItem()  # an empty cell painted in the cluster's colour
+            swatch.setBackground(QColor(*map(int, color)))
+            self.table.native.setItem(row, 0, swatch)
+        layer = self._viewer.layers[self._shown["labels"]]
+        layer.features = {
+            "index": np.concatenate([[0], stats["label"]]),
+            "pixels": np.concatenate([[0], stats["count"]]),
+            "fraction": np.concatenate([[0.0], stats["fraction"]]),
+        }
+
     @property
     def running(self) -> bool:
         return self._worker is not None
@@ -132,8 +268,11 @@ class ClusterWidget(Container):
         failed), processing Qt events meanwhile: for scripts and the napari console.
         """
         n_clusters, seed = int(self.n_clusters.value), int(self.random_state.value)
-
-        palette = self.palette.value
+        palette, preprocessing = self.palette.value, self.preprocessing.value
+        mask = self._mask_array()
+        if mask is False:
+            return None
+        _save_settings(self)
 
         def job(data, channel_axis, alpha, wavelengths, progress):
             return cluster_image(
@@ -144,6 +283,8 @@ class ClusterWidget(Container):
                 random_state=seed,
                 wavelengths=wavelengths,
                 palette=palette,
+                preprocessing=preprocessing,
+                mask=mask,
                 progress=progress,
             )
 
@@ -314,6 +455,23 @@ class ClusterWidget(Container):
             dict(colormap=colormap, metadata=meta, opacity=0.7, **transform),
             above=self._viewer.layers[f"{source.name} recolored"],
         )
+        self._shown = {
+            "source": source.name,
+            "labels": f"{source.name} clusters",
+            "recolored": f"{source.name} recolored",
+            "channel_axis": channel_axis,
+            "alpha": result.recolored.shape[-1] == 4,
+            "colors": result.colors,
+        }
+        present = result.counts > 0
+        self._fill_table(
+            {
+                "label": np.flatnonzero(present) + 1,
+                "count": result.counts[present],
+                "fraction": result.fractions[present],
+            },
+            result.colors[present],
+        )
         self.status.value = f"{result.n_clusters} clusters, inertia {result.inertia:.4g}"
 
     def _put(self, name: str, layer_type: str, data, kwargs: dict, *, above):
@@ -377,6 +535,49 @@ def _features_of(layer: Image, choice="auto") -> tuple[int | None, bool]:
     if "channel_axis" in layer.metadata:
         return int(layer.metadata["channel_axis"]), False
     return (0 if layer.ndim >= 3 else None), False
+
+
+def _colors_for(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """Colours of ``labels``: the clustering's for its own, well-separated ones for labels
+    painted beyond them."""
+    extra = categorical_colors(int(max(labels.max(initial=0), len(colors))))
+    table = np.concatenate([colors, extra[len(colors) :]])
+    return table[np.asarray(labels) - 1]
+
+
+#: Controls remembered between sessions.
+_PERSISTENT = ("n_clusters", "random_state", "preprocessing", "palette")
+
+
+def _settings():
+    from qtpy.QtCore import QSettings
+
+    return QSettings(
+        QSettings.Format.IniFormat,
+        QSettings.Scope.UserScope,
+        "napari-spectral-clusters",
+        "kmeans-widget",
+    )
+
+
+def _save_settings(widget: ClusterWidget):
+    settings = _settings()
+    for name in _PERSISTENT:
+        settings.setValue(name, getattr(widget, name).value)
+    settings.sync()
+
+
+def _restore_settings(widget: ClusterWidget):
+    settings = _settings()
+    for name in _PERSISTENT:
+        control = getattr(widget, name)
+        value = settings.value(name)
+        if value is None:
+            continue
+        try:
+            control.value = type(control.value)(value)
+        except (ValueError, TypeError):
+            continue  # a stale or hand-edited setting: keep the default
 
 
 def _wavelengths(layer: Image, data, channel_axis):
