@@ -313,3 +313,16 @@ def test_label_statistics_match_the_clustering_and_follow_edits():
     pixels = np.moveaxis(cube, 0, -1)[merged == 3]
     np.testing.assert_allclose(stats["mean"][2], pixels.mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(stats["fraction"].sum(), 1.0)
+
+
+def test_sweep_k_points_at_the_true_number_of_materials():
+    from napari_spectral_clusters import sweep_k
+
+    cube, _, _ = synthetic_cube((64, 64), 16, seed=4)  # four materials
+    sweep = sweep_k(cube, range(2, 8), channel_axis=0, max_samples=1500)
+    np.testing.assert_array_equal(sweep["k"], np.arange(2, 8))
+    assert np.all(np.diff(sweep["inertia"]) <= 0)  # more clusters, less inertia
+    assert sweep["k"][np.argmax(sweep["silhouette"])] == 4
+    # the elbow: past 4 clusters the inertia hardly falls any more
+    drop = -np.diff(sweep["inertia"])
+    assert drop[3] < 0.05 * drop[1]

@@ -13,6 +13,7 @@ _LAZY = {
     "cluster_image": ".cluster",
     "apply_model": ".cluster",
     "label_statistics": ".cluster",
+    "sweep_k": ".cluster",
     "ProgressEvent": ".cluster",
     "ClusterModel": ".model",
     "ModelError": ".model",
@@ -31,6 +32,7 @@ __all__ = [
     "apply_model",
     "cluster_image",
     "label_statistics",
+    "sweep_k",
 ]
 
 

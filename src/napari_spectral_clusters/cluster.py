@@ -38,6 +38,7 @@ __all__ = [
     "apply_model",
     "cluster_image",
     "label_statistics",
+    "sweep_k",
 ]
 
 #: float32 bytes per chunk in the passes over all pixels: large enough for BLAS, small enough
@@ -777,3 +778,56 @@ def label_statistics(
         "mean": mean.reshape(n, -1),
         "std": np.sqrt(var / np.maximum(counts, 1)[:, None]).reshape(n, -1),
     }
+
+
+def sweep_k(
+    image: np.ndarray,
+    ks=range(2, 13),
+    *,
+    channel_axis: int | None = -1,
+    mask: np.ndarray | None = None,
+    alpha: bool | None = None,
+    preprocessing: Preprocessing = "none",
+    max_samples: int = 3000,
+    random_state: int = 0,
+    progress: Callable[[ProgressEvent], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Help choose k: inertia (for an elbow) and silhouette score for each k, on a sample.
+
+    A random sample of at most ``max_samples`` valid pixels is clustered for every k; the
+    silhouette (scikit-learn's, -1..1, higher = better separated) is measured on it.
+
+    Returns
+    -------
+    dict
+        ``k``, ``inertia`` and ``silhouette`` arrays; the silhouette is NaN where undefined.
+    """
+    from sklearn.metrics import silhouette_score
+
+    _, view, allowed, _ = _prepare(image, channel_axis, mask, alpha)
+    rng = np.random.default_rng(random_state)
+    sample, _ = _Pixels(view, allowed).sample(max_samples, rng)
+    if len(sample) == 0:
+        raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
+    report = progress or (lambda event: None)
+    ks = [int(k) for k in ks if 1 <= int(k) <= len(sample)]
+    inertia, silhouette = [], []
+    for i, k in enumerate(ks):
+        try:
+            res = cluster_image(
+                sample[:, None, :],
+                k,
+                preprocessing=preprocessing,
+                random_state=random_state,
+                alpha=False,
+            )
+        except ClusteringError:  # fewer distinct pixels than k: the sweep ends here
+            ks = ks[:i]
+            break
+        inertia.append(res.inertia)
+        feats = res.model.features(sample)
+        labels = res.labels.ravel()
+        ok = 1 < len(np.unique(labels)) < len(sample)
+        silhouette.append(float(silhouette_score(feats, labels)) if ok else np.nan)
+        report(ProgressEvent("sweep", i + 1, len(ks), res.inertia))
+    return {"k": np.array(ks), "inertia": np.array(inertia), "silhouette": np.array(silhouette)}

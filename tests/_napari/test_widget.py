@@ -298,3 +298,70 @@ def test_settings_persist_between_sessions(make_napari_viewer):
     fresh = ClusterWidget(viewer)
     assert (fresh.n_clusters.value, fresh.random_state.value) == (5, 42)
     assert fresh.preprocessing.value == "pca"
+
+
+def test_spectra_plot_and_suggest_k(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    src, _ = _add_cube(viewer)
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    labels = viewer.layers["sample cube clusters"]
+    lines = w.plot.axes.get_lines()
+    assert len(lines) == 4
+    for line, color, center in zip(
+        lines, labels.metadata["colors"], labels.metadata["centers"], strict=True
+    ):
+        np.testing.assert_allclose(line.get_color(), color / 255)
+        np.testing.assert_allclose(line.get_xdata(), src.metadata["wavelengths"])
+        np.testing.assert_allclose(line.get_ydata(), center)
+    assert w.plot.axes.get_xlabel() == "wavelength (nm)"
+
+    w.suggest_k(ks=range(2, 7), wait=True)
+    np.testing.assert_array_equal(w.last_sweep["k"], [2, 3, 4, 5, 6])
+    assert "k = 4" in w.status.value
+    assert [layer.name for layer in viewer.layers][-2:] == [
+        "sample cube recolored",
+        "sample cube clusters",
+    ]
+
+
+def test_rgb_source_plots_its_centre_colours(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    ((photo, kw, _),) = make_sample_photo()
+    viewer.add_image(photo, **kw)
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    assert w.plot.axes.get_xlabel() == "colour channel (R, G, B)"
+    centers = viewer.layers["coffee clusters"].metadata["centers"]
+    np.testing.assert_allclose([line.get_ydata() for line in w.plot.axes.get_lines()], centers)
+
+
+def test_rename_and_recolour_a_cluster(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    _add_cube(viewer)
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    w.rename(2, "vegetation")
+    table = w.table.to_dict("list")
+    assert table["name"][1] == "vegetation" and table["name"][0] == "cluster 1"
+    labels = viewer.layers["sample cube clusters"]
+    assert list(labels.features["name"])[2] == "vegetation"
+    w.recolour(2, (10, 200, 30))
+    colors, _ = _colormap_rgb(labels)
+    recolored = viewer.layers["sample cube recolored"].data
+    np.testing.assert_array_equal(colors, recolored)
+    assert tuple(recolored[labels.data == 2][0]) == (10, 200, 30)
+    assert w.table.native.item(1, 0).background().color().getRgb()[:3] == (10, 200, 30)
+    assert w.table.to_dict("list")["name"][1] == "vegetation"  # the name survives
+
+
+def test_layer_list_follows_add_rename_remove(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    layer, _ = _add_cube(viewer)
+    assert layer in w.image.choices
+    layer.name = "renamed cube"
+    shown = [w.image.native.itemText(i) for i in range(w.image.native.count())]
+    assert "renamed cube" in shown and "sample cube" not in shown
+    assert w.image.native.currentText() == "renamed cube"
+    viewer.layers.remove(layer)
+    assert layer not in w.image.choices

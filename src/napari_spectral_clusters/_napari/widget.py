@@ -30,10 +30,12 @@ from ..cluster import (
     apply_model,
     cluster_image,
     label_statistics,
+    sweep_k,
 )
 from ..color import categorical_colors, spectra_to_rgb
 from ..model import ClusterModel, ModelError
 from ._colors import label_colormap
+from ._plots import ClusterPlot
 
 if TYPE_CHECKING:
     import napari
@@ -83,6 +85,7 @@ class ClusterWidget(Container):
         self.table = Table(name="table", label="clusters")
         self.merge_button = PushButton(name="merge_button", text="Merge selected clusters")
         self.refresh_button = PushButton(name="refresh_button", text="Refresh from labels")
+        self.suggest_button = PushButton(name="suggest_button", text="Suggest k")
         self.extend(
             [
                 self.image,
@@ -102,8 +105,13 @@ class ClusterWidget(Container):
                 self.table,
                 self.merge_button,
                 self.refresh_button,
+                self.suggest_button,
             ]
         )
+        self.plot = ClusterPlot()
+        self.native.layout().addWidget(self.plot)
+        self.suggest_button.changed.connect(lambda: self.suggest_k())
+        self.last_sweep: dict | None = None
         self.table.read_only = True
         self.table.native.itemSelectionChanged.connect(self._highlight_selected)
         self.merge_button.changed.connect(lambda: self.merge(self.selected_labels()))
@@ -123,6 +131,13 @@ class ClusterWidget(Container):
         self._relay = _ProgressRelay()
         self._relay.reported.connect(self._on_progress)
         viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        # the layer lists follow renames too (napari itself refreshes them on add/remove)
+        for layer in viewer.layers:
+            layer.events.name.connect(self.reset_choices)
+        viewer.layers.events.inserted.connect(
+            lambda event: event.value.events.name.connect(self.reset_choices)
+        )
+        self.table.native.cellDoubleClicked.connect(self._edit_cell)
         self.reset_choices()
         self._follow_active_layer()
 
@@ -229,6 +244,7 @@ class ClusterWidget(Container):
             alpha=shown["alpha"],
         )
         colors = _colors_for(stats["label"], shown["colors"])
+        self._plot_spectra(stats["mean"], stats["std"], colors, stats["label"])
         lut = np.zeros((int(labels.max(initial=0)) + 1, 4 if shown["alpha"] else 3), np.uint8)
         lut[stats["label"], :3] = colors
         if shown["alpha"]:
@@ -236,12 +252,97 @@ class ClusterWidget(Container):
         layers[shown["recolored"]].data = lut[labels]
         self._fill_table(stats, colors)
 
+    def rename(self, label: int, name: str):
+        """Name a cluster (e.g. after the material it shows); table and features follow."""
+        if self._shown is None:
+            return
+        self._shown["names"][int(label)] = str(name)
+        self.refresh()
+
+    def recolour(self, label: int, color):
+        """Give a cluster another colour (RGB 0-255); labels, recoloured image, table and
+        plot follow."""
+        if self._shown is None:
+            return
+        label = int(label)
+        colors = np.asarray(self._shown["colors"], dtype=np.uint8)
+        if label > len(colors):
+            colors = _colors_for(np.arange(1, label + 1), colors)
+        colors = colors.copy()
+        colors[label - 1] = np.asarray(color, dtype=np.uint8)[:3]
+        self._shown["colors"] = colors
+        layer = self._viewer.layers[self._shown["labels"]]
+        layer.colormap = label_colormap(colors)
+        layer.metadata = {**layer.metadata, "colors": colors}
+        self.refresh()
+
+    def _edit_cell(self, row: int, column: int):
+        """Double-click: the swatch picks a new colour, the name asks for a new name."""
+        from qtpy.QtGui import QColor
+        from qtpy.QtWidgets import QColorDialog, QInputDialog
+
+        label = self.table.to_dict("list")["label"][row]
+        if column == 0:
+            current = self.table.native.item(row, 0).background().color()
+            chosen = QColorDialog.getColor(QColor(current), self.native, f"cluster {label}")
+            if chosen.isValid():
+                self.recolour(label, chosen.getRgb()[:3])
+        elif column == 1:
+            name, ok = QInputDialog.getText(self.native, "Cluster name", f"cluster {label}:")
+            if ok:
+                self.rename(label, name)
+
+    def _plot_spectra(self, means, stds, colors, labels):
+        shown = self._shown
+        n = means.shape[1]
+        wl = shown.get("wavelengths")
+        if shown["rgb"] and n == 3:
+            x, xlabel = np.arange(3), "colour channel (R, G, B)"
+        elif wl is not None and len(wl) == n:
+            x, xlabel = wl, "wavelength (nm)"
+        else:
+            x, xlabel = np.arange(n), "band"
+        self.plot.show_spectra(x, means, stds, colors, xlabel=xlabel, labels=labels)
+
+    def suggest_k(self, *, ks=range(2, 13), wait: bool = False):
+        """Sweep k on a sample in the background; plot inertia (elbow) and silhouette.
+
+        The result is kept in ``last_sweep``; the status line names the k with the best
+        silhouette."""
+        preprocessing = self.preprocessing.value
+
+        def job(data, channel_axis, alpha, wavelengths, progress):
+            return sweep_k(
+                data,
+                ks,
+                channel_axis=channel_axis,
+                alpha=alpha,
+                preprocessing=preprocessing,
+                progress=progress,
+            )
+
+        return self._start(job, "for several k", wait=wait, on_done=self._show_sweep)
+
+    def _show_sweep(self, sweep: dict | None, error: Exception | None):
+        if error is not None:
+            self.status.value = "no suggestion"
+            if not isinstance(error, Cancelled):
+                show_error(f"Cannot sweep k: {error}")
+            return
+        self.last_sweep = sweep
+        self.plot.show_sweep(sweep["k"], sweep["inertia"], sweep["silhouette"])
+        if np.isfinite(sweep["silhouette"]).any():
+            best = int(sweep["k"][np.nanargmax(sweep["silhouette"])])
+            self.status.value = f"best separated at k = {best} (silhouette); see the elbow"
+
     def _fill_table(self, stats: dict, colors: np.ndarray):
         from qtpy.QtGui import QColor
         from qtpy.QtWidgets import QTableWidgetItem
 
+        names = self._shown["names"]
         self.table.value = {
             "colour": [""] * len(stats["label"]),
+            "name": [names.get(int(v), f"cluster {v}") for v in stats["label"]],
             "label": [int(v) for v in stats["label"]],
             "pixels": [int(v) for v in stats["count"]],
             "fraction": [f"{v:.1%}" for v in stats["fraction"]],
@@ -253,6 +354,7 @@ class ClusterWidget(Container):
         layer = self._viewer.layers[self._shown["labels"]]
         layer.features = {
             "index": np.concatenate([[0], stats["label"]]),
+            "name": ["background"] + [names.get(int(v), f"cluster {v}") for v in stats["label"]],
             "pixels": np.concatenate([[0], stats["count"]]),
             "fraction": np.concatenate([[0.0], stats["fraction"]]),
         }
@@ -348,7 +450,7 @@ class ClusterWidget(Container):
         show_info(f"Saved the clustering to {written}")
         return written
 
-    def _start(self, job, what: str, *, wait: bool):
+    def _start(self, job, what: str, *, wait: bool, on_done=None):
         if self.running:
             show_info("A clustering is already running; cancel it first.")
             return None
@@ -371,7 +473,10 @@ class ClusterWidget(Container):
             relay=self._relay,
             _start_thread=False,
         )
-        worker.returned.connect(lambda outcome: self._show(layer, channel_axis, *outcome))
+        if on_done is None:
+            worker.returned.connect(lambda outcome: self._show(layer, channel_axis, *outcome))
+        else:
+            worker.returned.connect(lambda outcome: on_done(*outcome))
         worker.errored.connect(self._report_bug)
         worker.finished.connect(self._finished)
         self._worker = worker
@@ -462,8 +567,17 @@ class ClusterWidget(Container):
             "channel_axis": channel_axis,
             "alpha": result.recolored.shape[-1] == 4,
             "colors": result.colors,
+            "rgb": bool(source.rgb),
+            "names": {},
+            "wavelengths": result.model.wavelengths,
         }
         present = result.counts > 0
+        self._plot_spectra(
+            result.centers[present],
+            result.std[present],
+            result.colors[present],
+            np.flatnonzero(present) + 1,
+        )
         self._fill_table(
             {
                 "label": np.flatnonzero(present) + 1,
