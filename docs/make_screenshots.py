@@ -52,6 +52,9 @@ def _viewer_with_widget():
     _, widget = viewer.window.add_plugin_dock_widget(
         "napari-spectral-clusters", "KMeans clustering"
     )
+    widget.random_state.value = 0  # pictures independent of saved settings
+    widget.preprocessing.value = "none"
+    widget.palette.value = "auto"
     return viewer, widget
 
 

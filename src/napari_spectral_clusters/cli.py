@@ -196,6 +196,7 @@ def _demo(args, argv: list[str]) -> int:
     )
     widget.image.value = viewer.layers["sample cube"]
     widget.n_clusters.value = args.clusters
+    widget.random_state.value = 0  # the demo is the same whatever the user's saved settings
     widget.run(wait=True)
     # napari 0.9 moved the grid to viewer.canvas; older versions have viewer.grid.
     getattr(viewer, "canvas", viewer).grid.enabled = True

@@ -16,7 +16,7 @@ class ClusterPlot(FigureCanvasQTAgg):
         self.setMinimumHeight(220)
         self.axes = self.figure.add_subplot()
 
-    def show_spectra(self, x, means, stds, colors, *, xlabel: str, labels):
+    def show_spectra(self, x, means, stds, colors, *, xlabel: str, labels, ticks=None):
         """Mean ± standard deviation of each cluster against wavelength or band."""
         ax = self._fresh()
         for mean, std, color, label in zip(means, stds, colors, labels, strict=True):
@@ -24,6 +24,8 @@ class ClusterPlot(FigureCanvasQTAgg):
             ax.plot(x, mean, color=c, label=f"cluster {label}")
             ax.fill_between(x, mean - std, mean + std, color=c, alpha=0.25, linewidth=0)
         ax.set_xlabel(xlabel)
+        if ticks is not None:
+            ax.set_xticks(x, ticks)
         ax.set_ylabel("mean ± std")
         if len(means) <= 10:
             ax.legend(fontsize="x-small")

@@ -113,6 +113,8 @@ class ClusterWidget(Container):
         self.suggest_button.changed.connect(lambda: self.suggest_k())
         self.last_sweep: dict | None = None
         self.table.read_only = True
+        self.table.native.setMinimumHeight(160)
+        self.table.native.verticalHeader().setVisible(False)
         self.table.native.itemSelectionChanged.connect(self._highlight_selected)
         self.merge_button.changed.connect(lambda: self.merge(self.selected_labels()))
         self.refresh_button.changed.connect(lambda: self.refresh())
@@ -296,13 +298,14 @@ class ClusterWidget(Container):
         shown = self._shown
         n = means.shape[1]
         wl = shown.get("wavelengths")
+        ticks = None
         if shown["rgb"] and n == 3:
-            x, xlabel = np.arange(3), "colour channel (R, G, B)"
+            x, xlabel, ticks = np.arange(3), "colour channel (R, G, B)", ["R", "G", "B"]
         elif wl is not None and len(wl) == n:
             x, xlabel = wl, "wavelength (nm)"
         else:
             x, xlabel = np.arange(n), "band"
-        self.plot.show_spectra(x, means, stds, colors, xlabel=xlabel, labels=labels)
+        self.plot.show_spectra(x, means, stds, colors, xlabel=xlabel, labels=labels, ticks=ticks)
 
     def suggest_k(self, *, ks=range(2, 13), wait: bool = False):
         """Sweep k on a sample in the background; plot inertia (elbow) and silhouette.
@@ -351,6 +354,7 @@ class ClusterWidget(Container):
             swatch = QTableWidgetItem()  # an empty cell painted in the cluster's colour
             swatch.setBackground(QColor(*map(int, color)))
             self.table.native.setItem(row, 0, swatch)
+        self.table.native.resizeColumnsToContents()
         layer = self._viewer.layers[self._shown["labels"]]
         layer.features = {
             "index": np.concatenate([[0], stats["label"]]),
