@@ -279,6 +279,8 @@ def test_cancel_stops_promptly_and_changes_nothing(viewer_and_widget, qtbot):
     w.run()
     # wait until the engine reports progress: it is running, past its set-up
     qtbot.waitUntil(lambda: "fit" in str(getattr(w._progress, "desc", "")), timeout=30_000)
+    assert w.running and not w.run_button.enabled
+    assert w.run() is None  # a second run cannot start while one is going
     t0 = time.perf_counter()
     w.cancel()
     qtbot.waitUntil(lambda: not w.running, timeout=10_000)
@@ -365,3 +367,18 @@ def test_layer_list_follows_add_rename_remove(viewer_and_widget):
     assert w.image.native.currentText() == "renamed cube"
     viewer.layers.remove(layer)
     assert layer not in w.image.choices
+
+
+def test_results_follow_a_rotated_and_affine_transformed_source(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    affine = np.array([[1, 0, 0, 0], [0, 0.8, 0.2, 5], [0, -0.1, 1.1, -3], [0, 0, 0, 1.0]])
+    src, _ = _add_cube(viewer, rotate=30, affine=affine)
+    w.n_clusters.value = 2
+    w.run(wait=True)
+    for name in ("sample cube clusters", "sample cube recolored"):
+        layer = viewer.layers[name]
+        # the same data pixel lands on the same world point as in the source
+        for y, x in [(0, 0), (10, 100), (127, 64)]:
+            np.testing.assert_allclose(
+                layer.data_to_world((y, x)), src.data_to_world((0, y, x))[1:], atol=1e-9
+            )
