@@ -93,7 +93,7 @@ def cluster_file(
     """
     stem = stem or path.stem
     img = read_image(path)
-    data = np.asarray(img.data)
+    data = img.data  # dask for big v7.3 cubes: clustered block by block
     wavelengths = img.metadata.get("wavelengths")
     if model is None:
         res = cluster_image(

@@ -217,7 +217,13 @@ def cluster_image(
         raise ClusteringError(f"the number of clusters must be at least 1, not {n_clusters}")
     if preprocessing not in ("none", "standardize", "unit", "pca"):
         raise ValueError(f"unknown preprocessing {preprocessing!r}")
-    image, view, allowed, alpha = _prepare(image, channel_axis, mask, alpha)
+    lazy = _is_dask(image)
+    if lazy:  # a dask array: fitted on a sample of blocks, labelled block by block
+        n_channels = image.shape[channel_axis] if channel_axis is not None else 1
+        if alpha is None:
+            alpha = n_channels == 4 and np.issubdtype(image.dtype, np.integer)
+    else:
+        image, view, allowed, alpha = _prepare(image, channel_axis, mask, alpha)
 
     params = {
         "n_clusters": int(n_clusters),
@@ -233,6 +239,20 @@ def cluster_image(
         "tol": float(tol),
     }
     report = progress or (lambda event: None)
+    if lazy:
+        from .lazy import cluster_lazy
+
+        return cluster_lazy(
+            image,
+            int(n_clusters),
+            channel_axis=channel_axis,
+            alpha=bool(alpha),
+            mask=mask,
+            params=params,
+            wavelengths=wavelengths,
+            palette=palette,
+            report=report,
+        )
     data = _Pixels.from_image(view, allowed)
     try:
         fit = _fit(data, int(n_clusters), params, report)
@@ -319,6 +339,10 @@ def apply_model(
     empty = acc.counts == 0
     means[empty], std[empty] = np.nan, np.nan
     return _result(labels, means, std, acc.counts, acc.inertia_about_means(), model, alpha)
+
+
+def _is_dask(image) -> bool:
+    return type(image).__module__.startswith("dask.")
 
 
 def _prepare(image, channel_axis, mask, alpha):
@@ -804,9 +828,17 @@ def sweep_k(
     """
     from sklearn.metrics import silhouette_score
 
-    _, view, allowed, _ = _prepare(image, channel_axis, mask, alpha)
     rng = np.random.default_rng(random_state)
-    sample, _ = _Pixels(view, allowed).sample(max_samples, rng)
+    if _is_dask(image):  # sample blocks; never load the cube
+        from .lazy import lazy_sample, lazy_view
+
+        if alpha is None:
+            n_channels = image.shape[channel_axis] if channel_axis is not None else 1
+            alpha = n_channels == 4 and np.issubdtype(image.dtype, np.integer)
+        sample = lazy_sample(*lazy_view(image, channel_axis, alpha, mask), max_samples, rng)
+    else:
+        _, view, allowed, _ = _prepare(image, channel_axis, mask, alpha)
+        sample, _ = _Pixels(view, allowed).sample(max_samples, rng)
     if len(sample) == 0:
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
     report = progress or (lambda event: None)

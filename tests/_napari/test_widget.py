@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from napari.layers import Image, Labels
 
+from napari_spectral_clusters import cluster_image
 from napari_spectral_clusters._napari.sample_data import make_sample_cube, make_sample_photo
 from napari_spectral_clusters._napari.widget import ClusterWidget
 
@@ -382,3 +383,18 @@ def test_results_follow_a_rotated_and_affine_transformed_source(viewer_and_widge
             np.testing.assert_allclose(
                 layer.data_to_world((y, x)), src.data_to_world((0, y, x))[1:], atol=1e-9
             )
+
+
+def test_a_lazy_layer_is_clustered_lazily(viewer_and_widget):
+    import dask.array as da
+
+    viewer, w = viewer_and_widget
+    (cube, kw, _), _ = make_sample_cube()
+    viewer.add_image(da.from_array(cube, chunks=(64, 32, 32)), **kw)
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    labels = viewer.layers["sample cube clusters"]
+    assert isinstance(labels.data, da.Array)  # computed as napari shows it
+    eager = cluster_image(cube, 4, channel_axis=0, wavelengths=kw["metadata"]["wavelengths"])
+    np.testing.assert_array_equal(np.asarray(labels.data), eager.labels)
+    assert w.table.to_dict("list")["pixels"] == eager.counts.tolist()

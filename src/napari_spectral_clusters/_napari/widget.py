@@ -27,6 +27,7 @@ from ..cluster import (
     ClusteringError,
     ClusterResult,
     ProgressEvent,
+    _is_dask,
     apply_model,
     cluster_image,
     label_statistics,
@@ -463,7 +464,8 @@ class ClusterWidget(Container):
             show_error("No image layer to cluster: open a .mat or .png file, or a sample.")
             return None
         channel_axis, alpha = _features_of(layer, self.channel_axis.value)
-        data = np.asarray(layer.data)
+        # a dask (lazy) layer stays lazy: clustered block by block, labels computed on view
+        data = layer.data if _is_dask(layer.data) else np.asarray(layer.data)
         self._cancel.clear()
         self._progress = progress(total=0, desc=f"KMeans clustering {layer.name}")
         worker = create_worker(

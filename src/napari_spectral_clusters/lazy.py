@@ -1,0 +1,198 @@
+"""Clustering cubes larger than memory: dask arrays in, dask labels out.
+
+The same method as :func:`~napari_spectral_clusters.cluster_image`, block by block:
+
+1. the sample is drawn from up to ``SAMPLE_BLOCKS`` randomly chosen blocks (reading whole
+   blocks is how chunked HDF5/zarr storage is read efficiently; many blocks keep the sample
+   spread over the image), so the cube is never read whole to fit;
+2. k-means++ starts and Lloyd iterations run on that sample in memory;
+3. each refinement pass computes per-block cluster sums as dask tasks and adds them up, on
+   whatever scheduler is active (threads by default, a ``dask.distributed`` cluster when a
+   client exists); a last pass gives counts, centres and spreads for the final centres;
+4. labels and the recoloured image are ``map_blocks`` over the cube: lazy, computed as napari
+   shows them or as a writer stores them, block by block.
+
+Peak memory is a few blocks plus the sample, whatever the cube's size.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+import dask
+import dask.array as da
+import numpy as np
+
+from .cluster import (
+    ClusteringError,
+    ClusterResult,
+    ProgressEvent,
+    _Accumulator,
+    _best_start,
+    _label_dtype,
+    _nearest,
+)
+from .color import center_colors
+from .model import ClusterModel, Features
+
+__all__ = ["cluster_lazy", "lazy_sample", "lazy_view"]
+
+#: Blocks read to draw the fitting sample.
+SAMPLE_BLOCKS = 32
+
+
+def cluster_lazy(
+    image: da.Array,
+    n_clusters: int,
+    *,
+    channel_axis: int | None,
+    alpha: bool,
+    mask=None,
+    params: dict,
+    wavelengths=None,
+    palette: str = "auto",
+    report=lambda event: None,
+) -> ClusterResult:
+    """Cluster a dask array without loading it; see the module docstring."""
+    view, allowed = lazy_view(image, channel_axis, alpha, mask)
+    rng = np.random.default_rng(params["random_state"])
+    sample = lazy_sample(view, allowed, params["max_samples"], rng)
+    if len(sample) == 0:
+        raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
+    weights = np.ones(len(sample))
+    features = Features.fit(sample, weights, params)
+    centers = _best_start(features(sample), weights, n_clusters, params, rng, report)
+    if centers is None:
+        raise ClusteringError(
+            f"the sample has fewer distinct pixels than the {n_clusters} clusters asked for"
+        )
+
+    inertia = np.inf
+    n_passes = max(1, params["max_refine"])
+    for it in range(n_passes):
+        acc = _sums(view, allowed, features, centers)
+        new_centers = acc.feature_means().astype(np.float32)
+        new_inertia = acc.inertia_about_means()
+        report(ProgressEvent("refine", it + 1, n_passes, new_inertia))
+        converged = inertia - new_inertia <= params["tol"] * new_inertia
+        centers, inertia = new_centers, new_inertia
+        if converged:
+            break
+    acc = _sums(view, allowed, features, centers)  # statistics of the final assignment
+    if not acc.counts.any():
+        raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
+    order = np.argsort(-np.round(acc.counts), kind="stable")
+    centers = centers[order]
+    means, std = acc.input_mean_std(features.offset)
+    means, std, counts = means[order], std[order], np.round(acc.counts[order]).astype(np.int64)
+    colors, params["colors"] = center_colors(
+        means, image.dtype, rgb=view.shape[-1] == 3, wavelengths=wavelengths, palette=palette
+    )
+    model = ClusterModel(features, centers, colors, params)
+    labels = da.map_blocks(
+        _label_block,
+        view,
+        allowed[..., None],
+        features=features,
+        centers=centers,
+        dtype=_label_dtype(len(centers)),
+        drop_axis=view.ndim - 1,
+    )
+    lut = np.zeros((len(colors) + 1, 4 if alpha else 3), dtype=np.uint8)
+    lut[1:, :3] = colors
+    if alpha:
+        lut[1:, 3] = 255
+    recolored = labels.map_blocks(
+        lambda block: lut[block],
+        dtype=np.uint8,
+        new_axis=labels.ndim,
+        chunks=(*labels.chunks, (lut.shape[1],)),
+    )
+    report(ProgressEvent("done", 1, 1, acc.inertia_about_means()))
+    return ClusterResult(
+        labels=labels,
+        centers=means,
+        std=std,
+        colors=colors,
+        recolored=recolored,
+        inertia=acc.inertia_about_means(),
+        counts=counts,
+        model=model,
+        params=params,
+    )
+
+
+def lazy_view(image: da.Array, channel_axis, alpha: bool, mask=None):
+    """(spatial..., C) view with whole spectra per block, and the allowed pixels (alpha, mask)."""
+    view = image[..., None] if channel_axis is None else da.moveaxis(image, channel_axis, -1)
+    view = view.rechunk({view.ndim - 1: -1})
+    if alpha:
+        allowed = view[..., -1] > 0
+        view = view[..., :-1]
+    else:
+        allowed = da.ones(view.shape[:-1], dtype=bool, chunks=view.chunks[:-1])
+    if mask is not None:
+        mask = da.asarray(mask)
+        if mask.shape != allowed.shape:
+            raise ClusteringError(f"mask shape {mask.shape} does not match image {allowed.shape}")
+        allowed = allowed & mask.astype(bool).rechunk(allowed.chunks)
+    return view, allowed
+
+
+def lazy_sample(view: da.Array, allowed: da.Array, n: int, rng) -> np.ndarray:
+    """Up to ``n`` finite, allowed pixels from up to SAMPLE_BLOCKS random blocks."""
+    blocks = list(np.ndindex(*view.numblocks[:-1]))
+    picks = [blocks[i] for i in rng.permutation(len(blocks))[:SAMPLE_BLOCKS]]
+    parts = dask.compute(
+        *[dask.delayed(_block_pixels)(view.blocks[(*b, 0)], allowed.blocks[b]) for b in picks]
+    )
+    pixels = np.concatenate(parts) if parts else np.empty((0, view.shape[-1]))
+    if len(pixels) > n:
+        pixels = pixels[np.sort(rng.choice(len(pixels), n, replace=False))]
+    return pixels
+
+
+def _block_pixels(block: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    x = np.asarray(block).reshape(-1, block.shape[-1])[np.asarray(ok).reshape(-1)]
+    x = x.astype(np.float64)
+    return x[np.isfinite(x).all(axis=1)]
+
+
+def _sums(view, allowed, features, centers) -> _Accumulator:
+    """One pass: per-block cluster sums as dask tasks, added up."""
+    parts = [
+        dask.delayed(_block_sums)(view.blocks[(*b, 0)], allowed.blocks[b], features, centers)
+        for b in np.ndindex(*view.numblocks[:-1])
+    ]
+    return reduce(_add, dask.compute(*parts))
+
+
+def _block_sums(block, ok, features: Features, centers) -> _Accumulator:
+    acc = _Accumulator(centers, block.shape[-1], features.identity)
+    x = _block_pixels(block, ok)
+    if len(x):
+        feats = features(x)
+        lab, dist, _ = _nearest(feats, centers)
+        raw = None if features.identity else x - features.offset
+        acc.add(lab, None, feats, dist, raw)
+    return acc
+
+
+def _add(a: _Accumulator, b: _Accumulator) -> _Accumulator:
+    for name in ("counts", "sums", "sq", "raw", "raw_sq"):
+        if getattr(a, name) is not None:
+            setattr(a, name, getattr(a, name) + getattr(b, name))
+    a.dist += b.dist
+    return a
+
+
+def _label_block(block, ok, *, features: Features, centers) -> np.ndarray:
+    """Labels of one block: nearest centre + 1, 0 where not allowed or not finite."""
+    shape = block.shape[:-1]
+    x = np.asarray(block).reshape(-1, block.shape[-1]).astype(np.float64)
+    valid = np.asarray(ok).reshape(-1) & np.isfinite(x).all(axis=1)
+    out = np.zeros(len(x), dtype=_label_dtype(len(centers)))
+    if valid.any():
+        lab, _, _ = _nearest(features(x[valid]), centers)
+        out[valid] = lab + 1
+    return out.reshape(shape)
