@@ -143,19 +143,41 @@ def lazy_sample(view: da.Array, allowed: da.Array, n: int, rng) -> np.ndarray:
     """Up to ``n`` finite, allowed pixels from up to SAMPLE_BLOCKS random blocks."""
     blocks = list(np.ndindex(*view.numblocks[:-1]))
     picks = [blocks[i] for i in rng.permutation(len(blocks))[:SAMPLE_BLOCKS]]
-    parts = dask.compute(
-        *[dask.delayed(_block_pixels)(view.blocks[(*b, 0)], allowed.blocks[b]) for b in picks]
-    )
+    each = -(-n // max(len(picks), 1))  # per block, so only the sample is ever kept
+    seeds = rng.integers(0, 2**31, len(picks))
+    tasks = [
+        dask.delayed(_block_sample)(view.blocks[(*b, 0)], allowed.blocks[b], each, seed)
+        for b, seed in zip(picks, seeds, strict=True)
+    ]
+    # a few blocks at a time: the scheduler would otherwise read them all before sampling
+    parts = [p for i in range(0, len(tasks), 4) for p in dask.compute(*tasks[i : i + 4])]
     pixels = np.concatenate(parts) if parts else np.empty((0, view.shape[-1]))
     if len(pixels) > n:
         pixels = pixels[np.sort(rng.choice(len(pixels), n, replace=False))]
     return pixels
 
 
+def _block_sample(block, ok, n: int, seed: int) -> np.ndarray:
+    """About ``n`` finite allowed pixels of one block, picked before any copy is made."""
+    block, ok = np.asarray(block), np.asarray(ok)
+    candidates = np.flatnonzero(ok)
+    rng = np.random.default_rng(seed)
+    if len(candidates) > 2 * n:  # twice as many, to leave room for NaN pixels
+        candidates = np.sort(rng.choice(candidates, 2 * n, replace=False))
+    x = block[np.unravel_index(candidates, ok.shape)].astype(np.float64)
+    x = x[np.isfinite(x).all(axis=1)]
+    return x[np.sort(rng.choice(len(x), n, replace=False))] if len(x) > n else x
+
+
 def _block_pixels(block: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    x = np.asarray(block).reshape(-1, block.shape[-1])[np.asarray(ok).reshape(-1)]
-    x = x.astype(np.float64)
-    return x[np.isfinite(x).all(axis=1)]
+    """The finite allowed pixels of one block as (n, C) float32 (one copy of the block)."""
+    x = np.asarray(block).reshape(-1, block.shape[-1])
+    ok = np.asarray(ok).reshape(-1)
+    if not ok.all():
+        x = x[ok]
+    x = x.astype(np.float32, copy=False)
+    finite = np.isfinite(x).all(axis=1)
+    return x if finite.all() else x[finite]
 
 
 def _sums(view, allowed, features, centers) -> _Accumulator:
@@ -173,7 +195,7 @@ def _block_sums(block, ok, features: Features, centers) -> _Accumulator:
     if len(x):
         feats = features(x)
         lab, dist, _ = _nearest(feats, centers)
-        raw = None if features.identity else x - features.offset
+        raw = None if features.identity else x - features.offset.astype(np.float32)
         acc.add(lab, None, feats, dist, raw)
     return acc
 
@@ -189,7 +211,7 @@ def _add(a: _Accumulator, b: _Accumulator) -> _Accumulator:
 def _label_block(block, ok, *, features: Features, centers) -> np.ndarray:
     """Labels of one block: nearest centre + 1, 0 where not allowed or not finite."""
     shape = block.shape[:-1]
-    x = np.asarray(block).reshape(-1, block.shape[-1]).astype(np.float64)
+    x = np.asarray(block).reshape(-1, block.shape[-1]).astype(np.float32, copy=False)
     valid = np.asarray(ok).reshape(-1) & np.isfinite(x).all(axis=1)
     out = np.zeros(len(x), dtype=_label_dtype(len(centers)))
     if valid.any():

@@ -1,0 +1,129 @@
+"""Cluster a cube larger than memory, out of core, and measure time and peak memory.
+
+Writes a synthetic float32 cube as a MATLAB v7.3 (HDF5) file — by default twice the memory
+the machine has available — opens it with the plugin's reader (lazily, as dask), clusters it
+with ``cluster_image`` in a fresh process and reports wall time per stage and that process's
+peak RSS, then deletes the file. Run from the project root:
+
+    uv run python benchmarks/bench_bigger_than_memory.py [--gib 48] [--dir /var/tmp] [--keep]
+
+It needs that much free disk. ``--gib 2`` gives a quick check of the same code path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+BANDS = 64
+CHUNK = 512  # pixels a side of one HDF5 chunk (64 bands x 512 x 512 float32 = 64 MiB)
+
+PROBE = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from napari_spectral_clusters import cluster_image
+from napari_spectral_clusters.io import read_mat
+(img,) = read_mat(sys.argv[1], lazy_bytes=2**28)
+events = []
+res = cluster_image(img.data, 8, channel_axis=0, max_refine=int(sys.argv[2]),
+                    progress=lambda e: events.append((e.stage, e.done, time.perf_counter() - t0)))
+corner = res.labels[:1024, :1024].compute()
+print(json.dumps({
+    "lazy": type(img.data).__module__,
+    "shape": list(img.data.shape),
+    "seconds": time.perf_counter() - t0,
+    "events": events,
+    "counts": res.counts.tolist(),
+    "inertia": res.inertia,
+    "corner_labels": sorted(set(corner.ravel().tolist())),
+    "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+}))
+"""
+
+
+def available_bytes() -> int:
+    with open("/proc/meminfo") as f:
+        info = dict(line.split(":", 1) for line in f)
+    return int(info["MemAvailable"].split()[0]) * 1024
+
+
+def write_cube(path: Path, side: int, seed: int = 0) -> float:
+    """A (side x side x BANDS) MATLAB cube of 8 materials in blobs, written chunk by chunk."""
+    rng = np.random.default_rng(seed)
+    # noise tiles drawn once and cycled: drawing fresh noise for 50 GB would take longer
+    # than the clustering being measured
+    tiles = rng.normal(0, 0.01, (4, BANDS, CHUNK, CHUNK)).astype(np.float32)
+    wl = np.linspace(0, 1, BANDS)
+    spectra = np.stack([0.2 + 0.5 * rng.random() * np.exp(-0.5 * ((wl - rng.random()) / 0.15) ** 2)
+                        for _ in range(8)]).astype(np.float32)
+    t0 = time.perf_counter()
+    with h5py.File(path, "w", userblock_size=512) as f:
+        # MATLAB's v7.3 layout: axes reversed, so MATLAB sees rows x cols x bands
+        ds = f.create_dataset("cube", shape=(BANDS, side, side), dtype="f4",
+                              chunks=(BANDS, CHUNK, CHUNK))
+        ds.attrs["MATLAB_class"] = np.bytes_("single")
+        for c0 in range(0, side, CHUNK):
+            for r0 in range(0, side, CHUNK):
+                cols, rows = min(CHUNK, side - c0), min(CHUNK, side - r0)
+                # built directly in the file's (band, col, row) order: no transposed copy
+                xx, yy = np.mgrid[c0:c0 + cols, r0:r0 + rows]
+                material = ((yy // 97) * 7 + (xx // 131) * 3) % 8
+                tile = tiles[(r0 // CHUNK + c0 // CHUNK) % len(tiles), :, :cols, :rows]
+                ds[:, c0:c0 + cols, r0:r0 + rows] = spectra.T[:, material] + tile
+    with open(path, "r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file, benchmark cube, HDF5 schema 1.00 .".ljust(116, b" ")
+                 + bytes(8) + b"\x00\x02IM")
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gib", type=float, help="cube size (default: 2x available memory)")
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--refine", type=int, default=2, help="refinement passes (2)")
+    parser.add_argument("--keep", action="store_true", help="keep the cube file")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    target = int(args.gib * 2**30) if args.gib else 2 * available_bytes()
+    side = int(np.sqrt(target / (BANDS * 4)))
+    path = args.dir / "bigger_than_memory.mat"
+    print(f"RAM {ram / 2**30:.1f} GiB, available {available_bytes() / 2**30:.1f} GiB; "
+          f"writing a {side} x {side} x {BANDS} float32 cube "
+          f"({side * side * BANDS * 4 / 2**30:.1f} GiB) to {path}", flush=True)
+    try:
+        write_s = write_cube(path, side)
+        print(f"written in {write_s:.0f} s", flush=True)
+        out = subprocess.run([sys.executable, "-c", PROBE, str(path), str(args.refine)],
+                             capture_output=True, text=True)
+        if out.returncode:
+            print(out.stderr, file=sys.stderr)
+            return 2
+        result = json.loads(out.stdout)
+    finally:
+        if not args.keep:
+            path.unlink(missing_ok=True)
+    result.update(cube_bytes=side * side * BANDS * 4, ram_bytes=ram, write_seconds=write_s)
+    print(json.dumps({k: v for k, v in result.items() if k != "events"}, indent=1))
+    for stage, done, t in result["events"]:
+        print(f"  {t:8.1f} s  {stage} {done}")
+    ok = result["peak_rss_bytes"] < ram / 4
+    print(f"{'PASS' if ok else 'FAIL'}  peak RSS {result['peak_rss_bytes'] / 2**30:.2f} GiB "
+          f"< a quarter of RAM ({ram / 4 / 2**30:.1f} GiB) for a "
+          f"{result['cube_bytes'] / 2**30:.1f} GiB cube")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
