@@ -155,3 +155,22 @@ def test_run_help_documents_the_outputs():
         "Exit status",
     ):
         assert word in out
+
+
+def test_run_on_a_local_dask_cluster_gives_the_same_labels(tmp_path, inputs):
+    from napari_spectral_clusters.io import read_png
+
+    plain, dist = tmp_path / "plain", tmp_path / "dist"
+    assert _run("run", inputs / "Samson.mat", "-k", 3, "-o", plain).returncode == 0
+    proc = _run("run", inputs / "Samson.mat", "-k", 3, "-o", dist, "--workers", 2)
+    assert proc.returncode == 0, proc.stderr
+    assert "(2 workers)" in proc.stderr
+    a = read_png(plain / "Samson_clusters.png").data
+    b = read_png(dist / "Samson_clusters.png").data
+    # the lazy path draws its sample differently: the same clusters, nearly every pixel
+    assert np.mean(a == b) > 0.99
+
+
+def test_run_with_an_unreachable_scheduler_says_so(tmp_path, inputs):
+    proc = _run("run", inputs / "basn6a08.png", "-o", tmp_path, "--scheduler", "tcp://127.0.0.1:9")
+    assert proc.returncode == 2 and "cannot use a dask cluster" in proc.stderr

@@ -82,6 +82,7 @@ def cluster_file(
     model: ClusterModel | None = None,
     overwrite: bool = False,
     stem: str | None = None,
+    lazy: bool = False,
 ) -> FileReport:
     """Cluster one file and write ``<stem>_clusters.png`` (or ``.mat`` for 3-D labels),
     ``<stem>_recolored.png``, ``<stem>_clusters.csv`` and ``<stem>_model.npz``.
@@ -94,6 +95,10 @@ def cluster_file(
     stem = stem or path.stem
     img = read_image(path)
     data = img.data  # dask for big v7.3 cubes: clustered block by block
+    if lazy and not hasattr(data, "dask"):  # on a dask cluster: blocks become its tasks
+        import dask.array as da
+
+        data = da.from_array(np.asarray(data), chunks="auto")
     wavelengths = img.metadata.get("wavelengths")
     if model is None:
         res = cluster_image(

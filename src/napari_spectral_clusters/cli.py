@@ -6,6 +6,7 @@ import argparse
 import os
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 DEMO_SCREENSHOT = "spectral-clusters-demo.png"
@@ -91,6 +92,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="replace existing outputs (default: refuse, per file)",
     )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on the dask.distributed cluster at ADDRESS (e.g. tcp://10.0.0.5:8786); "
+        "needs the 'distributed' extra",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="start a local dask.distributed cluster of N worker processes for the run",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(args, argv if argv is not None else sys.argv[1:])
@@ -98,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    import time
-
-    from .batch import cluster_file, describe_error, expand_inputs, unique_stems
+    from .batch import expand_inputs
     from .model import ClusterModel, ModelError
 
     files, unmatched = expand_inputs(args.inputs)
@@ -119,6 +130,45 @@ def _run(args) -> int:
     if model is None and args.clusters < 1:
         print("spectral-clusters: -k must be at least 1", file=sys.stderr)
         return 2
+    if not (args.scheduler or args.workers):
+        return _run_files(args, files, model, lazy=False)
+    try:
+        with _dask_client(args.scheduler, args.workers) as client:
+            workers = len(client.scheduler_info()["workers"])
+            print(
+                f"on dask cluster {client.scheduler.address} ({workers} workers)", file=sys.stderr
+            )
+            return _run_files(args, files, model, lazy=True)
+    except (ImportError, OSError, TimeoutError) as exc:
+        print(f"spectral-clusters: cannot use a dask cluster: {exc}", file=sys.stderr)
+        return 2
+
+
+@contextmanager
+def _dask_client(address: str | None, workers: int | None):
+    """A dask.distributed client of the cluster at ``address``, or of a new local cluster of
+    ``workers`` processes (closed again afterwards). While it is open, every dask computation
+    of the engine runs there."""
+    from dask.distributed import Client, LocalCluster
+
+    if address:
+        with Client(address, timeout=10) as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _run_files(args, files, model, *, lazy: bool) -> int:
+    import time
+
+    from .batch import cluster_file, describe_error, unique_stems
+
     args.out.mkdir(parents=True, exist_ok=True)
     failed = []
     start = time.perf_counter()
@@ -134,6 +184,7 @@ def _run(args) -> int:
                 model=model,
                 overwrite=args.overwrite,
                 stem=stem,
+                lazy=lazy,
             )
             status = (
                 f"{report.n_clusters} clusters of {report.layer} "
