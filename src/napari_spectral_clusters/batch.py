@@ -121,14 +121,7 @@ def cluster_file(
     existing = [p.name for p in outputs if p.exists()]
     if existing and not overwrite:
         raise BatchError(f"{path.name}: would overwrite {', '.join(existing)} (use --overwrite)")
-    meta = {
-        "source": str(path),
-        "variable": img.name,
-        "params": res.params,
-        "centers": res.centers,
-        "counts": res.counts,
-        "inertia": res.inertia,
-    }
+    meta = {"source": str(path), "variable": img.name, **res.summary()}
     if wavelengths is not None:
         meta["wavelengths"] = np.asarray(wavelengths)
     if res.labels.ndim == 2:

@@ -122,6 +122,20 @@ class ClusterResult:
     def n_clusters(self) -> int:
         return len(self.centers)
 
+    def summary(self) -> dict:
+        """What a saved or displayed result carries as metadata: parameters and statistics."""
+        meta = {
+            "params": dict(self.params),
+            "centers": self.centers,
+            "std": self.std,
+            "colors": self.colors,
+            "counts": self.counts,
+            "inertia": self.inertia,
+        }
+        if self.model.wavelengths is not None:
+            meta["wavelengths"] = np.asarray(self.model.wavelengths)
+        return meta
+
     @property
     def fractions(self) -> np.ndarray:
         """Share of the clustered pixels in each cluster."""
@@ -524,17 +538,39 @@ def _fit(data: _Pixels, k: int, params: dict, report) -> _Fit:
         centers = _best_start(features(distinct), None, k, params, rng, report)
 
     labels = data.empty_labels(k)
-    inertia = np.inf
-    n_passes = max(1, params["max_refine"])
-    chunks = _feature_chunks(data, features)
+    chunks = None
     if data.nbytes_float32 <= CACHE_BYTES:  # small: convert once, not once per pass
-        chunks = list(chunks)
-    for it in range(n_passes):
-        acc = _pass(data, chunks, features, centers, labels)
+        chunks = list(_feature_chunks(data, features))
+
+    def one_pass(centers):
+        blocks = chunks if chunks is not None else _feature_chunks(data, features)
+        return _pass(data, blocks, features, centers, labels)
+
+    def check(acc):
         if np.any(acc.counts == 0):
             n_distinct = len(data.distinct())
             if n_distinct < k:
                 raise _TooFewDistinct(n_distinct, k)
+
+    acc, centers, inertia = refine(one_pass, centers, params, report, check)
+    if not acc.counts.any():
+        raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
+    means, std = acc.input_mean_std(features.offset)
+    return _Fit(labels, means, std, acc.counts, inertia, features, centers)
+
+
+def refine(one_pass, centers, params: dict, report, check=lambda acc: None):
+    """Lloyd passes over all pixels until the inertia stops falling (or ``max_refine``).
+
+    ``one_pass(centers)`` labels every pixel with its nearest centre and returns the cluster
+    sums (an in-memory pass, or dask tasks over blocks). Returns the last pass's sums, the
+    centres they give and their inertia.
+    """
+    inertia = np.inf
+    n_passes = max(1, params["max_refine"])
+    for it in range(n_passes):
+        acc = one_pass(centers)
+        check(acc)
         new_centers = acc.feature_means().astype(np.float32)
         new_inertia = acc.inertia_about_means()
         report(ProgressEvent("refine", it + 1, n_passes, new_inertia))
@@ -542,12 +578,7 @@ def _fit(data: _Pixels, k: int, params: dict, report) -> _Fit:
         centers, inertia = new_centers, new_inertia
         if converged:
             break
-        if not isinstance(chunks, list):
-            chunks = _feature_chunks(data, features)
-    if not acc.counts.any():
-        raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
-    means, std = acc.input_mean_std(features.offset)
-    return _Fit(labels, means, std, acc.counts, inertia, features, centers)
+    return acc, centers, inertia
 
 
 def _pass(data: _Pixels, chunks, features: Features, centers, labels) -> _Accumulator:

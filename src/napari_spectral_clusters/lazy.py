@@ -31,6 +31,7 @@ from .cluster import (
     _best_start,
     _label_dtype,
     _nearest,
+    refine,
 )
 from .color import center_colors
 from .model import ClusterModel, Features
@@ -67,17 +68,7 @@ def cluster_lazy(
             f"the sample has fewer distinct pixels than the {n_clusters} clusters asked for"
         )
 
-    inertia = np.inf
-    n_passes = max(1, params["max_refine"])
-    for it in range(n_passes):
-        acc = _sums(view, allowed, features, centers)
-        new_centers = acc.feature_means().astype(np.float32)
-        new_inertia = acc.inertia_about_means()
-        report(ProgressEvent("refine", it + 1, n_passes, new_inertia))
-        converged = inertia - new_inertia <= params["tol"] * new_inertia
-        centers, inertia = new_centers, new_inertia
-        if converged:
-            break
+    _, centers, _ = refine(lambda c: _sums(view, allowed, features, c), centers, params, report)
     acc = _sums(view, allowed, features, centers)  # statistics of the final assignment
     if not acc.counts.any():
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")

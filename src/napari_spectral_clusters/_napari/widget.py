@@ -539,18 +539,7 @@ class ClusterWidget(Container):
         keep = _spatial_axes(source, channel_axis)
         transform = _sub_transform(source, keep)
         self._model = result.model
-        wavelengths = result.model.wavelengths
-        meta = {
-            "spectral_clusters_source": source.name,
-            "params": dict(result.params),
-            "centers": result.centers,
-            "std": result.std,
-            "colors": result.colors,
-            "counts": result.counts,
-            "inertia": result.inertia,
-        }
-        if wavelengths is not None:
-            meta["wavelengths"] = np.asarray(wavelengths)
+        meta = {"spectral_clusters_source": source.name, **result.summary()}
         colormap = label_colormap(result.colors)
         self._put(
             f"{source.name} recolored",
