@@ -91,6 +91,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--refine", type=int, default=2, help="refinement passes (2)")
     parser.add_argument("--keep", action="store_true", help="keep the cube file")
+    parser.add_argument("--reuse", action="store_true",
+                        help="cluster the cube a --keep run left (same size) instead of writing it")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -101,8 +103,12 @@ def main(argv=None) -> int:
           f"writing a {side} x {side} x {BANDS} float32 cube "
           f"({side * side * BANDS * 4 / 2**30:.1f} GiB) to {path}", flush=True)
     try:
-        write_s = write_cube(path, side)
-        print(f"written in {write_s:.0f} s", flush=True)
+        if args.reuse and path.exists() and path.stat().st_size >= side * side * BANDS * 4:
+            write_s = None
+            print("reusing the cube already there", flush=True)
+        else:
+            write_s = write_cube(path, side)
+            print(f"written in {write_s:.0f} s", flush=True)
         out = subprocess.run([sys.executable, "-c", PROBE, str(path), str(args.refine)],
                              capture_output=True, text=True)
         if out.returncode:
