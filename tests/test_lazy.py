@@ -70,3 +70,117 @@ def test_sweep_k_on_a_dask_cube():
         da.from_array(cube, chunks=(16, 16, 16)), range(2, 7), channel_axis=0, max_samples=1500
     )
     assert sweep["k"][np.argmax(sweep["silhouette"])] == 4
+
+
+def _cube_blocks():
+    cube, _, wl = synthetic_cube((96, 96), 16, seed=3)
+    return cube, da.from_array(cube, chunks=(16, 32, 32))  # 3 x 3 blocks
+
+
+def test_each_finished_block_is_reported_and_a_cancel_stops_the_pass():
+    from napari_spectral_clusters import Cancelled
+
+    cube, lazy_cube = _cube_blocks()
+    events = []
+    cluster_image(lazy_cube, 3, channel_axis=0, max_refine=2, progress=events.append)
+    blocks = [(e.done, e.total) for e in events if e.stage == "blocks"]
+    # every pass (2 refinements + the statistics pass) reports its 9 blocks, in order
+    assert blocks == [(i, 9) for i in range(1, 10)] * 3
+    assert [e.done for e in events if e.stage == "sample"] == list(range(1, 10))
+
+    seen = []
+
+    def cancel_after_two_blocks(event):
+        seen.append(event)
+        if event.stage == "blocks" and event.done == 2:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        cluster_image(lazy_cube, 3, channel_axis=0, progress=cancel_after_two_blocks)
+    assert [e.stage for e in seen].count("blocks") == 2 and seen[-1].stage == "blocks"
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    distributed = pytest.importorskip("distributed")
+    with dask_config({"distributed.scheduler.allowed-failures": 1}):
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        with cluster, distributed.Client(cluster) as client:
+            yield client
+
+
+def dask_config(values):
+    import dask
+
+    return dask.config.set(values)
+
+
+def test_on_a_dask_cluster_progress_comes_from_futures_and_cancel_cancels_them(local_cluster):
+    from distributed import get_task_stream
+
+    from napari_spectral_clusters import Cancelled
+
+    cube, lazy_cube = _cube_blocks()
+    events = []
+    with get_task_stream(local_cluster) as stream:
+        res = cluster_image(lazy_cube, 3, channel_axis=0, max_refine=2, progress=events.append)
+    np.testing.assert_array_equal(
+        res.labels.compute(), cluster_image(cube, 3, channel_axis=0, max_refine=2).labels
+    )
+    # each finished future is reported: 2 refinement passes + the statistics pass, 9 blocks each
+    assert [e.done for e in events if e.stage == "blocks"] == list(range(1, 10)) * 3
+    # the cluster did the work: its workers ran the block sums
+    ran = [t["key"] for t in stream.data]
+    assert sum("_block_sums" in str(key) for key in ran) == 27
+
+    def cancel_on_first_block(event):
+        if event.stage == "blocks":
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        cluster_image(lazy_cube, 3, channel_axis=0, progress=cancel_on_first_block)
+    # the futures of that pass were cancelled: nothing is left processing or waiting
+    import time
+
+    deadline = time.monotonic() + 10
+    while local_cluster.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)):
+        assert time.monotonic() < deadline, "tasks still on the scheduler after cancelling"
+        time.sleep(0.1)
+
+
+def _dies_once(block, marker=None):
+    """A block that kills its worker process the first time it is computed."""
+    import os
+    from pathlib import Path
+
+    if marker is not None and not Path(marker).exists():
+        Path(marker).touch()
+        os._exit(1)
+    return block
+
+
+def _always_dies(block):
+    import os
+
+    os._exit(1)
+
+
+def test_a_worker_dying_is_retried_and_dying_workers_are_reported(local_cluster, tmp_path):
+    from napari_spectral_clusters.cluster import ClusteringError
+
+    cube, lazy_cube = _cube_blocks()
+    marker = tmp_path / "died"
+    meta = np.empty((0, 0, 0), cube.dtype)  # else map_blocks would call them here to learn it
+    flaky = lazy_cube.map_blocks(_dies_once, marker=str(marker), meta=meta)
+    res = cluster_image(flaky, 3, channel_axis=0, max_refine=2)
+    assert marker.exists()  # a worker did die, and dask ran its tasks again
+    np.testing.assert_array_equal(
+        res.labels.compute(), cluster_image(cube, 3, channel_axis=0, max_refine=2).labels
+    )
+    local_cluster.wait_for_workers(2, timeout=30)
+    deadly = lazy_cube.map_blocks(_always_dies, meta=meta)
+    with pytest.raises(ClusteringError, match="workers kept dying"):
+        cluster_image(deadly, 3, channel_axis=0)
+    local_cluster.wait_for_workers(2, timeout=30)

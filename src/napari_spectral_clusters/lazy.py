@@ -8,7 +8,10 @@ The same method as :func:`~napari_spectral_clusters.cluster_image`, block by blo
 2. k-means++ starts and Lloyd iterations run on that sample in memory;
 3. each refinement pass computes per-block cluster sums as dask tasks and adds them up, on
    whatever scheduler is active (threads by default, a ``dask.distributed`` cluster when a
-   client exists); a last pass gives counts, centres and spreads for the final centres;
+   client exists); a last pass gives counts, centres and spreads for the final centres.
+   Every finished block is reported as progress (on a cluster: as its future completes), and
+   a cancel raised from the progress callback stops the pass (on a cluster: cancels the
+   futures left);
 4. labels and the recoloured image are ``map_blocks`` over the cube: lazy, computed as napari
    shows them or as a writer stores them, block by block.
 
@@ -17,11 +20,13 @@ Peak memory is a few blocks plus the sample, whatever the cube's size.
 
 from __future__ import annotations
 
+import sys
 from functools import reduce
 
 import dask
 import dask.array as da
 import numpy as np
+from dask.callbacks import Callback
 
 from .cluster import (
     ClusteringError,
@@ -36,7 +41,7 @@ from .cluster import (
 from .color import center_colors
 from .model import ClusterModel, Features
 
-__all__ = ["cluster_lazy", "lazy_sample", "lazy_view"]
+__all__ = ["cluster_lazy", "compute_each", "lazy_sample", "lazy_view"]
 
 #: Blocks read to draw the fitting sample.
 SAMPLE_BLOCKS = 32
@@ -55,9 +60,28 @@ def cluster_lazy(
     report=lambda event: None,
 ) -> ClusterResult:
     """Cluster a dask array without loading it; see the module docstring."""
+    try:
+        return _cluster_lazy(
+            image, n_clusters, channel_axis, alpha, mask, params, wavelengths, palette, report
+        )
+    except Exception as exc:
+        if type(exc).__name__ != "KilledWorker":
+            raise
+        # dask.distributed already re-ran the tasks of each dead worker elsewhere; this is
+        # raised only when the same task killed ``allowed-failures`` workers in a row
+        raise ClusteringError(
+            f"dask workers kept dying while computing {exc.args[0] if exc.args else 'a task'}; "
+            "nothing was kept. Workers usually die when they run out of memory: give them more "
+            "memory or use smaller chunks."
+        ) from exc
+
+
+def _cluster_lazy(
+    image, n_clusters, channel_axis, alpha, mask, params, wavelengths, palette, report
+) -> ClusterResult:
     view, allowed = lazy_view(image, channel_axis, alpha, mask)
     rng = np.random.default_rng(params["random_state"])
-    sample = lazy_sample(view, allowed, params["max_samples"], rng)
+    sample = lazy_sample(view, allowed, params["max_samples"], rng, report)
     if len(sample) == 0:
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
     weights = np.ones(len(sample))
@@ -68,8 +92,10 @@ def cluster_lazy(
             f"the sample has fewer distinct pixels than the {n_clusters} clusters asked for"
         )
 
-    _, centers, _ = refine(lambda c: _sums(view, allowed, features, c), centers, params, report)
-    acc = _sums(view, allowed, features, centers)  # statistics of the final assignment
+    _, centers, _ = refine(
+        lambda c: _sums(view, allowed, features, c, report), centers, params, report
+    )
+    acc = _sums(view, allowed, features, centers, report)  # statistics of the final labels
     if not acc.counts.any():
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
     order = np.argsort(-np.round(acc.counts), kind="stable")
@@ -130,7 +156,7 @@ def lazy_view(image: da.Array, channel_axis, alpha: bool, mask=None):
     return view, allowed
 
 
-def lazy_sample(view: da.Array, allowed: da.Array, n: int, rng) -> np.ndarray:
+def lazy_sample(view: da.Array, allowed: da.Array, n: int, rng, report=lambda e: None):
     """Up to ``n`` finite, allowed pixels from up to SAMPLE_BLOCKS random blocks."""
     blocks = list(np.ndindex(*view.numblocks[:-1]))
     picks = [blocks[i] for i in rng.permutation(len(blocks))[:SAMPLE_BLOCKS]]
@@ -140,8 +166,8 @@ def lazy_sample(view: da.Array, allowed: da.Array, n: int, rng) -> np.ndarray:
         dask.delayed(_block_sample)(view.blocks[(*b, 0)], allowed.blocks[b], each, seed)
         for b, seed in zip(picks, seeds, strict=True)
     ]
-    # a few blocks at a time: the scheduler would otherwise read them all before sampling
-    parts = [p for i in range(0, len(tasks), 4) for p in dask.compute(*tasks[i : i + 4])]
+    # a few blocks at a time: the threaded scheduler would otherwise read them all first
+    parts = compute_each(tasks, report, "sample", batch=4)
     pixels = np.concatenate(parts) if parts else np.empty((0, view.shape[-1]))
     if len(pixels) > n:
         pixels = pixels[np.sort(rng.choice(len(pixels), n, replace=False))]
@@ -171,13 +197,62 @@ def _block_pixels(block: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return x if finite.all() else x[finite]
 
 
-def _sums(view, allowed, features, centers) -> _Accumulator:
+def _sums(view, allowed, features, centers, report) -> _Accumulator:
     """One pass: per-block cluster sums as dask tasks, added up."""
     parts = [
         dask.delayed(_block_sums)(view.blocks[(*b, 0)], allowed.blocks[b], features, centers)
         for b in np.ndindex(*view.numblocks[:-1])
     ]
-    return reduce(_add, dask.compute(*parts))
+    return reduce(_add, compute_each(parts, report, "blocks"))
+
+
+def compute_each(tasks: list, report, stage: str, *, batch: int | None = None) -> list:
+    """Compute dask tasks on the active scheduler, reporting each one as it finishes.
+
+    ``report(ProgressEvent(stage, done, total))`` is called once per finished task; an
+    exception raised by it (:class:`~napari_spectral_clusters.Cancelled`) stops the
+    computation. On a ``dask.distributed`` client the tasks are submitted as futures: progress
+    comes from the cluster as they complete, and stopping cancels the futures still pending.
+    Elsewhere a scheduler callback reports them (``batch`` tasks per compute, if given).
+    """
+    total = len(tasks)
+    client = _active_client()
+    if client is not None:
+        from distributed import as_completed
+
+        futures = client.compute(tasks)
+        where = {f.key: i for i, f in enumerate(futures)}
+        results: list = [None] * total
+        try:
+            for done, future in enumerate(as_completed(futures), 1):
+                results[where[future.key]] = future.result()
+                report(ProgressEvent(stage, done, total))
+        finally:
+            client.cancel(futures)  # nothing for finished ones; the rest when stopped early
+        return results
+    keys = {t.key for t in tasks}
+    done = 0
+
+    def posttask(key, result, dsk, state, worker_id):
+        nonlocal done
+        if key in keys:
+            done += 1
+            report(ProgressEvent(stage, done, total))  # an exception here stops the pass
+
+    step = batch or max(total, 1)
+    with Callback(posttask=posttask):
+        return [r for i in range(0, total, step) for r in dask.compute(*tasks[i : i + step])]
+
+
+def _active_client():
+    """The ``dask.distributed`` client dask would compute on now, if any."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import Client
+
+    scheduler = dask.base.get_scheduler()
+    client = getattr(scheduler, "__self__", None)
+    return client if isinstance(client, Client) else None
 
 
 def _block_sums(block, ok, features: Features, centers) -> _Accumulator:
