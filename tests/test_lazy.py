@@ -1,3 +1,4 @@
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -73,14 +74,14 @@ def test_sweep_k_on_a_dask_cube():
 
 
 def _cube_blocks():
-    cube, _, wl = synthetic_cube((96, 96), 16, seed=3)
+    cube, _, _ = synthetic_cube((96, 96), 16, seed=3)
     return cube, da.from_array(cube, chunks=(16, 32, 32))  # 3 x 3 blocks
 
 
 def test_each_finished_block_is_reported_and_a_cancel_stops_the_pass():
     from napari_spectral_clusters import Cancelled
 
-    cube, lazy_cube = _cube_blocks()
+    _, lazy_cube = _cube_blocks()
     events = []
     cluster_image(lazy_cube, 3, channel_axis=0, max_refine=2, progress=events.append)
     blocks = [(e.done, e.total) for e in events if e.stage == "blocks"]
@@ -103,18 +104,12 @@ def test_each_finished_block_is_reported_and_a_cancel_stops_the_pass():
 @pytest.fixture(scope="module")
 def local_cluster():
     distributed = pytest.importorskip("distributed")
-    with dask_config({"distributed.scheduler.allowed-failures": 1}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         cluster = distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         )
         with cluster, distributed.Client(cluster) as client:
             yield client
-
-
-def dask_config(values):
-    import dask
-
-    return dask.config.set(values)
 
 
 def test_on_a_dask_cluster_progress_comes_from_futures_and_cancel_cancels_them(local_cluster):
