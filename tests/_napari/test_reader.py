@@ -74,3 +74,18 @@ def test_complex_data_warns_through_a_notification(tmp_path, monkeypatch):
     scipy.io.savemat(tmp_path / "z.mat", {"z": np.ones((3, 4, 5)) * 1j})
     ((data, _, _),) = get_reader(str(tmp_path / "z.mat"))(str(tmp_path / "z.mat"))
     assert np.isrealobj(data) and shown and "complex" in shown[0]
+
+
+def test_zarr_store_through_npe2(tmp_path, data_dir, monkeypatch):
+    import dask.array as da
+
+    raw = scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"]  # rows x cols x bands
+    da.to_zarr(da.from_array(raw, chunks=(32, 32, 156)), str(tmp_path / "samson.zarr"))
+    monkeypatch.setenv("SPECTRAL_CLUSTERS_LAZY_BYTES", "1024")
+    assert get_reader(str(tmp_path / "samson.zarr")) is not None
+    ((data, kw, kind),) = npe2.read(
+        [str(tmp_path / "samson.zarr")], stack=False, plugin_name=PLUGIN
+    )
+    assert kind == "image" and kw["name"] == "samson" and kw["metadata"]["channel_axis"] == 0
+    assert isinstance(data, da.Array) and data.shape == (156, 95, 95)
+    np.testing.assert_array_equal(data[:, 40, 3].compute(), raw[40, 3])

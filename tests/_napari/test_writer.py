@@ -196,3 +196,40 @@ def test_arrays_too_big_for_v5_go_to_v73(tmp_path, monkeypatch):
     ((data, _, kind),) = npe2.read([path], stack=False, plugin_name=PLUGIN)
     assert kind == "image"
     np.testing.assert_array_equal(data, cube)
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".mat"])
+def test_lazy_cluster_layers_are_saved_block_by_block(tmp_path, samson_result, suffix):
+    """What the widget makes from a lazy cube: dask layers, streamed to disk, read back."""
+    import dask.array as da
+    from napari.layers import Image, Labels
+
+    cube, _ = samson_result
+    res = cluster_image(da.from_array(cube, chunks=(156, 32, 32)), 3, channel_axis=0)
+    computed = []
+
+    def counted(block, block_info=None):
+        computed.append(block.shape)
+        return block
+
+    lazy_labels = res.labels.map_blocks(counted, dtype=res.labels.dtype)
+    labels = Labels(lazy_labels, name="SamSon clusters", metadata={"colors": res.colors})
+    rgb = Image(res.recolored, name="SamSon recolored", rgb=True)
+    assert isinstance(labels.data, da.Array)
+    computed.clear()  # napari itself computed the view when it made the layer
+    (path,) = npe2.write(
+        str(tmp_path / f"clusters{suffix}"),
+        [labels.as_layer_data_tuple(), rgb.as_layer_data_tuple()],
+        plugin_name=PLUGIN,
+    )
+    blocks = [shape for shape in computed if shape != (0, 0)]  # (0, 0): dask's dtype probe
+    assert max(blocks) <= (32, 32) and len(blocks) == 9  # each block once, never the whole
+    back = {
+        kw["name"]: (data, kind)
+        for data, kw, kind in npe2.read([path], stack=False, plugin_name=PLUGIN)
+    }
+    data, kind = back["SamSon clusters"]
+    assert kind == "labels"
+    np.testing.assert_array_equal(np.asarray(data), res.labels.compute())
+    data, kind = back["SamSon recolored"]
+    np.testing.assert_array_equal(np.asarray(data), res.recolored.compute())

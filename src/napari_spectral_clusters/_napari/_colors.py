@@ -24,7 +24,7 @@ def labels_colors(data: np.ndarray, meta: dict) -> np.ndarray:
     colors = meta.get("metadata", {}).get("colors")
     if colors is not None:
         return np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
-    top = int(np.max(data, initial=0))
+    top = int(data.max()) if data.size else 0  # dask: one streaming pass
     cmap = meta.get("colormap")
     if hasattr(cmap, "map") and top > 0:
         rgba = np.asarray(cmap.map(np.arange(1, top + 1)))

@@ -1,4 +1,4 @@
-"""npe2 reader: ``.mat`` and ``.png`` files -> napari layers, with errors as notifications."""
+"""npe2 reader: .mat and .png files, .zarr stores -> napari layers; errors as notifications."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ from napari.utils.notifications import show_error, show_warning
 
 from ..io import ImageData, ReadError, read_mat, read_png
 from ..io.png import read_png_stack
+from ..io.zarr import read_zarr
 from ._colors import label_colormap
 
-_READERS = {".mat": read_mat, ".png": lambda path: [read_png(path)]}
+_READERS = {".mat": read_mat, ".png": lambda path: [read_png(path)], ".zarr": read_zarr}
 
 #: napari's "handled, but no layers" answer: no traceback dialog, no other reader tried.
 _NO_LAYERS = [(None,)]
 
 
 def get_reader(path):
-    """Return a reader function when every path is a ``.mat`` or ``.png`` file, else None."""
+    """Return a reader function when every path is a ``.mat``/``.png`` file or a ``.zarr``
+    store, else None."""
     paths = [path] if isinstance(path, str | Path) else list(path)
     if not paths or any(Path(p).suffix.lower() not in _READERS for p in paths):
         return None

@@ -1,6 +1,7 @@
-"""npe2 writers: labels and RGB(A) images -> PNG, any layers -> one MATLAB file.
+"""npe2 writers: labels and RGB(A) images -> PNG, any layers -> one MATLAB file or zarr store.
 
-Each writes the file completely or not at all, and returns the paths it wrote.
+Each writes the file completely or not at all, and returns the paths it wrote. Lazy (dask)
+layers are written to ``.mat`` (v7.3) and ``.zarr`` block by block, never loaded whole.
 """
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..io import ImageData, png
+from ..io._image_data import is_lazy
 from ..io.mat import write_mat
+from ..io.zarr import write_zarr
 from ._colors import labels_colors
 
 
@@ -33,19 +36,29 @@ def write_rgb_png(path: str, data, meta: dict) -> list[str]:
 
 def write_mat_layers(path: str, layer_data: list[tuple]) -> list[str]:
     """Image and labels layers into one ``.mat`` file, one variable per layer."""
+    return [str(write_mat(path, _images(layer_data)))]
+
+
+def write_zarr_layers(path: str, layer_data: list[tuple]) -> list[str]:
+    """Image and labels layers into one zarr store, one array per layer."""
+    return [str(write_zarr(path, _images(layer_data)))]
+
+
+def _images(layer_data: list[tuple]) -> list[ImageData]:
     images = []
     for data, meta, layer_type in layer_data:
+        data = data if is_lazy(data) else np.asarray(data)
         metadata = dict(meta.get("metadata", {}))
         if layer_type == "labels":
-            metadata["colors"] = labels_colors(np.asarray(data), meta)
+            metadata["colors"] = labels_colors(data, meta)
         images.append(
             ImageData(
                 name=meta.get("name", layer_type),
-                data=np.asarray(data),
+                data=data,
                 kind=layer_type,
                 rgb=bool(meta.get("rgb", False)),
                 channel_axis=metadata.get("channel_axis"),
                 metadata=metadata,
             )
         )
-    return [str(write_mat(path, images))]
+    return images

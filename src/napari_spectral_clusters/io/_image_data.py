@@ -45,6 +45,31 @@ class ImageData:
     metadata: dict = field(default_factory=dict)
 
 
+def is_lazy(data) -> bool:
+    """A dask array (computed only as needed), as the readers return for big variables."""
+    return hasattr(data, "dask") and hasattr(data, "chunks")
+
+
+def store_blocks(data, put, *, batch: int | None = None) -> None:
+    """Compute a dask array a few blocks at a time; ``put(slices, block)`` stores each.
+
+    Peak memory is ``batch`` blocks (default: two per core), whatever the array's size; the
+    blocks are computed on the active dask scheduler (a ``dask.distributed`` cluster too).
+    """
+    import os
+
+    import dask
+    from dask.array.core import slices_from_chunks
+
+    batch = batch or 2 * (os.cpu_count() or 1)
+    where = slices_from_chunks(data.chunks)
+    blocks = data.to_delayed().ravel()
+    for i in range(0, len(blocks), batch):
+        computed = dask.compute(*blocks[i : i + batch])
+        for slices, block in zip(where[i : i + batch], computed, strict=True):
+            put(slices, block)
+
+
 #: Metadata entries that are arrays; JSON stores them as lists and they come back as arrays.
 _ARRAY_KEYS = ("centers", "std", "colors", "counts", "wavelengths")
 

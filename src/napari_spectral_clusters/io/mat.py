@@ -33,9 +33,16 @@ import numpy as np
 import scipy.io
 from scipy import sparse
 
-from ._image_data import ImageData, ReadError, metadata_from_json, metadata_to_json
+from ._image_data import (
+    ImageData,
+    ReadError,
+    is_lazy,
+    metadata_from_json,
+    metadata_to_json,
+    store_blocks,
+)
 
-__all__ = ["LAZY_BYTES", "read_mat", "write_mat", "write_mat73"]
+__all__ = ["LAZY_BYTES", "layer_variables", "read_mat", "write_mat", "write_mat73"]
 
 _WAVELENGTH_NAME = re.compile(r"wave|lambda|^wl|wl$|^bands?$|wavenumber|^nm$|freq", re.I)
 _LABELS_NAME = re.compile(r"gt|label|class|mask|truth|seg|roi", re.I)
@@ -88,18 +95,20 @@ def read_mat(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageDa
     return images
 
 
-def _images(path: Path, arrays: dict, saved: dict) -> list[ImageData]:
+def _images(path: Path, arrays: dict, saved: dict, bands_first=frozenset()) -> list[ImageData]:
     """Decide which arrays are cubes, images and labels (rules in the module docstring).
 
     ``saved`` holds what our own writer recorded about its variables (kind, metadata); they
-    are opened as written.
+    are opened as written. Cubes named in ``bands_first`` have their band axis first unless a
+    wavelength vector says otherwise.
     """
     wavelengths = {n: a for n, a in arrays.items() if _is_wavelength_vector(n, a)}
-    arrays, bands_first = _unflatten_pixel_matrices(arrays)
+    arrays, reshaped = _unflatten_pixel_matrices(arrays)
+    bands_first = set(bands_first) | reshaped
     cubes, planes, labels = [], [], []
     for name in [n for n in arrays if n in saved]:
         record = saved[name]
-        img = _saved_image(record.get("name", name), np.asarray(arrays.pop(name)), record)
+        img = _saved_image(record.get("name", name), arrays.pop(name), record)
         if img.kind == "labels":
             labels.append(img)
         elif img.channel_axis == 0:
@@ -457,7 +466,9 @@ def write_mat73(path: str | Path, variables: dict[str, np.ndarray | str]) -> Pat
 
     Arrays are stored as MATLAB stores them (axes reversed in HDF5, a ``MATLAB_class``
     attribute, the 128-byte MATLAB header in the HDF5 user block), chunked and compressed.
-    The file appears only when complete.
+    Dask arrays are computed and written a few blocks at a time, so a cube larger than memory
+    is saved with memory for a few of its blocks. The file appears only when complete: an
+    interrupted write leaves no file under ``path``.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
@@ -470,17 +481,25 @@ def write_mat73(path: str | Path, variables: dict[str, np.ndarray | str]) -> Pat
                     ds.attrs["MATLAB_class"] = np.bytes_("char")
                     ds.attrs["MATLAB_int_decode"] = np.int32(2)
                     continue
-                arr = np.asarray(arr)
+                arr = arr if is_lazy(arr) else np.asarray(arr)
                 cls = "logical" if arr.dtype == bool else _MATLAB_CLASS.get(arr.dtype)
                 if cls is None:
                     raise ValueError(f"cannot store {name} of dtype {arr.dtype} in a .mat file")
                 data = arr.astype(np.uint8) if arr.dtype == bool else arr
+                big = data.size > 1
                 ds = f.create_dataset(
                     name,
-                    data=data.T,
-                    chunks=True if data.size > 1 else None,
-                    compression="gzip" if data.size > 1 else None,
+                    shape=data.shape[::-1],
+                    dtype=data.dtype,
+                    chunks=True if big else None,
+                    compression="gzip" if big else None,
                 )
+                if is_lazy(data):  # block by block, each block transposed as HDF5 stores it
+                    store_blocks(
+                        data, lambda where, block, ds=ds: ds.__setitem__(where[::-1], block.T)
+                    )
+                else:
+                    ds[...] = data.T
                 ds.attrs["MATLAB_class"] = np.bytes_(cls)
                 if arr.dtype == bool:
                     ds.attrs["MATLAB_int_decode"] = np.int32(1)
@@ -508,24 +527,9 @@ def write_mat(path: str | Path, images: list[ImageData]) -> Path:
     The file appears only when complete.
     """
     path = Path(path)
-    variables: dict = {}
-    for img in images:
-        var = _matlab_name(img.name, variables)
-        data = np.asarray(img.data)
-        if data.dtype == np.float16:
-            data = data.astype(np.float32)
-        if img.kind == "image" and not img.rgb and img.channel_axis is not None:
-            data = np.moveaxis(data, img.channel_axis, -1)
-        variables[var] = np.ascontiguousarray(data)
-        meta = dict(img.metadata)
-        for suffix in _COMPANIONS:
-            if suffix in meta and (suffix == "wavelengths" or img.kind == "labels"):
-                variables[f"{var}_{suffix}"] = np.asarray(meta.pop(suffix))
-        meta.pop("channel_axis", None)
-        record = {"layer": img.kind, "rgb": bool(img.rgb), "name": img.name, "metadata": meta}
-        variables[f"{var}_metadata"] = metadata_to_json(record)
-    big = any(isinstance(v, np.ndarray) and v.nbytes > V5_LIMIT for v in variables.values())
-    if big:
+    variables = layer_variables(images)
+    big = any(is_lazy(v) or getattr(v, "nbytes", 0) > V5_LIMIT for v in variables.values())
+    if big:  # lazy layers stream into HDF5, block by block
         return write_mat73(path, variables)
     tmp = path.with_name(f".{path.name}.partial")
     try:
@@ -534,6 +538,30 @@ def write_mat(path: str | Path, images: list[ImageData]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def layer_variables(images: list[ImageData]) -> dict:
+    """Layers as named arrays and strings, as :func:`write_mat` stores them (dask stays lazy).
+
+    A layer ``x`` gives ``x`` (cubes rows x cols x bands), its companions and ``x_metadata``.
+    """
+    variables: dict = {}
+    for img in images:
+        var = _matlab_name(img.name, variables)
+        data = img.data if is_lazy(img.data) else np.asarray(img.data)
+        if data.dtype == np.float16:
+            data = data.astype(np.float32)
+        if img.kind == "image" and not img.rgb and img.channel_axis is not None:
+            data = np.moveaxis(data, img.channel_axis, -1)
+        variables[var] = data if is_lazy(data) else np.ascontiguousarray(data)
+        meta = dict(img.metadata)
+        for suffix in _COMPANIONS:
+            if suffix in meta and (suffix == "wavelengths" or img.kind == "labels"):
+                variables[f"{var}_{suffix}"] = np.asarray(meta.pop(suffix))
+        meta.pop("channel_axis", None)
+        record = {"layer": img.kind, "rgb": bool(img.rgb), "name": img.name, "metadata": meta}
+        variables[f"{var}_metadata"] = metadata_to_json(record)
+    return variables
 
 
 def _matlab_name(name: str, taken: dict) -> str:

@@ -1,0 +1,149 @@
+"""Zarr stores -> lazy cubes, labels and images; layers -> a zarr store, block by block.
+
+Zarr is what big spectral cubes are usually converted to (chunked, compressed, readable in
+parallel by a cluster of machines). A store holding one array opens as one layer named after
+the store; a group opens every array in it (``group.array`` for nested ones) by the same rules
+as a MATLAB file (see :mod:`napari_spectral_clusters.io.mat`), except that a cube's band axis,
+without a wavelength vector to match, is the first or last axis: the odd one out when the
+image is square, else the shorter (zarr cubes come bands-first as often as bands-last). Big
+arrays open as dask arrays.
+
+:func:`write_zarr` stores layers as :func:`~napari_spectral_clusters.io.mat.write_mat` does
+(same variables, ``x_metadata`` as a group attribute), so what it writes opens as it was saved;
+lazy layers are computed and written block by block, on the active dask scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import zarr
+
+from ._image_data import ImageData, ReadError, is_lazy, store_blocks
+from .mat import LAZY_BYTES, _images, _saved_layers, layer_variables
+
+__all__ = ["is_zarr_store", "read_zarr", "write_zarr"]
+
+
+def is_zarr_store(path: str | Path) -> bool:
+    """A directory holding a zarr array or group (v2 or v3 layout)."""
+    path = Path(path)
+    return path.is_dir() and any(
+        (path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup")
+    )
+
+
+def read_zarr(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageData]:
+    """Read the images in a zarr store (an array, or a group of arrays).
+
+    Arrays larger than ``lazy_bytes`` (default :data:`~napari_spectral_clusters.io.mat.LAZY_BYTES`)
+    open as dask arrays chunked as the store is, read only as napari or the engine needs them.
+
+    Raises
+    ------
+    ReadError
+        ``path`` is not a zarr store, or holds no image; the message says what it holds.
+    """
+    path = Path(path)
+    if lazy_bytes is None:
+        lazy_bytes = int(os.environ.get("SPECTRAL_CLUSTERS_LAZY_BYTES", LAZY_BYTES))
+    if not path.exists():
+        raise FileNotFoundError(path)
+    if not is_zarr_store(path):
+        raise ReadError(f"{path.name} is not a zarr store (no zarr.json, .zarray or .zgroup)")
+    try:
+        node = zarr.open(str(path), mode="r")
+        if isinstance(node, zarr.Array):
+            arrays, strings = {path.stem: _array(node, lazy_bytes)}, {}
+        else:
+            arrays = dict(_walk(node, "", lazy_bytes))
+            strings = {k: v for k, v in node.attrs.items() if isinstance(v, str)}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ReadError(f"{path.name} could not be read as a zarr store: {exc}") from exc
+    description = ", ".join(
+        f"{name} ({'x'.join(map(str, a.shape))} {a.dtype})" for name, a in arrays.items()
+    )
+    bands_first = {n for n, a in arrays.items() if a.ndim >= 3 and _bands_first(a.shape)}
+    images = _images(path, arrays, _saved_layers(path, arrays, strings), bands_first)
+    if not images:
+        raise ReadError(f"{path.name} holds no image: {description or 'no arrays'}")
+    return images
+
+
+def _bands_first(shape: tuple) -> bool:
+    """Band axis first or last: the odd one out of a square image, else the shorter."""
+    if shape[-1] == shape[-2] != shape[0]:
+        return True
+    if shape[0] == shape[1] != shape[-1]:
+        return False
+    return shape[0] < shape[-1]
+
+
+def _walk(group, prefix: str, lazy_bytes: int):
+    for name, arr in group.arrays():
+        if np.issubdtype(arr.dtype, np.number) or arr.dtype == bool:
+            yield f"{prefix}{name}", _array(arr, lazy_bytes)
+    for name, sub in group.groups():
+        yield from _walk(sub, f"{prefix}{name}.", lazy_bytes)
+
+
+def _array(arr, lazy_bytes: int):
+    if arr.nbytes > lazy_bytes:
+        return da.from_zarr(arr)
+    return arr[...]
+
+
+def write_zarr(path: str | Path, images: list[ImageData]) -> Path:
+    """Write layers to a zarr store (a group, one array per layer, metadata as attributes).
+
+    The store appears under ``path`` only when complete; an interrupted write leaves the old
+    store (if any) in place and no partial one under ``path``.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        variables = layer_variables(images)
+        group = zarr.open_group(str(tmp), mode="w")
+        group.attrs.update({k: v for k, v in variables.items() if isinstance(v, str)})
+        for name, value in variables.items():
+            if isinstance(value, str):
+                continue
+            arr = _regular(value if is_lazy(value) else da.from_array(value, chunks="auto"))
+            z = zarr.open_array(
+                str(tmp),
+                path=name,
+                mode="w",
+                shape=arr.shape,
+                dtype=arr.dtype,
+                chunks=tuple(c[0] for c in arr.chunks),
+            )
+            # computed on the active dask scheduler a few blocks at a time and written here,
+            # in this process: nothing is still writing once an error has been raised
+            store_blocks(arr, z.__setitem__)
+        _replace_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _regular(arr: da.Array) -> da.Array:
+    """Zarr stores equal chunks (the last may be shorter); rechunk the odd dask array."""
+    regular = all(len(set(c[:-1])) <= 1 and c[-1] <= c[0] for c in arr.chunks)
+    return arr if regular else arr.rechunk(arr.chunksize)
+
+
+def _replace_dir(new: Path, path: Path) -> None:
+    """Put directory ``new`` at ``path``, the old one out of the way only once ``new`` is whole."""
+    if not path.exists():
+        os.replace(new, path)
+        return
+    old = path.with_name(f".{path.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(path, old)
+    os.replace(new, path)
+    shutil.rmtree(old, ignore_errors=True)
