@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     parser.add_argument("--refine", type=int, default=2, help="refinement passes (2)")
     parser.add_argument("--keep", action="store_true", help="keep the cube file")
     parser.add_argument("--reuse", action="store_true",
-                        help="cluster the cube a --keep run left (same size) instead of writing it")
+                        help="cluster the cube a --keep run left instead of writing one")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
           f"writing a {side} x {side} x {BANDS} float32 cube "
           f"({side * side * BANDS * 4 / 2**30:.1f} GiB) to {path}", flush=True)
     try:
-        if args.reuse and path.exists() and path.stat().st_size >= side * side * BANDS * 4:
+        if args.reuse and path.exists():
             write_s = None
             print("reusing the cube already there", flush=True)
         else:
@@ -118,7 +118,9 @@ def main(argv=None) -> int:
     finally:
         if not args.keep:
             path.unlink(missing_ok=True)
-    result.update(cube_bytes=side * side * BANDS * 4, ram_bytes=ram, write_seconds=write_s)
+    # from the shape read, not the size asked for: a reused cube may differ
+    result.update(cube_bytes=int(np.prod(result["shape"])) * 4, ram_bytes=ram,
+                  write_seconds=write_s)
     print(json.dumps({k: v for k, v in result.items() if k != "events"}, indent=1))
     for stage, done, t in result["events"]:
         print(f"  {t:8.1f} s  {stage} {done}")

@@ -47,9 +47,14 @@ def test_demo_without_display_writes_a_screenshot(tmp_path):
 EXE = shutil.which("spectral-clusters", path=os.path.dirname(sys.executable))
 
 
-def _run(*args, cwd=None):
+def _run(*args, cwd=None, env=None):
     return subprocess.run(
-        [EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+        [EXE, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -174,3 +179,42 @@ def test_run_on_a_local_dask_cluster_gives_the_same_labels(tmp_path, inputs):
 def test_run_with_an_unreachable_scheduler_says_so(tmp_path, inputs):
     proc = _run("run", inputs / "basn6a08.png", "-o", tmp_path, "--scheduler", "tcp://127.0.0.1:9")
     assert proc.returncode == 2 and "cannot use a dask cluster" in proc.stderr
+
+
+def test_a_big_zarr_cube_is_clustered_and_written_block_by_block(tmp_path, data_dir):
+    """A folder with a zarr store (opened lazily, as big stores are): streamed .mat or zarr."""
+    import dask.array as da
+    import h5py
+    import scipy.io
+
+    from napari_spectral_clusters.io import read_mat, read_zarr
+
+    raw = scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"]
+    folder = tmp_path / "in"
+    da.to_zarr(da.from_array(raw, chunks=(32, 32, 156)), str(folder / "samson.zarr"))
+    lazy = {"SPECTRAL_CLUSTERS_LAZY_BYTES": "1024"}
+    proc = _run("run", folder, "-k", 3, "-o", tmp_path / "auto", env=lazy)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "auto"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "samson_clusters.csv",
+        "samson_clusters.mat",
+        "samson_model.npz",
+        "samson_recolored.mat",
+    ]
+    assert h5py.is_hdf5(out / "samson_clusters.mat")  # v7.3: written block by block
+    (labels,) = read_mat(out / "samson_clusters.mat")
+    expected = cluster_image(np.moveaxis(raw, -1, 0), 3, channel_axis=0).labels
+    assert labels.kind == "labels" and np.mean(np.asarray(labels.data) == expected) > 0.99
+
+    proc = _run(
+        "run", folder / "samson.zarr", "-k", 3, "-o", tmp_path / "z", "--format", "zarr", env=lazy
+    )
+    assert proc.returncode == 0, proc.stderr
+    (labels_z,) = read_zarr(tmp_path / "z" / "samson_clusters.zarr")
+    np.testing.assert_array_equal(np.asarray(labels_z.data), np.asarray(labels.data))
+    (rgb,) = read_zarr(tmp_path / "z" / "samson_recolored.zarr")
+    assert rgb.rgb and rgb.data.shape == (95, 95, 3)
+    np.testing.assert_array_equal(
+        np.asarray(rgb.data), labels_z.metadata["colors"][np.asarray(labels_z.data) - 1]
+    )

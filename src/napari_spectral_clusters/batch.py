@@ -14,14 +14,20 @@ from pathlib import Path
 import numpy as np
 
 from .cluster import ClusterResult, apply_model, cluster_image
-from .io import ImageData, ReadError, read_mat, read_png
+from .io import ImageData, ReadError, read_mat, read_png, read_zarr
+from .io._image_data import is_lazy
 from .io.mat import write_mat
 from .io.png import write_labels_png, write_png
+from .io.zarr import write_zarr
 from .model import ClusterModel
 
 __all__ = ["BatchError", "FileReport", "cluster_file", "expand_inputs", "write_table"]
 
-SUFFIXES = (".mat", ".png")
+SUFFIXES = (".mat", ".png", ".zarr")
+
+#: Output formats of the labels and recoloured image: ``auto`` is PNG for 2-D images that fit
+#: in memory, ``.mat`` for cubes with extra axes and for inputs opened lazily (streamed).
+FORMATS = ("auto", "png", "mat", "zarr")
 
 
 class BatchError(ValueError):
@@ -40,7 +46,8 @@ class FileReport:
 
 
 def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
-    """Files, folders (their ``.mat`` and ``.png`` files) and glob patterns -> input files.
+    """Files, folders (their ``.mat``/``.png`` files, ``.zarr`` stores) and glob patterns ->
+    inputs (a ``.zarr`` store is one input, though a folder).
 
     Returns the files, in order and without repeats, and the items that matched nothing.
     """
@@ -48,25 +55,33 @@ def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
     unmatched = []
     for item in items:
         path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
-        elif path.is_file():
+        if path.is_dir() and not _is_input(path):
+            found = sorted(p for p in path.iterdir() if _is_input(p))
+        elif path.exists():
             found = [path]
         else:
-            found = sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
+            found = sorted(Path(p) for p in glob.glob(item) if _is_input(Path(p)))
         if not found:
             unmatched.append(item)
         files.extend(p for p in found if p not in files)
     return files, unmatched
 
 
+def _is_input(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in SUFFIXES and (path.is_dir() if suffix == ".zarr" else path.is_file())
+
+
 def read_image(path: Path) -> ImageData:
-    """The image in a file to cluster: for ``.mat``, its largest image (cubes first)."""
-    if path.suffix.lower() == ".png":
+    """The image to cluster: for ``.mat`` and ``.zarr``, the largest image (cubes first)."""
+    suffix = path.suffix.lower()
+    if suffix == ".png":
         return read_png(path)
-    if path.suffix.lower() != ".mat":
-        raise BatchError(f"{path.name}: not a .mat or .png file")
-    images = [img for img in read_mat(path) if img.kind == "image"]
+    if suffix not in (".mat", ".zarr"):
+        raise BatchError(f"{path.name}: not a .mat, .png or .zarr input")
+    images = [
+        img for img in (read_mat if suffix == ".mat" else read_zarr)(path) if img.kind == "image"
+    ]
     if not images:
         raise BatchError(f"{path.name} holds only labels, no image to cluster")
     return max(images, key=lambda img: (img.channel_axis is not None, img.data.size))
@@ -83,9 +98,12 @@ def cluster_file(
     overwrite: bool = False,
     stem: str | None = None,
     lazy: bool = False,
+    fmt: str = "auto",
 ) -> FileReport:
-    """Cluster one file and write ``<stem>_clusters.png`` (or ``.mat`` for 3-D labels),
-    ``<stem>_recolored.png``, ``<stem>_clusters.csv`` and ``<stem>_model.npz``.
+    """Cluster one file and write ``<stem>_clusters.png`` and ``<stem>_recolored.png`` (or
+    ``.mat``/``.zarr``, see :data:`FORMATS`), ``<stem>_clusters.csv`` and
+    ``<stem>_model.npz``. Each output appears only when complete; lazy results are computed
+    and written block by block.
 
     Raises
     ------
@@ -93,8 +111,11 @@ def cluster_file(
         The file cannot be read or clustered, or an output exists and ``overwrite`` is False.
     """
     stem = stem or path.stem
+    if fmt not in FORMATS:
+        raise BatchError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
     img = read_image(path)
-    data = img.data  # dask for big v7.3 cubes: clustered block by block
+    data = img.data  # dask for big v7.3 cubes and zarr stores: clustered block by block
+    streamed = is_lazy(data)
     if lazy and not hasattr(data, "dask"):  # on a dask cluster: blocks become its tasks
         import dask.array as da
 
@@ -110,10 +131,13 @@ def cluster_file(
         )
     else:
         res = apply_model(data, model, channel_axis=img.channel_axis, wavelengths=wavelengths)
-    labels_path = out_dir / f"{stem}_clusters{'.png' if res.labels.ndim == 2 else '.mat'}"
+    if fmt == "png" and res.labels.ndim != 2:
+        raise BatchError(f"{path.name}: {res.labels.ndim}-D labels cannot be saved as PNG")
+    if fmt == "auto":
+        fmt = "png" if res.labels.ndim == 2 and not streamed else "mat"
     outputs = [
-        labels_path,
-        out_dir / f"{stem}_recolored{'.png' if res.labels.ndim == 2 else '.mat'}",
+        out_dir / f"{stem}_clusters.{fmt}",
+        out_dir / f"{stem}_recolored.{fmt}",
         out_dir / f"{stem}_clusters.csv",
     ]
     if model is None:
@@ -124,24 +148,16 @@ def cluster_file(
     meta = {"source": str(path), "variable": img.name, **res.summary()}
     if wavelengths is not None:
         meta["wavelengths"] = np.asarray(wavelengths)
-    if res.labels.ndim == 2:
-        write_labels_png(outputs[0], res.labels, res.colors, metadata=meta)
-        write_png(outputs[1], res.recolored, metadata=meta)
+    if fmt == "png":
+        write_labels_png(outputs[0], np.asarray(res.labels), res.colors, metadata=meta)
+        write_png(outputs[1], np.asarray(res.recolored), metadata=meta)
     else:
-        write_mat(
-            outputs[0],
-            [
-                ImageData(
-                    f"{stem} clusters",
-                    res.labels,
-                    kind="labels",
-                    metadata={**meta, "colors": res.colors},
-                )
-            ],
+        write = write_mat if fmt == "mat" else write_zarr
+        labels_meta = {**meta, "colors": res.colors}
+        write(
+            outputs[0], [ImageData(f"{stem} clusters", res.labels, "labels", metadata=labels_meta)]
         )
-        write_mat(
-            outputs[1], [ImageData(f"{stem} recolored", res.recolored, rgb=True, metadata=meta)]
-        )
+        write(outputs[1], [ImageData(f"{stem} recolored", res.recolored, rgb=True, metadata=meta)])
     write_table(outputs[2], res, wavelengths=wavelengths)
     if model is None:
         res.model.save(outputs[3])

@@ -42,11 +42,13 @@ def main(argv: list[str] | None = None) -> int:
             "Cluster every input with the same engine as the napari widget and write, per\n"
             "input STEM, into --out:\n"
             "  STEM_clusters.png   labels 1..k as an indexed PNG (palette = cluster colours;\n"
-            "                      16-bit greyscale above 255 labels; .mat for 3-D labels)\n"
+            "                      16-bit greyscale above 255 labels; see --format)\n"
             "  STEM_recolored.png  every pixel in its cluster's colour (alpha kept)\n"
             "  STEM_clusters.csv   label, pixels, fraction, colour, mean and std per band\n"
             "  STEM_model.npz      the fitted clustering, for --model on other files\n"
-            "A .mat input is clustered on its largest image (the spectral cube).\n"
+            "A .mat or .zarr input is clustered on its largest image (the spectral cube).\n"
+            "Big v7.3 .mat and zarr cubes are read, clustered and written block by block.\n"
+            "Each output appears only once complete: an interrupted run leaves none half-done.\n"
             "Bad files are reported and skipped; the others still complete.\n"
             "Exit status: 0 all done, 1 some inputs failed, 2 nothing to do or bad options."
         ),
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help=".mat/.png files, folders (their .mat and .png files) or glob patterns",
+        help=".mat/.png files, .zarr stores, folders (their .mat, .png, .zarr) or glob patterns",
     )
     run.add_argument(
         "-k",
@@ -88,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         "each cluster means the same material in every file",
     )
     run.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "png", "mat", "zarr"],
+        help="labels and recoloured image as PNG, MATLAB .mat or zarr; auto (default): PNG "
+        "for 2-D images, .mat (v7.3, streamed) for cubes with more axes and big lazy inputs",
+    )
+    run.add_argument(
         "--overwrite",
         action="store_true",
         help="replace existing outputs (default: refuse, per file)",
@@ -116,7 +125,7 @@ def _run(args) -> int:
 
     files, unmatched = expand_inputs(args.inputs)
     for item in unmatched:
-        print(f"spectral-clusters: no .mat or .png file matches {item}", file=sys.stderr)
+        print(f"spectral-clusters: no .mat, .png or .zarr input matches {item}", file=sys.stderr)
     if not files:
         print("spectral-clusters: nothing to do", file=sys.stderr)
         return 2
@@ -185,6 +194,7 @@ def _run_files(args, files, model, *, lazy: bool) -> int:
                 overwrite=args.overwrite,
                 stem=stem,
                 lazy=lazy,
+                fmt=args.format,
             )
             status = (
                 f"{report.n_clusters} clusters of {report.layer} "
