@@ -63,25 +63,33 @@ def write_cube(path: Path, side: int, seed: int = 0) -> float:
     # than the clustering being measured
     tiles = rng.normal(0, 0.01, (4, BANDS, CHUNK, CHUNK)).astype(np.float32)
     wl = np.linspace(0, 1, BANDS)
-    spectra = np.stack([0.2 + 0.5 * rng.random() * np.exp(-0.5 * ((wl - rng.random()) / 0.15) ** 2)
-                        for _ in range(8)]).astype(np.float32)
+    spectra = np.stack(
+        [
+            0.2 + 0.5 * rng.random() * np.exp(-0.5 * ((wl - rng.random()) / 0.15) ** 2)
+            for _ in range(8)
+        ]
+    ).astype(np.float32)
     t0 = time.perf_counter()
     with h5py.File(path, "w", userblock_size=512) as f:
         # MATLAB's v7.3 layout: axes reversed, so MATLAB sees rows x cols x bands
-        ds = f.create_dataset("cube", shape=(BANDS, side, side), dtype="f4",
-                              chunks=(BANDS, CHUNK, CHUNK))
+        ds = f.create_dataset(
+            "cube", shape=(BANDS, side, side), dtype="f4", chunks=(BANDS, CHUNK, CHUNK)
+        )
         ds.attrs["MATLAB_class"] = np.bytes_("single")
         for c0 in range(0, side, CHUNK):
             for r0 in range(0, side, CHUNK):
                 cols, rows = min(CHUNK, side - c0), min(CHUNK, side - r0)
                 # built directly in the file's (band, col, row) order: no transposed copy
-                xx, yy = np.mgrid[c0:c0 + cols, r0:r0 + rows]
+                xx, yy = np.mgrid[c0 : c0 + cols, r0 : r0 + rows]
                 material = ((yy // 97) * 7 + (xx // 131) * 3) % 8
                 tile = tiles[(r0 // CHUNK + c0 // CHUNK) % len(tiles), :, :cols, :rows]
-                ds[:, c0:c0 + cols, r0:r0 + rows] = spectra.T[:, material] + tile
+                ds[:, c0 : c0 + cols, r0 : r0 + rows] = spectra.T[:, material] + tile
     with open(path, "r+b") as fh:
-        fh.write(b"MATLAB 7.3 MAT-file, benchmark cube, HDF5 schema 1.00 .".ljust(116, b" ")
-                 + bytes(8) + b"\x00\x02IM")
+        fh.write(
+            b"MATLAB 7.3 MAT-file, benchmark cube, HDF5 schema 1.00 .".ljust(116, b" ")
+            + bytes(8)
+            + b"\x00\x02IM"
+        )
     return time.perf_counter() - t0
 
 
@@ -91,17 +99,23 @@ def main(argv=None) -> int:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--refine", type=int, default=2, help="refinement passes (2)")
     parser.add_argument("--keep", action="store_true", help="keep the cube file")
-    parser.add_argument("--reuse", action="store_true",
-                        help="cluster the cube a --keep run left instead of writing one")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="cluster the cube a --keep run left instead of writing one",
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     target = int(args.gib * 2**30) if args.gib else 2 * available_bytes()
     side = int(np.sqrt(target / (BANDS * 4)))
     path = args.dir / "bigger_than_memory.mat"
-    print(f"RAM {ram / 2**30:.1f} GiB, available {available_bytes() / 2**30:.1f} GiB; "
-          f"writing a {side} x {side} x {BANDS} float32 cube "
-          f"({side * side * BANDS * 4 / 2**30:.1f} GiB) to {path}", flush=True)
+    print(
+        f"RAM {ram / 2**30:.1f} GiB, available {available_bytes() / 2**30:.1f} GiB; "
+        f"writing a {side} x {side} x {BANDS} float32 cube "
+        f"({side * side * BANDS * 4 / 2**30:.1f} GiB) to {path}",
+        flush=True,
+    )
     try:
         if args.reuse and path.exists():
             write_s = None
@@ -109,8 +123,11 @@ def main(argv=None) -> int:
         else:
             write_s = write_cube(path, side)
             print(f"written in {write_s:.0f} s", flush=True)
-        out = subprocess.run([sys.executable, "-c", PROBE, str(path), str(args.refine)],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, str(path), str(args.refine)],
+            capture_output=True,
+            text=True,
+        )
         if out.returncode:
             print(out.stderr, file=sys.stderr)
             return 2
@@ -119,15 +136,18 @@ def main(argv=None) -> int:
         if not args.keep:
             path.unlink(missing_ok=True)
     # from the shape read, not the size asked for: a reused cube may differ
-    result.update(cube_bytes=int(np.prod(result["shape"])) * 4, ram_bytes=ram,
-                  write_seconds=write_s)
+    result.update(
+        cube_bytes=int(np.prod(result["shape"])) * 4, ram_bytes=ram, write_seconds=write_s
+    )
     print(json.dumps({k: v for k, v in result.items() if k != "events"}, indent=1))
     for stage, done, t in result["events"]:
         print(f"  {t:8.1f} s  {stage} {done}")
     ok = result["peak_rss_bytes"] < ram / 4
-    print(f"{'PASS' if ok else 'FAIL'}  peak RSS {result['peak_rss_bytes'] / 2**30:.2f} GiB "
-          f"< a quarter of RAM ({ram / 4 / 2**30:.1f} GiB) for a "
-          f"{result['cube_bytes'] / 2**30:.1f} GiB cube")
+    print(
+        f"{'PASS' if ok else 'FAIL'}  peak RSS {result['peak_rss_bytes'] / 2**30:.2f} GiB "
+        f"< a quarter of RAM ({ram / 4 / 2**30:.1f} GiB) for a "
+        f"{result['cube_bytes'] / 2**30:.1f} GiB cube"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0 if ok else 1

@@ -218,18 +218,23 @@ def compute_each(tasks: list, report, stage: str, *, batch: int | None = None) -
     total = len(tasks)
     client = _active_client()
     if client is not None:
-        from distributed import as_completed
+        from distributed import wait
 
         futures = client.compute(tasks)
-        where = {f.key: i for i, f in enumerate(futures)}
-        results: list = [None] * total
+        pending = set(futures)
         try:
-            for done, future in enumerate(as_completed(futures), 1):
-                results[where[future.key]] = future.result()
-                report(ProgressEvent(stage, done, total))
+            while pending:
+                try:  # wake up now and then, so a cancel is seen while blocks take long
+                    finished, pending = wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    finished = ()
+                for future in finished:
+                    if future.status == "error":
+                        future.result()  # raise it now: the rest are cancelled below
+                report(ProgressEvent(stage, total - len(pending), total))
+            return [f.result() for f in futures]  # raises what a task raised
         finally:
             client.cancel(futures)  # nothing for finished ones; the rest when stopped early
-        return results
     keys = {t.key for t in tasks}
     done = 0
 

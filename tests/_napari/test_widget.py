@@ -398,3 +398,68 @@ def test_a_lazy_layer_is_clustered_lazily(viewer_and_widget):
     eager = cluster_image(cube, 4, channel_axis=0, wavelengths=kw["metadata"]["wavelengths"])
     np.testing.assert_array_equal(np.asarray(labels.data), eager.labels)
     assert w.table.to_dict("list")["pixels"] == eager.counts.tolist()
+
+
+@pytest.fixture
+def dask_cluster():
+    distributed = pytest.importorskip("distributed")
+    from napari_spectral_clusters._napari import widget as widget_module
+
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster
+        for client in widget_module._CLIENTS.values():
+            client.close()  # and dask goes back to its local scheduler
+        widget_module._CLIENTS.clear()
+
+
+def test_cluster_on_a_dask_cluster_with_its_progress_and_cancel(viewer_and_widget, dask_cluster):
+    import time
+
+    import dask.array as da
+    from distributed import get_task_stream
+
+    from napari_spectral_clusters._napari import widget as widget_module
+
+    viewer, w = viewer_and_widget
+    (cube, kw, _), _ = make_sample_cube()
+    layer = viewer.add_image(da.from_array(cube, chunks=(cube.shape[0], 32, 32)), **kw)
+    n_blocks = int(np.prod(layer.data.numblocks))
+    reported = []
+    w._relay.reported.connect(lambda stage, done, total: reported.append((stage, done, total)))
+    w.scheduler.value = dask_cluster.scheduler_address
+    w.n_clusters.value = 4
+    client = widget_module._connect(dask_cluster.scheduler_address)  # what Run connects to
+    with get_task_stream(client) as stream:
+        w.run(wait=True)
+    labels = viewer.layers[f"{layer.name} clusters"]
+    assert isinstance(labels.data, da.Array)
+    expected = cluster_image(cube, 4, channel_axis=0, wavelengths=kw["metadata"]["wavelengths"])
+    np.testing.assert_array_equal(np.asarray(labels.data), expected.labels)
+    # progress came from the cluster's futures, block by block, and its workers did the work
+    assert ("blocks", n_blocks, n_blocks) in reported
+    assert sum("_block_sums" in str(t["key"]) for t in stream.data) >= n_blocks
+
+    def cancel_on_blocks(stage, done, total):
+        if stage == "blocks":
+            w.cancel()
+
+    w._relay.reported.connect(cancel_on_blocks)
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    assert w.status.value == "cancelled"
+    assert labels.data is viewer.layers[f"{layer.name} clusters"].data  # nothing changed
+    deadline = time.monotonic() + 10  # the futures left were cancelled on the cluster
+    while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)):
+        assert time.monotonic() < deadline, "tasks still on the cluster after Cancel"
+        time.sleep(0.1)
+
+
+def test_an_unreachable_scheduler_is_a_notification(viewer_and_widget, errors):
+    viewer, w = viewer_and_widget
+    _add_cube(viewer)
+    w.scheduler.value = "tcp://127.0.0.1:9"
+    w.run(wait=True)
+    assert len(errors) == 1 and "cannot reach the dask scheduler" in errors[0]
+    assert len(viewer.layers) == 1 and w.status.value == "not clustered"

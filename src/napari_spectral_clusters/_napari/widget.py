@@ -11,6 +11,7 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     Label,
+    LineEdit,
     PushButton,
     SpinBox,
     Table,
@@ -76,6 +77,12 @@ class ClusterWidget(Container):
             label="colours",
             choices=[("true colour / centre colour", "auto"), ("categorical", "categorical")],
         )
+        self.scheduler = LineEdit(name="scheduler", label="dask scheduler", value="")
+        self.scheduler.tooltip = (
+            "Address of a dask.distributed scheduler (tcp://host:8786) to cluster on, block by "
+            "block, with progress from the cluster. Empty: this machine (or the dask client "
+            "already active in this session)."
+        )
         self.true_colour_button = PushButton(name="true_colour_button", text="True-colour view")
         self.run_button = PushButton(name="run_button", text="Run")
         self.cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
@@ -96,6 +103,7 @@ class ClusterWidget(Container):
                 self.n_clusters,
                 self.random_state,
                 self.palette,
+                self.scheduler,
                 self.run_button,
                 self.cancel_button,
                 self.status,
@@ -477,6 +485,7 @@ class ClusterWidget(Container):
             _wavelengths(layer, data, channel_axis),
             cancel=self._cancel,
             relay=self._relay,
+            scheduler=self.scheduler.value.strip(),
             _start_thread=False,
         )
         if on_done is None:
@@ -609,8 +618,12 @@ class _ProgressRelay(QObject):
     reported = Signal(str, int, int)
 
 
-def _in_thread(job, data, channel_axis, alpha, wavelengths, *, cancel: threading.Event, relay):
-    """Run the engine, relaying its progress and stopping when ``cancel`` is set.
+def _in_thread(
+    job, data, channel_axis, alpha, wavelengths, *, cancel: threading.Event, relay, scheduler=""
+):
+    """Run the engine, relaying its progress and stopping when ``cancel`` is set; on the
+    dask.distributed cluster at ``scheduler`` if one is given (connected to here, off the GUI
+    thread, and kept as dask's client for the session).
 
     Returns ``(result, None)``, or ``(None, exception)`` for bad input and cancellation, so
     those become a plain message rather than the traceback napari shows for bugs (a worker
@@ -623,9 +636,38 @@ def _in_thread(job, data, channel_axis, alpha, wavelengths, *, cancel: threading
         relay.reported.emit(event.stage, event.done, event.total)
 
     try:
-        return job(data, channel_axis, alpha, wavelengths, report), None
+        if not scheduler:
+            return job(data, channel_axis, alpha, wavelengths, report), None
+        if not _is_dask(data):  # its blocks become the cluster's tasks
+            import dask.array as da
+
+            data = da.from_array(data, chunks="auto")
+        with _connect(scheduler).as_current():
+            return job(data, channel_axis, alpha, wavelengths, report), None
     except (Cancelled, ClusteringError) as exc:
         return None, exc
+
+
+_CLIENTS: dict = {}
+
+
+def _connect(address: str):
+    """The dask.distributed client of the scheduler at ``address``, made dask's default."""
+    client = _CLIENTS.get(address)
+    if client is not None and client.status == "running":
+        return client
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise ClusteringError(
+            "clustering on a dask cluster needs the distributed package (pip install distributed)"
+        ) from exc
+    try:
+        client = Client(address, timeout=10)  # the default client from now on
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusteringError(f"cannot reach the dask scheduler at {address}: {exc}") from exc
+    _CLIENTS[address] = client
+    return client
 
 
 def _features_of(layer: Image, choice="auto") -> tuple[int | None, bool]:
