@@ -1,14 +1,16 @@
 """How clustering a lazy cube scales with dask.distributed workers, on this machine.
 
-Writes a synthetic float32 zarr cube (default 64 bands x 2048 x 2048 = 1 GiB, in 256 x 256
+Writes a synthetic float32 zarr cube (default 64 bands x 1536 x 1536 = 576 MiB, in 256 x 256
 blocks), then, in one run, clusters it and writes its labels (zarr, block by block) with:
 
 * dask's local threaded scheduler (the default when no cluster is set up): the baseline;
 * a ``LocalCluster`` of 1, 2 and 4 single-threaded worker processes, as
   ``spectral-clusters run --workers N`` starts.
 
-Reports wall time per setting and its ratio to the threaded baseline and to one worker, and
-checks every setting gives the same labels. Run from the project root:
+Each setting runs twice and keeps the faster run (the machine is shared and noisy), after the
+cube has been flushed to disk and read once. Reports wall time per setting, its ratio to the
+threaded baseline and to one worker, and checks every setting gives the same labels. Run from
+the project root:
 
     uv run --extra bench --extra distributed python benchmarks/bench_workers.py [--side 2048]
 """
@@ -61,9 +63,21 @@ def one_run(cube_path: Path, out: Path, k: int) -> tuple[float, np.ndarray]:
     return seconds, np.asarray(back.data)
 
 
+def best_of(repeats: int, cube: Path, out: Path, k: int) -> tuple[float, np.ndarray]:
+    runs = [one_run(cube, out, k) for _ in range(repeats)]
+    return min(s for s, _ in runs), runs[-1][1]
+
+
+def read_zarr_sum(cube: Path) -> float:
+    from napari_spectral_clusters.io import read_zarr
+
+    (img,) = read_zarr(cube, lazy_bytes=0)
+    return float(img.data.sum().compute())
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--side", type=int, default=2048, help="cube side in pixels (2048)")
+    parser.add_argument("--side", type=int, default=1536, help="cube side in pixels (1536)")
     parser.add_argument("-k", type=int, default=6)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--json", type=Path, help="also write the numbers here")
@@ -74,6 +88,9 @@ def main(argv=None) -> int:
     try:
         cube = tmp / "cube.zarr"
         make_cube(cube, args.side)
+        os.sync()  # no write-back of the new cube while the first setting is timed
+        with dask.config.set(scheduler="threads"):
+            read_zarr_sum(cube)
         gib = BANDS * args.side**2 * 4 / 2**30
         print(
             f"{os.cpu_count()} cores; cube {BANDS} x {args.side} x {args.side} float32 "
@@ -82,7 +99,7 @@ def main(argv=None) -> int:
         )
         rows = []
         with dask.config.set(scheduler="threads"):
-            seconds, reference = one_run(cube, tmp / "threads.zarr", args.k)
+            seconds, reference = best_of(2, cube, tmp / "threads.zarr", args.k)
         rows.append({"setting": f"threads ({os.cpu_count()})", "seconds": seconds, "same": True})
         for n in args.workers:
             with (
@@ -91,7 +108,7 @@ def main(argv=None) -> int:
                 ) as cluster,
                 Client(cluster),
             ):
-                seconds, labels = one_run(cube, tmp / f"w{n}.zarr", args.k)
+                seconds, labels = best_of(2, cube, tmp / f"w{n}.zarr", args.k)
             rows.append(
                 {
                     "setting": f"{n} worker(s)",
