@@ -78,6 +78,7 @@ class ClusterWidget(Container):
             choices=[("true colour / centre colour", "auto"), ("categorical", "categorical")],
         )
         self.scheduler = LineEdit(name="scheduler", label="dask scheduler", value="")
+        self.scheduler.native.setPlaceholderText("this machine (or tcp://host:8786)")
         self.scheduler.tooltip = (
             "Address of a dask.distributed scheduler (tcp://host:8786) to cluster on, block by "
             "block, with progress from the cluster. Empty: this machine (or the dask client "
