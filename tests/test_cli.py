@@ -218,3 +218,45 @@ def test_a_big_zarr_cube_is_clustered_and_written_block_by_block(tmp_path, data_
     np.testing.assert_array_equal(
         np.asarray(rgb.data), labels_z.metadata["colors"][np.asarray(labels_z.data) - 1]
     )
+
+
+def test_a_failure_while_writing_leaves_none_of_that_inputs_outputs(
+    tmp_path, data_dir, monkeypatch
+):
+    from napari_spectral_clusters import batch
+
+    def unplugged(*args, **kwargs):
+        raise OSError("disk unplugged")
+
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(batch, "write_png", unplugged)  # after the labels PNG was written
+    with pytest.raises(OSError, match="unplugged"):
+        batch.cluster_file(data_dir / "png" / "pngsuite" / "basn6a08.png", out, n_clusters=3)
+    assert list(out.iterdir()) == []  # not the labels alone, and no staging folder left
+    monkeypatch.undo()
+    report = batch.cluster_file(data_dir / "png" / "pngsuite" / "basn6a08.png", out, n_clusters=3)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in report.outputs)
+
+
+def test_a_big_v73_cube_on_local_workers(tmp_path, data_dir):
+    """HDF5-backed dask arrays go to worker processes, and results stream back to .mat."""
+    import scipy.io
+
+    from napari_spectral_clusters.io import read_mat
+    from napari_spectral_clusters.io.mat import write_mat73
+
+    raw = scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"].astype(np.float32)
+    write_mat73(tmp_path / "samson73.mat", {"cube": raw})
+    lazy = {"SPECTRAL_CLUSTERS_LAZY_BYTES": "1024"}
+    proc = _run(
+        "run", tmp_path / "samson73.mat", "-k", 3, "-o", tmp_path / "out", "--workers", 2, env=lazy
+    )
+    assert proc.returncode == 0, proc.stderr
+    (labels,) = read_mat(tmp_path / "out" / "samson73_clusters.mat")
+    (rgb,) = read_mat(tmp_path / "out" / "samson73_recolored.mat")
+    expected = cluster_image(np.moveaxis(raw, -1, 0), 3, channel_axis=0).labels
+    assert np.mean(np.asarray(labels.data) == expected) > 0.99
+    np.testing.assert_array_equal(
+        np.asarray(rgb.data), labels.metadata["colors"][np.asarray(labels.data) - 1]
+    )

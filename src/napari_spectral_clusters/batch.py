@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import glob
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import numpy as np
 
 from .cluster import ClusterResult, apply_model, cluster_image
 from .io import ImageData, ReadError, read_mat, read_png, read_zarr
-from .io._image_data import is_lazy
+from .io._image_data import is_lazy, replace_path
 from .io.mat import write_mat
 from .io.png import write_labels_png, write_png
 from .io.zarr import write_zarr
@@ -145,6 +147,20 @@ def cluster_file(
     existing = [p.name for p in outputs if p.exists()]
     if existing and not overwrite:
         raise BatchError(f"{path.name}: would overwrite {', '.join(existing)} (use --overwrite)")
+    # all outputs are written in a hidden folder beside them and moved in together at the
+    # end: a failed or interrupted input leaves none of them, not some
+    staging = Path(tempfile.mkdtemp(prefix=f".{stem}.partial-", dir=out_dir))
+    try:
+        staged = [staging / p.name for p in outputs]
+        _write_outputs(staged, res, img, stem, fmt, path, wavelengths, model is None)
+        for src, dst in zip(staged, outputs, strict=True):
+            replace_path(src, dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return FileReport(path, outputs, img.name, res.n_clusters)
+
+
+def _write_outputs(outputs, res, img, stem, fmt, path, wavelengths, with_model: bool):
     meta = {"source": str(path), "variable": img.name, **res.summary()}
     if wavelengths is not None:
         meta["wavelengths"] = np.asarray(wavelengths)
@@ -159,9 +175,8 @@ def cluster_file(
         )
         write(outputs[1], [ImageData(f"{stem} recolored", res.recolored, rgb=True, metadata=meta)])
     write_table(outputs[2], res, wavelengths=wavelengths)
-    if model is None:
+    if with_model:
         res.model.save(outputs[3])
-    return FileReport(path, outputs, img.name, res.n_clusters)
 
 
 def write_table(path: Path, res: ClusterResult, *, wavelengths=None) -> Path:

@@ -120,7 +120,8 @@ def _cluster_lazy(
     if alpha:
         lut[1:, 3] = 255
     recolored = labels.map_blocks(
-        lambda block: lut[block],
+        _lut_block,
+        lut=lut,
         dtype=np.uint8,
         new_axis=labels.ndim,
         chunks=(*labels.chunks, (lut.shape[1],)),
@@ -277,6 +278,11 @@ def _add(a: _Accumulator, b: _Accumulator) -> _Accumulator:
             setattr(a, name, getattr(a, name) + getattr(b, name))
     a.dist += b.dist
     return a
+
+
+def _lut_block(block: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Colours of a block of labels (module level: a cluster's workers must unpickle it)."""
+    return lut[block]
 
 
 def _label_block(block, ok, *, features: Features, centers) -> np.ndarray:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -56,8 +59,6 @@ def store_blocks(data, put, *, batch: int | None = None) -> None:
     Peak memory is ``batch`` blocks (default: two per core), whatever the array's size; the
     blocks are computed on the active dask scheduler (a ``dask.distributed`` cluster too).
     """
-    import os
-
     import dask
     from dask.array.core import slices_from_chunks
 
@@ -68,6 +69,22 @@ def store_blocks(data, put, *, batch: int | None = None) -> None:
         computed = dask.compute(*blocks[i : i + batch])
         for slices, block in zip(where[i : i + batch], computed, strict=True):
             put(slices, block)
+
+
+def replace_path(new: Path, path: Path) -> None:
+    """Move the file or directory ``new`` to ``path``; an old one there is removed only once
+    ``new`` is in place (a directory cannot be renamed over a non-empty one in one step)."""
+    if not (new.is_dir() and path.exists()):
+        os.replace(new, path)
+        return
+    old = path.with_name(f".{path.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(path, old)
+    os.replace(new, path)
+    if old.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink(missing_ok=True)
 
 
 #: Metadata entries that are arrays; JSON stores them as lists and they come back as arrays.

@@ -23,7 +23,7 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from ._image_data import ImageData, ReadError, is_lazy, store_blocks
+from ._image_data import ImageData, ReadError, is_lazy, replace_path, store_blocks
 from .mat import LAZY_BYTES, _images, _saved_layers, layer_variables
 
 __all__ = ["is_zarr_store", "read_zarr", "write_zarr"]
@@ -125,7 +125,7 @@ def write_zarr(path: str | Path, images: list[ImageData]) -> Path:
             # computed on the active dask scheduler a few blocks at a time and written here,
             # in this process: nothing is still writing once an error has been raised
             store_blocks(arr, z.__setitem__)
-        _replace_dir(tmp, path)
+        replace_path(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
@@ -135,15 +135,3 @@ def _regular(arr: da.Array) -> da.Array:
     """Zarr stores equal chunks (the last may be shorter); rechunk the odd dask array."""
     regular = all(len(set(c[:-1])) <= 1 and c[-1] <= c[0] for c in arr.chunks)
     return arr if regular else arr.rechunk(arr.chunksize)
-
-
-def _replace_dir(new: Path, path: Path) -> None:
-    """Put directory ``new`` at ``path``, the old one out of the way only once ``new`` is whole."""
-    if not path.exists():
-        os.replace(new, path)
-        return
-    old = path.with_name(f".{path.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(path, old)
-    os.replace(new, path)
-    shutil.rmtree(old, ignore_errors=True)
