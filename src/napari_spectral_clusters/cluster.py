@@ -156,9 +156,9 @@ def cluster_image(
     random_state: int = 0,
     reduce_k: bool = False,
     max_samples: int = 5_000,
-    n_init: int = 4,
+    n_init: int = 2,
     max_refine: int = 10,
-    tol: float = 1e-4,
+    tol: float = 1e-3,
     progress: Callable[[ProgressEvent], None] | None = None,
 ) -> ClusterResult:
     """Cluster the pixels of an image with KMeans.
