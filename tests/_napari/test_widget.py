@@ -414,7 +414,9 @@ def dask_cluster():
         widget_module._CLIENTS.clear()
 
 
-def test_cluster_on_a_dask_cluster_with_its_progress_and_cancel(viewer_and_widget, dask_cluster):
+def test_cluster_on_a_dask_cluster_with_its_progress_and_cancel(
+    viewer_and_widget, dask_cluster, qtbot
+):
     import time
 
     import dask.array as da
@@ -447,7 +449,9 @@ def test_cluster_on_a_dask_cluster_with_its_progress_and_cancel(viewer_and_widge
 
     w._relay.reported.connect(cancel_on_blocks)
     w.n_clusters.value = 3
-    w.run(wait=True)
+    w.run()
+    assert w.status.value.endswith(f" on {dask_cluster.scheduler_address}…")  # where it runs
+    qtbot.waitUntil(lambda: not w.running, timeout=60_000)
     assert w.status.value == "cancelled"
     assert labels.data is viewer.layers[f"{layer.name} clusters"].data  # nothing changed
     deadline = time.monotonic() + 10  # the futures left were cancelled on the cluster

@@ -499,7 +499,8 @@ class ClusterWidget(Container):
         self.run_button.enabled = False
         self.apply_model_button.enabled = False
         self.cancel_button.enabled = True
-        self.status.value = f"clustering {layer.name} {what}…"
+        where = f" on {self.scheduler.value.strip()}" if self.scheduler.value.strip() else ""
+        self.status.value = f"clustering {layer.name} {what}{where}…"
         if wait:
             loop = QEventLoop()
             worker.finished.connect(loop.quit)
