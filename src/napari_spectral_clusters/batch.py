@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ._arrays import is_lazy
 from .cluster import ClusterResult, apply_model, cluster_image
 from .io import ImageData, ReadError, read_mat, read_png, read_zarr
-from .io._image_data import is_lazy, replace_path
+from .io._image_data import replace_path
 from .io.mat import write_mat
 from .io.png import write_labels_png, write_png
 from .io.zarr import write_zarr
@@ -118,7 +119,7 @@ def cluster_file(
     img = read_image(path)
     data = img.data  # dask for big v7.3 cubes and zarr stores: clustered block by block
     streamed = is_lazy(data)
-    if lazy and not hasattr(data, "dask"):  # on a dask cluster: blocks become its tasks
+    if lazy and not streamed:  # on a dask cluster: blocks become its tasks
         import dask.array as da
 
         data = da.from_array(np.asarray(data), chunks="auto")

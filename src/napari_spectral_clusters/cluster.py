@@ -27,6 +27,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from scipy import sparse
 
+from ._arrays import is_lazy
 from .color import center_colors
 from .model import ClusterModel, Features, principal_axes
 
@@ -231,7 +232,7 @@ def cluster_image(
         raise ClusteringError(f"the number of clusters must be at least 1, not {n_clusters}")
     if preprocessing not in ("none", "standardize", "unit", "pca"):
         raise ValueError(f"unknown preprocessing {preprocessing!r}")
-    lazy = _is_dask(image)
+    lazy = is_lazy(image)
     if lazy:  # a dask array: fitted on a sample of blocks, labelled block by block
         n_channels = image.shape[channel_axis] if channel_axis is not None else 1
         if alpha is None:
@@ -353,10 +354,6 @@ def apply_model(
     empty = acc.counts == 0
     means[empty], std[empty] = np.nan, np.nan
     return _result(labels, means, std, acc.counts, acc.inertia_about_means(), model, alpha)
-
-
-def _is_dask(image) -> bool:
-    return type(image).__module__.startswith("dask.")
 
 
 def _prepare(image, channel_axis, mask, alpha):
@@ -787,11 +784,16 @@ def _label_dtype(n_clusters: int) -> np.dtype:
 
 def _recolor(labels, colors, *, alpha):
     """Each pixel in its cluster's colour; label 0 is black (transparent with alpha)."""
+    return color_lut(colors, alpha=alpha)[labels]
+
+
+def color_lut(colors, *, alpha: bool) -> np.ndarray:
+    """(k + 1, 3|4) uint8 colours by label: 0 black (transparent with alpha), i colors[i - 1]."""
     lut = np.zeros((len(colors) + 1, 4 if alpha else 3), dtype=np.uint8)
     lut[1:, :3] = colors
     if alpha:
         lut[1:, 3] = 255
-    return lut[labels]
+    return lut
 
 
 def label_statistics(
@@ -860,7 +862,7 @@ def sweep_k(
     from sklearn.metrics import silhouette_score
 
     rng = np.random.default_rng(random_state)
-    if _is_dask(image):  # sample blocks; never load the cube
+    if is_lazy(image):  # sample blocks; never load the cube
         from .lazy import lazy_sample, lazy_view
 
         if alpha is None:

@@ -36,6 +36,7 @@ from .cluster import (
     _best_start,
     _label_dtype,
     _nearest,
+    color_lut,
     refine,
 )
 from .color import center_colors
@@ -115,10 +116,7 @@ def _cluster_lazy(
         dtype=_label_dtype(len(centers)),
         drop_axis=view.ndim - 1,
     )
-    lut = np.zeros((len(colors) + 1, 4 if alpha else 3), dtype=np.uint8)
-    lut[1:, :3] = colors
-    if alpha:
-        lut[1:, 3] = 255
+    lut = color_lut(colors, alpha=alpha)
     recolored = labels.map_blocks(
         _lut_block,
         lut=lut,
@@ -126,14 +124,15 @@ def _cluster_lazy(
         new_axis=labels.ndim,
         chunks=(*labels.chunks, (lut.shape[1],)),
     )
-    report(ProgressEvent("done", 1, 1, acc.inertia_about_means()))
+    inertia = acc.inertia_about_means()
+    report(ProgressEvent("done", 1, 1, inertia))
     return ClusterResult(
         labels=labels,
         centers=means,
         std=std,
         colors=colors,
         recolored=recolored,
-        inertia=acc.inertia_about_means(),
+        inertia=inertia,
         counts=counts,
         model=model,
         params=params,

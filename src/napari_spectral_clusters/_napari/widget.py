@@ -23,12 +23,12 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEventLoop, QObject, Signal
 
+from .._arrays import is_lazy
 from ..cluster import (
     Cancelled,
     ClusteringError,
     ClusterResult,
     ProgressEvent,
-    _is_dask,
     apply_model,
     cluster_image,
     label_statistics,
@@ -474,7 +474,7 @@ class ClusterWidget(Container):
             return None
         channel_axis, alpha = _features_of(layer, self.channel_axis.value)
         # a dask (lazy) layer stays lazy: clustered block by block, labels computed on view
-        data = layer.data if _is_dask(layer.data) else np.asarray(layer.data)
+        data = layer.data if is_lazy(layer.data) else np.asarray(layer.data)
         self._cancel.clear()
         self._progress = progress(total=0, desc=f"KMeans clustering {layer.name}")
         worker = create_worker(
@@ -640,7 +640,7 @@ def _in_thread(
     try:
         if not scheduler:
             return job(data, channel_axis, alpha, wavelengths, report), None
-        if not _is_dask(data):  # its blocks become the cluster's tasks
+        if not is_lazy(data):  # its blocks become the cluster's tasks
             import dask.array as da
 
             data = da.from_array(data, chunks="auto")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._arrays import is_lazy
 from ..io import ImageData, png
-from ..io._image_data import is_lazy
 from ..io.mat import write_mat
 from ..io.zarr import write_zarr
 from ._colors import labels_colors

@@ -48,11 +48,6 @@ class ImageData:
     metadata: dict = field(default_factory=dict)
 
 
-def is_lazy(data) -> bool:
-    """A dask array (computed only as needed), as the readers return for big variables."""
-    return hasattr(data, "dask") and hasattr(data, "chunks")
-
-
 def store_blocks(data, put, *, batch: int | None = None) -> None:
     """Compute a dask array a few blocks at a time; ``put(slices, block)`` stores each.
 

@@ -33,10 +33,10 @@ import numpy as np
 import scipy.io
 from scipy import sparse
 
+from .._arrays import is_lazy
 from ._image_data import (
     ImageData,
     ReadError,
-    is_lazy,
     metadata_from_json,
     metadata_to_json,
     store_blocks,
@@ -79,8 +79,7 @@ def read_mat(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageDa
         holds.
     """
     path = Path(path)
-    if lazy_bytes is None:
-        lazy_bytes = int(os.environ.get("SPECTRAL_CLUSTERS_LAZY_BYTES", LAZY_BYTES))
+    lazy_bytes = lazy_threshold(lazy_bytes)
     if not path.is_file():
         raise FileNotFoundError(path)
     if h5py.is_hdf5(path):
@@ -93,6 +92,13 @@ def read_mat(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageDa
     if not images:
         raise ReadError(f"{path.name} holds no image: {description}")
     return images
+
+
+def lazy_threshold(lazy_bytes: int | None = None) -> int:
+    """``lazy_bytes`` as given, else SPECTRAL_CLUSTERS_LAZY_BYTES, else :data:`LAZY_BYTES`."""
+    if lazy_bytes is not None:
+        return lazy_bytes
+    return int(os.environ.get("SPECTRAL_CLUSTERS_LAZY_BYTES", LAZY_BYTES))
 
 
 def _images(path: Path, arrays: dict, saved: dict, bands_first=frozenset()) -> list[ImageData]:
@@ -195,13 +201,11 @@ def _saved_image(name: str, arr: np.ndarray, record: dict) -> ImageData:
         )
     if arr.ndim >= 3:  # written as MATLAB stores cubes: rows x cols x bands
         data = np.moveaxis(arr, -1, 0)
-        n_spatial = data.ndim - 1
-        spatial = (*(f"axis{i}" for i in range(n_spatial - 3)), "z", "y", "x")[-n_spatial:]
         return ImageData(
             name,
             data,
             channel_axis=0,
-            axis_labels=("band", *spatial),
+            axis_labels=_cube_axis_labels(data.ndim),
             metadata={**meta, "channel_axis": 0},
         )
     return ImageData(name, arr, axis_labels=("y", "x"), metadata=meta)
@@ -410,8 +414,6 @@ def _cube(name: str, arr: np.ndarray, wavelengths: dict, *, bands_first: bool) -
     if bands_first and wl_name is None:
         axis = 0
     data = np.moveaxis(arr, axis, 0)
-    n_spatial = data.ndim - 1
-    spatial = (*(f"axis{i}" for i in range(n_spatial - 3)), "z", "y", "x")[-n_spatial:]
     metadata: dict = {"channel_axis": 0}
     if wl_name is not None:
         wl = np.asarray(wavelengths[wl_name], dtype=np.float64).ravel()
@@ -419,7 +421,16 @@ def _cube(name: str, arr: np.ndarray, wavelengths: dict, *, bands_first: bool) -
         unit = _wavelength_unit(wl_name, wl)
         if unit:
             metadata["wavelength_unit"] = unit
-    return ImageData(name, data, channel_axis=0, axis_labels=("band", *spatial), metadata=metadata)
+    return ImageData(
+        name, data, channel_axis=0, axis_labels=_cube_axis_labels(data.ndim), metadata=metadata
+    )
+
+
+def _cube_axis_labels(ndim: int) -> tuple[str, ...]:
+    """Axis names of a band-first cube: band, then (..., z,) y, x."""
+    n_spatial = ndim - 1
+    spatial = (*(f"axis{i}" for i in range(n_spatial - 3)), "z", "y", "x")[-n_spatial:]
+    return ("band", *spatial)
 
 
 def _spectral_axis(arr: np.ndarray, wavelengths: dict) -> tuple[int, str | None]:

@@ -15,7 +15,6 @@ lazy layers are computed and written block by block, on the active dask schedule
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -23,8 +22,9 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from ._image_data import ImageData, ReadError, is_lazy, replace_path, store_blocks
-from .mat import LAZY_BYTES, _images, _saved_layers, layer_variables
+from .._arrays import is_lazy
+from ._image_data import ImageData, ReadError, replace_path, store_blocks
+from .mat import _images, _saved_layers, layer_variables, lazy_threshold
 
 __all__ = ["is_zarr_store", "read_zarr", "write_zarr"]
 
@@ -49,8 +49,7 @@ def read_zarr(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageD
         ``path`` is not a zarr store, or holds no image; the message says what it holds.
     """
     path = Path(path)
-    if lazy_bytes is None:
-        lazy_bytes = int(os.environ.get("SPECTRAL_CLUSTERS_LAZY_BYTES", LAZY_BYTES))
+    lazy_bytes = lazy_threshold(lazy_bytes)
     if not path.exists():
         raise FileNotFoundError(path)
     if not is_zarr_store(path):
