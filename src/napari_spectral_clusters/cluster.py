@@ -350,6 +350,7 @@ def apply_model(
     acc = _pass(data, _feature_chunks(data, features), features, model.centers, labels)
     if not acc.counts.any():
         raise ClusteringError("no pixel left to label: all are masked, transparent or NaN")
+    data.finish(labels)
     means, std = acc.input_mean_std(model.features.offset)
     empty = acc.counts == 0
     means[empty], std[empty] = np.nan, np.nan
@@ -406,14 +407,17 @@ class _Pixels:
     """The pixels to cluster, handed out in float32 chunks.
 
     Either an image view (spatial..., C) with the ``allowed`` mask, or — for 8-bit colour —
-    its distinct colours with pixel counts as weights and the map back to the image.
+    its distinct colours with pixel counts as weights and each pixel's colour code, to give
+    every pixel its colour's label at the end.
     """
 
     view: np.ndarray
     allowed: np.ndarray
     uniques: np.ndarray | None = None
     weights: np.ndarray | None = None
-    inverse: np.ndarray | None = None
+    codes: np.ndarray | None = None  # uint32 colour code of every pixel (distinct colours)
+    unique_codes: np.ndarray | None = None
+    unique_labels: np.ndarray | None = None  # the last pass's label of each distinct colour
     finite_checked: bool = False
 
     @classmethod
@@ -423,9 +427,15 @@ class _Pixels:
         codes = np.zeros(view.shape[:-1], dtype=np.uint32)
         for c in range(view.shape[-1]):
             codes |= view[..., c].astype(np.uint32) << np.uint32(8 * c)
-        uniq, inverse, weights = np.unique(codes[allowed], return_inverse=True, return_counts=True)
+        # Sorted codes, not np.unique(return_inverse=True): its argsort costs 4x this sort,
+        # and the map back to pixels is a lookup table on the codes at the end (put_labels).
+        ordered = np.sort(codes[allowed])
+        first = np.ones(len(ordered), dtype=bool)
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+        uniq = ordered[first]
+        weights = np.diff(np.append(np.flatnonzero(first), len(ordered))).astype(np.float64)
         colors = np.stack([(uniq >> np.uint32(8 * c)) & 0xFF for c in range(view.shape[-1])], 1)
-        return cls(view, allowed, colors.astype(np.float32), weights.astype(np.float64), inverse)
+        return cls(view, allowed, colors.astype(np.float32), weights, codes, uniq)
 
     @property
     def n_features(self) -> int:
@@ -441,12 +451,12 @@ class _Pixels:
         if self.uniques is not None:
             if len(self.uniques) <= n:
                 return self.uniques.astype(np.float64), self.weights
-            pick = np.sort(
-                rng.choice(
-                    len(self.uniques), n, replace=False, p=self.weights / self.weights.sum()
-                )
-            )
-            return self.uniques[pick].astype(np.float64), np.ones(n)
+            # n pixels drawn at random (with replacement): their colours, weighted by how
+            # often each was drawn.
+            cdf = np.cumsum(self.weights)
+            pick = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
+            pick, drawn = np.unique(pick, return_counts=True)
+            return self.uniques[pick].astype(np.float64), drawn.astype(np.float64)
         flat = np.flatnonzero(self.allowed)
         if len(flat) > n:
             flat = np.sort(rng.choice(flat, n, replace=False))
@@ -487,13 +497,28 @@ class _Pixels:
         return np.zeros(self.allowed.shape, dtype=_label_dtype(n_clusters))
 
     def put(self, labels: np.ndarray, where, lab: np.ndarray) -> None:
-        if where is None:  # distinct colours -> every pixel wearing them
-            labels[self.allowed] = lab[self.inverse] + 1
+        """Store a chunk's labels (0-based); distinct colours wait for :meth:`finish`."""
+        if where is None:
+            self.unique_labels = lab
             return
         rows, ok = where
         out = np.zeros(ok.shape, dtype=labels.dtype)
         out[ok] = lab + 1
         labels[rows] = out.reshape(labels[rows].shape)
+
+    def finish(self, labels: np.ndarray) -> None:
+        """Give every pixel its distinct colour's label from the last pass."""
+        if self.uniques is None:
+            return
+        lab = self.unique_labels.astype(labels.dtype) + 1
+        if self.n_features <= 3:  # a table over all codes (up to 2**24): one gather
+            table = np.zeros(1 << (8 * self.n_features), dtype=labels.dtype)
+            table[self.unique_codes] = lab
+            labels[...] = table[self.codes]
+        else:  # four 8-bit features: 2**32 codes, too many for a table
+            at = np.minimum(np.searchsorted(self.unique_codes, self.codes), len(lab) - 1)
+            labels[...] = lab[at]
+        labels[~self.allowed] = 0
 
     def distinct(self) -> np.ndarray:
         """The distinct finite pixel values (only needed in degenerate cases)."""
@@ -552,6 +577,7 @@ def _fit(data: _Pixels, k: int, params: dict, report) -> _Fit:
     acc, centers, inertia = refine(one_pass, centers, params, report, check)
     if not acc.counts.any():
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
+    data.finish(labels)
     means, std = acc.input_mean_std(features.offset)
     return _Fit(labels, means, std, acc.counts, inertia, features, centers)
 
@@ -582,7 +608,7 @@ def _pass(data: _Pixels, chunks, features: Features, centers, labels) -> _Accumu
     """One pass over all pixels: label each with its nearest centre, sum up the clusters."""
     acc = _Accumulator(centers, data.n_features, features.identity)
     for feats, w, where, raw in chunks:
-        lab, dist, _ = _nearest(feats, centers)
+        lab, dist = _nearest(feats, centers)
         data.put(labels, where, lab)
         acc.add(lab, w, feats, dist, raw)
     return acc
@@ -654,13 +680,23 @@ def _kmeans_plusplus(x, weights, k, rng) -> np.ndarray | None:
 
 
 def _lloyd(x, weights, centers, max_iter: int = 30, tol: float = 1e-4):
-    """Lloyd iterations on an in-memory sample; returns labels and weighted inertia."""
+    """Lloyd iterations on an in-memory sample; returns labels and weighted inertia.
+
+    The sample is small (thousands of rows, a few principal features), so per-call overhead
+    dominates: the weighted features are computed once, not per iteration.
+    """
     k = len(centers)
+    few = x.shape[1] <= 64
+    wx = (x * weights[:, None]).T.copy() if few else None  # (F, n) for one bincount each
     prev = np.inf
     for _ in range(max_iter):
-        lab, dist, _ = _nearest(x, centers)
+        lab, dist = _nearest(x, centers)
         inertia = float(np.dot(weights, dist))
-        counts, sums = _weighted_sums(lab, weights, x, k)
+        counts = np.bincount(lab, weights=weights, minlength=k)
+        if few:
+            sums = np.stack([np.bincount(lab, weights=f, minlength=k) for f in wx], axis=1)
+        else:
+            sums = np.asarray(_onehot(lab, weights, k) @ x.astype(np.float64))
         empty = counts == 0
         if empty.any():  # restart empty clusters on the points farthest from their centre
             far = np.argsort(-dist)[: int(empty.sum())]
@@ -669,7 +705,7 @@ def _lloyd(x, weights, centers, max_iter: int = 30, tol: float = 1e-4):
         if prev - inertia <= tol * inertia:
             break
         prev = inertia
-    lab, dist, _ = _nearest(x, centers)
+    lab, dist = _nearest(x, centers)
     return lab, float(np.dot(weights, dist))
 
 
@@ -697,17 +733,27 @@ def _sq_dist(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
 
 
 def _nearest(x: np.ndarray, centers: np.ndarray):
-    """Nearest centre of every row, its squared distance, and the rows' squared norms.
+    """Nearest centre of every row and its squared distance.
 
     ||x||^2 - 2 x.c + ||c||^2 as one float32 matrix product (BLAS, all cores) instead of a
-    (n, k, C) difference array.
+    (n, k, C) difference array. For a few centres the products come as k rows and a running
+    maximum over them: numpy's argmin along short rows costs more than the product itself.
     """
-    d = x @ (-2 * centers.T)
-    d += np.einsum("ij,ij->i", centers, centers)
-    lab = np.argmin(d, axis=1)
+    half = 0.5 * np.einsum("ij,ij->i", centers, centers)
     norms = np.einsum("ij,ij->i", x, x)
-    dist = d[np.arange(len(x)), lab] + norms
-    return lab, np.maximum(dist, 0), norms
+    if len(centers) > 16:
+        d = x @ centers.T
+        d -= half
+        lab = np.argmax(d, axis=1)
+        best = d[np.arange(len(x)), lab]
+    else:
+        d = centers @ x.T  # (k, n): c_j.x - |c_j|^2 / 2 is largest for the nearest c_j
+        d -= half[:, None]
+        best, lab = d[0].copy(), np.zeros(len(x), dtype=np.intp)
+        for j in range(1, len(centers)):
+            lab[d[j] > best] = j
+            np.maximum(best, d[j], out=best)
+    return lab, np.maximum(norms - 2 * best, 0)
 
 
 def _onehot(lab, weights, k) -> sparse.csr_matrix:
@@ -735,6 +781,9 @@ class _Accumulator:
         w = np.ones(len(lab), np.float32) if weights is None else weights
         self.counts += np.bincount(lab, weights=w, minlength=k)
         self.dist += float(np.dot(w, dist.astype(np.float64)))
+        if weights is not None and feats.shape[1] <= 8:
+            self._add_few(lab, w, feats, raw)
+            return
         # Weighted distinct colours are few: float64. Pixel chunks: float32 products over at
         # most ACC_ROWS rows, added to float64 totals (no float64 copy of the chunk).
         dtype = np.float32 if weights is None else np.float64
@@ -749,6 +798,23 @@ class _Accumulator:
             block = onehot[:, rows] if len(lab) > ACC_ROWS else onehot
             for x, total in parts:
                 total += block @ x[rows].astype(dtype, copy=False)
+
+    def _add_few(self, lab, w, feats, raw):
+        """Weighted distinct colours (a few features): one float64 bincount per feature and
+        sum, 3-5x faster than the sparse products for so few columns."""
+        k = len(self.counts)
+        parts = [(feats, self.sums, self.sq, self.centers)]
+        if self.raw is not None:
+            parts.append((raw, self.raw, self.raw_sq, None))
+        for x, sums, sq, centers in parts:
+            for j in range(x.shape[1]):
+                wx = w * x[:, j]
+                sums[:, j] += np.bincount(lab, weights=wx, minlength=k)
+                if centers is None:  # raw input: plain sums of squares
+                    sq[:, j] += np.bincount(lab, weights=wx * x[:, j], minlength=k)
+                else:  # about the pass's centres: no cancellation
+                    dev = x[:, j] - centers[lab, j].astype(np.float64)
+                    sq[:, j] += np.bincount(lab, weights=w * dev * dev, minlength=k)
 
     def feature_means(self) -> np.ndarray:
         means = self.sums / np.maximum(self.counts, 1)[:, None]
@@ -784,7 +850,11 @@ def _label_dtype(n_clusters: int) -> np.dtype:
 
 def _recolor(labels, colors, *, alpha):
     """Each pixel in its cluster's colour; label 0 is black (transparent with alpha)."""
-    return color_lut(colors, alpha=alpha)[labels]
+    lut = color_lut(colors, alpha=alpha)
+    if not alpha:
+        return lut[labels]
+    # RGBA rows as one uint32 each: a 1-D gather, ~10x faster than gathering (k + 1, 4) rows.
+    return np.take(lut.view(np.uint32).ravel(), labels).view(np.uint8).reshape(*labels.shape, 4)
 
 
 def color_lut(colors, *, alpha: bool) -> np.ndarray:

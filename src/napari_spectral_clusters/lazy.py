@@ -265,7 +265,7 @@ def _block_sums(block, ok, features: Features, centers) -> _Accumulator:
     x = _block_pixels(block, ok)
     if len(x):
         feats = features(x)
-        lab, dist, _ = _nearest(feats, centers)
+        lab, dist = _nearest(feats, centers)
         raw = None if features.identity else x - features.offset.astype(np.float32)
         acc.add(lab, None, feats, dist, raw)
     return acc
@@ -291,6 +291,6 @@ def _label_block(block, ok, *, features: Features, centers) -> np.ndarray:
     valid = np.asarray(ok).reshape(-1) & np.isfinite(x).all(axis=1)
     out = np.zeros(len(x), dtype=_label_dtype(len(centers)))
     if valid.any():
-        lab, _, _ = _nearest(features(x[valid]), centers)
+        lab, _ = _nearest(features(x[valid]), centers)
         out[valid] = lab + 1
     return out.reshape(shape)
