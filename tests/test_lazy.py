@@ -87,8 +87,10 @@ def test_each_finished_block_is_reported_and_a_cancel_stops_the_pass():
     events = []
     cluster_image(lazy_cube, 3, channel_axis=0, max_refine=2, progress=events.append)
     blocks = [(e.done, e.total) for e in events if e.stage == "blocks"]
-    # every pass (2 refinements + the statistics pass) reports its 9 blocks, in order
-    assert blocks == [(i, 9) for i in range(1, 10)] * 3
+    passes = [e for e in events if e.stage == "refine"]
+    assert 1 <= len(passes) <= 2
+    # every pass (the refinements + the statistics pass) reports its 9 blocks, in order
+    assert blocks == [(i, 9) for i in range(1, 10)] * (len(passes) + 1)
     assert [e.done for e in events if e.stage == "sample"] == list(range(1, 10))
 
     seen = []
@@ -136,15 +138,17 @@ def test_on_a_dask_cluster_progress_comes_from_futures_and_cancel_cancels_them(l
         res.labels.compute(), cluster_image(cube, 3, channel_axis=0, max_refine=2).labels
     )
     # finished futures are reported as they complete (and every half second while waiting):
-    # 2 refinement passes + the statistics pass, each climbing to its 9 blocks
+    # the refinement passes + the statistics pass, each climbing to its 9 blocks
+    n_passes = len([e for e in events if e.stage == "refine"]) + 1
+    assert n_passes >= 2
     done = [e.done for e in events if e.stage == "blocks"]
     assert all(e.total == 9 for e in events if e.stage == "blocks")
-    assert done.count(9) == 3 and done[-1] == 9  # each pass reports its end once
+    assert done.count(9) == n_passes and done[-1] == 9  # each pass reports its end once
     passes = np.split(done, np.flatnonzero(np.asarray(done) == 9)[:-1] + 1)
     assert all((np.diff(p) >= 0).all() for p in passes)
     # the cluster did the work: its workers ran the block sums
     ran = [t["key"] for t in stream.data]
-    assert sum("_block_sums" in str(key) for key in ran) == 27
+    assert sum("_block_sums" in str(key) for key in ran) == 9 * n_passes
 
     def cancel_on_first_block(event):
         if event.stage == "blocks":

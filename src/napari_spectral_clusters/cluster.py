@@ -29,7 +29,7 @@ from scipy import sparse
 
 from ._arrays import is_lazy
 from .color import center_colors
-from .model import ClusterModel, Features, principal_axes
+from .model import ClusterModel, Features, principal_axes, weighted_mean
 
 __all__ = [
     "Cancelled",
@@ -50,6 +50,8 @@ CHUNK_BYTES = 8 * 2**20
 CACHE_BYTES = 32 * 2**20
 #: Rows summed in float32 before the sum is added to float64 totals.
 ACC_ROWS = 16_384
+#: Up to this many features, per-cluster sums are float64 bincounts, one per feature.
+FEW = 8
 
 Preprocessing = Literal["none", "standardize", "unit", "pca"]
 
@@ -206,7 +208,8 @@ def cluster_image(
     max_refine : int
         At most this many Lloyd passes over all pixels.
     tol : float
-        Refinement stops when a pass lowers the inertia by less than this fraction.
+        Refinement stops when moving the centres to their clusters' means lowers the inertia
+        by less than this fraction of it.
     progress : callable, optional
         Called with a :class:`ProgressEvent` after each step; raise :class:`Cancelled` in it
         to stop the run promptly.
@@ -406,9 +409,10 @@ def _result(labels, centers, std, counts, inertia, model, alpha) -> ClusterResul
 class _Pixels:
     """The pixels to cluster, handed out in float32 chunks.
 
-    Either an image view (spatial..., C) with the ``allowed`` mask, or — for 8-bit colour —
-    its distinct colours with pixel counts as weights and each pixel's colour code, to give
-    every pixel its colour's label at the end.
+    Either an image view (spatial..., C) with the ``allowed`` mask — read once and kept as
+    float32 chunks when small (``cache``), read chunk by chunk in every pass otherwise — or,
+    for 8-bit colour, its distinct colours with pixel counts as weights and each pixel's
+    colour code, to give every pixel its colour's label at the end.
     """
 
     view: np.ndarray
@@ -419,16 +423,20 @@ class _Pixels:
     unique_codes: np.ndarray | None = None
     unique_labels: np.ndarray | None = None  # the last pass's label of each distinct colour
     finite_checked: bool = False
+    cache: list | None = None  # the finite allowed pixels as float32 chunks, when small
 
     @classmethod
     def from_image(cls, view: np.ndarray, allowed: np.ndarray) -> _Pixels:
         if view.dtype != np.uint8 or view.shape[-1] > 4:
-            return cls(view, allowed)
+            data = cls(view, allowed)
+            if data.nbytes_float32 <= CACHE_BYTES:  # small: read and convert once, not per pass
+                data.cache = list(data.chunks())
+            return data
         codes = np.zeros(view.shape[:-1], dtype=np.uint32)
         for c in range(view.shape[-1]):
             codes |= view[..., c].astype(np.uint32) << np.uint32(8 * c)
         # Sorted codes, not np.unique(return_inverse=True): its argsort costs 4x this sort,
-        # and the map back to pixels is a lookup table on the codes at the end (put_labels).
+        # and the map back to pixels is a lookup table on the codes at the end (finish).
         ordered = np.sort(codes[allowed])
         first = np.ones(len(ordered), dtype=bool)
         np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
@@ -447,7 +455,7 @@ class _Pixels:
         return 4 * n * self.n_features
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Up to ``n`` finite pixels drawn at random (float64), with their weights."""
+        """Up to ``n`` finite pixels drawn at random (float32 or float64), with their weights."""
         if self.uniques is not None:
             if len(self.uniques) <= n:
                 return self.uniques.astype(np.float64), self.weights
@@ -457,6 +465,15 @@ class _Pixels:
             pick = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
             pick, drawn = np.unique(pick, return_counts=True)
             return self.uniques[pick].astype(np.float64), drawn.astype(np.float64)
+        if self.cache is not None:  # finite already: draw rows of the float32 chunks
+            blocks = [block for block, _, _ in self.cache]
+            bounds = np.cumsum([0] + [len(block) for block in blocks])
+            if bounds[-1] > n:
+                pick = np.sort(rng.choice(bounds[-1], n, replace=False))
+                cut = np.searchsorted(pick, bounds)
+                blocks = [b[pick[cut[i] : cut[i + 1]] - bounds[i]] for i, b in enumerate(blocks)]
+            x = np.concatenate(blocks)
+            return x, np.ones(len(x))
         flat = np.flatnonzero(self.allowed)
         if len(flat) > n:
             flat = np.sort(rng.choice(flat, n, replace=False))
@@ -465,13 +482,16 @@ class _Pixels:
         return x, np.ones(len(x))
 
     def chunks(self):
-        """Yield (pixels, weights or None, where the rows go) over all finite pixels.
+        """Yield (float32 pixels, weights or None, where the rows go) over all finite pixels.
 
-        Pixels come in the input's dtype, without copies where possible. The first full pass
-        also drops non-finite pixels from ``allowed``, so later passes need not look again.
+        The first full read also drops non-finite pixels from ``allowed``, so later reads
+        need not look again.
         """
         if self.uniques is not None:
             yield self.uniques, self.weights, None
+            return
+        if self.cache is not None:
+            yield from self.cache
             return
         view, allowed = self.view, self.allowed
         check = np.issubdtype(view.dtype, np.floating) and not self.finite_checked
@@ -480,10 +500,14 @@ class _Pixels:
         for start in range(0, view.shape[0], step):
             rows = slice(start, min(start + step, view.shape[0]))
             ok = allowed[rows].reshape(-1)
-            block = view[rows].reshape(-1, view.shape[-1])
+            # one converting copy whatever the input's dtype and memory order (none for
+            # C-ordered float32), rather than a reshape copy and then a float32 copy
+            block = np.asarray(view[rows], dtype=np.float32, order="C").reshape(ok.size, -1)
             if not ok.all():
                 block = block[ok]
-            if check:
+            # the sum is finite only if every value is (and a sum that overflows is checked
+            # row by row): 4x cheaper than isfinite(...).all(axis=1) when all are finite
+            if check and not np.isfinite(block.sum()):
                 finite = np.isfinite(block).all(axis=1)
                 if not finite.all():
                     ok = ok.copy()
@@ -583,23 +607,25 @@ def _fit(data: _Pixels, k: int, params: dict, report) -> _Fit:
 
 
 def refine(one_pass, centers, params: dict, report, check=lambda acc: None):
-    """Lloyd passes over all pixels until the inertia stops falling (or ``max_refine``).
+    """Lloyd passes over all pixels until the centres stop moving (or ``max_refine``).
 
     ``one_pass(centers)`` labels every pixel with its nearest centre and returns the cluster
     sums (an in-memory pass, or dask tasks over blocks). Returns the last pass's sums, the
     centres they give and their inertia.
+
+    A pass converges when moving the centres to their clusters' means lowers the inertia by
+    less than ``tol`` of it: the count-weighted squared shift of the centres, scikit-learn's
+    criterion in inertia units. Unlike comparing two passes' inertias, it can stop after one
+    pass, which is what a good sample fit needs: every pass saved is a read of every pixel.
     """
-    inertia = np.inf
     n_passes = max(1, params["max_refine"])
     for it in range(n_passes):
         acc = one_pass(centers)
         check(acc)
-        new_centers = acc.feature_means().astype(np.float32)
-        new_inertia = acc.inertia_about_means()
-        report(ProgressEvent("refine", it + 1, n_passes, new_inertia))
-        converged = inertia - new_inertia <= params["tol"] * new_inertia
-        centers, inertia = new_centers, new_inertia
-        if converged:
+        centers = acc.feature_means().astype(np.float32)
+        inertia = acc.inertia_about_means()
+        report(ProgressEvent("refine", it + 1, n_passes, inertia))
+        if acc.shift_gain() <= params["tol"] * inertia:
             break
     return acc, centers, inertia
 
@@ -641,7 +667,7 @@ def _best_start(xs, weights, k, params, rng, report) -> np.ndarray | None:
     n_init = max(1, params["n_init"])
     reduced = xs
     if xs.shape[1] > 8:
-        axes = principal_axes(xs - np.average(xs, axis=0, weights=weights), weights, None)
+        axes = principal_axes(xs - weighted_mean(xs, weights).astype(xs.dtype), weights, None)
         reduced = xs @ axes.T.astype(np.float32)
     best, best_inertia = None, np.inf
     for i in range(n_init):
@@ -661,22 +687,29 @@ def _kmeans_plusplus(x, weights, k, rng) -> np.ndarray | None:
     scikit-learn does), weighted. None when ``x`` has fewer than k distinct points."""
     n = len(x)
     trials = 2 + int(np.log(k))
+    norms = np.einsum("ij,ij->i", x, x)
+
+    def sq_dist(rows):  # (n, len(rows)) squared distances of all points to points ``rows``
+        d = x @ (-2 * x[rows].T)
+        d += norms[rows]
+        d += norms[:, None]
+        return np.maximum(d, 0, out=d)
+
     p = weights / weights.sum()
-    centers = np.empty((k, x.shape[1]), dtype=np.float32)
-    centers[0] = x[rng.choice(n, p=p)]
-    closest = _sq_dist(x, centers[:1])[:, 0]
-    for c in range(1, k):
+    first = rng.choice(n, p=p)
+    rows = [first]
+    closest = sq_dist([first])[:, 0]
+    for _ in range(1, k):
         pot = closest * weights
-        total = pot.sum()
-        if total <= 0:  # every point sits on a centre: fewer distinct points than k
+        cdf = np.cumsum(pot)
+        if cdf[-1] <= 0:  # every point sits on a centre: fewer distinct points than k
             return None
-        cand = np.searchsorted(np.cumsum(pot), rng.random(trials) * total)
-        cand = np.minimum(cand, n - 1)
-        d = np.minimum(closest[:, None], _sq_dist(x, x[cand]))
-        best = int(np.argmin((d * weights[:, None]).sum(axis=0)))
-        centers[c] = x[cand[best]]
+        cand = np.minimum(np.searchsorted(cdf, rng.random(trials) * cdf[-1]), n - 1)
+        d = np.minimum(closest[:, None], sq_dist(cand))
+        best = int(np.argmin(weights @ d))
+        rows.append(cand[best])
         closest = d[:, best]
-    return centers
+    return x[rows].astype(np.float32)
 
 
 def _lloyd(x, weights, centers, max_iter: int = 30, tol: float = 1e-4):
@@ -686,17 +719,12 @@ def _lloyd(x, weights, centers, max_iter: int = 30, tol: float = 1e-4):
     dominates: the weighted features are computed once, not per iteration.
     """
     k = len(centers)
-    few = x.shape[1] <= 64
-    wx = (x * weights[:, None]).T.copy() if few else None  # (F, n) for one bincount each
+    wx = (x * weights[:, None]).T.copy() if x.shape[1] <= FEW else None  # once, not per pass
     prev = np.inf
     for _ in range(max_iter):
         lab, dist = _nearest(x, centers)
         inertia = float(np.dot(weights, dist))
-        counts = np.bincount(lab, weights=weights, minlength=k)
-        if few:
-            sums = np.stack([np.bincount(lab, weights=f, minlength=k) for f in wx], axis=1)
-        else:
-            sums = np.asarray(_onehot(lab, weights, k) @ x.astype(np.float64))
+        counts, sums = _weighted_sums(lab, weights, x, k, wx)
         empty = counts == 0
         if empty.any():  # restart empty clusters on the points farthest from their centre
             far = np.argsort(-dist)[: int(empty.sum())]
@@ -709,27 +737,23 @@ def _lloyd(x, weights, centers, max_iter: int = 30, tol: float = 1e-4):
     return lab, float(np.dot(weights, dist))
 
 
-def _weighted_sums(lab, weights, x, k) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cluster weight totals and weighted sums of the rows of a small in-memory ``x``.
+def _weighted_sums(lab, weights, x, k, wx=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster weight totals (k,) and weighted sums (k, F) of the rows of ``x``, float64.
 
-    One bincount per feature: for the sample's few (principal) features this is several
-    times faster than building a sparse one-hot matrix every iteration.
+    Few columns: one float64 bincount each (``wx``: the weighted columns, if already made).
+    More: float32 one-hot products over at most ``ACC_ROWS`` rows at a time, added up in
+    float64, so no float64 copy of ``x`` is made and rounding stays small.
     """
     counts = np.bincount(lab, weights=weights, minlength=k)
-    if x.shape[1] > 64:
-        return counts, np.asarray(_onehot(lab, weights, k) @ x.astype(np.float64))
-    sums = np.stack(
-        [np.bincount(lab, weights=weights * x[:, j], minlength=k) for j in range(x.shape[1])],
-        axis=1,
-    )
+    if x.shape[1] <= FEW:
+        wx = (x * weights[:, None]).T if wx is None else wx
+        return counts, np.stack([np.bincount(lab, weights=col, minlength=k) for col in wx], 1)
+    sums = np.zeros((k, x.shape[1]))
+    w = np.asarray(weights, dtype=np.float32)
+    for start in range(0, len(lab), ACC_ROWS):
+        rows = slice(start, start + ACC_ROWS)
+        sums += _onehot(lab[rows], w[rows], k) @ x[rows].astype(np.float32, copy=False)
     return counts, sums
-
-
-def _sq_dist(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    d = x @ (-2 * centers.T)
-    d += np.einsum("ij,ij->i", centers, centers)
-    d += np.einsum("ij,ij->i", x, x)[:, None]
-    return np.maximum(d, 0, out=d)
 
 
 def _nearest(x: np.ndarray, centers: np.ndarray):
@@ -756,7 +780,13 @@ def _nearest(x: np.ndarray, centers: np.ndarray):
     return lab, np.maximum(norms - 2 * best, 0)
 
 
-def _onehot(lab, weights, k) -> sparse.csr_matrix:
+def _onehot(lab, weights, k):
+    """(k, n) matrix of each row's weight in its cluster's row: dense for a few clusters (a
+    BLAS product, 2-4x faster), sparse for many (a dense one would be mostly zeros)."""
+    if k <= 32:
+        onehot = np.zeros((k, len(lab)), dtype=weights.dtype)
+        onehot[lab, np.arange(len(lab))] = weights
+        return onehot
     return sparse.csr_matrix((weights, (lab, np.arange(len(lab)))), shape=(k, len(lab)))
 
 
@@ -779,42 +809,16 @@ class _Accumulator:
     def add(self, lab, weights, feats, dist, raw):
         k = len(self.counts)
         w = np.ones(len(lab), np.float32) if weights is None else weights
-        self.counts += np.bincount(lab, weights=w, minlength=k)
         self.dist += float(np.dot(w, dist.astype(np.float64)))
-        if weights is not None and feats.shape[1] <= 8:
-            self._add_few(lab, w, feats, raw)
-            return
-        # Weighted distinct colours are few: float64. Pixel chunks: float32 products over at
-        # most ACC_ROWS rows, added to float64 totals (no float64 copy of the chunk).
-        dtype = np.float32 if weights is None else np.float64
-        onehot = _onehot(lab, np.asarray(w, dtype), k)
         dev = np.take(self.centers, lab, axis=0)  # one buffer: gather, subtract, square
         np.subtract(feats, dev, out=dev)
-        parts = [(feats, self.sums), (np.square(dev, out=dev), self.sq)]
+        counts, sums = _weighted_sums(lab, w, feats, k)
+        self.counts += counts
+        self.sums += sums
+        self.sq += _weighted_sums(lab, w, np.square(dev, out=dev), k)[1]
         if self.raw is not None:
-            parts += [(raw, self.raw), (raw * raw, self.raw_sq)]
-        for start in range(0, len(lab), ACC_ROWS):
-            rows = slice(start, start + ACC_ROWS)
-            block = onehot[:, rows] if len(lab) > ACC_ROWS else onehot
-            for x, total in parts:
-                total += block @ x[rows].astype(dtype, copy=False)
-
-    def _add_few(self, lab, w, feats, raw):
-        """Weighted distinct colours (a few features): one float64 bincount per feature and
-        sum, 3-5x faster than the sparse products for so few columns."""
-        k = len(self.counts)
-        parts = [(feats, self.sums, self.sq, self.centers)]
-        if self.raw is not None:
-            parts.append((raw, self.raw, self.raw_sq, None))
-        for x, sums, sq, centers in parts:
-            for j in range(x.shape[1]):
-                wx = w * x[:, j]
-                sums[:, j] += np.bincount(lab, weights=wx, minlength=k)
-                if centers is None:  # raw input: plain sums of squares
-                    sq[:, j] += np.bincount(lab, weights=wx * x[:, j], minlength=k)
-                else:  # about the pass's centres: no cancellation
-                    dev = x[:, j] - centers[lab, j].astype(np.float64)
-                    sq[:, j] += np.bincount(lab, weights=w * dev * dev, minlength=k)
+            self.raw += _weighted_sums(lab, w, raw, k)[1]
+            self.raw_sq += _weighted_sums(lab, w, raw * raw, k)[1]
 
     def feature_means(self) -> np.ndarray:
         means = self.sums / np.maximum(self.counts, 1)[:, None]
@@ -822,10 +826,14 @@ class _Accumulator:
         means[empty] = self.centers[empty]
         return means
 
+    def shift_gain(self) -> float:
+        """sum n |mean - c|^2: how much moving the centres to their means lowers the inertia."""
+        shift = self.feature_means() - self.centers
+        return float(np.sum(self.counts * np.einsum("ij,ij->i", shift, shift)))
+
     def inertia_about_means(self) -> float:
         """sum |x - mean|^2 = sum |x - c|^2 - sum n |mean - c|^2 (no second pass)."""
-        shift = self.feature_means() - self.centers
-        return max(self.dist - float(np.sum(self.counts * np.einsum("ij,ij->i", shift, shift))), 0)
+        return max(self.dist - self.shift_gain(), 0)
 
     def input_mean_std(self, offset) -> tuple[np.ndarray, np.ndarray]:
         n = np.maximum(self.counts, 1)[:, None]
