@@ -326,3 +326,49 @@ def test_sweep_k_points_at_the_true_number_of_materials():
     # the elbow: past 4 clusters the inertia hardly falls any more
     drop = -np.diff(sweep["inertia"])
     assert drop[3] < 0.05 * drop[1]
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 16, 17, 40])
+def test_nearest_centre_distance_and_margin_match_brute_force(k):
+    from napari_spectral_clusters.cluster import _nearest
+
+    rng = np.random.default_rng(k)
+    x = rng.normal(size=(500, 6)).astype(np.float32)
+    centers = rng.normal(size=(k, 6)).astype(np.float32)
+    d = ((x[:, None, :].astype(np.float64) - centers[None]) ** 2).sum(axis=-1)
+    lab, dist, margin = _nearest(x, centers, margin=True)
+    np.testing.assert_array_equal(lab, np.argmin(d, axis=1))
+    np.testing.assert_allclose(dist, d.min(axis=1), rtol=1e-4, atol=1e-4)
+    if k == 1:
+        assert np.isinf(margin).all()
+    else:
+        r = np.sort(np.sqrt(d), axis=1)
+        np.testing.assert_allclose(margin, r[:, 1] - r[:, 0], rtol=1e-3, atol=1e-3)
+    lab2, dist2 = _nearest(x, centers)  # without the margin: the same labels and distances
+    np.testing.assert_array_equal(lab2, lab)
+    np.testing.assert_array_equal(dist2, dist)
+
+
+def test_refinement_stops_when_no_pixel_can_change_cluster():
+    rng = np.random.default_rng(8)
+    img, gt = _blobs(rng, shape=(120, 120))  # 14,400 pixels: the fit sees a sample of them
+    events = []
+    res = cluster_image(img, 3, tol=0.0, progress=events.append)
+    # tol=0: only the margin test can stop it, and on separated blobs one pass is enough...
+    assert [e.stage for e in events].count("refine") == 1
+    # ...because it is a fixed point: every pixel is nearest to its own cluster's mean
+    d = ((img[..., None, :] - res.centers) ** 2).sum(axis=-1)
+    np.testing.assert_array_equal(res.labels, np.argmin(d, axis=-1) + 1)
+    assert adjusted_rand_score(gt.ravel(), res.labels.ravel()) == 1.0
+
+
+def test_refinement_goes_on_while_pixels_can_change_cluster():
+    # a continuous spread of pixels: every pass moves some across the cluster borders
+    rng = np.random.default_rng(9)
+    img = rng.random((100, 100, 2))
+    events = []
+    res = cluster_image(img, 6, tol=0.0, max_refine=4, progress=events.append)
+    assert [e.stage for e in events].count("refine") == 4
+    refined = [e.inertia for e in events if e.stage == "refine"]
+    assert refined == sorted(refined, reverse=True)
+    assert res.inertia == refined[-1]

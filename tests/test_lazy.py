@@ -205,3 +205,21 @@ def test_workers_that_keep_dying_are_reported_clearly():
         pytest.raises(ClusteringError, match="workers kept dying"),
     ):
         cluster_image(deadly, 3, channel_axis=0)
+
+
+def test_block_margins_stop_the_refinement_as_in_memory():
+    # separated blobs: after one pass no pixel of any block can change cluster
+    rng = np.random.default_rng(8)
+    gt = rng.integers(0, 3, size=(96, 96))
+    img = np.array([[0.0, 0, 0], [5, 5, 5], [10, 0, 5]])[gt] + rng.normal(0, 0.3, (96, 96, 3))
+    events = []
+    res = cluster_image(da.from_array(img, chunks=(32, 32, 3)), 3, tol=0.0, progress=events.append)
+    assert [e.stage for e in events].count("refine") == 1
+    labels = res.labels.compute()
+    d = ((img[..., None, :] - res.centers) ** 2).sum(axis=-1)
+    np.testing.assert_array_equal(labels, np.argmin(d, axis=-1) + 1)
+    # a continuous spread: pixels near the borders of some block keep it going
+    events = []
+    spread = da.from_array(rng.random((96, 96, 2)), chunks=(32, 32, 2))
+    cluster_image(spread, 6, tol=0.0, max_refine=3, progress=events.append)
+    assert [e.stage for e in events].count("refine") == 3

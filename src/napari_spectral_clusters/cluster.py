@@ -614,9 +614,11 @@ def refine(one_pass, centers, params: dict, report, check=lambda acc: None):
     centres they give and their inertia.
 
     A pass converges when moving the centres to their clusters' means lowers the inertia by
-    less than ``tol`` of it: the count-weighted squared shift of the centres, scikit-learn's
-    criterion in inertia units. Unlike comparing two passes' inertias, it can stop after one
-    pass, which is what a good sample fit needs: every pass saved is a read of every pixel.
+    less than ``tol`` of it (the count-weighted squared shift of the centres, scikit-learn's
+    criterion in inertia units), or when no pixel is near enough to another centre to change
+    cluster in another pass (:meth:`_Accumulator.settled`). Unlike comparing two passes'
+    inertias, both can stop after one pass, which is what a good sample fit needs: every pass
+    saved is a read of every pixel.
     """
     n_passes = max(1, params["max_refine"])
     for it in range(n_passes):
@@ -625,7 +627,7 @@ def refine(one_pass, centers, params: dict, report, check=lambda acc: None):
         centers = acc.feature_means().astype(np.float32)
         inertia = acc.inertia_about_means()
         report(ProgressEvent("refine", it + 1, n_passes, inertia))
-        if acc.shift_gain() <= params["tol"] * inertia:
+        if acc.shift_gain() <= params["tol"] * inertia or acc.settled():
             break
     return acc, centers, inertia
 
@@ -634,9 +636,9 @@ def _pass(data: _Pixels, chunks, features: Features, centers, labels) -> _Accumu
     """One pass over all pixels: label each with its nearest centre, sum up the clusters."""
     acc = _Accumulator(centers, data.n_features, features.identity)
     for feats, w, where, raw in chunks:
-        lab, dist = _nearest(feats, centers)
+        lab, dist, margin = _nearest(feats, centers, margin=True)
         data.put(labels, where, lab)
-        acc.add(lab, w, feats, dist, raw)
+        acc.add(lab, w, feats, dist, raw, margin)
     return acc
 
 
@@ -756,8 +758,9 @@ def _weighted_sums(lab, weights, x, k, wx=None) -> tuple[np.ndarray, np.ndarray]
     return counts, sums
 
 
-def _nearest(x: np.ndarray, centers: np.ndarray):
-    """Nearest centre of every row and its squared distance.
+def _nearest(x: np.ndarray, centers: np.ndarray, *, margin: bool = False):
+    """Nearest centre of every row and its squared distance; with ``margin``, also how much
+    farther the second nearest centre is (Euclidean distance; inf with one centre).
 
     ||x||^2 - 2 x.c + ||c||^2 as one float32 matrix product (BLAS, all cores) instead of a
     (n, k, C) difference array. For a few centres the products come as k rows and a running
@@ -765,19 +768,30 @@ def _nearest(x: np.ndarray, centers: np.ndarray):
     """
     half = 0.5 * np.einsum("ij,ij->i", centers, centers)
     norms = np.einsum("ij,ij->i", x, x)
+    second = np.full(len(x), -np.inf, dtype=np.float32) if margin else None
     if len(centers) > 16:
         d = x @ centers.T
         d -= half
         lab = np.argmax(d, axis=1)
         best = d[np.arange(len(x)), lab]
+        if margin:
+            d[np.arange(len(x)), lab] = -np.inf
+            second = d.max(axis=1)
     else:
         d = centers @ x.T  # (k, n): c_j.x - |c_j|^2 / 2 is largest for the nearest c_j
         d -= half[:, None]
         best, lab = d[0].copy(), np.zeros(len(x), dtype=np.intp)
         for j in range(1, len(centers)):
+            if margin:  # the second largest so far: the larger of the old second and new loser
+                np.maximum(second, np.minimum(best, d[j]), out=second)
             lab[d[j] > best] = j
             np.maximum(best, d[j], out=best)
-    return lab, np.maximum(norms - 2 * best, 0)
+    dist = np.maximum(norms - 2 * best, 0)
+    if not margin:
+        return lab, dist
+    with np.errstate(invalid="ignore"):  # -inf second (one centre): an infinite margin
+        gap = np.sqrt(np.maximum(norms - 2 * second, 0)) - np.sqrt(dist)
+    return lab, dist, gap
 
 
 def _onehot(lab, weights, k):
@@ -805,9 +819,14 @@ class _Accumulator:
         self.sq = np.zeros((k, n_features))
         self.raw = None if identity else np.zeros((k, n_input))
         self.raw_sq = None if identity else np.zeros((k, n_input))
+        # smallest second-nearest margin in each cluster; float32 like the margins, which
+        # keeps np.minimum.at on its fast path (30x faster than with a cast)
+        self.margin = np.full(k, np.inf, dtype=np.float32)
 
-    def add(self, lab, weights, feats, dist, raw):
+    def add(self, lab, weights, feats, dist, raw, margin=None):
         k = len(self.counts)
+        if margin is not None:
+            np.minimum.at(self.margin, lab, margin.astype(np.float32, copy=False))
         w = np.ones(len(lab), np.float32) if weights is None else weights
         self.dist += float(np.dot(w, dist.astype(np.float64)))
         dev = np.take(self.centers, lab, axis=0)  # one buffer: gather, subtract, square
@@ -825,6 +844,22 @@ class _Accumulator:
         empty = self.counts == 0
         means[empty] = self.centers[empty]
         return means
+
+    def settled(self) -> bool:
+        """Whether another pass would give every pixel the same cluster.
+
+        When the centres move to their clusters' means, a pixel's distance to its own centre
+        grows by at most that centre's shift, and its distance to any other shrinks by at
+        most the largest other shift (triangle inequality, as in Hamerly's k-means): a pixel
+        whose margin to its second nearest centre is at least the two shifts together cannot
+        change cluster (up to float32 rounding).
+        """
+        moved = self.feature_means() - self.centers
+        shift = np.sqrt(np.einsum("ij,ij->i", moved, moved))
+        order = np.argsort(shift)
+        largest_other = np.full(len(shift), shift[order[-1]])
+        largest_other[order[-1]] = shift[order[-2]] if len(shift) > 1 else 0.0
+        return bool(np.all(self.margin >= shift + largest_other))
 
     def shift_gain(self) -> float:
         """sum n |mean - c|^2: how much moving the centres to their means lowers the inertia."""

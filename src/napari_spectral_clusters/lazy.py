@@ -265,9 +265,9 @@ def _block_sums(block, ok, features: Features, centers) -> _Accumulator:
     x = _block_pixels(block, ok)
     if len(x):
         feats = features(x)
-        lab, dist = _nearest(feats, centers)
+        lab, dist, margin = _nearest(feats, centers, margin=True)
         raw = None if features.identity else x - features.offset.astype(np.float32)
-        acc.add(lab, None, feats, dist, raw)
+        acc.add(lab, None, feats, dist, raw, margin)
     return acc
 
 
@@ -276,6 +276,7 @@ def _add(a: _Accumulator, b: _Accumulator) -> _Accumulator:
         if getattr(a, name) is not None:
             setattr(a, name, getattr(a, name) + getattr(b, name))
     a.dist += b.dist
+    a.margin = np.minimum(a.margin, b.margin)
     return a
 
 
