@@ -9,6 +9,7 @@ like with like on a shared, noisy machine. For each case it prints time, time ra
 engine, peak extra memory (tracemalloc, in a separate run) and inertia relative to the best of
 several full-data KMeans runs. Inertia is measured the same way for every method: the sum of
 squared distances of the pixels (float64, the data as given) to the mean of their cluster.
+The engine's quality target is checked on its worst of five seeds, not on one lucky seed.
 """
 
 from __future__ import annotations
@@ -64,8 +65,12 @@ class Case:
 # --- the methods: each returns the labels of the clustered pixels (case.valid) ----------------
 
 
-def engine(case: Case) -> np.ndarray:
-    res = cluster_image(case.image, case.k, channel_axis=-1, alpha=case.alpha, random_state=0)
+#: Seeds the engine's quality is measured over: a method is only as good as its unlucky runs.
+QUALITY_SEEDS = range(5)
+
+
+def engine(case: Case, seed: int = 0) -> np.ndarray:
+    res = cluster_image(case.image, case.k, channel_axis=-1, alpha=case.alpha, random_state=seed)
     return res.labels.ravel()[case.valid]
 
 
@@ -173,6 +178,8 @@ def run_case(case: Case, *, memory: bool) -> None:
             row["inertia_ratio"] = inertia_of(case, labels) / ref
         if memory and name in ("engine", "sklearn_default", "floor"):
             row["peak_bytes"] = peak_memory(METHODS[name], case)
+        if name == "engine" and case.reference_inits > 1:
+            row["inertia_seeds"] = [inertia_of(case, engine(case, s)) / ref for s in QUALITY_SEEDS]
         case.results[name] = row
 
 
@@ -291,9 +298,19 @@ def report(all_cases: list[Case]) -> list[tuple[str, bool, str]]:
                 f"{name:18s} {row['seconds']:9.3f} {row['seconds'] / ours:9.2f} {peak} {inertia}"
             )
         r = case.results
-        if "inertia_ratio" in r["engine"] and case.reference_inits > 1:
-            q = r["engine"]["inertia_ratio"]
-            checks.append((f"{case.name}: inertia within 1% of best", q <= 1.01, f"{q:.4f}"))
+        if "inertia_seeds" in r["engine"]:
+            q = r["engine"]["inertia_seeds"]
+            print(
+                f"engine inertia over seeds {QUALITY_SEEDS.start}-{QUALITY_SEEDS.stop - 1}: "
+                + " ".join(f"{v:.4f}" for v in q)
+            )
+            checks.append(
+                (
+                    f"{case.name}: inertia within 1% of best, every seed",
+                    max(q) <= 1.01,
+                    f"worst {max(q):.4f}",
+                )
+            )
         if "seed_method" in r and case.alpha:
             x = r["seed_method"]["seconds"] / ours
             checks.append((f"{case.name}: >= 50x faster than seed", x >= 50, f"{x:.0f}x"))

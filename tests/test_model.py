@@ -112,3 +112,14 @@ def test_truncated_model_file(tmp_path, model):
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(ModelError):
         ClusterModel.load(path)
+
+
+@pytest.mark.parametrize("max_refine", [1, 10])
+def test_the_model_gives_back_its_own_labels_even_before_convergence(max_refine):
+    # a continuous spread of pixels, where every pass still moves some across the borders
+    img = np.random.default_rng(4).random((60, 70, 3))
+    fit = cluster_image(img, 7, max_refine=max_refine, tol=0.0)
+    np.testing.assert_array_equal(apply_model(img, fit.model).labels, fit.labels)
+    # the reported centres are still the means of the labelled clusters
+    for lab in range(1, 8):
+        np.testing.assert_allclose(fit.centers[lab - 1], img[fit.labels == lab].mean(axis=0))

@@ -6,10 +6,10 @@ pixels", in float32, without a Python loop over pixels:
 1. draw a random sample of the pixels (8-bit colour: of the distinct colours, weighted by how
    many pixels wear each — exact, and far fewer than the pixels);
 2. on the sample, in its leading principal components, run ``n_init`` k-means++ starts with
-   Lloyd iterations and keep the best;
+   a few Lloyd iterations each, and iterate the best of them to convergence;
 3. refine with Lloyd passes over all pixels in full feature space, chunk by chunk, until the
-   inertia stops falling; the last pass gives the labels, the centres (means, in the input's
-   units), per-cluster standard deviations and the inertia.
+   centres stop moving or no pixel can change cluster; the last pass gives the labels, the
+   centres (means, in the input's units), per-cluster standard deviations and the inertia.
 
 The iterations are our own rather than :class:`sklearn.cluster.KMeans`: it can neither report
 progress per iteration nor be cancelled, and its per-call set-up (validation, thread-pool
@@ -50,6 +50,11 @@ CHUNK_BYTES = 8 * 2**20
 CACHE_BYTES = 32 * 2**20
 #: Rows summed in float32 before the sum is added to float64 totals.
 ACC_ROWS = 16_384
+#: Rows of the sample that k-means++ seeds are picked among.
+SEED_ROWS = 2_000
+#: Lloyd iterations on the sample stop at this relative inertia gain while the starts are
+#: compared; only the best start is iterated further (to 1e-4).
+SCREEN_TOL = 1e-2
 #: Up to this many features, per-cluster sums are float64 bincounts, one per feature.
 FEW = 8
 
@@ -158,8 +163,8 @@ def cluster_image(
     palette: Literal["auto", "categorical"] = "auto",
     random_state: int = 0,
     reduce_k: bool = False,
-    max_samples: int = 5_000,
-    n_init: int = 2,
+    max_samples: int = 8_000,
+    n_init: int = 6,
     max_refine: int = 10,
     tol: float = 1e-3,
     progress: Callable[[ProgressEvent], None] | None = None,
@@ -204,7 +209,10 @@ def cluster_image(
     max_samples : int
         Pixels drawn for the initial fit.
     n_init : int
-        k-means++ starts tried on the sample; the best is refined on all pixels.
+        k-means++ starts tried on the sample; the best is refined on all pixels. The
+        defaults are what it takes to land within 1% of the best clustering whatever the
+        seed: on the sample photo and the Samson cube (k = 8, 20 seeds each), 2 starts on
+        5,000 pixels ended over 1% above it for 3 and 4 seeds, 6 starts on 8,000 for none.
     max_refine : int
         At most this many Lloyd passes over all pixels.
     tol : float
@@ -563,7 +571,7 @@ class _Fit(NamedTuple):
     counts: np.ndarray
     inertia: float
     features: Features
-    centers: np.ndarray  # feature space
+    centers: np.ndarray  # feature space: the centres the labels are nearest to
 
 
 def _fit(data: _Pixels, k: int, params: dict, report) -> _Fit:
@@ -598,12 +606,14 @@ def _fit(data: _Pixels, k: int, params: dict, report) -> _Fit:
             if n_distinct < k:
                 raise _TooFewDistinct(n_distinct, k)
 
-    acc, centers, inertia = refine(one_pass, centers, params, report, check)
+    acc, _, inertia = refine(one_pass, centers, params, report, check)
     if not acc.counts.any():
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
     data.finish(labels)
     means, std = acc.input_mean_std(features.offset)
-    return _Fit(labels, means, std, acc.counts, inertia, features, centers)
+    # the model keeps the centres the last pass labelled with, not their means: applied to
+    # this image it then gives exactly these labels
+    return _Fit(labels, means, std, acc.counts, inertia, features, acc.centers)
 
 
 def refine(one_pass, centers, params: dict, report, check=lambda acc: None):
@@ -671,16 +681,27 @@ def _best_start(xs, weights, k, params, rng, report) -> np.ndarray | None:
     if xs.shape[1] > 8:
         axes = principal_axes(xs - weighted_mean(xs, weights).astype(xs.dtype), weights, None)
         reduced = xs @ axes.T.astype(np.float32)
+    # k-means++ picks its seeds among at most SEED_ROWS of the sample: a seeding is random
+    # anyway, the Lloyd iterations that follow use the whole sample, and the seeding's cost
+    # grows with the rows it looks at
+    seed_rows = np.arange(len(reduced))
+    if len(reduced) > SEED_ROWS:
+        seed_rows = np.sort(rng.choice(len(reduced), SEED_ROWS, replace=False))
     best, best_inertia = None, np.inf
     for i in range(n_init):
-        start = _kmeans_plusplus(reduced, weights, k, rng)
+        start = _kmeans_plusplus(reduced[seed_rows], weights[seed_rows], k, rng)
+        if start is None and len(seed_rows) < len(reduced):  # too few distinct rows there
+            seed_rows = np.arange(len(reduced))
+            start = _kmeans_plusplus(reduced, weights, k, rng)
         if start is None:
             return None
-        lab, inertia = _lloyd(reduced, weights, start)
+        centers, inertia = _lloyd(reduced, weights, start, tol=SCREEN_TOL)
         report(ProgressEvent("fit", i + 1, n_init, inertia))
         if inertia < best_inertia:
-            best, best_inertia = lab, inertia
-    counts, sums = _weighted_sums(best, weights, xs, k)
+            best, best_inertia = centers, inertia
+    best, _ = _lloyd(reduced, weights, best)  # the winner, to convergence
+    lab, _ = _nearest(reduced, best)
+    counts, sums = _weighted_sums(lab, weights, xs, k)
     return (sums / np.maximum(counts, 1e-12)[:, None]).astype(np.float32)
 
 
@@ -715,7 +736,7 @@ def _kmeans_plusplus(x, weights, k, rng) -> np.ndarray | None:
 
 
 def _lloyd(x, weights, centers, max_iter: int = 30, tol: float = 1e-4):
-    """Lloyd iterations on an in-memory sample; returns labels and weighted inertia.
+    """Lloyd iterations on an in-memory sample; returns the centres and weighted inertia.
 
     The sample is small (thousands of rows, a few principal features), so per-call overhead
     dominates: the weighted features are computed once, not per iteration.
@@ -735,8 +756,8 @@ def _lloyd(x, weights, centers, max_iter: int = 30, tol: float = 1e-4):
         if prev - inertia <= tol * inertia:
             break
         prev = inertia
-    lab, dist = _nearest(x, centers)
-    return lab, float(np.dot(weights, dist))
+    _, dist = _nearest(x, centers)
+    return centers, float(np.dot(weights, dist))
 
 
 def _weighted_sums(lab, weights, x, k, wx=None) -> tuple[np.ndarray, np.ndarray]:
