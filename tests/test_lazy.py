@@ -223,3 +223,19 @@ def test_block_margins_stop_the_refinement_as_in_memory():
     spread = da.from_array(rng.random((96, 96, 2)), chunks=(32, 32, 2))
     cluster_image(spread, 6, tol=0.0, max_refine=3, progress=events.append)
     assert [e.stage for e in events].count("refine") == 3
+
+
+def test_the_block_sample_weighs_pixels_by_what_they_stand_for():
+    from napari_spectral_clusters.lazy import lazy_sample, lazy_view
+
+    # left block: 64 x 64 pixels of value 0; right block: value 1, but 90% masked
+    img = np.zeros((64, 128, 2))
+    img[:, 64:] = 1
+    mask = np.ones((64, 128), bool)
+    mask[:, 64:] = np.random.default_rng(0).random((64, 64)) < 0.1
+    lazy = da.from_array(img, chunks=(64, 64, 2))
+    x, w = lazy_sample(*lazy_view(lazy, -1, False, mask), 1000, np.random.default_rng(1))
+    assert 900 < len(x) <= 1000 and (w > 0).all()  # the sparse block has ~410 to give
+    assert 0.3 < x[:, 0].mean() < 0.7  # as many pixels drawn from each block...
+    truth = img[mask][:, 0].mean()  # ...but weighted, they give the valid pixels' mean
+    assert np.average(x[:, 0], weights=w) == pytest.approx(truth, rel=0.02)

@@ -50,10 +50,9 @@ CHUNK_BYTES = 8 * 2**20
 CACHE_BYTES = 32 * 2**20
 #: Rows summed in float32 before the sum is added to float64 totals.
 ACC_ROWS = 16_384
-#: Rows of the sample that k-means++ seeds are picked among.
-SEED_ROWS = 2_000
-#: Lloyd iterations on the sample stop at this relative inertia gain while the starts are
-#: compared; only the best start is iterated further (to 1e-4).
+#: Rows of the sample the k-means++ starts are seeded and screened on, and the relative
+#: inertia gain at which their screening Lloyd iterations stop.
+SCREEN_ROWS = 2_000
 SCREEN_TOL = 1e-2
 #: Up to this many features, per-cluster sums are float64 bincounts, one per feature.
 FEW = 8
@@ -672,8 +671,11 @@ def _best_start(xs, weights, k, params, rng, report) -> np.ndarray | None:
     """Best of ``n_init`` k-means++ + Lloyd runs on the sample, in full feature space.
 
     The starts are searched in the sample's leading principal components (cheap, and what
-    separates clusters); the winner's clusters then give centres in full feature space.
-    None when the sample has fewer distinct points than k.
+    separates clusters) and screened on SCREEN_ROWS of its rows with a few Lloyd iterations
+    each; the best is iterated to convergence on the whole sample, and its clusters give
+    centres in full feature space. Screening on a subset costs a third of screening on the
+    whole sample and, measured over 20 seeds on the photo, Samson and a 16-material scene,
+    picks starts as good. None when the sample has fewer distinct points than k.
     """
     weights = np.ones(len(xs)) if weights is None else weights
     n_init = max(1, params["n_init"])
@@ -681,21 +683,18 @@ def _best_start(xs, weights, k, params, rng, report) -> np.ndarray | None:
     if xs.shape[1] > 8:
         axes = principal_axes(xs - weighted_mean(xs, weights).astype(xs.dtype), weights, None)
         reduced = xs @ axes.T.astype(np.float32)
-    # k-means++ picks its seeds among at most SEED_ROWS of the sample: a seeding is random
-    # anyway, the Lloyd iterations that follow use the whole sample, and the seeding's cost
-    # grows with the rows it looks at
-    seed_rows = np.arange(len(reduced))
-    if len(reduced) > SEED_ROWS:
-        seed_rows = np.sort(rng.choice(len(reduced), SEED_ROWS, replace=False))
+    rows = np.arange(len(reduced))
+    if len(reduced) > SCREEN_ROWS:
+        rows = np.sort(rng.choice(len(reduced), SCREEN_ROWS, replace=False))
     best, best_inertia = None, np.inf
     for i in range(n_init):
-        start = _kmeans_plusplus(reduced[seed_rows], weights[seed_rows], k, rng)
-        if start is None and len(seed_rows) < len(reduced):  # too few distinct rows there
-            seed_rows = np.arange(len(reduced))
+        start = _kmeans_plusplus(reduced[rows], weights[rows], k, rng)
+        if start is None and len(rows) < len(reduced):  # too few distinct rows there
+            rows = np.arange(len(reduced))
             start = _kmeans_plusplus(reduced, weights, k, rng)
         if start is None:
             return None
-        centers, inertia = _lloyd(reduced, weights, start, tol=SCREEN_TOL)
+        centers, inertia = _lloyd(reduced[rows], weights[rows], start, tol=SCREEN_TOL)
         report(ProgressEvent("fit", i + 1, n_init, inertia))
         if inertia < best_inertia:
             best, best_inertia = centers, inertia
@@ -743,9 +742,10 @@ def _lloyd(x, weights, centers, max_iter: int = 30, tol: float = 1e-4):
     """
     k = len(centers)
     wx = (x * weights[:, None]).T.copy() if x.shape[1] <= FEW else None  # once, not per pass
+    norms = np.einsum("ij,ij->i", x, x)
     prev = np.inf
     for _ in range(max_iter):
-        lab, dist = _nearest(x, centers)
+        lab, dist = _nearest(x, centers, norms=norms)
         inertia = float(np.dot(weights, dist))
         counts, sums = _weighted_sums(lab, weights, x, k, wx)
         empty = counts == 0
@@ -756,7 +756,7 @@ def _lloyd(x, weights, centers, max_iter: int = 30, tol: float = 1e-4):
         if prev - inertia <= tol * inertia:
             break
         prev = inertia
-    _, dist = _nearest(x, centers)
+    _, dist = _nearest(x, centers, norms=norms)
     return centers, float(np.dot(weights, dist))
 
 
@@ -779,16 +779,17 @@ def _weighted_sums(lab, weights, x, k, wx=None) -> tuple[np.ndarray, np.ndarray]
     return counts, sums
 
 
-def _nearest(x: np.ndarray, centers: np.ndarray, *, margin: bool = False):
+def _nearest(x: np.ndarray, centers: np.ndarray, *, margin: bool = False, norms=None):
     """Nearest centre of every row and its squared distance; with ``margin``, also how much
     farther the second nearest centre is (Euclidean distance; inf with one centre).
+    ``norms``: the rows' squared norms, when already known.
 
     ||x||^2 - 2 x.c + ||c||^2 as one float32 matrix product (BLAS, all cores) instead of a
     (n, k, C) difference array. For a few centres the products come as k rows and a running
     maximum over them: numpy's argmin along short rows costs more than the product itself.
     """
     half = 0.5 * np.einsum("ij,ij->i", centers, centers)
-    norms = np.einsum("ij,ij->i", x, x)
+    norms = np.einsum("ij,ij->i", x, x) if norms is None else norms
     second = np.full(len(x), -np.inf, dtype=np.float32) if margin else None
     if len(centers) > 16:
         d = x @ centers.T
@@ -1002,7 +1003,12 @@ def sweep_k(
         if alpha is None:
             n_channels = image.shape[channel_axis] if channel_axis is not None else 1
             alpha = n_channels == 4 and np.issubdtype(image.dtype, np.integer)
-        sample = lazy_sample(*lazy_view(image, channel_axis, alpha, mask), max_samples, rng)
+        sample, weights = lazy_sample(
+            *lazy_view(image, channel_axis, alpha, mask), max_samples, rng
+        )
+        if len(sample):  # drawn again in proportion to the pixels each stands for
+            pick = rng.choice(len(sample), len(sample), p=weights / weights.sum())
+            sample = sample[np.sort(pick)]
     else:
         _, view, allowed, _ = _prepare(image, channel_axis, mask, alpha)
         sample, _ = _Pixels(view, allowed).sample(max_samples, rng)

@@ -82,10 +82,9 @@ def _cluster_lazy(
 ) -> ClusterResult:
     view, allowed = lazy_view(image, channel_axis, alpha, mask)
     rng = np.random.default_rng(params["random_state"])
-    sample = lazy_sample(view, allowed, params["max_samples"], rng, report)
+    sample, weights = lazy_sample(view, allowed, params["max_samples"], rng, report)
     if len(sample) == 0:
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
-    weights = np.ones(len(sample))
     features = Features.fit(sample, weights, params)
     centers = _best_start(features(sample), weights, n_clusters, params, rng, report)
     if centers is None:
@@ -157,7 +156,14 @@ def lazy_view(image: da.Array, channel_axis, alpha: bool, mask=None):
 
 
 def lazy_sample(view: da.Array, allowed: da.Array, n: int, rng, report=lambda e: None):
-    """Up to ``n`` finite, allowed pixels from up to SAMPLE_BLOCKS random blocks."""
+    """Up to ``n`` finite, allowed pixels from up to SAMPLE_BLOCKS random blocks, and the
+    pixels each stands for.
+
+    Every block gives the same number of pixels, so a pixel of a block that is mostly masked
+    or transparent stands for fewer pixels than one of a full block: its weight is the
+    block's finite allowed pixels over those drawn from it. Unweighted, such a sample
+    over-represents the sparse blocks (on the sample photo, it cost one seed in eight 1.5%).
+    """
     blocks = list(np.ndindex(*view.numblocks[:-1]))
     picks = [blocks[i] for i in rng.permutation(len(blocks))[:SAMPLE_BLOCKS]]
     each = -(-n // max(len(picks), 1))  # per block, so only the sample is ever kept
@@ -168,22 +174,27 @@ def lazy_sample(view: da.Array, allowed: da.Array, n: int, rng, report=lambda e:
     ]
     # a few blocks at a time: the threaded scheduler would otherwise read them all first
     parts = compute_each(tasks, report, "sample", batch=4)
-    pixels = np.concatenate(parts) if parts else np.empty((0, view.shape[-1]))
-    if len(pixels) > n:
-        pixels = pixels[np.sort(rng.choice(len(pixels), n, replace=False))]
-    return pixels
+    pixels = np.concatenate([x for x, _ in parts] or [np.empty((0, view.shape[-1]))])
+    weights = np.concatenate([np.full(len(x), n_valid / max(len(x), 1)) for x, n_valid in parts])
+    if len(pixels) > n:  # a uniform pick keeps the weights' meaning
+        keep = np.sort(rng.choice(len(pixels), n, replace=False))
+        pixels, weights = pixels[keep], weights[keep]
+    return pixels, weights
 
 
-def _block_sample(block, ok, n: int, seed: int) -> np.ndarray:
-    """About ``n`` finite allowed pixels of one block, picked before any copy is made."""
+def _block_sample(block, ok, n: int, seed: int) -> tuple[np.ndarray, float]:
+    """About ``n`` finite allowed pixels of one block, picked before any copy is made, and
+    how many finite allowed pixels the block has (estimated from those looked at)."""
     block, ok = np.asarray(block), np.asarray(ok)
-    candidates = np.flatnonzero(ok)
+    allowed = np.flatnonzero(ok)
+    candidates = allowed
     rng = np.random.default_rng(seed)
     if len(candidates) > 2 * n:  # twice as many, to leave room for NaN pixels
         candidates = np.sort(rng.choice(candidates, 2 * n, replace=False))
     x = block[np.unravel_index(candidates, ok.shape)].astype(np.float64)
     x = x[np.isfinite(x).all(axis=1)]
-    return x[np.sort(rng.choice(len(x), n, replace=False))] if len(x) > n else x
+    n_valid = len(allowed) * len(x) / max(len(candidates), 1)
+    return (x[np.sort(rng.choice(len(x), n, replace=False))] if len(x) > n else x), n_valid
 
 
 def _block_pixels(block: np.ndarray, ok: np.ndarray) -> np.ndarray:
