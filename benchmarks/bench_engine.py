@@ -100,10 +100,12 @@ def seed_method(case: Case) -> np.ndarray:
 def spy_kmeans(case: Case) -> np.ndarray:
     import contextlib
     import io
+    import logging
 
     import spectral
 
-    with contextlib.redirect_stdout(io.StringIO()):  # SPy prints every iteration
+    logging.getLogger("spectral").setLevel(logging.WARNING)  # SPy logs every iteration
+    with contextlib.redirect_stdout(io.StringIO()):  # and older versions print them
         labels, _ = spectral.kmeans(case.image.astype(np.float64), case.k, 20)
     return labels.ravel()[case.valid] + 1
 

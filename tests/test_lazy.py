@@ -56,9 +56,10 @@ def test_lazy_path_reads_blocks_not_the_whole_cube():
         return block
 
     lazy_cube = da.from_array(cube, chunks=(16, 32, 32)).map_blocks(counted, dtype=cube.dtype)
-    res = cluster_image(lazy_cube, 4, channel_axis=0, max_refine=2)
+    events = []
+    res = cluster_image(lazy_cube, 4, channel_axis=0, max_refine=2, progress=events.append)
     n_blocks = 8 * 8
-    passes = 2 + 1  # refinement passes + the final statistics pass
+    passes = [e.stage for e in events].count("refine")  # no pass but the refinement's
     assert len(reads) <= 32 + passes * n_blocks
     reads.clear()
     res.labels[:32, :32].compute()
@@ -89,8 +90,8 @@ def test_each_finished_block_is_reported_and_a_cancel_stops_the_pass():
     blocks = [(e.done, e.total) for e in events if e.stage == "blocks"]
     passes = [e for e in events if e.stage == "refine"]
     assert 1 <= len(passes) <= 2
-    # every pass (the refinements + the statistics pass) reports its 9 blocks, in order
-    assert blocks == [(i, 9) for i in range(1, 10)] * (len(passes) + 1)
+    # every refinement pass reports its 9 blocks, in order; no other pass reads the cube
+    assert blocks == [(i, 9) for i in range(1, 10)] * len(passes)
     assert [e.done for e in events if e.stage == "sample"] == list(range(1, 10))
 
     seen = []
@@ -138,9 +139,9 @@ def test_on_a_dask_cluster_progress_comes_from_futures_and_cancel_cancels_them(l
         res.labels.compute(), cluster_image(cube, 3, channel_axis=0, max_refine=2).labels
     )
     # finished futures are reported as they complete (and every half second while waiting):
-    # the refinement passes + the statistics pass, each climbing to its 9 blocks
-    n_passes = len([e for e in events if e.stage == "refine"]) + 1
-    assert n_passes >= 2
+    # the refinement passes, each climbing to its 9 blocks
+    n_passes = len([e for e in events if e.stage == "refine"])
+    assert n_passes >= 1
     done = [e.done for e in events if e.stage == "blocks"]
     assert all(e.total == 9 for e in events if e.stage == "blocks")
     assert done.count(9) == n_passes and done[-1] == 9  # each pass reports its end once
@@ -221,8 +222,15 @@ def test_block_margins_stop_the_refinement_as_in_memory():
     # a continuous spread: pixels near the borders of some block keep it going
     events = []
     spread = da.from_array(rng.random((96, 96, 2)), chunks=(32, 32, 2))
-    cluster_image(spread, 6, tol=0.0, max_refine=3, progress=events.append)
+    res = cluster_image(spread, 6, tol=0.0, max_refine=3, progress=events.append)
     assert [e.stage for e in events].count("refine") == 3
+    # not converged, yet the statistics are those of the labels (from the same, last pass)
+    labels = res.labels.compute()
+    np.testing.assert_array_equal(res.counts, np.bincount(labels.ravel())[1:])
+    for lab in range(1, 7):
+        np.testing.assert_allclose(
+            res.centers[lab - 1], spread.compute()[labels == lab].mean(axis=0), rtol=1e-6
+        )
 
 
 def test_the_block_sample_weighs_pixels_by_what_they_stand_for():

@@ -8,10 +8,10 @@ The same method as :func:`~napari_spectral_clusters.cluster_image`, block by blo
 2. k-means++ starts and Lloyd iterations run on that sample in memory;
 3. each refinement pass computes per-block cluster sums as dask tasks and adds them up, on
    whatever scheduler is active (threads by default, a ``dask.distributed`` cluster when a
-   client exists); a last pass gives counts, centres and spreads for the final centres.
-   Every finished block is reported as progress (on a cluster: as its future completes), and
-   a cancel raised from the progress callback stops the pass (on a cluster: cancels the
-   futures left);
+   client exists); the last pass's sums are the result's counts, centres and spreads, for
+   the labels its centres give (no extra pass to compute them). Every finished block is
+   reported as progress (on a cluster: as its future completes), and a cancel raised from
+   the progress callback stops the pass (on a cluster: cancels the futures left);
 4. labels and the recoloured image are ``map_blocks`` over the cube: lazy, computed as napari
    shows them or as a writer stores them, block by block.
 
@@ -92,10 +92,13 @@ def _cluster_lazy(
             f"the sample has fewer distinct pixels than the {n_clusters} clusters asked for"
         )
 
-    _, centers, _ = refine(
+    # The labels are those of the last pass, made lazily with the centres it labelled with,
+    # as in memory: its sums are then the final statistics, and no extra pass over the cube
+    # is needed to compute them.
+    acc, _, inertia = refine(
         lambda c: _sums(view, allowed, features, c, report), centers, params, report
     )
-    acc = _sums(view, allowed, features, centers, report)  # statistics of the final labels
+    centers = acc.centers
     if not acc.counts.any():
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
     order = np.argsort(-np.round(acc.counts), kind="stable")
@@ -123,7 +126,6 @@ def _cluster_lazy(
         new_axis=labels.ndim,
         chunks=(*labels.chunks, (lut.shape[1],)),
     )
-    inertia = acc.inertia_about_means()
     report(ProgressEvent("done", 1, 1, inertia))
     return ClusterResult(
         labels=labels,
