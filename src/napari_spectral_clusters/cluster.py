@@ -543,7 +543,9 @@ class _Pixels:
             return
         lab = self.unique_labels.astype(labels.dtype) + 1
         if self.n_features <= 3:  # a table over all codes (up to 2**24): one gather
-            table = np.zeros(1 << (8 * self.n_features), dtype=labels.dtype)
+            # not zeroed (2x faster): only codes of excluded pixels read unset entries, and
+            # those pixels are set to 0 below
+            table = np.empty(1 << (8 * self.n_features), dtype=labels.dtype)
             table[self.unique_codes] = lab
             labels[...] = table[self.codes]
         else:  # four 8-bit features: 2**32 codes, too many for a table
