@@ -833,7 +833,8 @@ class _Accumulator:
     """Per-cluster sums over one pass against the pass's centres ``c``: counts, squared
     distances, feature sums, and per-feature sums of squared deviations from ``c`` (small
     numbers, so no precision is lost to cancellation); likewise for the input pixels when the
-    features are not just the input minus an offset."""
+    features are not just the input minus an offset; and how close each cluster's pixels come
+    to a second centre (:meth:`settled`)."""
 
     def __init__(self, centers: np.ndarray, n_input: int, identity: bool):
         k, n_features = centers.shape
