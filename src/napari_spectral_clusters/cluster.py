@@ -50,9 +50,11 @@ CHUNK_BYTES = 8 * 2**20
 CACHE_BYTES = 32 * 2**20
 #: Rows summed in float32 before the sum is added to float64 totals.
 ACC_ROWS = 16_384
-#: Rows of the sample the k-means++ starts are seeded and screened on, and the relative
-#: inertia gain at which their screening Lloyd iterations stop.
+#: Rows of the sample the k-means++ starts are seeded and screened on (at least, and per
+#: cluster: a screening with too few rows per cluster picks poor starts for large k), and the
+#: relative inertia gain at which their screening Lloyd iterations stop.
 SCREEN_ROWS = 2_000
+SCREEN_ROWS_PER_CLUSTER = 100
 SCREEN_TOL = 1e-2
 #: Up to this many features, per-cluster sums are float64 bincounts, one per feature.
 FEW = 8
@@ -673,17 +675,19 @@ def _best_start(xs, weights, k, params, rng, report) -> np.ndarray | None:
     """Best of ``n_init`` k-means++ + Lloyd runs on the sample, in full feature space.
 
     The starts are searched in the sample's leading principal components (cheap, and what
-    separates clusters) and screened on SCREEN_ROWS of its rows with a few Lloyd iterations
-    each; the best is iterated to convergence on the whole sample, and its clusters give
-    centres in full feature space. Screening on a subset costs a third of screening on the
-    whole sample and, measured over 20 seeds on the photo, Samson and a 16-material scene,
-    picks starts as good. None when the sample has fewer distinct points than k.
+    separates clusters) and screened on SCREEN_ROWS of its rows (more for many clusters) with
+    a few Lloyd iterations each; the best is iterated to convergence on the whole sample, and
+    its clusters give centres in full feature space. Screening on a subset costs a third of
+    screening on the whole sample and, measured over 20 seeds on the photo, Samson and a
+    16-material scene, picks starts as good. None when the sample has fewer distinct points
+    than k.
     """
     weights = np.ones(len(xs)) if weights is None else weights
     n_init = max(1, params["n_init"])
     rows = np.arange(len(xs))
-    if len(xs) > SCREEN_ROWS:
-        rows = np.sort(rng.choice(len(xs), SCREEN_ROWS, replace=False))
+    n_rows = max(SCREEN_ROWS, SCREEN_ROWS_PER_CLUSTER * k)
+    if len(xs) > n_rows:
+        rows = np.sort(rng.choice(len(xs), n_rows, replace=False))
     reduced = xs
     if xs.shape[1] > 8:  # the principal axes of the screening rows (4x cheaper, as good)
         few, w = xs[rows], weights[rows]
