@@ -609,7 +609,7 @@ def _fit(data: _Pixels, k: int, params: dict, report) -> _Fit:
             if n_distinct < k:
                 raise _TooFewDistinct(n_distinct, k)
 
-    acc, _, inertia = refine(one_pass, centers, params, report, check)
+    acc, inertia = refine(one_pass, centers, params, report, check)
     if not acc.counts.any():
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
     data.finish(labels)
@@ -623,8 +623,8 @@ def refine(one_pass, centers, params: dict, report, check=lambda acc: None):
     """Lloyd passes over all pixels until the centres stop moving (or ``max_refine``).
 
     ``one_pass(centers)`` labels every pixel with its nearest centre and returns the cluster
-    sums (an in-memory pass, or dask tasks over blocks). Returns the last pass's sums, the
-    centres they give and their inertia.
+    sums (an in-memory pass, or dask tasks over blocks). Returns the last pass's sums (its
+    centres are ``acc.centers``) and the inertia of its labels about their means.
 
     A pass converges when moving the centres to their clusters' means lowers the inertia by
     less than ``tol`` of it (the count-weighted squared shift of the centres, scikit-learn's
@@ -637,12 +637,12 @@ def refine(one_pass, centers, params: dict, report, check=lambda acc: None):
     for it in range(n_passes):
         acc = one_pass(centers)
         check(acc)
-        centers = acc.feature_means().astype(np.float32)
         inertia = acc.inertia_about_means()
         report(ProgressEvent("refine", it + 1, n_passes, inertia))
         if acc.shift_gain() <= params["tol"] * inertia or acc.settled():
             break
-    return acc, centers, inertia
+        centers = acc.feature_means().astype(np.float32)
+    return acc, inertia
 
 
 def _pass(data: _Pixels, chunks, features: Features, centers, labels) -> _Accumulator:
@@ -768,22 +768,26 @@ def _lloyd(x, weights, centers, max_iter: int = 30, tol: float = 1e-4):
 
 
 def _weighted_sums(lab, weights, x, k, wx=None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cluster weight totals (k,) and weighted sums (k, F) of the rows of ``x``, float64.
+    """Per-cluster weight totals (k,) and weighted sums (k, F) of the rows of ``x``, float64."""
+    return np.bincount(lab, weights=weights, minlength=k), _cluster_sums(lab, weights, x, k, wx)
+
+
+def _cluster_sums(lab, weights, x, k, wx=None) -> np.ndarray:
+    """Per-cluster weighted sums (k, F) of the rows of ``x``, float64.
 
     Few columns: one float64 bincount each (``wx``: the weighted columns, if already made).
     More: float32 one-hot products over at most ``ACC_ROWS`` rows at a time, added up in
     float64, so no float64 copy of ``x`` is made and rounding stays small.
     """
-    counts = np.bincount(lab, weights=weights, minlength=k)
     if x.shape[1] <= FEW:
         wx = (x * weights[:, None]).T if wx is None else wx
-        return counts, np.stack([np.bincount(lab, weights=col, minlength=k) for col in wx], 1)
+        return np.stack([np.bincount(lab, weights=col, minlength=k) for col in wx], 1)
     sums = np.zeros((k, x.shape[1]))
     w = np.asarray(weights, dtype=np.float32)
     for start in range(0, len(lab), ACC_ROWS):
         rows = slice(start, start + ACC_ROWS)
         sums += _onehot(lab[rows], w[rows], k) @ x[rows].astype(np.float32, copy=False)
-    return counts, sums
+    return sums
 
 
 def _nearest(x: np.ndarray, centers: np.ndarray, *, margin: bool = False, norms=None):
@@ -861,13 +865,12 @@ class _Accumulator:
         self.dist += float(np.dot(w, dist.astype(np.float64)))
         dev = np.take(self.centers, lab, axis=0)  # one buffer: gather, subtract, square
         np.subtract(feats, dev, out=dev)
-        counts, sums = _weighted_sums(lab, w, feats, k)
-        self.counts += counts
-        self.sums += sums
-        self.sq += _weighted_sums(lab, w, np.square(dev, out=dev), k)[1]
+        self.counts += np.bincount(lab, weights=w, minlength=k)
+        self.sums += _cluster_sums(lab, w, feats, k)
+        self.sq += _cluster_sums(lab, w, np.square(dev, out=dev), k)
         if self.raw is not None:
-            self.raw += _weighted_sums(lab, w, raw, k)[1]
-            self.raw_sq += _weighted_sums(lab, w, raw * raw, k)[1]
+            self.raw += _cluster_sums(lab, w, raw, k)
+            self.raw_sq += _cluster_sums(lab, w, raw * raw, k)
 
     def feature_means(self) -> np.ndarray:
         means = self.sums / np.maximum(self.counts, 1)[:, None]

@@ -95,7 +95,7 @@ def _cluster_lazy(
     # The labels are those of the last pass, made lazily with the centres it labelled with,
     # as in memory: its sums are then the final statistics, and no extra pass over the cube
     # is needed to compute them.
-    acc, _, inertia = refine(
+    acc, inertia = refine(
         lambda c: _sums(view, allowed, features, c, report), centers, params, report
     )
     centers = acc.centers
