@@ -18,7 +18,7 @@ import numpy as np
 from ._arrays import is_lazy
 from .cluster import ClusterResult, apply_model, cluster_image
 from .io import ImageData, ReadError, read_mat, read_png, read_zarr
-from .io._image_data import replace_path
+from .io.files import replace_path
 from .io.mat import write_mat
 from .io.png import write_labels_png, write_png
 from .io.zarr import write_zarr

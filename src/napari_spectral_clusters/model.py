@@ -8,12 +8,13 @@ gives a :class:`ModelError` that says what is wrong.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .io.files import written_whole
 
 __all__ = ["ClusterModel", "Features", "ModelError", "principal_axes"]
 
@@ -149,13 +150,8 @@ class ClusterModel:
             ),
             "params": np.array(json.dumps(self.params, default=_jsonable)),
         }
-        tmp = path.with_name(f".{path.name}.partial")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with written_whole(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
         return path
 
     @classmethod

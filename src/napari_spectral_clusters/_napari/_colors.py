@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..color import categorical_colors
-
 TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
 
 
@@ -29,4 +27,6 @@ def labels_colors(data: np.ndarray, meta: dict) -> np.ndarray:
     if hasattr(cmap, "map") and top > 0:
         rgba = np.asarray(cmap.map(np.arange(1, top + 1)))
         return np.round(rgba[:, :3] * 255).astype(np.uint8)
+    from ..color import categorical_colors  # colorcet takes a second to import: only here
+
     return categorical_colors(top)

@@ -1,18 +1,23 @@
-"""npe2 reader: .mat and .png files, .zarr stores -> napari layers; errors as notifications."""
+"""npe2 reader: .mat and .png files, .zarr stores -> napari layers; errors as notifications.
+
+A format's library is imported only when a file of that format is opened: napari imports this
+module to offer the reader, and a PNG should not wait for h5py, scipy.io, zarr and dask.
+"""
 
 from __future__ import annotations
 
+import inspect
 import warnings
+from functools import cache
 from pathlib import Path
 
+import numpy as np
 from napari.utils.notifications import show_error, show_warning
 
-from ..io import ImageData, ReadError, read_mat, read_png
-from ..io.png import read_png_stack
-from ..io.zarr import read_zarr
+from ..io import ImageData, ReadError
 from ._colors import label_colormap
 
-_READERS = {".mat": read_mat, ".png": lambda path: [read_png(path)], ".zarr": read_zarr}
+_SUFFIXES = (".mat", ".png", ".zarr")
 
 #: napari's "handled, but no layers" answer: no traceback dialog, no other reader tried.
 _NO_LAYERS = [(None,)]
@@ -22,22 +27,44 @@ def get_reader(path):
     """Return a reader function when every path is a ``.mat``/``.png`` file or a ``.zarr``
     store, else None."""
     paths = [path] if isinstance(path, str | Path) else list(path)
-    if not paths or any(Path(p).suffix.lower() not in _READERS for p in paths):
+    if not paths or any(Path(p).suffix.lower() not in _SUFFIXES for p in paths):
         return None
     return read_files
 
 
+def _read_one(path) -> list[ImageData]:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".png":
+        from ..io.png import read_png
+
+        return [read_png(path)]
+    if suffix == ".mat":
+        from ..io.mat import read_mat
+
+        return read_mat(path)
+    from ..io.zarr import read_zarr
+
+    return read_zarr(path)
+
+
+def _read_stack(paths) -> list[ImageData]:
+    from ..io.png import read_png_stack
+
+    return [read_png_stack(paths)]
+
+
 def read_files(path):
-    """Read the files; a file that cannot be read is reported and skipped.
+    """Read the files; a file that cannot be read is reported and skipped, and so is a layer
+    napari would refuse (the file's other layers still open).
 
     Several PNGs at once (napari passes a list when asked to stack) become one stack: one
     band per file for greyscale files.
     """
     paths = [path] if isinstance(path, str | Path) else list(path)
     if len(paths) > 1 and all(Path(p).suffix.lower() == ".png" for p in paths):
-        jobs = [(f"{len(paths)} PNG files", lambda: [read_png_stack(paths)])]
+        jobs = [(f"{len(paths)} PNG files", lambda: _read_stack(paths))]
     else:
-        jobs = [(Path(p).name, lambda p=p: _READERS[Path(p).suffix.lower()](p)) for p in paths]
+        jobs = [(Path(p).name, lambda p=p: _read_one(p)) for p in paths]
     layers = []
     for what, read in jobs:
         with warnings.catch_warnings(record=True) as caught:
@@ -49,7 +76,13 @@ def read_files(path):
                 continue
         for w in caught:
             show_warning(str(w.message))
-        layers.extend(layer_data(img) for img in images)
+        for img in images:
+            layer = layer_data(img)
+            problem = _refused_by_napari(layer)
+            if problem:
+                show_error(f"Cannot open {img.name} of {what} as a napari layer: {problem}")
+            else:
+                layers.append(layer)
     return layers or _NO_LAYERS
 
 
@@ -57,9 +90,42 @@ def layer_data(img: ImageData) -> tuple:
     """An :class:`ImageData` as a napari ``(data, kwargs, layer_type)`` tuple."""
     kwargs = {"name": img.name, "metadata": dict(img.metadata)}
     if img.axis_labels:
-        kwargs["axis_labels"] = img.axis_labels
+        # napari counts an RGB(A) layer's dimensions without its colour axis
+        kwargs["axis_labels"] = tuple(img.axis_labels[:-1] if img.rgb else img.axis_labels)
     if img.kind == "image":
         kwargs["rgb"] = img.rgb
     elif "colors" in img.metadata:  # a clustering we saved: its colours come back
         kwargs["colormap"] = label_colormap(img.metadata["colors"])
+    accepted = _layer_keywords(img.kind)
+    kwargs.update({k: v for k, v in img.layer_state.items() if k in accepted})
     return (img.data, kwargs, img.kind)
+
+
+@cache
+def _layer_keywords(kind: str) -> frozenset:
+    """The keywords this napari's layer class takes (``units`` came with napari 0.6)."""
+    from napari.layers import Image, Labels
+
+    cls = Labels if kind == "labels" else Image
+    return frozenset(inspect.signature(cls.__init__).parameters)
+
+
+def _refused_by_napari(layer: tuple) -> str | None:
+    """Why napari would refuse to make this layer, or None.
+
+    The keywords are tried on a one-pixel stand-in of the same dimensions and type, so the
+    check costs the same for a 3 GB cube as for a thumbnail, and never reads lazy data.
+    """
+    from napari.layers import Layer
+
+    data, kwargs, kind = layer
+    stand_in = np.zeros((1,) * data.ndim, dtype=data.dtype)
+    if kwargs.get("rgb"):
+        stand_in = np.zeros((1,) * (data.ndim - 1) + (data.shape[-1],), dtype=data.dtype)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Layer.create(stand_in, dict(kwargs, metadata={}), kind)
+    except Exception as exc:  # napari raises ValueError, TypeError, KeyError... on bad keywords
+        return f"{type(exc).__name__}: {exc}"
+    return None

@@ -21,7 +21,10 @@ def write_labels_png(path: str, data, meta: dict) -> list[str]:
     if data.ndim != 2:
         raise ValueError(f"only 2-D labels can be saved as PNG, not shape {data.shape}")
     colors = labels_colors(data, meta)
-    return [str(png.write_labels_png(path, data, colors, metadata=meta.get("metadata", {})))]
+    written = png.write_labels_png(
+        path, data, colors, metadata=meta.get("metadata", {}), layer_state=layer_state(meta)
+    )
+    return [str(written)]
 
 
 def write_rgb_png(path: str, data, meta: dict) -> list[str]:
@@ -29,9 +32,12 @@ def write_rgb_png(path: str, data, meta: dict) -> list[str]:
     data = np.asarray(data)
     if not meta.get("rgb") or data.ndim != 3:
         raise ValueError("only RGB(A) image layers can be saved as PNG by this writer")
-    if data.dtype != np.uint8:
-        raise ValueError(f"RGB(A) PNGs are written from uint8 images, not {data.dtype}")
-    return [str(png.write_png(path, data, metadata=meta.get("metadata", {})))]
+    if data.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"RGB(A) PNGs are written from 8- or 16-bit images, not {data.dtype}")
+    written = png.write_png(
+        path, data, metadata=meta.get("metadata", {}), layer_state=layer_state(meta)
+    )
+    return [str(written)]
 
 
 def write_mat_layers(path: str, layer_data: list[tuple]) -> list[str]:
@@ -59,6 +65,30 @@ def _images(layer_data: list[tuple]) -> list[ImageData]:
                 rgb=bool(meta.get("rgb", False)),
                 channel_axis=metadata.get("channel_axis"),
                 metadata=metadata,
+                layer_state=layer_state(meta),
             )
         )
     return images
+
+
+def layer_state(meta: dict) -> dict:
+    """What a layer's state holds that a user set and expects back from a saved file: scale,
+    translate and units (when not napari's defaults) and its features table, all as plain
+    JSON-able values (units as names, features as a dict of columns)."""
+    state: dict = {}
+    scale = [float(v) for v in meta.get("scale", ())]
+    translate = [float(v) for v in meta.get("translate", ())]
+    if any(v != 1 for v in scale):
+        state["scale"] = scale
+    if any(v != 0 for v in translate):
+        state["translate"] = translate
+    units = [str(u) for u in meta.get("units", None) or ()]
+    if any(u != "pixel" for u in units):
+        state["units"] = units
+    features = meta.get("features")
+    if features is not None and len(features.columns):
+        state["features"] = {
+            str(col): [v.item() if isinstance(v, np.generic) else v for v in features[col]]
+            for col in features.columns
+        }
+    return state

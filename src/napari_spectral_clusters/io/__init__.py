@@ -1,9 +1,22 @@
-"""Files -> arrays plus the metadata napari and the engine need (no napari import here)."""
+"""Files -> arrays plus the metadata napari and the engine need (no napari import here).
+
+Each format's module, and the library it needs (h5py and scipy.io for .mat, zarr and dask
+for .zarr, Pillow and pypng for .png), is imported on first use (PEP 562): opening a PNG
+does not wait for h5py.
+"""
+
+from importlib import import_module
 
 from ._image_data import ImageData, ReadError
-from .mat import read_mat
-from .png import read_png, write_png
-from .zarr import read_zarr, write_zarr
+
+_LAZY = {
+    "read_mat": ".mat",
+    "write_mat": ".mat",
+    "read_png": ".png",
+    "write_png": ".png",
+    "read_zarr": ".zarr",
+    "write_zarr": ".zarr",
+}
 
 __all__ = [
     "ImageData",
@@ -11,6 +24,17 @@ __all__ = [
     "read_mat",
     "read_png",
     "read_zarr",
+    "write_mat",
     "write_png",
     "write_zarr",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -37,6 +35,10 @@ class ImageData:
         One name per axis of ``data``.
     metadata : dict
         Source path, wavelengths (``wavelengths``, ``wavelength_unit``) and similar facts.
+    layer_state : dict
+        How the layer was shown when our writers saved it, restored on reading: ``scale``,
+        ``translate``, ``units`` (one per axis napari shows, RGB colour axis excluded) and
+        ``features`` (a table as a dict of equal-length columns, e.g. cluster names).
     """
 
     name: str
@@ -46,6 +48,7 @@ class ImageData:
     channel_axis: int | None = None
     axis_labels: tuple[str, ...] = ()
     metadata: dict = field(default_factory=dict)
+    layer_state: dict = field(default_factory=dict)
 
 
 def store_blocks(data, put, *, batch: int | None = None) -> None:
@@ -64,22 +67,6 @@ def store_blocks(data, put, *, batch: int | None = None) -> None:
         computed = dask.compute(*blocks[i : i + batch])
         for slices, block in zip(where[i : i + batch], computed, strict=True):
             put(slices, block)
-
-
-def replace_path(new: Path, path: Path) -> None:
-    """Move the file or directory ``new`` to ``path``; an old one there is removed only once
-    ``new`` is in place (a directory cannot be renamed over a non-empty one in one step)."""
-    if not (new.is_dir() and path.exists()):
-        os.replace(new, path)
-        return
-    old = path.with_name(f".{path.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(path, old)
-    os.replace(new, path)
-    if old.is_dir():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink(missing_ok=True)
 
 
 #: Metadata entries that are arrays; JSON stores them as lists and they come back as arrays.

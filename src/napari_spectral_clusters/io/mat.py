@@ -22,6 +22,7 @@ Which variables become layers, and how a cube is oriented:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -41,6 +42,7 @@ from ._image_data import (
     metadata_to_json,
     store_blocks,
 )
+from .files import written_whole
 
 __all__ = ["LAZY_BYTES", "layer_variables", "read_mat", "write_mat", "write_mat73"]
 
@@ -139,14 +141,8 @@ def _images(path: Path, arrays: dict, saved: dict, bands_first=frozenset()) -> l
         else:
             planes.append(ImageData(name, arr, axis_labels=("y", "x")))
     return [
-        ImageData(
-            name=img.name,
-            data=img.data,
-            kind=img.kind,
-            rgb=img.rgb,
-            channel_axis=img.channel_axis,
-            axis_labels=img.axis_labels,
-            metadata={"source": str(path), "variable": img.name, **img.metadata},
+        dataclasses.replace(
+            img, metadata={"source": str(path), "variable": img.name, **img.metadata}
         )
         for img in cubes + planes + labels
     ]
@@ -186,6 +182,12 @@ def _saved_layers(path: Path, arrays: dict, strings: dict) -> dict:
 
 
 def _saved_image(name: str, arr: np.ndarray, record: dict) -> ImageData:
+    img = _saved_array(name, arr, record)
+    state = record.get("layer_state", {})
+    return dataclasses.replace(img, layer_state=state if isinstance(state, dict) else {})
+
+
+def _saved_array(name: str, arr: np.ndarray, record: dict) -> ImageData:
     meta = record.get("metadata", {})
     if record.get("layer") == "labels":
         img = _labels(name, arr)
@@ -482,8 +484,7 @@ def write_mat73(path: str | Path, variables: dict[str, np.ndarray | str]) -> Pat
     interrupted write leaves no file under ``path``.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
+    with written_whole(path) as tmp:
         with h5py.File(tmp, "w", userblock_size=512) as f:
             for name, arr in variables.items():
                 if isinstance(arr, str):  # MATLAB char: UTF-16 code units, a row
@@ -517,9 +518,6 @@ def write_mat73(path: str | Path, variables: dict[str, np.ndarray | str]) -> Pat
         header = b"MATLAB 7.3 MAT-file, written by napari-spectral-clusters, HDF5 schema 1.00 ."
         with open(tmp, "r+b") as fh:
             fh.write(header.ljust(116, b" ") + bytes(8) + b"\x00\x02" + b"IM")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -542,12 +540,8 @@ def write_mat(path: str | Path, images: list[ImageData]) -> Path:
     big = any(is_lazy(v) or getattr(v, "nbytes", 0) > V5_LIMIT for v in variables.values())
     if big:  # lazy layers stream into HDF5, block by block
         return write_mat73(path, variables)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        scipy.io.savemat(tmp, variables, do_compression=True, oned_as="column")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with written_whole(path) as tmp:
+        scipy.io.savemat(tmp, variables, appendmat=False, do_compression=True, oned_as="column")
     return path
 
 
@@ -570,7 +564,13 @@ def layer_variables(images: list[ImageData]) -> dict:
             if suffix in meta and (suffix == "wavelengths" or img.kind == "labels"):
                 variables[f"{var}_{suffix}"] = np.asarray(meta.pop(suffix))
         meta.pop("channel_axis", None)
-        record = {"layer": img.kind, "rgb": bool(img.rgb), "name": img.name, "metadata": meta}
+        record = {
+            "layer": img.kind,
+            "rgb": bool(img.rgb),
+            "name": img.name,
+            "metadata": meta,
+            "layer_state": img.layer_state,
+        }
         variables[f"{var}_metadata"] = metadata_to_json(record)
     return variables
 

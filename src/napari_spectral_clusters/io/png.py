@@ -9,11 +9,12 @@ as a stack of frames; several same-sized files as one stack (one band per file).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
-import tempfile
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from PIL import Image, ImageSequence
 from PIL.PngImagePlugin import PngInfo
 
 from ._image_data import ImageData, ReadError, metadata_from_json, metadata_to_json
+from .files import written_whole
 
 __all__ = ["read_png", "read_png_stack", "write_labels_png", "write_png"]
 
@@ -75,7 +77,13 @@ def read_png(path: str | Path) -> ImageData:
         channel_axis=data.ndim - 1 if rgb else None,
         axis_labels=(*frame_axis, "y", "x", "channel") if rgb else (*frame_axis, "y", "x"),
         metadata={**restored, "source": str(path), "png_mode": mode, "bit_depth": bit_depth},
+        layer_state=_layer_state(saved),
     )
+
+
+def _layer_state(saved: dict | None) -> dict:
+    state = (saved or {}).get("layer_state", {})
+    return state if isinstance(state, dict) else {}
 
 
 def _saved_layer(path: Path) -> dict | None:
@@ -104,6 +112,7 @@ def _read_saved_labels(path: Path, saved: dict) -> ImageData:
         kind="labels",
         axis_labels=("y", "x"),
         metadata={**saved["metadata"], "source": str(path)},
+        layer_state=_layer_state(saved),
     )
 
 
@@ -225,34 +234,51 @@ def _read_16bit(path: Path) -> tuple[list[np.ndarray], str]:
     return [data], mode
 
 
-def write_png(path: str | Path, data: np.ndarray, *, metadata: dict | None = None) -> Path:
-    """Write a 2-D greyscale array or an (M, N, 3|4) uint8 RGB(A) image as PNG.
+def write_png(
+    path: str | Path,
+    data: np.ndarray,
+    *,
+    metadata: dict | None = None,
+    layer_state: dict | None = None,
+) -> Path:
+    """Write a 2-D greyscale array or an (M, N, 3|4) uint8 or uint16 RGB(A) image as PNG.
 
-    ``metadata`` (JSON-able parts) is kept in a text chunk and restored by :func:`read_png`.
+    ``metadata`` (JSON-able parts) and ``layer_state`` (scale, translate, units, features) are
+    kept in a text chunk and restored by :func:`read_png`; a pixel size in a length unit also
+    goes into the standard ``pHYs`` chunk for other programs. 16-bit images stay 16-bit.
     The file appears only when complete (written beside it, then renamed), so a failed write
     leaves no half-written file.
     """
     data = np.asarray(data)
+    saved = {"layer": "image", "metadata": metadata or {}, "layer_state": layer_state or {}}
     if data.ndim == 3 and data.shape[2] in (3, 4):
+        if data.dtype == np.uint16:
+            return _save_16bit_colour(path, data, saved)
         if data.dtype != np.uint8:
-            raise ValueError(f"RGB(A) PNGs are written from uint8 arrays, not {data.dtype}")
+            raise ValueError(f"RGB(A) PNGs are written from 8- or 16-bit arrays, not {data.dtype}")
         image = Image.fromarray(data, "RGBA" if data.shape[2] == 4 else "RGB")
     elif data.ndim == 2:
         image = _grey_image(data)
     else:
         raise ValueError(f"cannot write an array of shape {data.shape} as PNG")
-    return _save(path, image, {"layer": "image", "metadata": metadata or {}})
+    return _save(path, image, saved)
 
 
 def write_labels_png(
-    path: str | Path, labels: np.ndarray, colors: np.ndarray, *, metadata: dict | None = None
+    path: str | Path,
+    labels: np.ndarray,
+    colors: np.ndarray,
+    *,
+    metadata: dict | None = None,
+    layer_state: dict | None = None,
 ) -> Path:
     """Write 2-D labels as an indexed PNG whose palette is the cluster colours.
 
     Label ``i`` is palette entry ``i`` with colour ``colors[i - 1]``; 0 is transparent black.
     Labels above ``len(colors)`` (painted by hand) get well-separated palette colours. More
-    than 255 labels are written as 16-bit greyscale. Colours and metadata are also kept in a
-    text chunk, so :func:`read_png` reopens the file as labels with the same colours.
+    than 255 labels are written as 16-bit greyscale. Colours, metadata and ``layer_state``
+    (scale, translate, units, features such as cluster names) are also kept in a text chunk,
+    so :func:`read_png` reopens the file as labels as they were.
     """
     labels = np.asarray(labels)
     colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
@@ -273,7 +299,11 @@ def write_labels_png(
         image.info["transparency"] = 0
     else:
         image = _grey_image(labels)
-    saved = {"layer": "labels", "metadata": {**(metadata or {}), "colors": colors}}
+    saved = {
+        "layer": "labels",
+        "metadata": {**(metadata or {}), "colors": colors},
+        "layer_state": layer_state or {},
+    }
     return _save(path, image, saved)
 
 
@@ -285,17 +315,62 @@ def _grey_image(data: np.ndarray) -> Image.Image:
     return Image.fromarray(data.astype(np.uint16))  # mode I;16
 
 
+#: Metres per unit, for the pHYs chunk (pixels per metre).
+_METRES = {
+    "meter": 1.0,
+    "centimeter": 1e-2,
+    "millimeter": 1e-3,
+    "micrometer": 1e-6,
+    "nanometer": 1e-9,
+}
+
+
+def _phys_chunk(layer_state: dict) -> bytes | None:
+    """``pHYs`` data (pixels per metre along x and y) for a pixel size in a length unit."""
+    units, scale = layer_state.get("units"), layer_state.get("scale")
+    if not units or not scale or len(units) < 2 or len(scale) < 2:
+        return None
+    if units[-1] != units[-2] or units[-1] not in _METRES:
+        return None
+    per_metre = [round(1 / (float(s) * _METRES[units[-1]])) for s in (scale[-1], scale[-2])]
+    if not all(0 < p < 2**31 for p in per_metre):
+        return None
+    return struct.pack(">IIB", *per_metre, 1)
+
+
+def _text_chunk(saved: dict) -> bytes:
+    """A zTXt chunk's data: our key, compression method 0, the zlib-compressed JSON."""
+    text = metadata_to_json(saved).encode("latin-1", "backslashreplace")
+    return TEXT_KEY.encode() + b"\0\0" + zlib.compress(text)
+
+
 def _save(path: str | Path, image: Image.Image, saved: dict) -> Path:
-    path = Path(path)
     info = PngInfo()
     info.add_text(TEXT_KEY, metadata_to_json(saved), zip=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        extra = {k: v for k, v in image.info.items() if k == "transparency"}
+    phys = _phys_chunk(saved["layer_state"])
+    if phys is not None:
+        info.add(b"pHYs", phys)
+    extra = {k: v for k, v in image.info.items() if k == "transparency"}
+    with written_whole(path) as tmp:
         image.save(tmp, format="PNG", pnginfo=info, **extra)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
+
+
+def _save_16bit_colour(path: str | Path, data: np.ndarray, saved: dict) -> Path:
+    """16-bit RGB(A) with pypng (Pillow cannot write 16-bit colour); our chunks are added
+    before the image data, where readers look for them."""
+    import png
+
+    height, width, planes = data.shape
+    buffer = io.BytesIO()
+    writer = png.Writer(width, height, greyscale=False, alpha=planes == 4, bitdepth=16)
+    writer.write(buffer, data.reshape(height, width * planes))
+    chunks = list(png.Reader(bytes=buffer.getvalue()).chunks())
+    ours = [(b"zTXt", _text_chunk(saved))]
+    phys = _phys_chunk(saved["layer_state"])
+    if phys is not None:
+        ours.append((b"pHYs", phys))
+    chunks[1:1] = ours  # right after IHDR
+    with written_whole(path) as tmp, open(tmp, "wb") as f:
+        png.write_chunks(f, chunks)
+    return Path(path)

@@ -15,7 +15,6 @@ lazy layers are computed and written block by block, on the active dask schedule
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import dask.array as da
@@ -23,7 +22,8 @@ import numpy as np
 import zarr
 
 from .._arrays import is_lazy
-from ._image_data import ImageData, ReadError, replace_path, store_blocks
+from ._image_data import ImageData, ReadError, store_blocks
+from .files import written_whole
 from .mat import _images, _saved_layers, layer_variables, lazy_threshold
 
 __all__ = ["is_zarr_store", "read_zarr", "write_zarr"]
@@ -103,9 +103,7 @@ def write_zarr(path: str | Path, images: list[ImageData]) -> Path:
     store (if any) in place and no partial one under ``path``.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with written_whole(path, directory=True) as tmp:
         variables = layer_variables(images)
         group = zarr.open_group(str(tmp), mode="w")
         group.attrs.update({k: v for k, v in variables.items() if isinstance(v, str)})
@@ -124,9 +122,6 @@ def write_zarr(path: str | Path, images: list[ImageData]) -> Path:
             # computed on the active dask scheduler a few blocks at a time and written here,
             # in this process: nothing is still writing once an error has been raised
             store_blocks(arr, z.__setitem__)
-        replace_path(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
