@@ -133,7 +133,8 @@ def test_run_refuses_to_overwrite_unless_asked(tmp_path, inputs):
     assert _run("run", png, "-k", 2, "-o", out).returncode == 0
     before = (out / "basn6a08_clusters.png").read_bytes()
     proc = _run("run", png, "-k", 4, "-o", out)
-    assert proc.returncode == 1 and "would overwrite" in proc.stdout
+    assert proc.returncode == 2 and "would overwrite" in proc.stderr
+    assert f"{out / 'basn6a08_clusters.png'} exists" in proc.stderr
     assert (out / "basn6a08_clusters.png").read_bytes() == before
     assert _run("run", png, "-k", 4, "-o", out, "--overwrite").returncode == 0
     assert (out / "basn6a08_clusters.png").read_bytes() != before
@@ -260,3 +261,218 @@ def test_a_big_v73_cube_on_local_workers(tmp_path, data_dir):
     np.testing.assert_array_equal(
         np.asarray(rgb.data), labels.metadata["colors"][np.asarray(labels.data) - 1]
     )
+
+
+# --- everything knowable is checked before anything is clustered ---------------------------
+
+
+@pytest.fixture
+def clustered(monkeypatch):
+    return _record_clustering(monkeypatch)
+
+
+def _record_clustering(monkeypatch) -> list:
+    """The images the CLI clusters (or labels with a model) from now on; a test that expects
+    none asserts the list is empty (an error raised here is reported as a failed input)."""
+    from napari_spectral_clusters import batch
+
+    calls = []
+
+    def record(image, *args, **kwargs):
+        calls.append(image.shape)
+        raise AssertionError("nothing may be clustered")
+
+    monkeypatch.setattr(batch, "cluster_image", record)
+    monkeypatch.setattr(batch, "apply_model", record)
+    return calls
+
+
+def _main(*args) -> int:
+    from napari_spectral_clusters import cli
+
+    return cli.main([str(a) for a in args])
+
+
+def test_existing_outputs_stop_the_run_before_anything_is_clustered(
+    tmp_path, inputs, clustered, capsys
+):
+    out = tmp_path / "out"
+    out.mkdir()
+    old = {
+        "Samson_clusters.png": b"old",  # auto writes Samson (an in-memory cube) as PNG ...
+        "basn6a08_model.npz": b"old",
+        "Samson_clusters.mat": b"old",  # ... so its .mat names are free
+        "malformed1_clusters.png": b"old",  # unreadable: it will fail and write nothing
+    }
+    for name, content in old.items():
+        (out / name).write_bytes(content)
+    assert _main("run", inputs, "-k", 3, "-o", out) == 2
+    err = capsys.readouterr().err
+    assert "would overwrite 2 file(s); nothing was clustered" in err
+    assert f"\n  {out / 'Samson_clusters.png'} exists (an output of " in err
+    assert f"\n  {out / 'basn6a08_model.npz'} exists (an output of " in err
+    assert "Samson_clusters.mat" not in err and "malformed1" not in err
+    assert "--overwrite" in err
+    assert clustered == []
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == old
+
+
+@pytest.mark.parametrize("kind", ["zarr", "v7.3 mat"])
+def test_a_lazy_cube_is_checked_against_the_names_it_will_write_without_reading_it(
+    tmp_path, data_dir, monkeypatch, clustered, capsys, kind
+):
+    """Big cubes are written as .mat: an old PNG is no conflict, an old .mat is, and finding
+    out reads no block of the cube."""
+    import dask.array as da
+    import scipy.io
+
+    from napari_spectral_clusters.io.mat import write_mat73
+
+    raw = scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"].astype(np.float32)
+    if kind == "zarr":
+        cube = tmp_path / "cube.zarr"
+        da.to_zarr(da.from_array(raw, chunks=(32, 32, 156)), str(cube))
+    else:
+        cube = write_mat73(tmp_path / "cube.mat", {"cube": raw})
+    monkeypatch.setenv("SPECTRAL_CLUSTERS_LAZY_BYTES", "1024")
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the cube was read")
+
+    monkeypatch.setattr(da.Array, "__array__", no_reading)
+    monkeypatch.setattr(da.Array, "compute", no_reading)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cube_clusters.png").write_bytes(b"old")
+    (out / "cube_recolored.mat").write_bytes(b"old")
+    assert _main("run", cube, "-o", out) == 2
+    err = capsys.readouterr().err
+    assert "would overwrite 1 file(s)" in err and f"{out / 'cube_recolored.mat'} exists" in err
+    assert "cube_clusters.png" not in err
+    assert clustered == []
+
+
+def test_an_output_that_would_replace_an_input_is_refused_even_with_overwrite(
+    tmp_path, data_dir, monkeypatch, capsys
+):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    shutil.copy(data_dir / "png" / "pngsuite" / "basn6a08.png", folder)
+    assert _main("run", folder, "-k", 2, "-o", folder) == 0  # outputs beside the inputs
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    capsys.readouterr()
+    clustered = _record_clustering(monkeypatch)
+    # the folder now holds basn6a08_clusters.png and _recolored.png as inputs too
+    assert _main("run", folder, "-k", 2, "-o", folder, "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert f"{folder / 'basn6a08_clusters.png'} is an input of this run" in err
+    assert f"{folder / 'basn6a08_recolored.png'} is an input of this run" in err
+    assert "inputs are never replaced" in err
+    assert clustered == []
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_inputs_with_one_name_write_separate_outputs(tmp_path, inputs, capsys):
+    """x.mat and x.png would both write x_clusters.csv: the second gets a suffix no other
+    input has as its own name (x_2.png is an input, so x_3), and nothing is overwritten."""
+    import csv
+
+    folder = tmp_path / "same names"
+    folder.mkdir()
+    shutil.copy(inputs / "Samson.mat", folder / "x.mat")
+    shutil.copy(inputs / "basn6a08.png", folder / "x.png")
+    shutil.copy(inputs / "basn6a08.png", folder / "x_2.png")
+    out = tmp_path / "out"
+    assert _main("run", folder, "-k", 2, "-o", out) == 0
+    err = capsys.readouterr().err
+    assert "x.png (as x_3_*)" in err and "x_2.png:" in err
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{stem}_{what}"
+        for stem in ("x", "x_2", "x_3")
+        for what in ("clusters.png", "recolored.png", "clusters.csv", "model.npz")
+    )
+    with open(out / "x_clusters.csv") as f:
+        assert sum(int(row["pixels"]) for row in csv.DictReader(f)) == 95 * 95  # the cube
+
+
+@pytest.mark.parametrize(
+    ("names", "stems"),
+    [
+        (["a.mat", "a.png"], ["a", "a_2"]),
+        (["a.png", "b/a.png", "a_2.png"], ["a", "a_3", "a_2"]),
+        (["a_2.png", "a.png", "b/a.png"], ["a_2", "a", "a_3"]),
+        (["Scene.png", "scene.mat"], ["Scene", "scene_2"]),  # one file on macOS and Windows
+        (["a.png", "b.png"], ["a", "b"]),
+    ],
+)
+def test_unique_stems(names, stems):
+    from pathlib import Path
+
+    from napari_spectral_clusters.batch import unique_stems
+
+    assert unique_stems([Path(n) for n in names]) == stems
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-k", 0], "-k must be at least 1"),
+        (["--seed", -1], "--seed must be 0 or more, not -1"),
+        (["--workers", 0], "--workers must be at least 1, not 0"),
+        (["--model", "{tmp}/missing.npz"], "missing.npz is not a readable model file"),
+        (["--model", "{tmp}"], "is not a readable model file: [Errno 21] Is a directory"),
+        (["--model", "{tmp}/garbage.npz"], "garbage.npz is not a readable model file"),
+        (["-o", "{tmp}/garbage.npz"], "is a file, not a folder"),
+        (["-o", "{tmp}/garbage.npz/out"], "cannot write into -o"),
+        (["{tmp}/typo.png"], "no .mat, .png or .zarr input matches"),
+        (["--scheduler", "nowhere"], "cannot use a dask cluster"),
+        (["SPECTRAL_CLUSTERS_LAZY_BYTES=lots"], "SPECTRAL_CLUSTERS_LAZY_BYTES must be"),
+    ],
+)
+def test_bad_options_are_one_line_errors_before_any_input_is_read(
+    tmp_path, inputs, monkeypatch, capsys, args, message
+):
+    from napari_spectral_clusters import batch
+
+    (tmp_path / "garbage.npz").write_bytes(b"garbage")
+    args = [str(a).format(tmp=tmp_path) for a in args]
+    for setting in [a for a in args if "=" in a]:
+        monkeypatch.setenv(*setting.split("="))
+        args.remove(setting)
+    if "-o" not in args:
+        args += ["-o", tmp_path / "out"]
+    monkeypatch.setattr(batch, "read_image", None)  # calling it would fail the test
+    assert _main("run", inputs / "basn6a08.png", *args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert all(line.startswith("spectral-clusters: ") for line in err.splitlines()), err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_bad_model_or_output_folder_is_one_line_without_a_traceback(tmp_path, inputs):
+    """The installed command, as users see it."""
+    png = inputs / "basn6a08.png"
+    for args in (["--model", tmp_path], ["-o", png / "out"]):
+        proc = _run("run", png, *args, *(["-o", tmp_path / "out"] if "-o" not in args else []))
+        assert proc.returncode == 2
+        assert "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert proc.stdout == ""
+    assert not (tmp_path / "out").exists()
+
+
+def test_cluster_file_checks_its_outputs_before_clustering(tmp_path, data_dir, clustered):
+    import scipy.io
+
+    from napari_spectral_clusters import batch
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "basn6a08_clusters.csv").write_text("old")
+    png = data_dir / "png" / "pngsuite" / "basn6a08.png"
+    with pytest.raises(batch.BatchError, match=r"would overwrite basn6a08_clusters\.csv"):
+        batch.cluster_file(png, out, n_clusters=3)
+    scipy.io.savemat(tmp_path / "volume.mat", {"cube": np.ones((6, 5, 4, 3))})
+    with pytest.raises(batch.BatchError, match="3-D labels cannot be saved as PNG"):
+        batch.cluster_file(tmp_path / "volume.mat", out, n_clusters=3, fmt="png")
+    assert clustered == []

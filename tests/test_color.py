@@ -6,6 +6,7 @@ import pytest
 from napari_spectral_clusters import cluster_image
 from napari_spectral_clusters.color import (
     MIN_DELTA_E,
+    _srgb_decode,
     categorical_colors,
     center_colors,
     delta_e,
@@ -43,18 +44,39 @@ def test_monochromatic_light_has_its_hue(nm, channel):
     assert rgb[channel] > 2 * max(rgb[others])
 
 
-def test_agrees_with_colour_science():
-    with warnings.catch_warnings():  # colour warns about matplotlib and shape alignment
+def _reference_xyz(wl, reflectance):
+    """colour-science's XYZ of a reflectance under D65 (CIE 1931 2°), Y = 1 for white."""
+    import colour
+
+    sd = colour.SpectralDistribution(dict(zip(wl, reflectance, strict=True)))
+    cmfs = colour.MSDS_CMFS["CIE 1931 2 Degree Standard Observer"]
+    with warnings.catch_warnings():  # colour warns that it aligns D65 to the CMFs' shape
         warnings.simplefilter("ignore")
-        _compare_with_colour_science()
+        return colour.sd_to_XYZ(sd, cmfs, colour.SDS_ILLUMINANTS["D65"]) / 100
 
 
-def _compare_with_colour_science():
+def _oklab_hue(xyz):
+    import colour
+
+    lab = colour.XYZ_to_Oklab(xyz)
+    return np.degrees(np.arctan2(lab[..., 2], lab[..., 1])) % 360
+
+
+def _hue_of(rgb):
+    import colour
+
+    return _oklab_hue(colour.sRGB_to_XYZ(np.asarray(rgb) / 255))
+
+
+def _hue_difference(a, b):
+    return abs((a - b + 180) % 360 - 180)
+
+
+def test_agrees_with_colour_science():
     import colour
 
     rng = np.random.default_rng(0)
-    cmfs = colour.MSDS_CMFS["CIE 1931 2 Degree Standard Observer"]
-    d65 = colour.SDS_ILLUMINANTS["D65"]
+    inside = 0
     for _ in range(10):
         # smooth reflectances: a few broad bumps on a base
         refl = 0.1 + sum(
@@ -63,11 +85,53 @@ def _compare_with_colour_science():
             * np.exp(-0.5 * ((WL - rng.uniform(400, 760)) / rng.uniform(20, 80)) ** 2)
             for _ in range(3)
         )
-        sd = colour.SpectralDistribution(dict(zip(WL, refl, strict=True)))
-        xyz = colour.sd_to_XYZ(sd, cmfs, d65) / 100
-        ref = np.round(np.clip(colour.XYZ_to_sRGB(xyz), 0, 1) * 255)
+        xyz = _reference_xyz(WL, refl)
+        linear = colour.XYZ_to_sRGB(xyz, apply_cctf_encoding=False)
         ours = spectra_to_rgb(refl, WL, exposure=1).rgb
+        if linear.min() < 0 or linear.max() > 1:
+            # outside what sRGB shows (one teal here): desaturated, not clipped, so compare hue
+            assert _hue_difference(_hue_of(ours), _oklab_hue(xyz)) < 1, (ours, linear)
+            continue
+        inside += 1
+        ref = np.round(colour.XYZ_to_sRGB(xyz) * 255)
         assert delta_e(ours, ref) < 1.0, (ours, ref)
+    assert inside >= 8
+
+
+@pytest.mark.parametrize("nm", range(440, 641, 20))
+def test_narrow_band_keeps_its_hue_at_auto_exposure(nm):
+    # Every narrow band is outside the sRGB gamut and, auto-exposed to Y = 1, far brighter than
+    # its primaries can show. The reference is colour-science's Oklab hue of the spectrum itself.
+    # Oklab rather than CIELAB: CIELAB bends blue towards purple and calls the magenta that the
+    # old per-channel clip gave 440 nm only 8 degrees off (Oklab: 39).
+    wl = np.arange(380.0, 781.0)
+    band = np.exp(-0.5 * ((wl - nm) / 3.0) ** 2)
+    expected = _oklab_hue(_reference_xyz(wl, band))
+    rgb = spectra_to_rgb(band, wl).rgb
+    assert _hue_difference(_hue_of(rgb), expected) < 10, (rgb, _hue_of(rgb), expected)
+    assert rgb.min() == 0 and rgb.max() == 255  # as saturated and as bright as sRGB allows
+
+
+@pytest.mark.parametrize("over", [1.5, 4.0, 20.0])
+def test_overexposed_colour_is_darkened_as_a_whole(over):
+    # an orange reflector, inside the gamut at exposure 1; over-exposed so that its largest
+    # linear channel would be `over`, it must keep its channel ratios, hence its hue (a
+    # per-channel clip turns it yellow, then white)
+    refl = 0.05 + 0.5 * np.exp(-0.5 * ((WL - 610) / 60) ** 2)
+    base = spectra_to_rgb(refl, WL, exposure=1).rgb
+    assert 0 < base.min() and base.max() < 255
+    linear = _srgb_decode(base / 255)
+    bright = spectra_to_rgb(refl, WL, exposure=over / linear.max()).rgb
+    assert bright.max() == 255
+    np.testing.assert_allclose(_srgb_decode(bright / 255), linear / linear.max(), atol=0.005)
+
+
+def test_negative_spectra_render_black():
+    # noisy radiance dips below zero; a colour with no lightness has no hue to keep
+    out = spectra_to_rgb(-np.ones((2, len(WL))), WL)
+    assert out.rgb.tolist() == [[0, 0, 0], [0, 0, 0]]
+    noisy = np.random.default_rng(2).normal(0.0, 1.0, (50, len(WL)))
+    assert spectra_to_rgb(noisy, WL).rgb.shape == (50, 3)  # and no warnings (strict pytest)
 
 
 def test_partial_coverage_uses_what_is_covered():

@@ -247,3 +247,17 @@ def test_the_block_sample_weighs_pixels_by_what_they_stand_for():
     assert 0.3 < x[:, 0].mean() < 0.7  # as many pixels drawn from each block...
     truth = img[mask][:, 0].mean()  # ...but weighted, they give the valid pixels' mean
     assert np.average(x[:, 0], weights=w) == pytest.approx(truth, rel=0.02)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_lazy_recoloured_image_keeps_the_alpha_plane(dtype):
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, np.iinfo(dtype).max, (40, 30, 4)).astype(dtype)
+    img[:5, :, 3] = 0
+    lazy = da.from_array(img, chunks=(16, 16, 4))
+    res = cluster_image(lazy, 3, random_state=0)
+    eager = cluster_image(img, 3, random_state=0)
+    out = res.recolored.compute()
+    assert out.dtype == dtype == eager.recolored.dtype
+    np.testing.assert_array_equal(out[..., 3], img[..., 3])
+    np.testing.assert_array_equal(eager.recolored[..., 3], img[..., 3])

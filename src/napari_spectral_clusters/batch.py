@@ -1,7 +1,8 @@
 """Headless batch clustering: files in, labels / recoloured picture / cluster table out.
 
 The same pure functions as the widget (readers, :func:`cluster_image`, :func:`apply_model`,
-writers), so the same input and seed give the same labels.
+writers), so the same input and seed give the same labels. Which files a run will write is
+known before anything is clustered (:func:`output_paths`, :func:`find_conflicts`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,25 @@ import numpy as np
 from ._arrays import is_lazy
 from .cluster import ClusterResult, apply_model, cluster_image
 from .io import ImageData, ReadError, read_mat, read_png, read_zarr
-from .io.files import replace_path
-from .io.mat import write_mat
+from .io.files import replace_path, written_whole
+from .io.mat import lazy_threshold, write_mat
 from .io.png import write_labels_png, write_png
 from .io.zarr import write_zarr
 from .model import ClusterModel
 
-__all__ = ["BatchError", "FileReport", "cluster_file", "expand_inputs", "write_table"]
+__all__ = [
+    "BatchError",
+    "Conflict",
+    "FileReport",
+    "cluster_file",
+    "expand_inputs",
+    "find_conflicts",
+    "output_format",
+    "output_paths",
+    "planned_format",
+    "unique_stems",
+    "write_table",
+]
 
 SUFFIXES = (".mat", ".png", ".zarr")
 
@@ -75,19 +88,121 @@ def _is_input(path: Path) -> bool:
     return suffix in SUFFIXES and (path.is_dir() if suffix == ".zarr" else path.is_file())
 
 
-def read_image(path: Path) -> ImageData:
-    """The image to cluster: for ``.mat`` and ``.zarr``, the largest image (cubes first)."""
+def read_image(path: Path, *, lazy_bytes: int | None = None) -> ImageData:
+    """The image to cluster: for ``.mat`` and ``.zarr``, the largest image (cubes first).
+
+    ``lazy_bytes`` is passed to the .mat and zarr readers (arrays above it open lazily).
+    """
     suffix = path.suffix.lower()
     if suffix == ".png":
         return read_png(path)
     if suffix not in (".mat", ".zarr"):
         raise BatchError(f"{path.name}: not a .mat, .png or .zarr input")
-    images = [
-        img for img in (read_mat if suffix == ".mat" else read_zarr)(path) if img.kind == "image"
-    ]
+    read = read_mat if suffix == ".mat" else read_zarr
+    images = [img for img in read(path, lazy_bytes=lazy_bytes) if img.kind == "image"]
     if not images:
         raise BatchError(f"{path.name} holds only labels, no image to cluster")
     return max(images, key=lambda img: (img.channel_axis is not None, img.data.size))
+
+
+def labels_ndim(img: ImageData) -> int:
+    """Axes of the labels ``img`` clusters into: all of its axes but the channel axis."""
+    return img.data.ndim - (img.channel_axis is not None)
+
+
+def output_format(img: ImageData, fmt: str = "auto", *, streamed: bool | None = None) -> str:
+    """The format of ``img``'s labels and recoloured image: ``fmt``, or for ``auto`` PNG when
+    the labels are 2-D and the image is in memory, else ``.mat`` (see :data:`FORMATS`).
+
+    ``streamed`` says whether the image is clustered block by block; default: whether its
+    data is lazy, as the readers open big arrays.
+    """
+    if fmt != "auto":
+        return fmt
+    if streamed is None:
+        streamed = is_lazy(img.data)
+    return "png" if labels_ndim(img) == 2 and not streamed else "mat"
+
+
+def planned_format(path: Path) -> str:
+    """The format ``auto`` chooses for the input ``path`` (:func:`output_format`), found
+    without reading its cube.
+
+    Every array opens lazily, and its size says whether the run will stream it (the readers'
+    rule). Only what decides which array is the image is read: 2-D planes and small arrays,
+    a PNG picture, a whole MATLAB v5 file (scipy reads no less; v5 arrays are under 2 GiB).
+
+    Raises
+    ------
+    BatchError, ReadError, OSError
+        The input cannot be read.
+    """
+    img = read_image(path, lazy_bytes=0)
+    streamed = is_lazy(img.data) and img.data.nbytes > lazy_threshold()
+    return output_format(img, "auto", streamed=streamed)
+
+
+def output_paths(out_dir: Path, stem: str, fmt: str, *, with_model: bool = True) -> list[Path]:
+    """The files one input writes: labels and recoloured image in ``fmt`` (``png``, ``mat``
+    or ``zarr``), the cluster table, and the model when one is fitted."""
+    paths = [
+        out_dir / f"{stem}_clusters.{fmt}",
+        out_dir / f"{stem}_recolored.{fmt}",
+        out_dir / f"{stem}_clusters.csv",
+    ]
+    if with_model:
+        paths.append(out_dir / f"{stem}_model.npz")
+    return paths
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """An output that would replace a file: an existing one, or one of the run's inputs."""
+
+    output: Path
+    source: Path  # the input that would write it
+    replaces_input: bool
+
+
+def find_conflicts(
+    files: list[Path],
+    stems: list[str],
+    out_dir: Path,
+    *,
+    fmt: str = "auto",
+    with_model: bool = True,
+    overwrite: bool = False,
+) -> list[Conflict]:
+    """Outputs of ``files`` (written as ``stems``) that would replace a file: any that is one
+    of the inputs, and unless ``overwrite`` any that exists. Found in seconds, whatever the
+    inputs' size: nothing is clustered, and an input is opened (:func:`planned_format`) only
+    when one of the names ``auto`` could choose for it is taken.
+
+    An input that cannot be opened is left to the run, which reports it and writes nothing
+    for it; its table and model names are still checked.
+    """
+    inputs = {p.resolve() for p in files}
+
+    def taken(paths: list[Path]) -> list[Path]:
+        return [p for p in paths if p.resolve() in inputs or (not overwrite and p.exists())]
+
+    conflicts = []
+    for path, stem in zip(files, stems, strict=True):
+        if fmt != "auto":
+            clashes = taken(output_paths(out_dir, stem, fmt, with_model=with_model))
+        else:
+            as_png, as_mat = (
+                output_paths(out_dir, stem, f, with_model=with_model) for f in ("png", "mat")
+            )
+            clashes = taken(as_png + [p for p in as_mat if p not in as_png])
+            if any(p not in as_png or p not in as_mat for p in clashes):
+                try:
+                    chosen = as_png if planned_format(path) == "png" else as_mat
+                except (OSError, ValueError):  # unreadable: the run reports it
+                    chosen = [p for p in as_png if p in as_mat]
+                clashes = [p for p in clashes if p in chosen]
+        conflicts += [Conflict(p, path, p.resolve() in inputs) for p in clashes]
+    return conflicts
 
 
 def cluster_file(
@@ -118,8 +233,15 @@ def cluster_file(
         raise BatchError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
     img = read_image(path)
     data = img.data  # dask for big v7.3 cubes and zarr stores: clustered block by block
-    streamed = is_lazy(data)
-    if lazy and not streamed:  # on a dask cluster: blocks become its tasks
+    if fmt == "png" and labels_ndim(img) != 2:
+        raise BatchError(f"{path.name}: {labels_ndim(img)}-D labels cannot be saved as PNG")
+    # the outputs are known from the image alone: refuse before clustering, not after
+    fmt = output_format(img, fmt)
+    outputs = output_paths(out_dir, stem, fmt, with_model=model is None)
+    existing = [p.name for p in outputs if p.exists()]
+    if existing and not overwrite:
+        raise BatchError(f"{path.name}: would overwrite {', '.join(existing)} (use --overwrite)")
+    if lazy and not is_lazy(data):  # on a dask cluster: blocks become its tasks
         import dask.array as da
 
         data = da.from_array(np.asarray(data), chunks="auto")
@@ -134,20 +256,6 @@ def cluster_file(
         )
     else:
         res = apply_model(data, model, channel_axis=img.channel_axis, wavelengths=wavelengths)
-    if fmt == "png" and res.labels.ndim != 2:
-        raise BatchError(f"{path.name}: {res.labels.ndim}-D labels cannot be saved as PNG")
-    if fmt == "auto":
-        fmt = "png" if res.labels.ndim == 2 and not streamed else "mat"
-    outputs = [
-        out_dir / f"{stem}_clusters.{fmt}",
-        out_dir / f"{stem}_recolored.{fmt}",
-        out_dir / f"{stem}_clusters.csv",
-    ]
-    if model is None:
-        outputs.append(out_dir / f"{stem}_model.npz")
-    existing = [p.name for p in outputs if p.exists()]
-    if existing and not overwrite:
-        raise BatchError(f"{path.name}: would overwrite {', '.join(existing)} (use --overwrite)")
     # all outputs are written in a hidden folder beside them and moved in together at the
     # end: a failed or interrupted input leaves none of them, not some
     staging = Path(tempfile.mkdtemp(prefix=f".{stem}.partial-", dir=out_dir))
@@ -189,35 +297,30 @@ def write_table(path: Path, res: ClusterResult, *, wavelengths=None) -> Path:
         if wavelengths is not None and len(np.ravel(wavelengths)) == n
         else [f"band{i}" for i in range(n)]
     )
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
+    with written_whole(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            [
+                "label",
+                "pixels",
+                "fraction",
+                "color",
+                *(f"mean_{c}" for c in names),
+                *(f"std_{c}" for c in names),
+            ]
+        )
+        for i in range(res.n_clusters):
+            color = "#{:02x}{:02x}{:02x}".format(*res.colors[i])
             w.writerow(
                 [
-                    "label",
-                    "pixels",
-                    "fraction",
-                    "color",
-                    *(f"mean_{c}" for c in names),
-                    *(f"std_{c}" for c in names),
+                    i + 1,
+                    int(res.counts[i]),
+                    f"{res.fractions[i]:.6f}",
+                    color,
+                    *map(_fmt, res.centers[i]),
+                    *map(_fmt, res.std[i]),
                 ]
             )
-            for i in range(res.n_clusters):
-                color = "#{:02x}{:02x}{:02x}".format(*res.colors[i])
-                w.writerow(
-                    [
-                        i + 1,
-                        int(res.counts[i]),
-                        f"{res.fractions[i]:.6f}",
-                        color,
-                        *map(_fmt, res.centers[i]),
-                        *map(_fmt, res.std[i]),
-                    ]
-                )
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -226,13 +329,23 @@ def _fmt(value: float) -> str:
 
 
 def unique_stems(files: list[Path]) -> list[str]:
-    """Output name stems, made unique when two inputs share a file name."""
-    seen: dict[str, int] = {}
+    """Output name stems: each input's file stem, with ``_2``, ``_3``... added when an earlier
+    input has it (``a.mat``, ``a.png`` -> ``a``, ``a_2``).
+
+    Stems are compared ignoring case, as macOS and Windows compare file names, and an added
+    suffix never gives another input's own stem (``a``, ``a``, ``a_2`` -> ``a``, ``a_3``,
+    ``a_2``): no two inputs write the same file.
+    """
+    own = {p.stem.casefold() for p in files}
+    used: set[str] = set()
     stems = []
     for p in files:
-        n = seen.get(p.stem, 0)
-        seen[p.stem] = n + 1
-        stems.append(p.stem if n == 0 else f"{p.stem}_{n + 1}")
+        stem, n = p.stem, 1
+        while stem.casefold() in used or (n > 1 and stem.casefold() in own):
+            n += 1
+            stem = f"{p.stem}_{n}"
+        used.add(stem.casefold())
+        stems.append(stem)
     return stems
 
 

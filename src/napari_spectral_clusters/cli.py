@@ -6,7 +6,8 @@ import argparse
 import os
 import shutil
 import sys
-from contextlib import contextmanager
+import tempfile
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 DEMO_SCREENSHOT = "spectral-clusters-demo.png"
@@ -49,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             "A .mat or .zarr input is clustered on its largest image (the spectral cube).\n"
             "Big v7.3 .mat and zarr cubes are read, clustered and written block by block.\n"
             "Each output appears only once complete: an interrupted run leaves none half-done.\n"
-            "Bad files are reported and skipped; the others still complete.\n"
+            "Before clustering anything the run checks the options, --model, the inputs, the\n"
+            "output folder and every output name: it refuses to replace an existing file\n"
+            "(unless --overwrite) or an input. Bad files are reported and skipped; the others\n"
+            "still complete.\n"
             "Exit status: 0 all done, 1 some inputs failed, 2 nothing to do or bad options."
         ),
     )
@@ -120,37 +124,107 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from .batch import expand_inputs
+    """Check everything knowable before clustering anything, in seconds whatever the inputs'
+    size (options, --model, the inputs, the output folder, every output name), then cluster
+    the inputs one by one: no run computes for minutes, then stops on what it could have
+    checked first. A bad input is still found only when read, and skipped (exit status 1)."""
+    from .batch import expand_inputs, find_conflicts, unique_stems
     from .model import ClusterModel, ModelError
 
-    files, unmatched = expand_inputs(args.inputs)
-    for item in unmatched:
-        print(f"spectral-clusters: no .mat, .png or .zarr input matches {item}", file=sys.stderr)
-    if not files:
-        print("spectral-clusters: nothing to do", file=sys.stderr)
-        return 2
+    problem = _bad_option(args)
+    if problem:
+        return _refuse(problem)
     model = None
     if args.model is not None:
         try:
             model = ClusterModel.load(args.model)
-        except (ModelError, FileNotFoundError) as exc:
-            print(f"spectral-clusters: cannot use --model: {exc}", file=sys.stderr)
-            return 2
-    if model is None and args.clusters < 1:
-        print("spectral-clusters: -k must be at least 1", file=sys.stderr)
+        except ModelError as exc:  # missing, a folder, unreadable, not a model, damaged
+            return _refuse(f"cannot use --model: {exc}")
+    files, unmatched = expand_inputs(args.inputs)
+    for item in unmatched:
+        print(f"spectral-clusters: no .mat, .png or .zarr input matches {item}", file=sys.stderr)
+    if not files:
+        return _refuse("nothing to do")
+    if unmatched:
+        return _refuse("nothing was clustered: correct or leave out the inputs above")
+    problem = _prepare_out(args.out)
+    if problem:
+        return _refuse(problem)
+    stems = unique_stems(files)
+    conflicts = find_conflicts(
+        files,
+        stems,
+        args.out,
+        fmt=args.format,
+        with_model=model is None,
+        overwrite=args.overwrite,
+    )
+    if conflicts:
+        _report_conflicts(conflicts)
         return 2
     if not (args.scheduler or args.workers):
-        return _run_files(args, files, model, lazy=False)
+        return _run_files(args, files, stems, model, lazy=False)
+    with ExitStack() as stack:
+        try:  # only starting the cluster: errors of the run itself are reported per file
+            client = stack.enter_context(_dask_client(args.scheduler, args.workers))
+        except (ImportError, OSError, TimeoutError, ValueError) as exc:
+            return _refuse(f"cannot use a dask cluster: {exc}")
+        workers = len(client.scheduler_info()["workers"])
+        print(f"on dask cluster {client.scheduler.address} ({workers} workers)", file=sys.stderr)
+        return _run_files(args, files, stems, model, lazy=True)
+
+
+def _refuse(reason: str) -> int:
+    """Say why the run does not start; exit status 2 (bad options, nothing to do)."""
+    print(f"spectral-clusters: {reason}", file=sys.stderr)
+    return 2
+
+
+def _bad_option(args) -> str | None:
+    """What is wrong with the numbers given (options, SPECTRAL_CLUSTERS_LAZY_BYTES), if any."""
+    from .io.mat import lazy_threshold
+
+    if args.model is None and args.clusters < 1:
+        return "-k must be at least 1"
+    if args.seed < 0:  # numpy's generators take no negative seeds
+        return f"--seed must be 0 or more, not {args.seed}"
+    if args.workers is not None and args.workers < 1:
+        return f"--workers must be at least 1, not {args.workers}"
     try:
-        with _dask_client(args.scheduler, args.workers) as client:
-            workers = len(client.scheduler_info()["workers"])
-            print(
-                f"on dask cluster {client.scheduler.address} ({workers} workers)", file=sys.stderr
-            )
-            return _run_files(args, files, model, lazy=True)
-    except (ImportError, OSError, TimeoutError) as exc:
-        print(f"spectral-clusters: cannot use a dask cluster: {exc}", file=sys.stderr)
-        return 2
+        lazy_threshold()
+    except ValueError:
+        value = os.environ.get("SPECTRAL_CLUSTERS_LAZY_BYTES")
+        return f"SPECTRAL_CLUSTERS_LAZY_BYTES must be a number of bytes, not {value!r}"
+    return None
+
+
+def _prepare_out(out: Path) -> str | None:
+    """Create the output folder if missing and check that files can be made in it: why not,
+    if they cannot."""
+    if out.exists() and not out.is_dir():
+        return f"-o {out} is a file, not a folder"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # the very operation every input's outputs start with (a hidden staging folder)
+        with tempfile.TemporaryDirectory(prefix=".spectral-clusters-check-", dir=out):
+            pass
+    except OSError as exc:
+        return f"cannot write into -o {out}: {exc.strerror or exc}"
+    return None
+
+
+def _report_conflicts(conflicts) -> None:
+    print(
+        f"spectral-clusters: would overwrite {len(conflicts)} file(s); nothing was clustered:",
+        file=sys.stderr,
+    )
+    for c in conflicts:
+        what = "is an input of this run" if c.replaces_input else "exists"
+        print(f"  {c.output} {what} (an output of {c.source})", file=sys.stderr)
+    if not all(c.replaces_input for c in conflicts):
+        print("use --overwrite to replace existing outputs, or another -o", file=sys.stderr)
+    if any(c.replaces_input for c in conflicts):
+        print("inputs are never replaced: write to another -o", file=sys.stderr)
 
 
 @contextmanager
@@ -173,15 +247,14 @@ def _dask_client(address: str | None, workers: int | None):
         yield client
 
 
-def _run_files(args, files, model, *, lazy: bool) -> int:
+def _run_files(args, files, stems, model, *, lazy: bool) -> int:
     import time
 
-    from .batch import cluster_file, describe_error, unique_stems
+    from .batch import cluster_file, describe_error
 
-    args.out.mkdir(parents=True, exist_ok=True)
     failed = []
     start = time.perf_counter()
-    for i, (path, stem) in enumerate(zip(files, unique_stems(files), strict=True), start=1):
+    for i, (path, stem) in enumerate(zip(files, stems, strict=True), start=1):
         t0 = time.perf_counter()
         try:
             report = cluster_file(
@@ -203,7 +276,8 @@ def _run_files(args, files, model, *, lazy: bool) -> int:
         except Exception as exc:  # one bad file must not stop the batch
             failed.append((path, describe_error(exc)))
             status = f"FAILED: {describe_error(exc)}"
-        print(f"{_bar(i, len(files))} {i}/{len(files)} {path.name}: {status}", file=sys.stderr)
+        name = path.name if stem == path.stem else f"{path.name} (as {stem}_*)"
+        print(f"{_bar(i, len(files))} {i}/{len(files)} {name}: {status}", file=sys.stderr)
     done = len(files) - len(failed)
     print(
         f"clustered {done} of {len(files)} file(s) into {args.out} "

@@ -103,8 +103,9 @@ class ClusterResult:
         Standard deviation of each feature within each cluster, in the input's units.
     colors : (k, 3) ndarray of uint8
         Display colour of each cluster (row ``i`` is label ``i + 1``).
-    recolored : (M, N[, ...], 3 or 4) ndarray of uint8
-        Every pixel in its cluster's colour; RGBA when the input had alpha (alpha 0 kept).
+    recolored : (M, N[, ...], 3 or 4) ndarray of uint8 (uint16 for 16-bit RGBA input)
+        Every pixel in its cluster's colour; RGBA with the input's own alpha plane when the
+        input had alpha (partial transparency kept; excluded pixels transparent).
     inertia : float
         Sum of squared distances of the pixels to their cluster centre, in the space that was
         clustered (the input's units unless preprocessed).
@@ -250,7 +251,8 @@ def cluster_image(
         if alpha is None:
             alpha = n_channels == 4 and np.issubdtype(image.dtype, np.integer)
     else:
-        image, view, allowed, alpha = _prepare(image, channel_axis, mask, alpha)
+        image, view, allowed, alpha_plane = _prepare(image, channel_axis, mask, alpha)
+        alpha = alpha_plane is not None
 
     params = {
         "n_clusters": int(n_clusters),
@@ -305,7 +307,13 @@ def cluster_image(
     model = ClusterModel(fit.features, fit.centers[order], colors, params, wavelengths=wl)
     report(ProgressEvent("done", 1, 1, fit.inertia))
     return _result(
-        lut[fit.labels], centers, fit.std[order], fit.counts[order], fit.inertia, model, alpha
+        lut[fit.labels],
+        centers,
+        fit.std[order],
+        fit.counts[order],
+        fit.inertia,
+        model,
+        alpha_plane,
     )
 
 
@@ -339,7 +347,7 @@ def apply_model(
         The image has another number of channels or other wavelengths than the model, or no
         pixel to label.
     """
-    image, view, allowed, alpha = _prepare(image, channel_axis, mask, alpha)
+    image, view, allowed, alpha_plane = _prepare(image, channel_axis, mask, alpha)
     if view.shape[-1] != model.n_features:
         raise ClusteringError(
             f"the model was fitted on {model.n_features} channels (bands); "
@@ -366,12 +374,13 @@ def apply_model(
     means, std = acc.input_mean_std(model.features.offset)
     empty = acc.counts == 0
     means[empty], std[empty] = np.nan, np.nan
-    return _result(labels, means, std, acc.counts, acc.inertia_about_means(), model, alpha)
+    inertia = acc.inertia_about_means()
+    return _result(labels, means, std, acc.counts, inertia, model, alpha_plane)
 
 
 def _prepare(image, channel_axis, mask, alpha):
     """Check the image; return it, its (spatial..., C) feature view without alpha, the pixels
-    allowed by mask and alpha, and whether it had alpha."""
+    allowed by mask and alpha, and its alpha plane (None without alpha)."""
     image = np.asarray(image)
     if image.dtype == bool:
         image = image.view(np.uint8)
@@ -391,19 +400,21 @@ def _prepare(image, channel_axis, mask, alpha):
         if mask.shape != spatial:
             raise ClusteringError(f"mask shape {mask.shape} does not match image {spatial}")
         allowed &= mask.astype(bool)
+    alpha_plane = None
     if alpha:
-        allowed &= view[..., -1] > 0
+        alpha_plane = view[..., -1]
+        allowed &= alpha_plane > 0
         view = view[..., :-1]
-    return image, view, allowed, bool(alpha)
+    return image, view, allowed, alpha_plane
 
 
-def _result(labels, centers, std, counts, inertia, model, alpha) -> ClusterResult:
+def _result(labels, centers, std, counts, inertia, model, alpha_plane) -> ClusterResult:
     return ClusterResult(
         labels=labels,
         centers=centers,
         std=std,
         colors=model.colors,
-        recolored=_recolor(labels, model.colors, alpha=alpha),
+        recolored=recolor(labels, model.colors, alpha_plane),
         inertia=float(inertia),
         counts=np.round(counts).astype(np.int64),
         model=model,
@@ -924,13 +935,41 @@ def _label_dtype(n_clusters: int) -> np.dtype:
     )
 
 
-def _recolor(labels, colors, *, alpha):
-    """Each pixel in its cluster's colour; label 0 is black (transparent with alpha)."""
-    lut = color_lut(colors, alpha=alpha)
-    if not alpha:
+def recolor(labels: np.ndarray, colors: np.ndarray, alpha=None) -> np.ndarray:
+    """Every pixel in its cluster's colour, with the picture's own alpha plane.
+
+    Parameters
+    ----------
+    labels : (M, N[, ...]) ndarray of int
+        Labels 1..k; 0 (excluded pixels) is black, and transparent when there is alpha.
+    colors : (k, 3) ndarray of uint8
+        Colour of label ``i`` in row ``i - 1``.
+    alpha : (M, N[, ...]) ndarray of uint8 or uint16, optional
+        The input's alpha plane, carried over unchanged wherever a pixel has a label (soft,
+        anti-aliased edges stay soft, as the walkthrough restores them); 16-bit alpha gives
+        a 16-bit RGBA image (colours times 257).
+
+    Returns
+    -------
+    (M, N[, ...], 3 or 4) ndarray of uint8 (uint16 for 16-bit alpha)
+    """
+    labels = np.asarray(labels)
+    lut = color_lut(colors, alpha=alpha is not None)
+    if alpha is None:
         return lut[labels]
-    # RGBA rows as one uint32 each: a 1-D gather, ~10x faster than gathering (k + 1, 4) rows.
-    return np.take(lut.view(np.uint32).ravel(), labels).view(np.uint8).reshape(*labels.shape, 4)
+    alpha = np.asarray(alpha)
+    if alpha.dtype == np.uint16:
+        out = (lut.astype(np.uint16) * 257)[labels]
+    else:
+        # RGBA rows as one uint32 each: a 1-D gather, ~10x faster than gathering (k + 1, 4)
+        # rows
+        out = np.take(lut.view(np.uint32).ravel(), labels).view(np.uint8)
+        out = out.reshape(*labels.shape, 4)
+        alpha = np.clip(alpha, 0, 255).astype(np.uint8, copy=False)
+    # label 0 has alpha 0 in the table, every cluster the maximum: the minimum is 0 or the
+    # picture's own alpha
+    np.minimum(out[..., 3], alpha, out=out[..., 3])
+    return out
 
 
 def color_lut(colors, *, alpha: bool) -> np.ndarray:

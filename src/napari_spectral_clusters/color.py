@@ -6,8 +6,11 @@ resampled to 1 nm, integrated against the CIE 1931 2-degree colour-matching func
 by D65, normalised so that a perfect white reflector (reflectance 1 everywhere) has Y = 1, and
 converted XYZ -> linear sRGB (D65 white point, IEC 61966-2-1 matrix) -> sRGB with its transfer
 curve. ``exposure`` scales Y: 1 keeps reflectances as they are; "auto" maps the 99th
-percentile of Y to 1, which suits radiance cubes in arbitrary units. The CIE tables ship in
-``_data/cie.npz`` (exported from colour-science by ``tools/export_cie_tables.py``).
+percentile of Y to 1, which suits radiance cubes in arbitrary units. Colours sRGB cannot show
+keep their hue: one outside the gamut loses chroma (at constant Oklab lightness and hue) until
+it is inside, and one brighter than the display is scaled down as a whole; channels are never
+clipped one by one. The CIE tables ship in ``_data/cie.npz`` (exported from colour-science by
+``tools/export_cie_tables.py``).
 """
 
 from __future__ import annotations
@@ -77,7 +80,9 @@ def spectra_to_rgb(
         Axis of ``spectra`` holding the bands.
     exposure : float or "auto"
         True colour: Y multiplier (1 for reflectance); "auto" maps the 99th percentile of Y
-        to 1.
+        to 1. A colour outside the sRGB gamut is desaturated at constant Oklab lightness and
+        hue until it fits, and a colour brighter than white is darkened as a whole (its
+        channels keep their ratios), so out-of-range colours keep their hue.
 
     Returns
     -------
@@ -139,8 +144,69 @@ def _xyz_to_srgb8(xyz: np.ndarray, exposure: float | str) -> np.ndarray:
         y = xyz[:, 1]
         top = np.percentile(y, 99) if len(y) else 0.0
         exposure = 1.0 / top if top > 0 else 1.0
-    linear = np.clip(xyz * float(exposure) @ _cie()["xyz_to_srgb"].T, 0, 1)
+    linear = _into_gamut(xyz * float(exposure) @ _cie()["xyz_to_srgb"].T)
     return np.round(_srgb_encode(linear) * 255).astype(np.uint8)
+
+
+#: Oklab (Ottosson 2020, https://bottosson.github.io/posts/oklab/, as in colour-science and
+#: CSS Color 4): XYZ (D65) to cone-like LMS, and cube-rooted LMS to L, a, b.
+_XYZ_TO_LMS = np.array(
+    [
+        [0.8189330101, 0.3618667424, -0.1288597137],
+        [0.0329845436, 0.9293118715, 0.0361456387],
+        [0.0482003018, 0.2643662691, 0.6338517070],
+    ]
+)
+_LMS_TO_OKLAB = np.array(
+    [
+        [0.2104542553, 0.7936177850, -0.0040720468],
+        [1.9779984951, -2.4285922050, 0.4505937099],
+        [0.0259040371, 0.7827717662, -0.8086757660],
+    ]
+)
+#: Halvings of the chroma search: 2**-16 of a colour's chroma is far below one 8-bit step.
+_GAMUT_STEPS = 16
+
+
+def _into_gamut(linear: np.ndarray) -> np.ndarray:
+    """Bring (N, 3) linear sRGB into [0, 1] without changing the hue of any colour.
+
+    Clipping each channel on its own changes the ratios between them, and so the hue: a narrow
+    band at 440 nm, auto-exposed, came out magenta (255, 0, 255) and one at 480 nm cyan.
+    Instead, in linear light: a colour with a negative component (outside the gamut) loses
+    chroma at constant Oklab lightness and hue until it has none (the largest such chroma, by
+    bisection, as CSS Color 4 maps gamuts); then a colour with a component above 1 is scaled
+    as a whole so that its largest is 1, which keeps its Oklab hue exactly (Oklab is linear in
+    the cube root of LMS). Colours already in range are returned unchanged.
+    """
+    # Why Oklab: its hue was fitted to data on constant perceived hue. Against colour-science's
+    # Oklab hue of narrow bands (440-640 nm), mixing with grey of the same Y instead is off by
+    # up to 27 degrees (480 nm, too blue) and desaturating at constant CIELAB hue by up to 34
+    # (460 nm renders purple, CIELAB's known bend of blue towards purple).
+    out = linear.copy()
+    outside = out.min(axis=1) < 0
+    if outside.any():
+        rgb_to_lms = _XYZ_TO_LMS @ np.linalg.inv(_cie()["xyz_to_srgb"])
+        # (3, n) layout: the per-step products and minima then run along contiguous rows
+        lab = _LMS_TO_OKLAB @ np.cbrt(rgb_to_lms @ out[outside].T)
+        oklab_to_lms, lms_to_rgb = np.linalg.inv(_LMS_TO_OKLAB), np.linalg.inv(rgb_to_lms)
+        # cube-rooted LMS = grey part + share * chroma part, so each step is one product
+        grey = oklab_to_lms[:, :1] * lab[:1]
+        chroma = oklab_to_lms[:, 1:] @ lab[1:]
+
+        def with_chroma(share: np.ndarray) -> np.ndarray:
+            return lms_to_rgb @ (grey + share * chroma) ** 3
+
+        # share 0 is the grey of the same lightness, which is in the gamut when L > 0
+        lo, hi = np.zeros(lab.shape[1]), np.ones(lab.shape[1])
+        for _ in range(_GAMUT_STEPS):
+            mid = (lo + hi) / 2
+            fits = with_chroma(mid).min(axis=0) >= 0
+            lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
+        out[outside] = with_chroma(lo).T
+    out /= np.maximum(out.max(axis=1, keepdims=True), 1.0)
+    # only colours with no lightness at all (negative spectra) are left below 0: black
+    return np.maximum(out, 0.0)
 
 
 def _srgb_encode(linear: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ from .cluster import (
     _label_dtype,
     _nearest,
     color_lut,
+    recolor,
     refine,
 )
 from .color import center_colors
@@ -118,14 +119,7 @@ def _cluster_lazy(
         dtype=_label_dtype(len(centers)),
         drop_axis=view.ndim - 1,
     )
-    lut = color_lut(colors, alpha=alpha)
-    recolored = labels.map_blocks(
-        _lut_block,
-        lut=lut,
-        dtype=np.uint8,
-        new_axis=labels.ndim,
-        chunks=(*labels.chunks, (lut.shape[1],)),
-    )
+    recolored = _lazy_recolor(labels, colors, image, channel_axis, alpha)
     report(ProgressEvent("done", 1, 1, inertia))
     return ClusterResult(
         labels=labels,
@@ -293,9 +287,38 @@ def _add(a: _Accumulator, b: _Accumulator) -> _Accumulator:
     return a
 
 
+def _lazy_recolor(labels: da.Array, colors, image: da.Array, channel_axis, alpha: bool):
+    """:func:`~napari_spectral_clusters.cluster.recolor` block by block, with the image's
+    alpha plane."""
+    if not alpha:
+        lut = color_lut(colors, alpha=False)
+        return labels.map_blocks(
+            _lut_block,
+            lut=lut,
+            dtype=np.uint8,
+            new_axis=labels.ndim,
+            chunks=(*labels.chunks, (3,)),
+        )
+    plane = da.moveaxis(image, channel_axis, -1)[..., -1].rechunk(labels.chunks)
+    dtype = np.uint16 if plane.dtype == np.uint16 else np.uint8
+    return da.map_blocks(
+        _recolor_block,
+        labels,
+        plane,
+        colors=np.asarray(colors),
+        dtype=dtype,
+        new_axis=labels.ndim,
+        chunks=(*labels.chunks, (4,)),
+    )
+
+
 def _lut_block(block: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """Colours of a block of labels (module level: a cluster's workers must unpickle it)."""
     return lut[block]
+
+
+def _recolor_block(block: np.ndarray, alpha: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    return recolor(block, colors, alpha)
 
 
 def _label_block(block, ok, *, features: Features, centers) -> np.ndarray:

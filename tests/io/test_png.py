@@ -135,3 +135,30 @@ def test_write_then_read(tmp_path, data):
     path = write_png(tmp_path / "out.png", data)
     np.testing.assert_array_equal(read_png(path).data, data)
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_16_bit_rgba_written_and_read_at_16_bits(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 65536, (6, 7, 4), dtype=np.uint16)
+    state = {"scale": [2.0, 0.25], "units": ["micrometer", "micrometer"], "translate": [1, 2]}
+    write_png(tmp_path / "deep.png", data, metadata={"seed": 3}, layer_state=state)
+    back = read_png(tmp_path / "deep.png")
+    assert back.rgb and back.data.dtype == np.uint16
+    np.testing.assert_array_equal(back.data, data)
+    assert back.metadata["seed"] == 3 and back.layer_state == state
+    from PIL import Image
+
+    with Image.open(tmp_path / "deep.png") as im:  # pHYs: 4e6 px/m along x, 5e5 along y
+        np.testing.assert_allclose(im.info["dpi"], [4e6 * 0.0254, 5e5 * 0.0254], rtol=1e-6)
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = write_png(tmp_path / "p.png", np.zeros((3, 3), np.uint8))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import zlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +21,7 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels, Shapes
 from napari.qt.threading import create_worker
 from napari.utils import progress
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEventLoop, QObject, Signal
 
 from .._arrays import is_lazy
@@ -32,6 +33,7 @@ from ..cluster import (
     apply_model,
     cluster_image,
     label_statistics,
+    recolor,
     sweep_k,
 )
 from ..color import categorical_colors, spectra_to_rgb
@@ -235,11 +237,12 @@ class ClusterWidget(Container):
         keep = min(labels)
         data[np.isin(data, labels)] = keep
         layer.data = data
-        self.refresh()
+        self.refresh(edited=True)
 
-    def refresh(self):
-        """Recompute the table, features and recoloured image from the labels as they are now
-        (after painting or merging)."""
+    def refresh(self, *, edited: bool = False):
+        """Recompute the table, features, colours and recoloured image from the labels as they
+        are now (after painting or merging); a label painted beyond the clustering's gets a
+        colour of its own, in both result layers."""
         if self._shown is None:
             return
         shown = self._shown
@@ -247,29 +250,38 @@ class ClusterWidget(Container):
         if shown["labels"] not in layers or shown["source"] not in layers:
             show_error("The clustered layers are gone; run the clustering again.")
             return
-        labels = np.asarray(layers[shown["labels"]].data)
+        labels_layer = layers[shown["labels"]]
+        labels = np.asarray(labels_layer.data)
         source = layers[shown["source"]]
+        data = np.asarray(source.data)
         stats = label_statistics(
-            np.asarray(source.data),
-            labels,
-            channel_axis=shown["channel_axis"],
-            alpha=shown["alpha"],
+            data, labels, channel_axis=shown["channel_axis"], alpha=shown["alpha"]
         )
-        colors = _colors_for(stats["label"], shown["colors"])
-        self._plot_spectra(stats["mean"], stats["std"], colors, stats["label"])
-        lut = np.zeros((int(labels.max(initial=0)) + 1, 4 if shown["alpha"] else 3), np.uint8)
-        lut[stats["label"], :3] = colors
-        if shown["alpha"]:
-            lut[stats["label"], 3] = 255
-        layers[shown["recolored"]].data = lut[labels]
-        self._fill_table(stats, colors)
+        top = int(labels.max(initial=0))
+        if top > len(shown["colors"]):
+            shown["colors"] = _colors_for(np.arange(1, top + 1), shown["colors"])
+        colors = np.asarray(shown["colors"], dtype=np.uint8)
+        edited = edited or labels_checksum(labels) != labels_layer.metadata.get("labels_checksum")
+        labels_layer.colormap = label_colormap(colors)
+        labels_layer.metadata = {
+            **labels_layer.metadata,
+            "colors": colors,
+            "hand_edited": bool(edited or labels_layer.metadata.get("hand_edited")),
+        }
+        present = colors[stats["label"] - 1]
+        self._plot_spectra(stats["mean"], stats["std"], present, stats["label"])
+        alpha_plane = data[..., -1] if shown["alpha"] else None
+        recolored = layers[shown["recolored"]]
+        recolored.data = recolor(labels, colors, alpha_plane)
+        recolored.metadata = {**recolored.metadata, "colors": colors}
+        self._fill_table(stats, present)
 
     def rename(self, label: int, name: str):
         """Name a cluster (e.g. after the material it shows); table and features follow."""
         if self._shown is None:
             return
         self._shown["names"][int(label)] = str(name)
-        self.refresh()
+        self.refresh(edited=True)
 
     def recolour(self, label: int, color):
         """Give a cluster another colour (RGB 0-255); labels, recoloured image, table and
@@ -283,10 +295,7 @@ class ClusterWidget(Container):
         colors = colors.copy()
         colors[label - 1] = np.asarray(color, dtype=np.uint8)[:3]
         self._shown["colors"] = colors
-        layer = self._viewer.layers[self._shown["labels"]]
-        layer.colormap = label_colormap(colors)
-        layer.metadata = {**layer.metadata, "colors": colors}
-        self.refresh()
+        self.refresh(edited=True)
 
     def _edit_cell(self, row: int, column: int):
         """Double-click: the swatch picks a new colour, the name asks for a new name."""
@@ -551,25 +560,31 @@ class ClusterWidget(Container):
         transform = _sub_transform(source, keep)
         self._model = result.model
         meta = {"spectral_clusters_source": source.name, **result.summary()}
+        labels_name, recolored_name = self._result_names(source.name)
         colormap = label_colormap(result.colors)
         self._put(
-            f"{source.name} recolored",
+            recolored_name,
             "image",
             result.recolored,
             dict(rgb=True, metadata=meta, **transform),
             above=source,
         )
         self._put(
-            f"{source.name} clusters",
+            labels_name,
             "labels",
             result.labels,
-            dict(colormap=colormap, metadata=meta, opacity=0.7, **transform),
-            above=self._viewer.layers[f"{source.name} recolored"],
+            dict(
+                colormap=colormap,
+                metadata={**meta, "labels_checksum": labels_checksum(result.labels)},
+                opacity=0.7,
+                **transform,
+            ),
+            above=self._viewer.layers[recolored_name],
         )
         self._shown = {
             "source": source.name,
-            "labels": f"{source.name} clusters",
-            "recolored": f"{source.name} recolored",
+            "labels": labels_name,
+            "recolored": recolored_name,
             "channel_axis": channel_axis,
             "alpha": result.recolored.shape[-1] == 4,
             "colors": result.colors,
@@ -593,6 +608,25 @@ class ClusterWidget(Container):
             result.colors[present],
         )
         self.status.value = f"{result.n_clusters} clusters, inertia {result.inertia:.4g}"
+
+    def _result_names(self, source: str) -> tuple[str, str]:
+        """Names of the labels and recoloured layers a new result of ``source`` goes to: the
+        usual ones, updated in place, unless those hold hand edits (painting, merges, names,
+        colours), which are never overwritten: then new names, and a notification."""
+        layers = self._viewer.layers
+        n = 1
+        while True:
+            suffix = "" if n == 1 else f" ({n})"
+            names = (f"{source} clusters{suffix}", f"{source} recolored{suffix}")
+            if not (names[0] in layers and has_hand_edits(layers[names[0]])):
+                break
+            n += 1
+        if n > 1:
+            show_warning(
+                f"{source} clusters holds your edits, so the new result is in "
+                f"'{names[0]}' and '{names[1]}'."
+            )
+        return names
 
     def _put(self, name: str, layer_type: str, data, kwargs: dict, *, above):
         layers = self._viewer.layers
@@ -690,6 +724,24 @@ def _features_of(layer: Image, choice="auto") -> tuple[int | None, bool]:
     return (0 if layer.ndim >= 3 else None), False
 
 
+def labels_checksum(labels) -> int | None:
+    """A fingerprint of labels as a clustering wrote them, to notice painting later (None for
+    lazy labels, which napari cannot paint)."""
+    if is_lazy(labels):
+        return None
+    return zlib.crc32(np.ascontiguousarray(labels).view(np.uint8))
+
+
+def has_hand_edits(layer: Labels) -> bool:
+    """The user changed this result layer: painted it, or merged, renamed or recoloured its
+    clusters."""
+    meta = layer.metadata
+    if meta.get("hand_edited"):
+        return True
+    recorded = meta.get("labels_checksum")
+    return recorded is not None and labels_checksum(layer.data) != recorded
+
+
 def _colors_for(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
     """Colours of ``labels``: the clustering's for its own, well-separated ones for labels
     painted beyond them."""
@@ -751,13 +803,16 @@ def _spatial_axes(layer: Image, channel_axis: int | None) -> list[int]:
 
 
 def _sub_transform(layer: Image, keep: list[int]) -> dict:
-    """The layer's scale, translate, rotate, shear and affine restricted to ``keep`` axes."""
+    """The layer's scale, translate, rotate, shear, affine (and units, on a napari that has
+    them) restricted to ``keep`` axes."""
     n = layer.ndim
     shear = np.eye(n)
     shear[np.triu_indices(n, 1)] = layer.shear
     affine = layer.affine.affine_matrix
     homog = [*keep, n]
+    units = {"units": tuple(layer.units[i] for i in keep)} if hasattr(layer, "units") else {}
     return {
+        **units,
         "scale": np.asarray(layer.scale)[keep],
         "translate": np.asarray(layer.translate)[keep],
         "rotate": np.asarray(layer.rotate)[np.ix_(keep, keep)],

@@ -325,8 +325,9 @@ _METRES = {
 }
 
 
-def _phys_chunk(layer_state: dict) -> bytes | None:
-    """``pHYs`` data (pixels per metre along x and y) for a pixel size in a length unit."""
+def _pixels_per_metre(layer_state: dict) -> tuple[int, int] | None:
+    """Pixels per metre along x and y (what ``pHYs`` holds) for a pixel size in a length
+    unit, else None."""
     units, scale = layer_state.get("units"), layer_state.get("scale")
     if not units or not scale or len(units) < 2 or len(scale) < 2:
         return None
@@ -335,7 +336,7 @@ def _phys_chunk(layer_state: dict) -> bytes | None:
     per_metre = [round(1 / (float(s) * _METRES[units[-1]])) for s in (scale[-1], scale[-2])]
     if not all(0 < p < 2**31 for p in per_metre):
         return None
-    return struct.pack(">IIB", *per_metre, 1)
+    return per_metre[0], per_metre[1]
 
 
 def _text_chunk(saved: dict) -> bytes:
@@ -347,10 +348,10 @@ def _text_chunk(saved: dict) -> bytes:
 def _save(path: str | Path, image: Image.Image, saved: dict) -> Path:
     info = PngInfo()
     info.add_text(TEXT_KEY, metadata_to_json(saved), zip=True)
-    phys = _phys_chunk(saved["layer_state"])
-    if phys is not None:
-        info.add(b"pHYs", phys)
     extra = {k: v for k, v in image.info.items() if k == "transparency"}
+    per_metre = _pixels_per_metre(saved["layer_state"])
+    if per_metre is not None:  # Pillow writes pHYs from dots per inch only
+        extra["dpi"] = tuple(p * 0.0254 for p in per_metre)
     with written_whole(path) as tmp:
         image.save(tmp, format="PNG", pnginfo=info, **extra)
     return Path(path)
@@ -367,9 +368,9 @@ def _save_16bit_colour(path: str | Path, data: np.ndarray, saved: dict) -> Path:
     writer.write(buffer, data.reshape(height, width * planes))
     chunks = list(png.Reader(bytes=buffer.getvalue()).chunks())
     ours = [(b"zTXt", _text_chunk(saved))]
-    phys = _phys_chunk(saved["layer_state"])
-    if phys is not None:
-        ours.append((b"pHYs", phys))
+    per_metre = _pixels_per_metre(saved["layer_state"])
+    if per_metre is not None:
+        ours.append((b"pHYs", struct.pack(">IIB", *per_metre, 1)))
     chunks[1:1] = ours  # right after IHDR
     with written_whole(path) as tmp, open(tmp, "wb") as f:
         png.write_chunks(f, chunks)

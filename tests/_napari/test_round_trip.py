@@ -1,0 +1,150 @@
+"""What a user made survives saving and reopening: ids, colours, cluster names, scale,
+translate, units and parameters; hand edits are never overwritten by a new result."""
+
+import numpy as np
+import pytest
+from napari.layers import Labels
+
+from napari_spectral_clusters._napari.sample_data import make_sample_cube, make_sample_photo
+
+PLUGIN = "napari-spectral-clusters"
+
+
+@pytest.fixture
+def edited(make_napari_viewer):
+    """A clustered cube with a renamed cluster, two merged and a new id 9 painted."""
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    (cube, kw, _), _ = make_sample_cube()
+    viewer.add_image(
+        cube, **kw, scale=(1, 2.5, 0.5), translate=(0, 10, -4), units=("nm", "um", "um")
+    )
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    w.rename(1, "soil")
+    w.merge([3, 4])
+    layer = viewer.layers["sample cube clusters"]
+    painted = np.array(layer.data)
+    painted[:5, :7] = 9
+    layer.data = painted
+    w.refresh()
+    return viewer, w, layer
+
+
+def _names(layer) -> dict:
+    return dict(zip(layer.features["index"], layer.features["name"], strict=True))
+
+
+def _rgba(layer: Labels, ids) -> np.ndarray:
+    return np.array([layer.get_color(int(i)) for i in ids], dtype=float)
+
+
+def test_a_painted_new_label_is_visible_in_both_layers(edited):
+    viewer, _, layer = edited
+    color = layer.get_color(9)
+    assert color is not None and color[3] == 1  # opaque, not transparent
+    recolored = viewer.layers["sample cube recolored"].data
+    np.testing.assert_array_equal(recolored[0, 0], np.round(np.asarray(color[:3]) * 255))
+    assert 9 in set(layer.features["index"])
+    # and it differs from the other clusters' colours
+    others = [tuple(layer.get_color(i)) for i in (1, 2, 3)]
+    assert tuple(color) not in others
+
+
+@pytest.mark.parametrize("suffix", [".png", ".mat", ".zarr"])
+def test_labels_reopen_as_they_were_saved(edited, make_napari_viewer, tmp_path, suffix):
+    _, _, layer = edited
+    path = tmp_path / f"clusters{suffix}"
+    (written,) = layer.save(str(path), plugin=PLUGIN)
+    again = make_napari_viewer()
+    reopened = [x for x in again.open(written, plugin=PLUGIN) if isinstance(x, Labels)]
+    (back,) = reopened
+    np.testing.assert_array_equal(back.data, layer.data)
+    ids = np.unique(layer.data)
+    np.testing.assert_allclose(_rgba(back, ids), _rgba(layer, ids), atol=1 / 255)
+    assert _names(back) == _names(layer)
+    assert _names(back)[1] == "soil" and 9 in _names(back)
+    np.testing.assert_allclose(back.scale, layer.scale)
+    np.testing.assert_allclose(back.translate, layer.translate)
+    assert [str(u) for u in back.units] == [str(u) for u in layer.units] == ["micrometer"] * 2
+    assert back.metadata["params"]["n_clusters"] == 4
+    assert back.metadata["params"]["random_state"] == layer.metadata["params"]["random_state"]
+
+
+def test_all_result_layers_reopen_from_one_mat(edited, make_napari_viewer, tmp_path):
+    viewer, _, layer = edited
+    recolored = viewer.layers["sample cube recolored"]
+    viewer.layers.selection = {layer, recolored}
+    (written,) = viewer.layers.save(str(tmp_path / "both.mat"), selected=True, plugin=PLUGIN)
+    again = make_napari_viewer()
+    back = {x.name: x for x in again.open(written, plugin=PLUGIN)}
+    np.testing.assert_array_equal(back["sample cube recolored"].data, recolored.data)
+    np.testing.assert_allclose(back["sample cube recolored"].scale, recolored.scale)
+    np.testing.assert_array_equal(back["sample cube clusters"].data, layer.data)
+
+
+def test_recolored_png_keeps_scale_translate_and_pixel_size(edited, make_napari_viewer, tmp_path):
+    viewer, _, _ = edited
+    recolored = viewer.layers["sample cube recolored"]
+    (written,) = recolored.save(str(tmp_path / "rgb.png"), plugin=PLUGIN)
+    (back,) = make_napari_viewer().open(written, plugin=PLUGIN)
+    np.testing.assert_array_equal(back.data, recolored.data)
+    np.testing.assert_allclose(back.translate, [10, -4])
+    np.testing.assert_allclose(back.scale, [2.5, 0.5])
+    # the standard pHYs chunk says the pixel size to other programs: px per metre, x then y
+    from PIL import Image
+
+    with Image.open(written) as im:
+        assert np.allclose(im.info["dpi"], [0.0254 / 0.5e-6, 0.0254 / 2.5e-6], rtol=1e-3)
+
+
+def test_apply_model_never_overwrites_hand_edits(edited, tmp_path):
+    viewer, w, layer = edited
+    kept = np.array(layer.data)
+    names = _names(layer)
+    w.save_model(tmp_path / "m.npz")
+    w.apply_model(tmp_path / "m.npz", wait=True)
+    np.testing.assert_array_equal(viewer.layers["sample cube clusters"].data, kept)
+    assert _names(viewer.layers["sample cube clusters"]) == names
+    fresh = viewer.layers["sample cube clusters (2)"]
+    assert "sample cube recolored (2)" in viewer.layers
+    assert 9 not in np.unique(fresh.data)
+
+
+def test_painting_alone_counts_as_an_edit(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    (cube, kw, _), _ = make_sample_cube()
+    viewer.add_image(cube, **kw)
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    w.run(wait=True)  # an unedited result is updated in place
+    assert "sample cube clusters (2)" not in viewer.layers
+    layer = viewer.layers["sample cube clusters"]
+    layer.paint((3, 3), 2)  # napari's own painting, no Refresh
+    painted = np.array(layer.data)
+    w.run(wait=True)
+    np.testing.assert_array_equal(viewer.layers["sample cube clusters"].data, painted)
+    assert "sample cube clusters (2)" in viewer.layers
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_recoloured_image_keeps_the_alpha_plane(make_napari_viewer, depth):
+    """Soft, anti-aliased edges stay soft: alpha as it was, 8- and 16-bit."""
+    ((photo, kw, _),) = make_sample_photo()
+    photo = np.array(photo)
+    xx = np.arange(photo.shape[1])[None, :].repeat(photo.shape[0], 0)
+    ramp = np.clip(xx * 255 // photo.shape[1], 0, 255).astype(np.uint8)  # 0..254
+    photo[..., 3] = ramp
+    if depth == 16:
+        photo = photo.astype(np.uint16) * 257
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    viewer.add_image(photo, **kw)
+    w.n_clusters.value = 8
+    w.run(wait=True)
+    out = viewer.layers["coffee recolored"].data
+    assert out.dtype == photo.dtype
+    np.testing.assert_array_equal(out[..., 3], photo[..., 3])
+    labels = viewer.layers["coffee clusters"].data
+    assert (labels[photo[..., 3] == 0] == 0).all() and (labels[photo[..., 3] > 0] > 0).all()
