@@ -20,7 +20,8 @@ from ._arrays import is_lazy
 from .cluster import ClusterResult, apply_model, cluster_image
 from .io import ImageData, ReadError, read_mat, read_png, read_zarr
 from .io.files import replace_path, written_whole
-from .io.mat import lazy_threshold, write_mat
+from .io.layers import lazy_threshold
+from .io.mat import write_mat
 from .io.png import write_labels_png, write_png
 from .io.zarr import write_zarr
 from .model import ClusterModel

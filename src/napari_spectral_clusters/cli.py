@@ -182,7 +182,7 @@ def _refuse(reason: str) -> int:
 
 def _bad_option(args) -> str | None:
     """What is wrong with the numbers given (options, SPECTRAL_CLUSTERS_LAZY_BYTES), if any."""
-    from .io.mat import lazy_threshold
+    from .io.layers import lazy_threshold
 
     if args.model is None and args.clusters < 1:
         return "-k must be at least 1"

@@ -3,7 +3,7 @@
 Zarr is what big spectral cubes are usually converted to (chunked, compressed, readable in
 parallel by a cluster of machines). A store holding one array opens as one layer named after
 the store; a group opens every array in it (``group.array`` for nested ones) by the same rules
-as a MATLAB file (see :mod:`napari_spectral_clusters.io.mat`), except that a cube's band axis,
+as a MATLAB file (see :mod:`napari_spectral_clusters.io.layers`), except that a cube's band axis,
 without a wavelength vector to match, is the first or last axis: the odd one out when the
 image is square, else the shorter (zarr cubes come bands-first as often as bands-last). Big
 arrays open as dask arrays.
@@ -24,7 +24,7 @@ import zarr
 from .._arrays import is_lazy
 from ._image_data import ImageData, ReadError, store_blocks
 from .files import written_whole
-from .mat import _images, _saved_layers, layer_variables, lazy_threshold
+from .layers import images_from_arrays, layer_variables, lazy_threshold
 
 __all__ = ["is_zarr_store", "read_zarr", "write_zarr"]
 
@@ -40,8 +40,9 @@ def is_zarr_store(path: str | Path) -> bool:
 def read_zarr(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageData]:
     """Read the images in a zarr store (an array, or a group of arrays).
 
-    Arrays larger than ``lazy_bytes`` (default :data:`~napari_spectral_clusters.io.mat.LAZY_BYTES`)
-    open as dask arrays chunked as the store is, read only as napari or the engine needs them.
+    Arrays larger than ``lazy_bytes`` (default
+    :data:`~napari_spectral_clusters.io.layers.LAZY_BYTES`) open as dask arrays chunked as the
+    store is, read only as napari or the engine needs them.
 
     Raises
     ------
@@ -67,7 +68,7 @@ def read_zarr(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageD
         f"{name} ({'x'.join(map(str, a.shape))} {a.dtype})" for name, a in arrays.items()
     )
     bands_first = {n for n, a in arrays.items() if a.ndim >= 3 and _bands_first(a.shape)}
-    images = _images(path, arrays, _saved_layers(path, arrays, strings), bands_first)
+    images = images_from_arrays(path, arrays, strings, bands_first=bands_first)
     if not images:
         raise ReadError(f"{path.name} holds no image: {description or 'no arrays'}")
     return images

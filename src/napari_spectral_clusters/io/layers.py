@@ -1,0 +1,323 @@
+"""Which arrays of a file become which napari layers, for every format that holds named
+arrays (MATLAB ``.mat``, zarr groups), and how our writers record layers as named arrays.
+
+* A numeric array with 3 or more axes is a cube. Its spectral (band) axis is the axis whose
+  length matches a wavelength vector in the file; without one, it is the **first** axis when the
+  last two axes have the same length and the first differs, and the **last** axis otherwise
+  (MATLAB's rows x cols x bands convention); a format may name cubes it knows to be band-first.
+  The cube is returned band axis first.
+* A band x pixels matrix with the image size in scalars (``lines``/``cols``,
+  ``nRow``/``nCol``, ...), as unmixing datasets store cubes, is reshaped to the cube using
+  MATLAB's column-major pixel order.
+* A 2-D integer-valued array is a labels layer (ground truth) when its name or the file's says
+  so (gt, label, class, mask, truth, ...) or when it is integer-typed with a cube's y x x shape;
+  logical arrays are labels too. Other 2-D arrays are images.
+* Scalars, strings, vectors and spectra matrices (one axis as long as a cube's bands) are not
+  layers.
+* A layer ``x`` our writers saved comes with ``x_metadata`` (a JSON record of its kind,
+  parameters and layer state) and companions ``x_colors``, ``x_centers``...: it reopens as it
+  was saved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .._arrays import is_lazy
+from ._image_data import ImageData, metadata_from_json, metadata_to_json
+
+__all__ = ["LAZY_BYTES", "images_from_arrays", "layer_variables", "lazy_threshold"]
+
+_WAVELENGTH_NAME = re.compile(r"wave|lambda|^wl|wl$|^bands?$|wavenumber|^nm$|freq", re.I)
+_LABELS_NAME = re.compile(r"gt|label|class|mask|truth|seg|roi", re.I)
+_ROWS_NAME = re.compile(r"^(lines|n_?rows?|rows|height)$", re.I)
+_COLS_NAME = re.compile(r"^(cols|n_?cols?|columns|samples|width)$", re.I)
+
+
+#: v7.3 variables larger than this many bytes open lazily (dask over the HDF5 dataset);
+#: the environment variable SPECTRAL_CLUSTERS_LAZY_BYTES overrides it.
+LAZY_BYTES = 512 * 2**20
+
+
+def lazy_threshold(lazy_bytes: int | None = None) -> int:
+    """``lazy_bytes`` as given, else SPECTRAL_CLUSTERS_LAZY_BYTES, else :data:`LAZY_BYTES`."""
+    if lazy_bytes is not None:
+        return lazy_bytes
+    return int(os.environ.get("SPECTRAL_CLUSTERS_LAZY_BYTES", LAZY_BYTES))
+
+
+def images_from_arrays(
+    path: Path, arrays: dict, strings: dict, *, bands_first=frozenset()
+) -> list[ImageData]:
+    """The layers a file's named ``arrays`` (and ``strings``) make, by the rules above.
+
+    Cubes first (band axis first, largest last), then 2-D images, then labels. ``arrays`` is
+    not modified.
+    """
+    arrays = dict(arrays)
+    return _images(path, arrays, _saved_layers(path, arrays, strings), bands_first)
+
+
+def _images(path: Path, arrays: dict, saved: dict, bands_first=frozenset()) -> list[ImageData]:
+    """Decide which arrays are cubes, images and labels (rules in the module docstring).
+
+    ``saved`` holds what our own writer recorded about its variables (kind, metadata); they
+    are opened as written. Cubes named in ``bands_first`` have their band axis first unless a
+    wavelength vector says otherwise.
+    """
+    wavelengths = {n: a for n, a in arrays.items() if _is_wavelength_vector(n, a)}
+    arrays, reshaped = _unflatten_pixel_matrices(arrays)
+    bands_first = set(bands_first) | reshaped
+    cubes, planes, labels = [], [], []
+    for name in [n for n in arrays if n in saved]:
+        record = saved[name]
+        img = _saved_image(record.get("name", name), arrays.pop(name), record)
+        if img.kind == "labels":
+            labels.append(img)
+        elif img.channel_axis == 0:
+            cubes.append(img)
+        else:
+            planes.append(img)
+    for name, arr in arrays.items():
+        if arr.ndim >= 3 and arr.dtype != bool:
+            arr = _magnitude(path, name, arr)
+            cubes.append(_cube(name, arr, wavelengths, bands_first=name in bands_first))
+    cubes.sort(key=lambda c: c.data.size)
+    cube_yx = {c.data.shape[-2:] for c in cubes}
+    cube_bands = {c.data.shape[0] for c in cubes}
+    for name, arr in arrays.items():
+        if arr.ndim != 2 or min(arr.shape) < 2 or name in wavelengths:
+            continue
+        if cube_bands.intersection(arr.shape) and arr.shape not in cube_yx:
+            continue  # spectra (e.g. endmembers): one row or column per material
+        arr = _magnitude(path, name, np.asarray(arr))
+        if _is_labels(name, path.stem, arr, cube_yx):
+            labels.append(_labels(name, arr))
+        else:
+            planes.append(ImageData(name, arr, axis_labels=("y", "x")))
+    return [
+        dataclasses.replace(
+            img, metadata={"source": str(path), "variable": img.name, **img.metadata}
+        )
+        for img in cubes + planes + labels
+    ]
+
+
+#: Companion variables our writer stores beside a layer ``x``: ``x_colors``, ``x_centers``...
+_COMPANIONS = ("colors", "centers", "std", "counts", "wavelengths")
+
+
+def _saved_layers(path: Path, arrays: dict, strings: dict) -> dict:
+    """What our writer recorded: ``x_metadata`` JSON and companion arrays, by layer ``x``.
+
+    The companions are taken out of ``arrays`` so they do not open as layers of their own.
+    """
+    saved = {}
+    for key, text in strings.items():
+        base = key.removesuffix("_metadata")
+        if base == key or base not in arrays:
+            continue
+        try:
+            record = json.loads(text)
+            record["metadata"] = metadata_from_json(json.dumps(record.get("metadata", {})))
+        except (ValueError, AttributeError):
+            continue  # someone else's string: the variable opens by the usual rules
+        for suffix in _COMPANIONS:
+            if f"{base}_{suffix}" in arrays:
+                value = np.asarray(arrays.pop(f"{base}_{suffix}"))
+                if suffix in ("wavelengths", "counts"):
+                    value = value.ravel()
+                record["metadata"][suffix] = value
+        saved[base] = record
+    return saved
+
+
+def _saved_image(name: str, arr: np.ndarray, record: dict) -> ImageData:
+    img = _saved_array(name, arr, record)
+    state = record.get("layer_state", {})
+    return dataclasses.replace(img, layer_state=state if isinstance(state, dict) else {})
+
+
+def _saved_array(name: str, arr: np.ndarray, record: dict) -> ImageData:
+    meta = record.get("metadata", {})
+    if record.get("layer") == "labels":
+        img = _labels(name, arr)
+        return ImageData(name, img.data, kind="labels", axis_labels=img.axis_labels, metadata=meta)
+    if record.get("rgb"):
+        return ImageData(
+            name,
+            arr,
+            rgb=True,
+            channel_axis=arr.ndim - 1,
+            axis_labels=("y", "x", "channel"),
+            metadata=meta,
+        )
+    if arr.ndim >= 3:  # written as MATLAB stores cubes: rows x cols x bands
+        data = np.moveaxis(arr, -1, 0)
+        return ImageData(
+            name,
+            data,
+            channel_axis=0,
+            axis_labels=_cube_axis_labels(data.ndim),
+            metadata={**meta, "channel_axis": 0},
+        )
+    return ImageData(name, arr, axis_labels=("y", "x"), metadata=meta)
+
+
+def _magnitude(path: Path, name: str, arr):
+    if not np.iscomplexobj(arr):
+        return arr
+    warnings.warn(f"{path.name}: {name} is complex; opening its magnitude", stacklevel=3)
+    return abs(arr)
+
+
+def _is_wavelength_vector(name: str, arr: np.ndarray) -> bool:
+    leaf = name.rsplit(".", 1)[-1]
+    return (
+        arr.ndim <= 2
+        and arr.size > 1
+        and arr.size == max(arr.shape)
+        and np.issubdtype(arr.dtype, np.number)
+        and not np.iscomplexobj(arr)
+        and bool(_WAVELENGTH_NAME.search(leaf))
+    )
+
+
+def _wavelength_unit(name: str, values: np.ndarray) -> str | None:
+    """Unit from the name (wavenumbers) or the range (wavelengths in nm or micrometres)."""
+    if "wavenumber" in name.lower():
+        return "cm⁻¹"
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if 200 <= lo and hi <= 20_000:
+        return "nm"
+    if 0.2 <= lo and hi <= 20:
+        return "µm"
+    return None
+
+
+def _scalar(arrays: dict, pattern: re.Pattern) -> int | None:
+    for name, arr in arrays.items():
+        if arr.size == 1 and pattern.match(name.rsplit(".", 1)[-1]):
+            return int(arr.ravel()[0])
+    return None
+
+
+def _unflatten_pixel_matrices(arrays: dict) -> tuple[dict, set]:
+    """Reshape band x pixels matrices to (bands, rows, cols) using size scalars in the file.
+
+    Returns the arrays and the names of those reshaped (their band axis is the first).
+    """
+    rows, cols = _scalar(arrays, _ROWS_NAME), _scalar(arrays, _COLS_NAME)
+    if not rows or not cols:
+        return arrays, set()
+    out, reshaped = {}, set()
+    for name, arr in arrays.items():
+        if arr.ndim == 2 and rows * cols in arr.shape and min(arr.shape) > 1:
+            bands_first = arr if arr.shape[1] == rows * cols else arr.T
+            # MATLAB numbers pixels down the columns: pixel p is at (p % rows, p // rows).
+            arr = bands_first.reshape(-1, cols, rows).transpose(0, 2, 1)
+            reshaped.add(name)
+        out[name] = arr
+    return out, reshaped
+
+
+def _cube(name: str, arr: np.ndarray, wavelengths: dict, *, bands_first: bool) -> ImageData:
+    axis, wl_name = _spectral_axis(arr, wavelengths)
+    if bands_first and wl_name is None:
+        axis = 0
+    data = np.moveaxis(arr, axis, 0)
+    metadata: dict = {"channel_axis": 0}
+    if wl_name is not None:
+        wl = np.asarray(wavelengths[wl_name], dtype=np.float64).ravel()
+        metadata.update(wavelengths=wl, wavelength_variable=wl_name)
+        unit = _wavelength_unit(wl_name, wl)
+        if unit:
+            metadata["wavelength_unit"] = unit
+    return ImageData(
+        name, data, channel_axis=0, axis_labels=_cube_axis_labels(data.ndim), metadata=metadata
+    )
+
+
+def _cube_axis_labels(ndim: int) -> tuple[str, ...]:
+    """Axis names of a band-first cube: band, then (..., z,) y, x."""
+    n_spatial = ndim - 1
+    spatial = (*(f"axis{i}" for i in range(n_spatial - 3)), "z", "y", "x")[-n_spatial:]
+    return ("band", *spatial)
+
+
+def _spectral_axis(arr: np.ndarray, wavelengths: dict) -> tuple[int, str | None]:
+    for wl_name, wl in wavelengths.items():
+        matches = [i for i, n in enumerate(arr.shape) if n == wl.size]
+        if len(matches) == 1:
+            return matches[0], wl_name
+    if arr.shape[-1] == arr.shape[-2] != arr.shape[0]:
+        return 0, None
+    return arr.ndim - 1, None
+
+
+def _is_labels(name: str, stem: str, arr: np.ndarray, cube_yx: set) -> bool:
+    if arr.dtype == bool:
+        return True
+    integral = np.issubdtype(arr.dtype, np.integer) or bool(
+        np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+    )
+    if not integral or np.min(arr) < 0:
+        return False
+    named = bool(_LABELS_NAME.search(name.rsplit(".", 1)[-1]) or _LABELS_NAME.search(stem))
+    return named or (np.issubdtype(arr.dtype, np.integer) and arr.shape in cube_yx)
+
+
+def _labels(name: str, arr: np.ndarray) -> ImageData:
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        top = int(np.max(arr))
+        arr = arr.astype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32)
+    return ImageData(name, arr, kind="labels", axis_labels=("y", "x"))
+
+
+def layer_variables(images: list[ImageData]) -> dict:
+    """Layers as named arrays and strings, as :func:`write_mat` stores them (dask stays lazy).
+
+    A layer ``x`` gives ``x`` (cubes rows x cols x bands), its companions and ``x_metadata``.
+    """
+    variables: dict = {}
+    for img in images:
+        var = _matlab_name(img.name, variables)
+        data = img.data if is_lazy(img.data) else np.asarray(img.data)
+        if data.dtype == np.float16:
+            data = data.astype(np.float32)
+        if img.kind == "image" and not img.rgb and img.channel_axis is not None:
+            data = np.moveaxis(data, img.channel_axis, -1)
+        variables[var] = data if is_lazy(data) else np.ascontiguousarray(data)
+        meta = dict(img.metadata)
+        for suffix in _COMPANIONS:
+            if suffix in meta and (suffix == "wavelengths" or img.kind == "labels"):
+                variables[f"{var}_{suffix}"] = np.asarray(meta.pop(suffix))
+        meta.pop("channel_axis", None)
+        record = {
+            "layer": img.kind,
+            "rgb": bool(img.rgb),
+            "name": img.name,
+            "metadata": meta,
+            "layer_state": img.layer_state,
+        }
+        variables[f"{var}_metadata"] = metadata_to_json(record)
+    return variables
+
+
+def _matlab_name(name: str, taken: dict) -> str:
+    """A valid, unused MATLAB variable name made from a layer name."""
+    var = re.sub(r"\W+", "_", name).strip("_") or "layer"
+    if not var[0].isalpha():
+        var = f"x{var}"
+    var = var[:50]
+    unique, n = var, 2
+    while unique in taken:
+        unique, n = f"{var}_{n}", n + 1
+    return unique
