@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
@@ -5,6 +7,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from napari_spectral_clusters import Cancelled, ClusteringError, cluster_image
 from napari_spectral_clusters.samples import sample_photo, synthetic_cube
+
+DATA = Path(__file__).parent / "data"
 
 
 def _blobs(rng, n_per=300, centers=((0, 0, 0), (5, 5, 5), (10, 0, 5)), shape=(30, 30)):
@@ -382,3 +386,46 @@ def test_many_clusters_stay_close_to_full_kmeans():
     best = KMeans(48, n_init=3, random_state=0).fit(pixels).inertia_
     for seed in (0, 2):
         assert cluster_image(photo, 48, random_state=seed).inertia <= best * 1.025
+
+
+def _materials_scene(seed: int = 0, noise: float = 0.0):
+    """Indian Pines' ground-truth layout (17 classes, 20 to 10,776 of 21,025 pixels) with a
+    smooth, distinct 224-band spectrum per class, noise-free unless ``noise`` (its std)."""
+    import scipy.io
+
+    gt = scipy.io.loadmat(DATA / "hsi" / "Indian_pines_gt.mat")["y"].astype(np.intp)
+    rng = np.random.default_rng(seed)
+    wl = np.linspace(0, 1, 224)
+    spectra = np.zeros((17, 224))
+    for m in range(17):
+        for _ in range(3):
+            centre, width = rng.uniform(), rng.uniform(0.05, 0.3)
+            spectra[m] += rng.uniform(0.2, 1) * np.exp(-0.5 * ((wl - centre) / width) ** 2)
+    cube = spectra[gt] + rng.normal(0, noise, (*gt.shape, 224)) if noise else spectra[gt]
+    return cube.astype(np.float32), gt, spectra
+
+
+@pytest.mark.parametrize(("k", "noise"), [(17, 0.0), (17, 0.01), (18, 0.01), (20, 0.01)])
+def test_a_20_pixel_material_gets_its_own_cluster_for_every_seed(k, noise):
+    cube, gt, _ = _materials_scene(noise=noise)
+    assert np.bincount(gt.ravel()).min() == 20
+    tiny = gt == np.argmin(np.bincount(gt.ravel()))
+    for seed in range(10):
+        labels = cluster_image(cube, k, random_state=seed).labels
+        (own,) = np.unique(labels[tiny])  # all 20 pixels in one cluster...
+        assert (labels[~tiny] != own).all(), seed  # ...which holds nothing else
+
+
+def test_one_cluster_short_merges_the_two_most_alike_materials_for_every_seed():
+    """k = materials - 1 on a noise-free scene: the best clustering merges the pair whose
+    merge costs least, n_a n_b / (n_a + n_b) |mu_a - mu_b|^2; no seed may do worse by 1%."""
+    cube, gt, spectra = _materials_scene()
+    n = np.bincount(gt.ravel()).astype(float)
+    d2 = ((spectra[:, None] - spectra[None]) ** 2).sum(-1)
+    cost = n[:, None] * n[None] / (n[:, None] + n[None]) * d2
+    best = cost[np.triu_indices(17, 1)].min()
+    x = cube.reshape(-1, 224).astype(np.float64)
+    for seed in range(10):
+        labels = cluster_image(cube, 16, random_state=seed).labels.ravel()
+        inertia = sum(((x[labels == v] - x[labels == v].mean(0)) ** 2).sum() for v in range(1, 17))
+        assert inertia <= 1.01 * best, (seed, inertia / best)

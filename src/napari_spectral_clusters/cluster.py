@@ -58,6 +58,13 @@ SCREEN_ROWS_PER_CLUSTER = 100
 SCREEN_TOL = 1e-2
 #: Up to this many features, per-cluster sums are float64 bincounts, one per feature.
 FEW = 8
+#: Rows of the coreset drawn from all pixels in every pass (half uniform, half by squared
+#: distance), and the share by which a start found on it must beat the refined clustering's
+#: cost on it to be refined over all pixels too.
+CORESET_ROWS = 8_000
+RECOVER_GAIN = 5e-3
+#: At most this many such refinements (each may reveal what the previous still lumped).
+RECOVER_ROUNDS = 3
 
 Preprocessing = Literal["none", "standardize", "unit", "pca"]
 
@@ -470,6 +477,13 @@ class _Pixels:
         return self.view.shape[-1]
 
     @property
+    def total_weight(self) -> float:
+        """Pixels to cluster (the distinct colours' counts added up)."""
+        if self.uniques is not None:
+            return float(self.weights.sum())
+        return float(np.count_nonzero(self.allowed))
+
+    @property
     def nbytes_float32(self) -> int:
         n = len(self.uniques) if self.uniques is not None else self.allowed.size
         return 4 * n * self.n_features
@@ -612,7 +626,8 @@ def _fit(data: _Pixels, k: int, params: dict, report) -> _Fit:
 
     def one_pass(centers):
         blocks = chunks if chunks is not None else _feature_chunks(data, features)
-        return _pass(data, blocks, features, centers, labels)
+        coreset = Coreset(CORESET_ROWS, data.total_weight, rng)
+        return _pass(data, blocks, features, centers, labels, coreset)
 
     def check(acc):
         if np.any(acc.counts == 0):
@@ -623,6 +638,11 @@ def _fit(data: _Pixels, k: int, params: dict, report) -> _Fit:
     acc, inertia = refine(one_pass, centers, params, report, check)
     if not acc.counts.any():
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
+    for _ in range(RECOVER_ROUNDS):
+        found = _recover(acc, inertia, data, labels, k, params, rng, report, one_pass, check)
+        if found is None:
+            break
+        acc, inertia = found
     data.finish(labels)
     means, std = acc.input_mean_std(features.offset)
     # the model keeps the centres the last pass labelled with, not their means: applied to
@@ -656,14 +676,150 @@ def refine(one_pass, centers, params: dict, report, check=lambda acc: None):
     return acc, inertia
 
 
-def _pass(data: _Pixels, chunks, features: Features, centers, labels) -> _Accumulator:
-    """One pass over all pixels: label each with its nearest centre, sum up the clusters."""
+def _pass(
+    data: _Pixels, chunks, features: Features, centers, labels, coreset: Coreset | None = None
+) -> _Accumulator:
+    """One pass over all pixels: label each with its nearest centre, sum up the clusters,
+    and (with ``coreset``) draw a coreset of the pixels by their distances."""
     acc = _Accumulator(centers, data.n_features, features.identity)
     for feats, w, where, raw in chunks:
         lab, dist, margin = _nearest(feats, centers, margin=True)
         data.put(labels, where, lab)
         acc.add(lab, w, feats, dist, raw, margin)
+        if coreset is not None:
+            coreset.add(feats, w, dist)
+    acc.coreset = coreset
     return acc
+
+
+class Coreset:
+    """A lightweight coreset of all pixels (Bachem, Lucic & Krause, KDD 2018), drawn in a pass.
+
+    Each pixel is drawn with a chance that is half uniform (by its weight) and half by its
+    weight times its squared distance to the pass's nearest centre, and weighted by the
+    inverse of that chance, so the coreset's cost for *any* centres estimates the cost over
+    all pixels without bias. A material of a few dozen pixels that the clustering lumped in
+    with another — which a uniform sample of thousands holds once or twice, if at all — is far
+    from every centre, so it is drawn in proportion to the cost it adds, and a start search on
+    the coreset can give it a cluster. Pixels are drawn independently (Poisson sampling, with
+    Horvitz-Thompson weights): one streaming pass, memory for the drawn rows only. The total
+    cost is not known until the pass ends, so each chunk's chances use the cost per pixel seen
+    so far (any chances keep the weights unbiased; these keep the size near ``n_rows``).
+    """
+
+    def __init__(self, n_rows: int, total_weight: float, rng: np.random.Generator):
+        self.n_rows = n_rows
+        self.total_weight = max(float(total_weight), 1e-300)
+        self.rng = rng
+        self.seen_weight = 0.0
+        self.seen_cost = 0.0
+        self.drawn: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, feats: np.ndarray, weights, dist: np.ndarray) -> None:
+        w = np.ones(len(feats)) if weights is None else np.asarray(weights, dtype=np.float64)
+        cost = w * dist
+        self.seen_weight += float(w.sum())
+        self.seen_cost += float(cost.sum())
+        share = 0.5 * w / self.total_weight
+        if self.seen_cost > 0:
+            share += 0.5 * cost / (self.seen_cost / self.seen_weight * self.total_weight)
+        else:
+            share *= 2
+        chance = np.minimum(1.0, self.n_rows * share)
+        take = self.rng.random(len(feats)) < chance
+        if take.any():
+            self.drawn.append((feats[take].astype(np.float32), w[take] / chance[take]))
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The coreset's rows and their weights (summing to about the pixels' total weight)."""
+        if not self.drawn:
+            return np.zeros((0, 0), np.float32), np.zeros(0)
+        return (
+            np.concatenate([x for x, _ in self.drawn]),
+            np.concatenate([w for _, w in self.drawn]),
+        )
+
+
+def _recover(acc, inertia, data: _Pixels, labels, k, params, rng, report, one_pass, check):
+    """Look for a better clustering than the refined one, on the coreset its last pass drew.
+
+    Swap moves (:func:`_swap_search`) start from the refined centres: a centre moves to a far
+    pixel — a material lumped in with another, or missing altogether — where that lowers the
+    coreset's cost most. When the result beats the refined clustering's cost there by more
+    than RECOVER_GAIN, it is refined over all pixels as well, and kept (labels included) if
+    its inertia is lower. Returns the better clustering, or None (usually: nothing more read).
+    """
+    coreset = getattr(acc, "coreset", None)
+    if coreset is None or acc.dist <= 0 or k < 2:
+        return None
+    xs, w = coreset.rows()
+    if len(xs) <= k:
+        return None
+    centers = acc.centers.astype(np.float32)
+    reduced, project = xs, centers
+    if xs.shape[1] > 8:  # swaps and Lloyd in the coreset's leading principal components
+        mean = weighted_mean(xs, w).astype(np.float32)
+        few = rng.choice(len(xs), min(len(xs), SCREEN_ROWS), replace=False)  # as good, 4x cheaper
+        axes = principal_axes(xs[few] - mean, w[few], None, at_least=k - 1)
+        axes = axes.T.astype(np.float32)
+        reduced, project = (xs - mean) @ axes, (centers - mean) @ axes
+    now = float(w @ _nearest(reduced, project)[1])
+    swapped = _swap_search(reduced, w, project, rng, n_candidates=2 * k + 10)
+    swapped, found = _lloyd(reduced, w, swapped)
+    if found >= (1 - RECOVER_GAIN) * now:
+        return None
+    lab, _ = _nearest(reduced, swapped)
+    counts, sums = _weighted_sums(lab, w, xs, k)
+    start = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1e-12)[:, None], centers)
+    kept_labels = labels.copy()
+    kept_unique = None if data.unique_labels is None else data.unique_labels.copy()
+    acc2, inertia2 = refine(one_pass, start.astype(np.float32), params, report, check)
+    if inertia2 < (1 - RECOVER_GAIN) * inertia:
+        return acc2, inertia2
+    labels[...] = kept_labels
+    data.unique_labels = kept_unique
+    return None
+
+
+def _swap_search(x, weights, centers, rng, *, n_candidates: int) -> np.ndarray:
+    """LocalSearch++ (Lattanzi & Sohler, ICML 2019): draw a row by its weighted squared
+    distance to the centres, and swap it for the centre whose replacement lowers the cost
+    most, if any does; ``n_candidates`` draws. Rows that no centre explains well hold most of
+    the cost, so they are what gets drawn.
+
+    Written here rather than taken from a library: scikit-learn has no local search, and the
+    swap's cost for every centre at once is one bincount over the rows' two nearest centres.
+    """
+    c = np.array(centers, dtype=np.float32)
+    k = len(c)
+    norms = np.einsum("ij,ij->i", x, x)
+    d = np.maximum(norms[:, None] - 2 * (x @ c.T) + np.einsum("ij,ij->i", c, c), 0)
+    rows = np.arange(len(x))
+
+    def nearest_two():  # only after a swap: most draws are refused and change nothing
+        two = np.argpartition(d, 1, axis=1)[:, :2] if k > 2 else np.argsort(d, axis=1)[:, :2]
+        d_two = d[rows[:, None], two]
+        first = d_two[:, 0] <= d_two[:, 1]
+        lab = np.where(first, two[:, 0], two[:, 1])
+        d1, d2 = d_two.min(axis=1), d_two.max(axis=1)
+        cdf = np.cumsum(weights * d1)
+        return lab, d1, d2, cdf
+
+    lab, d1, d2, cdf = nearest_two()
+    for _ in range(n_candidates):
+        total = float(cdf[-1])
+        if total <= 0:
+            break
+        p = min(int(np.searchsorted(cdf, rng.random() * total)), len(x) - 1)
+        dp = np.maximum(norms - 2 * (x @ x[p]) + norms[p], 0)
+        m1 = np.minimum(dp, d1)
+        delta = np.bincount(lab, weights * (np.minimum(dp, d2) - m1), minlength=k)
+        j = int(np.argmin(delta))
+        if float(weights @ m1) + delta[j] < total * (1 - 1e-6):
+            c[j] = x[p]
+            d[:, j] = dp
+            lab, d1, d2, cdf = nearest_two()
+    return c
 
 
 def _feature_chunks(data: _Pixels, features: Features):
@@ -702,7 +858,10 @@ def _best_start(xs, weights, k, params, rng, report) -> np.ndarray | None:
     reduced = xs
     if xs.shape[1] > 8:  # the principal axes of the screening rows (4x cheaper, as good)
         few, w = xs[rows], weights[rows]
-        axes = principal_axes(few - weighted_mean(few, w).astype(xs.dtype), w, None)
+        # at least k - 1 axes: k centres span that many, and a small cluster's own direction
+        # holds a tiny share of the variance (a 20-pixel material in 21,025 was merged away)
+        centred = few - weighted_mean(few, w).astype(xs.dtype)
+        axes = principal_axes(centred, w, None, at_least=k - 1)
         reduced = xs @ axes.T.astype(np.float32)
     best, best_inertia = None, np.inf
     for i in range(n_init):

@@ -78,8 +78,11 @@ def weighted_mean(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (w @ x).astype(np.float64) / w.astype(np.float64).sum()
 
 
-def principal_axes(centred: np.ndarray, weights: np.ndarray, n: int | None) -> np.ndarray:
-    """Leading principal axes (rows) of weighted, centred samples.
+def principal_axes(
+    centred: np.ndarray, weights: np.ndarray, n: int | None, *, at_least: int = 1
+) -> np.ndarray:
+    """Leading principal axes (rows) of weighted, centred samples: ``n``, or (None) as many
+    as hold 99.9% of the variance, up to 32, and at least ``at_least``.
 
     From the eigenvectors of the C x C covariance: one matrix product, cheaper than an SVD of
     the samples when there are many more samples than features.
@@ -94,7 +97,7 @@ def principal_axes(centred: np.ndarray, weights: np.ndarray, n: int | None) -> n
     var, vecs = np.maximum(var[::-1], 0), vecs[:, ::-1].T
     if n is None:
         share = np.cumsum(var) / max(np.sum(var), np.finfo(float).tiny)
-        n = min(int(np.searchsorted(share, 0.999)) + 1, 32)
+        n = max(min(int(np.searchsorted(share, 0.999)) + 1, 32), at_least)
     return vecs[: max(1, min(n, len(vecs)))]
 
 
