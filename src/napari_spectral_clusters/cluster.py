@@ -605,6 +605,12 @@ class _Fit(NamedTuple):
 def _fit(data: _Pixels, k: int, params: dict, report) -> _Fit:
     """Sample fit, then Lloyd passes over all pixels (clusters in fit order)."""
     rng = np.random.default_rng(params["random_state"])
+    if data.total_weight == 0:
+        raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
+    if k > data.total_weight or (data.uniques is not None and k > len(data.uniques)):
+        distinct = data.distinct()  # more clusters than pixels: cheap to count exactly
+        if len(distinct) < k:
+            raise _TooFewDistinct(len(distinct), k)
     sample, weights = data.sample(params["max_samples"], rng)
     if len(sample) == 0:
         if not data.allowed.any() or data.uniques is not None:

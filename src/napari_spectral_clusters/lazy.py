@@ -20,6 +20,7 @@ Peak memory is a few blocks plus the sample, whatever the cube's size.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from functools import reduce
 
@@ -233,7 +234,7 @@ def compute_each(tasks: list, report, stage: str, *, batch: int | None = None) -
             while pending:
                 try:  # wake up now and then, so a cancel is seen while blocks take long
                     finished, pending = wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
-                except TimeoutError:
+                except (TimeoutError, asyncio.TimeoutError):  # not one class before 3.11
                     finished = ()
                 for future in finished:
                     if future.status == "error":

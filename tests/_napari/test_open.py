@@ -116,3 +116,40 @@ def test_samson_opens_band_first(make_napari_viewer):
     assert layer.data.shape == (156, 95, 95) and tuple(layer.axis_labels) == ("band", "y", "x")
     raw = scipy.io.loadmat(DATA / "hsi" / "Samson.mat")["SamSon"]
     np.testing.assert_array_equal(layer.data[:, 40, 3], raw[40, 3])
+
+
+def test_damaged_saved_metadata_opens_with_a_warning(make_napari_viewer, tmp_path, monkeypatch):
+    """A labels PNG whose recorded colours were hand-edited into nonsense."""
+    import json
+
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    warned = []
+    monkeypatch.setattr("napari_spectral_clusters._napari.reader.show_warning", warned.append)
+    labels = np.arange(20, dtype=np.uint8).reshape(4, 5) % 3
+    info = PngInfo()
+    record = {"layer": "labels", "metadata": {"colors": [1, 2, 3, 4]}}
+    info.add_text("napari-spectral-clusters", json.dumps(record))
+    Image.fromarray(labels, "L").save(tmp_path / "l.png", pnginfo=info)
+    (layer,) = make_napari_viewer().open(str(tmp_path / "l.png"), plugin=PLUGIN)
+    np.testing.assert_array_equal(layer.data, labels)
+    assert warned and "colours" in warned[0]
+
+
+@pytest.mark.parametrize("rows", [-10, 0, np.nan, 2.5])
+def test_nonsense_image_size_scalars_are_ignored(make_napari_viewer, tmp_path, rows):
+    scipy.io.savemat(
+        tmp_path / "m.mat",
+        {"X": np.random.default_rng(0).random((5, 120)), "lines": rows, "cols": -12},
+    )
+    (layer,) = make_napari_viewer().open(str(tmp_path / "m.mat"), plugin=PLUGIN)
+    assert layer.data.shape == (5, 120)
+
+
+def test_a_folder_named_mat_is_a_notification(make_napari_viewer, tmp_path, errors):
+    (tmp_path / "x.mat").mkdir()
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "x.mat"), plugin=PLUGIN)
+    assert len(viewer.layers) == 0
+    assert errors and "x.mat is a folder" in errors[0]

@@ -17,11 +17,16 @@ def viewer_and_widget(make_napari_viewer):
     return viewer, widget
 
 
+def _notifications(monkeypatch, kind: str) -> list[str]:
+    """What the widget shows as ``show_<kind>`` notifications, in order."""
+    shown: list[str] = []
+    monkeypatch.setattr(f"napari_spectral_clusters._napari.widget.show_{kind}", shown.append)
+    return shown
+
+
 @pytest.fixture
 def errors(monkeypatch):
-    shown = []
-    monkeypatch.setattr("napari_spectral_clusters._napari.widget.show_error", shown.append)
-    return shown
+    return _notifications(monkeypatch, "error")
 
 
 def _add_cube(viewer, **kwargs):
@@ -467,3 +472,90 @@ def test_an_unreachable_scheduler_is_a_notification(viewer_and_widget, errors):
     w.run(wait=True)
     assert len(errors) == 1 and "cannot reach the dask scheduler" in errors[0]
     assert len(viewer.layers) == 1 and w.status.value == "not clustered"
+
+
+# --- misuse is a notification, never a traceback -----------------------------------------
+
+
+@pytest.fixture
+def clustered(viewer_and_widget):
+    """The sample cube clustered into 3."""
+    viewer, w = viewer_and_widget
+    _add_cube(viewer)
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    return viewer, w
+
+
+@pytest.fixture
+def infos(monkeypatch):
+    return _notifications(monkeypatch, "info")
+
+
+@pytest.mark.parametrize("field", ["", "."])
+def test_model_buttons_without_a_file_say_what_to_do(clustered, errors, field, tmp_path):
+    _, w = clustered
+    assert w.save_model(field) is None and "Choose a file name" in errors[-1]
+    assert w.apply_model(field) is None and "Choose a model file" in errors[-1]
+    assert w.save_model(tmp_path / "nofolder" / "m.npz") is None
+    assert "does not exist" in errors[-1]
+
+
+def test_removed_result_layers_are_a_notification(clustered, errors):
+    viewer, w = clustered
+    viewer.layers.remove("sample cube recolored")
+    w.refresh()
+    w.merge([1, 2])
+    assert len(errors) == 2 and all("gone" in e for e in errors)
+    viewer.layers.remove("sample cube clusters")
+    w.table.native.selectRow(0)  # no KeyError from the selection handler
+    w.merge([1, 2])
+    assert len(errors) == 3
+
+
+def test_a_replaced_source_is_a_notification_on_refresh(clustered, errors):
+    viewer, w = clustered
+    viewer.layers.remove("sample cube")
+    viewer.add_image(np.random.default_rng(0).random((16, 30, 40)), name="sample cube")
+    w.refresh()
+    assert errors and "does not match" in errors[-1]
+
+
+def test_source_removed_while_clustering_drops_the_result(viewer_and_widget, infos, qtbot):
+    viewer, w = viewer_and_widget
+    _add_cube(viewer)
+    w.n_clusters.value = 3
+    worker = w.run()
+    viewer.layers.remove("sample cube")
+    qtbot.waitUntil(lambda: not w.running, timeout=30_000)
+    assert worker is not None
+    assert [layer.name for layer in viewer.layers] == []
+    assert infos and "was removed" in infos[-1]
+
+
+def test_more_clusters_than_pixels_is_a_clear_error(viewer_and_widget, errors):
+    viewer, w = viewer_and_widget
+    viewer.add_image(np.random.default_rng(0).random((5, 3, 2)), name="tiny", rgb=False)
+    w.n_clusters.value = 19
+    w.run(wait=True)
+    assert errors and "ask for at most 6" in errors[-1]
+    assert "tiny clusters" not in viewer.layers
+
+
+def test_damaged_metadata_falls_back_to_defaults(viewer_and_widget, errors):
+    viewer, w = viewer_and_widget
+    cube = np.random.default_rng(0).random((5, 20, 20))
+    viewer.add_image(cube, name="c", metadata={"channel_axis": 7, "wavelengths": "abc"})
+    w.n_clusters.value = 2
+    w.run(wait=True)
+    assert not errors
+    assert viewer.layers["c clusters"].data.shape == (20, 20)
+
+
+@pytest.mark.parametrize("color", ["red", (300, -5, 2), (1, 2)])
+def test_recolour_with_a_bad_colour_says_so(clustered, errors, color):
+    viewer, w = clustered
+    before = np.array(viewer.layers["sample cube recolored"].data)
+    w.recolour(1, color)
+    assert errors and "0 to 255" in errors[-1]
+    np.testing.assert_array_equal(viewer.layers["sample cube recolored"].data, before)

@@ -37,14 +37,46 @@ def test_rgba_png_write_then_read_keeps_alpha(tmp_path):
     assert (back.data[..., 3] == 0).any()
 
 
-def test_non_rgb_image_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="only RGB"):
-        npe2.write(
-            str(tmp_path / "c.png"),
-            [(np.zeros((3, 4, 5), np.float32), {"rgb": False}, "image")],
-            plugin_name=PLUGIN,
-        )
+@pytest.fixture
+def save_errors(monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari_spectral_clusters._napari.writer.show_error", shown.append)
+    return shown
+
+
+def test_non_rgb_image_is_refused(tmp_path, save_errors):
+    from napari_spectral_clusters._napari.writer import write_rgb_png
+
+    assert write_rgb_png(str(tmp_path / "c.png"), np.zeros((3, 4, 5), np.float32), {}) == []
+    assert len(save_errors) == 1 and "c.png" in save_errors[0] and "only RGB" in save_errors[0]
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "words"),
+    [
+        ("nofolder/x.png", np.ones((4, 5), np.uint8), "does not exist"),
+        ("file.txt/x.png", np.ones((4, 5), np.uint8), "is not a folder"),
+        ("adir.png", np.ones((4, 5), np.uint8), "is a folder"),
+        ("cube.png", np.ones((3, 4, 5), np.uint8), "only 2-D labels"),
+        ("neg.png", np.full((4, 5), -3, np.int32), "0..65535"),
+        ("huge.png", np.full((4, 5), 2**40, np.int64), "colours are kept for labels up to"),
+        ("huge.mat", np.full((4, 5), 2**40, np.int64), "colours are kept for labels up to"),
+    ],
+)
+def test_a_labels_layer_that_cannot_be_saved_is_a_notification(
+    tmp_path, save_errors, name, data, words
+):
+    from napari_spectral_clusters._napari import writer
+
+    (tmp_path / "file.txt").write_text("not a folder")
+    (tmp_path / "adir.png").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    write = writer.write_labels_png if name.endswith(".png") else writer.write_mat_layers
+    args = (data, {"name": "lab"}) if name.endswith(".png") else ([(data, {}, "labels")],)
+    assert write(str(tmp_path / name), *args) == []
+    assert len(save_errors) == 1 and words in save_errors[0], save_errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
 
 
 # --- round trips of what the widget makes, through napari's plugin machinery --------------
@@ -163,19 +195,20 @@ def test_a_painted_labels_layer_keeps_its_own_colours(tmp_path):
     assert rgba[0, 0, 3] == 0  # background is transparent
 
 
-def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
+def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch, save_errors):
     import scipy.io
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(scipy.io, "savemat", broken)
-    with pytest.raises(OSError, match="disk full"):
-        npe2.write(
-            str(tmp_path / "x.mat"),
-            [(np.zeros((4, 4), np.uint8), {}, "labels")],
-            plugin_name=PLUGIN,
-        )
+    from napari_spectral_clusters._napari.writer import write_mat_layers
+
+    assert (
+        write_mat_layers(str(tmp_path / "x.mat"), [(np.zeros((4, 4), np.uint8), {}, "labels")])
+        == []
+    )
+    assert save_errors == ["Cannot save x.mat: disk full"]
     assert list(tmp_path.iterdir()) == []
 
 

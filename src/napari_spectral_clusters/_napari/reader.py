@@ -95,7 +95,11 @@ def layer_data(img: ImageData) -> tuple:
     if img.kind == "image":
         kwargs["rgb"] = img.rgb
     elif "colors" in img.metadata:  # a clustering we saved: its colours come back
-        kwargs["colormap"] = label_colormap(img.metadata["colors"])
+        try:
+            kwargs["colormap"] = label_colormap(img.metadata["colors"])
+        except (ValueError, TypeError) as exc:  # damaged metadata: default colours
+            show_warning(f"{img.name}: {exc}; opening it with napari's own colours")
+            del kwargs["metadata"]["colors"]
     accepted = _layer_keywords(img.kind)
     kwargs.update({k: v for k, v in img.layer_state.items() if k in accepted})
     return (img.data, kwargs, img.kind)

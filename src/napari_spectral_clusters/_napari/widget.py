@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import zlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -219,9 +220,10 @@ class ClusterWidget(Container):
 
     def _highlight_selected(self):
         """Show only the selected cluster in the labels layer (all of them when none is)."""
-        if self._shown is None:
+        found = self._result_layers(quiet=True)
+        if found is None:
             return
-        layer = self._viewer.layers[self._shown["labels"]]
+        layer = found[0]
         selected = self.selected_labels()
         layer.show_selected_label = len(selected) == 1
         if len(selected) == 1:
@@ -232,7 +234,10 @@ class ClusterWidget(Container):
         if self._shown is None or len(labels) < 2:
             show_info("Select two or more clusters in the table to merge.")
             return
-        layer = self._viewer.layers[self._shown["labels"]]
+        found = self._result_layers()
+        if found is None:
+            return
+        layer = found[0]
         data = np.array(layer.data)
         keep = min(labels)
         data[np.isin(data, labels)] = keep
@@ -243,20 +248,20 @@ class ClusterWidget(Container):
         """Recompute the table, features, colours and recoloured image from the labels as they
         are now (after painting or merging); a label painted beyond the clustering's gets a
         colour of its own, in both result layers."""
-        if self._shown is None:
+        found = self._result_layers()
+        if found is None:
             return
         shown = self._shown
-        layers = self._viewer.layers
-        if shown["labels"] not in layers or shown["source"] not in layers:
-            show_error("The clustered layers are gone; run the clustering again.")
-            return
-        labels_layer = layers[shown["labels"]]
+        labels_layer, recolored, source = found
         labels = np.asarray(labels_layer.data)
-        source = layers[shown["source"]]
         data = np.asarray(source.data)
-        stats = label_statistics(
-            data, labels, channel_axis=shown["channel_axis"], alpha=shown["alpha"]
-        )
+        try:
+            stats = label_statistics(
+                data, labels, channel_axis=shown["channel_axis"], alpha=shown["alpha"]
+            )
+        except ClusteringError as exc:
+            show_error(f"Cannot refresh from {labels_layer.name}: {exc}")
+            return
         top = int(labels.max(initial=0))
         if top > len(shown["colors"]):
             shown["colors"] = _colors_for(np.arange(1, top + 1), shown["colors"])
@@ -271,10 +276,26 @@ class ClusterWidget(Container):
         present = colors[stats["label"] - 1]
         self._plot_spectra(stats["mean"], stats["std"], present, stats["label"])
         alpha_plane = data[..., -1] if shown["alpha"] else None
-        recolored = layers[shown["recolored"]]
         recolored.data = recolor(labels, colors, alpha_plane)
         recolored.metadata = {**recolored.metadata, "colors": colors}
         self._fill_table(stats, present)
+
+    def _result_layers(self, *, quiet: bool = False):
+        """The shown result's labels, recoloured and source layers, or None (after saying so,
+        unless ``quiet``) when one of them was removed or replaced by another kind."""
+        if self._shown is None:
+            return None
+        layers = self._viewer.layers
+        wanted = (
+            (self._shown["labels"], Labels),
+            (self._shown["recolored"], Image),
+            (self._shown["source"], Image),
+        )
+        if all(name in layers and isinstance(layers[name], kind) for name, kind in wanted):
+            return tuple(layers[name] for name, _ in wanted)
+        if not quiet:
+            show_error("The clustered layers are gone; run the clustering again.")
+        return None
 
     def rename(self, label: int, name: str):
         """Name a cluster (e.g. after the material it shows); table and features follow."""
@@ -289,11 +310,25 @@ class ClusterWidget(Container):
         if self._shown is None:
             return
         label = int(label)
+        try:
+            color = np.asarray(color, dtype=float)[:3]
+        except (TypeError, ValueError):
+            color = np.zeros(0)
+        if (
+            color.shape != (3,)
+            or not np.isfinite(color).all()
+            or color.min() < 0
+            or color.max() > 255
+        ):
+            show_error(
+                f"A colour is three numbers from 0 to 255 (red, green, blue), not {color!r}."
+            )
+            return
         colors = np.asarray(self._shown["colors"], dtype=np.uint8)
         if label > len(colors):
             colors = _colors_for(np.arange(1, label + 1), colors)
         colors = colors.copy()
-        colors[label - 1] = np.asarray(color, dtype=np.uint8)[:3]
+        colors[label - 1] = np.round(color).astype(np.uint8)
         self._shown["colors"] = colors
         self.refresh(edited=True)
 
@@ -356,6 +391,8 @@ class ClusterWidget(Container):
         if np.isfinite(sweep["silhouette"]).any():
             best = int(sweep["k"][np.nanargmax(sweep["silhouette"])])
             self.status.value = f"best separated at k = {best} (silhouette); see the elbow"
+        else:
+            self.status.value = "no suggestion: too few distinct pixels to compare several k"
 
     def _fill_table(self, stats: dict, colors: np.ndarray):
         from qtpy.QtGui import QColor
@@ -419,10 +456,13 @@ class ClusterWidget(Container):
         """Label the chosen layer with the clustering saved in ``path`` (default: the model
         file field), so its clusters mean the same as in the image the model came from."""
         path = path or self.model_file.value
+        if not str(path).strip() or Path(path).is_dir():
+            show_error("Choose a model file (.npz, from Save model) to apply.")
+            return None
         try:
             model = ClusterModel.load(path)
         except (ModelError, OSError) as exc:
-            show_error(f"Cannot use the model: {exc}")
+            show_error(f"Cannot use the model {Path(path).name}: {exc}")
             return None
 
         def job(data, channel_axis, alpha, wavelengths, progress):
@@ -469,7 +509,14 @@ class ClusterWidget(Container):
         if self._model is None:
             show_error("Nothing to save yet: run a clustering first.")
             return None
-        written = self._model.save(path)
+        if not str(path).strip() or Path(path).is_dir():
+            show_error("Choose a file name (.npz) to save the model to.")
+            return None
+        try:
+            written = self._model.save(path)
+        except (OSError, ValueError) as exc:
+            show_error(f"Cannot save the model to {Path(path).name}: {exc}")
+            return None
         show_info(f"Saved the clustering to {written}")
         return written
 
@@ -555,6 +602,10 @@ class ClusterWidget(Container):
         if error is not None:
             self.status.value = "not clustered"
             show_error(f"Cannot cluster {source.name}: {error}")
+            return
+        if source not in self._viewer.layers:
+            self.status.value = "source removed"
+            show_info(f"{source.name} was removed while it was clustered; the result is dropped.")
             return
         keep = _spatial_axes(source, channel_axis)
         transform = _sub_transform(source, keep)
@@ -719,8 +770,9 @@ def _features_of(layer: Image, choice="auto") -> tuple[int | None, bool]:
         return None, False
     if isinstance(choice, int):
         return choice, False
-    if "channel_axis" in layer.metadata:
-        return int(layer.metadata["channel_axis"]), False
+    recorded = layer.metadata.get("channel_axis")
+    if isinstance(recorded, int | np.integer) and -layer.ndim <= recorded < layer.ndim:
+        return int(recorded), False  # anything else (a damaged file's) falls back below
     return (0 if layer.ndim >= 3 else None), False
 
 
@@ -790,8 +842,12 @@ def _wavelengths(layer: Image, data, channel_axis):
     wl = layer.metadata.get("wavelengths")
     if wl is None or layer.rgb or channel_axis is None:
         return None
-    wl = np.asarray(wl, dtype=np.float64).ravel()
-    return wl if len(wl) == data.shape[channel_axis] else None
+    try:
+        wl = np.asarray(wl, dtype=np.float64).ravel()
+    except (TypeError, ValueError):  # a damaged file's metadata: no wavelengths
+        return None
+    ok = len(wl) == data.shape[channel_axis] and np.isfinite(wl).all()
+    return wl if ok else None
 
 
 def _spatial_axes(layer: Image, channel_axis: int | None) -> list[int]:

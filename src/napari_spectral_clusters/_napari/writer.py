@@ -6,7 +6,11 @@ layers are written to ``.mat`` (v7.3) and ``.zarr`` block by block, never loaded
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
+from napari.utils.notifications import show_error
 
 from .._arrays import is_lazy
 from ..io import ImageData, png
@@ -15,6 +19,23 @@ from ..io.zarr import write_zarr
 from ._colors import labels_colors
 
 
+def _reported(write):
+    """A writer whose refusals and failures (a layer it cannot hold, a folder that does not
+    exist) are a notification naming the file and the reason, not a traceback; nothing is
+    written then (napari adds its own "save failed")."""
+
+    @functools.wraps(write)
+    def wrapper(path, *args):
+        try:
+            return write(path, *args)
+        except (ValueError, OSError, MemoryError) as exc:
+            show_error(f"Cannot save {Path(path).name}: {exc}")
+            return []
+
+    return wrapper
+
+
+@_reported
 def write_labels_png(path: str, data, meta: dict) -> list[str]:
     """A 2-D labels layer as an indexed PNG whose palette is the layer's colours."""
     data = np.asarray(data)
@@ -27,6 +48,7 @@ def write_labels_png(path: str, data, meta: dict) -> list[str]:
     return [str(written)]
 
 
+@_reported
 def write_rgb_png(path: str, data, meta: dict) -> list[str]:
     """An RGB(A) uint8 image layer as PNG, alpha and metadata kept. Other images: refused."""
     data = np.asarray(data)
@@ -40,11 +62,13 @@ def write_rgb_png(path: str, data, meta: dict) -> list[str]:
     return [str(written)]
 
 
+@_reported
 def write_mat_layers(path: str, layer_data: list[tuple]) -> list[str]:
     """Image and labels layers into one ``.mat`` file, one variable per layer."""
     return [str(write_mat(path, _images(layer_data)))]
 
 
+@_reported
 def write_zarr_layers(path: str, layer_data: list[tuple]) -> list[str]:
     """Image and labels layers into one zarr store, one array per layer."""
     return [str(write_zarr(path, _images(layer_data)))]

@@ -5,8 +5,7 @@ for .zarr, Pillow and pypng for .png), is imported on first use (PEP 562): openi
 does not wait for h5py.
 """
 
-from importlib import import_module
-
+from .._lazy import lazy_exports
 from ._image_data import ImageData, ReadError
 
 _LAZY = {
@@ -30,11 +29,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

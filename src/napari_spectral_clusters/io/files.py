@@ -20,6 +20,7 @@ def written_whole(path: str | Path, *, directory: bool = False) -> Iterator[Path
     user's normal permissions (``mkstemp`` would leave a file readable by its owner only).
     """
     path = Path(path)
+    _check_writable(path, directory=directory)
     prefix = f".{path.name}.partial-"
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
@@ -36,6 +37,21 @@ def written_whole(path: str | Path, *, directory: bool = False) -> Iterator[Path
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+
+
+def _check_writable(path: Path, *, directory: bool) -> None:
+    """Clear errors for what would otherwise fail on the hidden temporary name."""
+    parent = path.parent
+    if not parent.exists():
+        raise FileNotFoundError(f"the folder {parent} does not exist")
+    if not parent.is_dir():
+        raise NotADirectoryError(f"{parent} is not a folder")
+    if path.is_dir() and not directory:
+        raise IsADirectoryError(f"{path} is a folder; choose a file name")
+    if path.exists() and not path.is_dir() and directory:
+        raise FileExistsError(f"{path} is a file; choose a new name for the store")
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"cannot write in the folder {parent}")
 
 
 def _default_permissions(path: Path, *, directory: bool) -> None:

@@ -203,9 +203,13 @@ def _wavelength_unit(name: str, values: np.ndarray) -> str | None:
 
 
 def _scalar(arrays: dict, pattern: re.Pattern) -> int | None:
+    """A positive whole-number size variable (``lines``, ``cols``...), else None."""
     for name, arr in arrays.items():
         if arr.size == 1 and pattern.match(name.rsplit(".", 1)[-1]):
-            return int(arr.ravel()[0])
+            value = np.asarray(arr).ravel()[0]
+            if np.issubdtype(np.asarray(value).dtype, np.number) and np.isfinite(value):
+                if value >= 1 and float(value) == int(value):
+                    return int(value)
     return None
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import h5py
@@ -49,8 +50,10 @@ def read_mat(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageDa
     """
     path = Path(path)
     lazy_bytes = lazy_threshold(lazy_bytes)
+    if path.is_dir():
+        raise ReadError(f"{path.name} is a folder, not a MATLAB file")
     if not path.is_file():
-        raise FileNotFoundError(path)
+        raise FileNotFoundError(f"{path} does not exist")
     if h5py.is_hdf5(path):
         arrays, strings, description = _read_v73(path, lazy_bytes)
     else:
@@ -69,8 +72,11 @@ def _is_string(value) -> bool:
 
 def _load(path: Path) -> dict:
     """All variables of a v4-v7 file, with structs as record arrays and cells as object arrays."""
+    # scipy 1.18 warns that spmatrix= (absent from older scipy) defaults to False from 1.20
+    has_spmatrix = "spmatrix" in inspect.signature(scipy.io.loadmat).parameters
+    kw = {"spmatrix": False} if has_spmatrix else {}
     try:
-        return scipy.io.loadmat(path, squeeze_me=False, mat_dtype=False)
+        return scipy.io.loadmat(path, squeeze_me=False, mat_dtype=False, **kw)
     except Exception as exc:  # scipy raises ValueError, TypeError, zlib.error, ... on bad files
         raise ReadError(
             f"{path.name} could not be read as a MATLAB file (corrupt or truncated?): "
