@@ -62,6 +62,7 @@ FEW = 8
 #: distance), and the share by which a start found on it must beat the refined clustering's
 #: cost on it to be refined over all pixels too.
 CORESET_ROWS = 8_000
+CORESET_ROWS_PER_CLUSTER = 50
 RECOVER_GAIN = 5e-3
 #: At most this many such refinements (each may reveal what the previous still lumped).
 RECOVER_ROUNDS = 3
@@ -693,7 +694,7 @@ def _pass(
         data.put(labels, where, lab)
         acc.add(lab, w, feats, dist, raw, margin)
         if coreset is not None:
-            coreset.add(feats, w, dist)
+            coreset.add(feats, w, dist, lab, len(centers))
     acc.coreset = coreset
     return acc
 
@@ -719,22 +720,35 @@ class Coreset:
         self.rng = rng
         self.seen_weight = 0.0
         self.seen_cost = 0.0
+        self.cluster_weight: np.ndarray | None = None
         self.drawn: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def add(self, feats: np.ndarray, weights, dist: np.ndarray) -> None:
-        w = np.ones(len(feats)) if weights is None else np.asarray(weights, dtype=np.float64)
-        cost = w * dist
-        self.seen_weight += float(w.sum())
-        self.seen_cost += float(cost.sum())
-        share = 0.5 * w / self.total_weight
+    def add(self, feats: np.ndarray, weights, dist: np.ndarray, lab: np.ndarray, k: int) -> None:
+        # float32 and scalar weights where pixels are unweighted: this runs in every pass,
+        # over every pixel, so it is kept to a few vector operations
+        n = len(feats)
+        w = np.float32(1) if weights is None else np.asarray(weights, dtype=np.float32)
+        cost = dist if weights is None else w * dist
+        self.seen_weight += float(n if weights is None else w.sum())
+        self.seen_cost += float(cost.sum(dtype=np.float64))
+        if self.cluster_weight is None:
+            self.cluster_weight = np.zeros(k)
+        self.cluster_weight += np.bincount(lab, None if weights is None else w, minlength=k)
+        # the uniform half, with at least CORESET_ROWS_PER_CLUSTER rows expected from every
+        # cluster (by its weight so far): a small cluster's cost must be estimated well too,
+        # or a swap that merges it away looks cheap
+        scale = self.total_weight / self.seen_weight
+        per_cluster = CORESET_ROWS_PER_CLUSTER / np.maximum(self.cluster_weight * scale, 1e-12)
+        uniform = np.maximum(0.5 * self.n_rows / self.total_weight, per_cluster).astype(np.float32)
+        chance = uniform[lab] * w
         if self.seen_cost > 0:
-            share += 0.5 * cost / (self.seen_cost / self.seen_weight * self.total_weight)
-        else:
-            share *= 2
-        chance = np.minimum(1.0, self.n_rows * share)
-        take = self.rng.random(len(feats)) < chance
-        if take.any():
-            self.drawn.append((feats[take].astype(np.float32), w[take] / chance[take]))
+            per_cost = 0.5 * self.n_rows / (self.seen_cost * scale)
+            chance += np.float32(per_cost) * cost
+        take = np.flatnonzero(self.rng.random(n, dtype=np.float32) < chance)
+        if len(take):
+            p = np.minimum(chance[take], 1).astype(np.float64)
+            wt = 1.0 if weights is None else w[take].astype(np.float64)
+            self.drawn.append((feats[take].astype(np.float32), wt / p))
 
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
         """The coreset's rows and their weights (summing to about the pixels' total weight)."""
