@@ -104,7 +104,7 @@ def main(argv=None) -> int:
         for n in args.workers:
             with (
                 LocalCluster(
-                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
                 ) as cluster,
                 Client(cluster),
             ):

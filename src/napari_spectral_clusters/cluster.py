@@ -1123,10 +1123,10 @@ def recolor(labels: np.ndarray, colors: np.ndarray, alpha=None) -> np.ndarray:
         Labels 1..k; 0 (excluded pixels) is black, and transparent when there is alpha.
     colors : (k, 3) ndarray of uint8
         Colour of label ``i`` in row ``i - 1``.
-    alpha : (M, N[, ...]) ndarray of uint8 or uint16, optional
+    alpha : (M, N[, ...]) ndarray, optional
         The input's alpha plane, carried over unchanged wherever a pixel has a label (soft,
         anti-aliased edges stay soft, as the walkthrough restores them); 16-bit alpha gives
-        a 16-bit RGBA image (colours times 257).
+        a 16-bit RGBA image (colours times 257), float alpha (0..1) is scaled to 0..255.
 
     Returns
     -------
@@ -1144,6 +1144,8 @@ def recolor(labels: np.ndarray, colors: np.ndarray, alpha=None) -> np.ndarray:
         # rows
         out = np.take(lut.view(np.uint32).ravel(), labels).view(np.uint8)
         out = out.reshape(*labels.shape, 4)
+        if np.issubdtype(alpha.dtype, np.floating):  # napari's float RGBA: alpha 0..1
+            alpha = np.round(np.clip(np.nan_to_num(alpha), 0, 1) * 255)
         alpha = np.clip(alpha, 0, 255).astype(np.uint8, copy=False)
     # label 0 has alpha 0 in the table, every cluster the maximum: the minimum is 0 or the
     # picture's own alpha

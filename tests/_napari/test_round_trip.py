@@ -148,3 +148,69 @@ def test_recoloured_image_keeps_the_alpha_plane(make_napari_viewer, depth):
     np.testing.assert_array_equal(out[..., 3], photo[..., 3])
     labels = viewer.layers["coffee clusters"].data
     assert (labels[photo[..., 3] == 0] == 0).all() and (labels[photo[..., 3] > 0] > 0).all()
+
+
+def test_a_layer_we_did_not_make_is_never_replaced(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    (cube, kw, _), (gt, _, _) = make_sample_cube()
+    mine = viewer.add_labels(gt, name="sample cube clusters")  # the user's own, same name
+    other = viewer.add_labels(gt, name="sample cube recolored")  # and one of another kind
+    viewer.add_image(cube, **kw)
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    assert mine in viewer.layers and other in viewer.layers
+    np.testing.assert_array_equal(mine.data, gt)
+    assert isinstance(viewer.layers["sample cube clusters (2)"], Labels)
+
+
+def test_float_rgba_keeps_its_alpha(make_napari_viewer):
+    ((photo, kw, _),) = make_sample_photo()
+    photo = np.asarray(photo, np.float32) / 255
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    viewer.add_image(photo, **kw)
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    out = viewer.layers["coffee recolored"].data
+    labels = viewer.layers["coffee clusters"].data
+    np.testing.assert_array_equal(
+        out[..., 3][labels > 0], np.round(photo[..., 3] * 255).astype(np.uint8)[labels > 0]
+    )
+    assert (out[..., 3][labels > 0] > 0).all()
+
+
+def test_a_cube_with_its_band_axis_last_reopens_in_its_own_order(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    cube = np.random.default_rng(0).random((20, 30, 6)).astype(np.float32)
+    layer = viewer.add_image(
+        cube, name="c", metadata={"channel_axis": 2}, scale=(2.0, 3.0, 1.0), translate=(5, 7, 0)
+    )
+    (written,) = layer.save(str(tmp_path / "c.mat"), plugin=PLUGIN)
+    (back,) = make_napari_viewer().open(written, plugin=PLUGIN)
+    np.testing.assert_array_equal(back.data, cube)
+    np.testing.assert_allclose(back.scale, [2.0, 3.0, 1.0])
+    np.testing.assert_allclose(back.translate, [5, 7, 0])
+    assert back.metadata["channel_axis"] == 2
+
+
+def test_a_plain_3d_image_reopens_unrotated(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    stack = np.random.default_rng(0).random((4, 30, 20)).astype(np.float32)
+    layer = viewer.add_image(stack, name="zstack")
+    (written,) = layer.save(str(tmp_path / "z.mat"), plugin=PLUGIN)
+    (back,) = make_napari_viewer().open(written, plugin=PLUGIN)
+    np.testing.assert_array_equal(back.data, stack)
+
+
+def test_painting_a_label_too_large_for_colours_is_a_notification(edited, monkeypatch):
+    viewer, w, layer = edited
+    shown = []
+    monkeypatch.setattr("napari_spectral_clusters._napari.widget.show_error", shown.append)
+    before = np.array(viewer.layers["sample cube recolored"].data)
+    painted = np.array(layer.data, dtype=np.int64)
+    painted[0, 0] = 2**31
+    layer.data = painted
+    w.refresh()
+    assert shown and "outside 0..65,535" in shown[0]
+    np.testing.assert_array_equal(viewer.layers["sample cube recolored"].data, before)

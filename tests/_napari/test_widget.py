@@ -411,7 +411,7 @@ def dask_cluster():
     from napari_spectral_clusters._napari import widget as widget_module
 
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         yield cluster
         for client in widget_module._CLIENTS.values():

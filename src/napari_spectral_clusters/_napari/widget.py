@@ -39,7 +39,7 @@ from ..cluster import (
 )
 from ..color import categorical_colors, spectra_to_rgb
 from ..model import ClusterModel, ModelError
-from ._colors import label_colormap
+from ._colors import MAX_COLORED_LABEL, label_colormap
 from ._plots import ClusterPlot
 
 if TYPE_CHECKING:
@@ -263,6 +263,12 @@ class ClusterWidget(Container):
             show_error(f"Cannot refresh from {labels_layer.name}: {exc}")
             return
         top = int(labels.max(initial=0))
+        if top > MAX_COLORED_LABEL or labels.min(initial=0) < 0:
+            show_error(
+                f"{labels_layer.name} holds labels outside 0..{MAX_COLORED_LABEL:,}: paint "
+                "with labels in that range to give them colours."
+            )
+            return
         if top > len(shown["colors"]):
             shown["colors"] = _colors_for(np.arange(1, top + 1), shown["colors"])
         colors = np.asarray(shown["colors"], dtype=np.uint8)
@@ -665,17 +671,26 @@ class ClusterWidget(Container):
         usual ones, updated in place, unless those hold hand edits (painting, merges, names,
         colours), which are never overwritten: then new names, and a notification."""
         layers = self._viewer.layers
+
+        def reusable(name: str, kind) -> bool:  # absent, or our own unedited result
+            if name not in layers:
+                return True
+            layer = layers[name]
+            ours = layer.metadata.get("spectral_clusters_source") == source
+            edited = kind is Labels and has_hand_edits(layer)  # the recoloured image follows
+            return isinstance(layer, kind) and ours and not edited
+
         n = 1
         while True:
             suffix = "" if n == 1 else f" ({n})"
             names = (f"{source} clusters{suffix}", f"{source} recolored{suffix}")
-            if not (names[0] in layers and has_hand_edits(layers[names[0]])):
+            if reusable(names[0], Labels) and reusable(names[1], Image):
                 break
             n += 1
         if n > 1:
             show_warning(
-                f"{source} clusters holds your edits, so the new result is in "
-                f"'{names[0]}' and '{names[1]}'."
+                f"'{source} clusters' or '{source} recolored' holds your edits or is not a "
+                f"result of this widget, so the new result is in '{names[0]}' and '{names[1]}'."
             )
         return names
 
@@ -786,11 +801,14 @@ def labels_checksum(labels) -> int | None:
 
 def has_hand_edits(layer: Labels) -> bool:
     """The user changed this result layer: painted it, or merged, renamed or recoloured its
-    clusters."""
+    clusters. A labels layer without the fingerprint we record (not ours, or its metadata
+    lost) counts as edited: it is not ours to overwrite."""
     meta = layer.metadata
     if meta.get("hand_edited"):
         return True
-    recorded = meta.get("labels_checksum")
+    if "labels_checksum" not in meta:
+        return not is_lazy(layer.data)  # lazy results carry None: napari cannot paint them
+    recorded = meta["labels_checksum"]
     return recorded is not None and labels_checksum(layer.data) != recorded
 
 

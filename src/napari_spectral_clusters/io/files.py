@@ -54,10 +54,18 @@ def _check_writable(path: Path, *, directory: bool) -> None:
         raise PermissionError(f"cannot write in the folder {parent}")
 
 
-def _default_permissions(path: Path, *, directory: bool) -> None:
+def _read_umask() -> int:
+    # read once, at import: setting and restoring it later would race other threads' files
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+    return umask
+
+
+_UMASK = _read_umask()
+
+
+def _default_permissions(path: Path, *, directory: bool) -> None:
+    os.chmod(path, (0o777 if directory else 0o666) & ~_UMASK)
 
 
 def replace_path(new: Path, path: Path) -> None:

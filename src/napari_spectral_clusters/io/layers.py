@@ -81,7 +81,7 @@ def _images(path: Path, arrays: dict, saved: dict, bands_first=frozenset()) -> l
         img = _saved_image(record.get("name", name), arrays.pop(name), record)
         if img.kind == "labels":
             labels.append(img)
-        elif img.channel_axis == 0:
+        elif img.channel_axis is not None:
             cubes.append(img)
         else:
             planes.append(img)
@@ -159,14 +159,22 @@ def _saved_array(name: str, arr: np.ndarray, record: dict) -> ImageData:
             axis_labels=("y", "x", "channel"),
             metadata=meta,
         )
+    if arr.ndim >= 3 and "channel_axis" in record and record["channel_axis"] is None:
+        labels = (*(f"axis{i}" for i in range(arr.ndim - 2)), "y", "x")
+        return ImageData(name, arr, axis_labels=labels, metadata=meta)  # not a cube
     if arr.ndim >= 3:  # written as MATLAB stores cubes: rows x cols x bands
-        data = np.moveaxis(arr, -1, 0)
+        axis = record.get("channel_axis", 0)  # files written before it was recorded: first
+        axis = axis if isinstance(axis, int) and -arr.ndim <= axis < arr.ndim else 0
+        data = np.moveaxis(arr, -1, axis)
+        axis %= data.ndim
+        labels = list(_cube_axis_labels(data.ndim))
+        labels.insert(axis, labels.pop(0))
         return ImageData(
             name,
             data,
-            channel_axis=0,
-            axis_labels=_cube_axis_labels(data.ndim),
-            metadata={**meta, "channel_axis": 0},
+            channel_axis=axis,
+            axis_labels=tuple(labels),
+            metadata={**meta, "channel_axis": axis},
         )
     return ImageData(name, arr, axis_labels=("y", "x"), metadata=meta)
 
@@ -307,6 +315,9 @@ def layer_variables(images: list[ImageData]) -> dict:
         record = {
             "layer": img.kind,
             "rgb": bool(img.rgb),
+            # where the band axis was (stored last, as MATLAB keeps cubes), so the layer and
+            # its per-axis scale/translate/units reopen in its own axis order
+            "channel_axis": None if img.rgb or img.kind != "image" else img.channel_axis,
             "name": img.name,
             "metadata": meta,
             "layer_state": img.layer_state,
