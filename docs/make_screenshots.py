@@ -19,6 +19,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 IMAGES = HERE / "images"
 SAMSON = HERE.parent / "tests" / "data" / "hsi" / "Samson.mat"
+PHOTO = HERE.parent / "src" / "napari_spectral_clusters" / "_data" / "coffee.png"
 #: Samson's band centres: the file stores none; the dataset's description gives 156 bands
 #: evenly spread over 401-889 nm.
 SAMSON_WAVELENGTHS = np.linspace(401.0, 889.0, 156)
@@ -74,8 +75,9 @@ def samson_figure() -> None:
 
 def photo_figure() -> None:
     viewer, widget = _viewer_with_widget()
-    viewer.open_sample("napari-spectral-clusters", "photo")
-    widget.image.value = viewer.layers["coffee"]
+    # opened as a user opens a picture (File > Open), through the plugin's reader
+    (photo,) = viewer.open(PHOTO, plugin="napari-spectral-clusters")
+    widget.image.value = photo
     widget.n_clusters.value = 8
     widget.run(wait=True)
     _grid_shot(viewer, IMAGES / "photo.png")
