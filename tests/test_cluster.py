@@ -429,3 +429,10 @@ def test_one_cluster_short_merges_the_two_most_alike_materials_for_every_seed():
         labels = cluster_image(cube, 16, random_state=seed).labels.ravel()
         inertia = sum(((x[labels == v] - x[labels == v].mean(0)) ** 2).sum() for v in range(1, 17))
         assert inertia <= 1.01 * best, (seed, inertia / best)
+
+
+def test_parameters_record_the_engine_version():
+    from napari_spectral_clusters import __version__
+
+    res = cluster_image(np.random.default_rng(0).random((6, 7, 3)), 2)
+    assert res.params["version"] == __version__ == res.model.params["version"]

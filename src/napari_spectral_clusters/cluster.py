@@ -27,6 +27,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from scipy import sparse
 
+from . import __version__
 from ._arrays import is_lazy
 from .color import center_colors
 from .model import ClusterModel, Features, principal_axes, weighted_mean
@@ -274,6 +275,8 @@ def cluster_image(
         "n_init": int(n_init),
         "max_refine": int(max_refine),
         "tol": float(tol),
+        # a seed reproduces its labels with the same engine: say which one made them
+        "version": __version__,
     }
     report = progress or (lambda event: None)
     if lazy:
