@@ -282,26 +282,28 @@ class ClusterWidget(Container):
         present = colors[stats["label"] - 1]
         self._plot_spectra(stats["mean"], stats["std"], present, stats["label"])
         alpha_plane = data[..., -1] if shown["alpha"] else None
-        recolored.data = recolor(labels, colors, alpha_plane)
-        recolored.metadata = {**recolored.metadata, "colors": colors}
+        if recolored is not None:  # the user may have closed it: the labels carry on
+            recolored.data = recolor(labels, colors, alpha_plane)
+            recolored.metadata = {**recolored.metadata, "colors": colors}
         self._fill_table(stats, present)
 
     def _result_layers(self, *, quiet: bool = False):
-        """The shown result's labels, recoloured and source layers, or None (after saying so,
-        unless ``quiet``) when one of them was removed or replaced by another kind."""
+        """The shown result's labels, recoloured (None once the user removed it) and source
+        layers, or None (after saying so, unless ``quiet``) when the labels or the source
+        were removed or replaced by another kind of layer."""
         if self._shown is None:
             return None
         layers = self._viewer.layers
-        wanted = (
-            (self._shown["labels"], Labels),
-            (self._shown["recolored"], Image),
-            (self._shown["source"], Image),
-        )
-        if all(name in layers and isinstance(layers[name], kind) for name, kind in wanted):
-            return tuple(layers[name] for name, _ in wanted)
-        if not quiet:
-            show_error("The clustered layers are gone; run the clustering again.")
-        return None
+
+        def get(name, kind):
+            return layers[name] if name in layers and isinstance(layers[name], kind) else None
+
+        labels, source = get(self._shown["labels"], Labels), get(self._shown["source"], Image)
+        if labels is None or source is None:
+            if not quiet:
+                show_error("The clustered layers are gone; run the clustering again.")
+            return None
+        return labels, get(self._shown["recolored"], Image), source
 
     def rename(self, label: int, name: str):
         """Name a cluster (e.g. after the material it shows); table and features follow."""
