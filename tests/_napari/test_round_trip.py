@@ -31,6 +31,20 @@ def edited(make_napari_viewer):
     return viewer, w, layer
 
 
+def _clustered(make_napari_viewer, image, kw: dict, k: int):
+    """A new viewer with ``image`` added and clustered into ``k`` by the widget: its results
+    (labels, recoloured data)."""
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    layer = viewer.add_image(image, **kw)
+    w.n_clusters.value = k
+    w.run(wait=True)
+    return (
+        viewer.layers[f"{layer.name} clusters"].data,
+        viewer.layers[f"{layer.name} recolored"].data,
+    )
+
+
 def _names(layer) -> dict:
     return dict(zip(layer.features["index"], layer.features["name"], strict=True))
 
@@ -138,15 +152,9 @@ def test_recoloured_image_keeps_the_alpha_plane(make_napari_viewer, depth):
     photo[..., 3] = ramp
     if depth == 16:
         photo = photo.astype(np.uint16) * 257
-    viewer = make_napari_viewer()
-    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
-    viewer.add_image(photo, **kw)
-    w.n_clusters.value = 8
-    w.run(wait=True)
-    out = viewer.layers["coffee recolored"].data
+    labels, out = _clustered(make_napari_viewer, photo, kw, 8)
     assert out.dtype == photo.dtype
     np.testing.assert_array_equal(out[..., 3], photo[..., 3])
-    labels = viewer.layers["coffee clusters"].data
     assert (labels[photo[..., 3] == 0] == 0).all() and (labels[photo[..., 3] > 0] > 0).all()
 
 
@@ -167,13 +175,7 @@ def test_a_layer_we_did_not_make_is_never_replaced(make_napari_viewer):
 def test_float_rgba_keeps_its_alpha(make_napari_viewer):
     ((photo, kw, _),) = make_sample_photo()
     photo = np.asarray(photo, np.float32) / 255
-    viewer = make_napari_viewer()
-    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
-    viewer.add_image(photo, **kw)
-    w.n_clusters.value = 4
-    w.run(wait=True)
-    out = viewer.layers["coffee recolored"].data
-    labels = viewer.layers["coffee clusters"].data
+    labels, out = _clustered(make_napari_viewer, photo, kw, 4)
     np.testing.assert_array_equal(
         out[..., 3][labels > 0], np.round(photo[..., 3] * 255).astype(np.uint8)[labels > 0]
     )
