@@ -609,9 +609,10 @@ class _Fit(NamedTuple):
 def _fit(data: _Pixels, k: int, params: dict, report) -> _Fit:
     """Sample fit, then Lloyd passes over all pixels (clusters in fit order)."""
     rng = np.random.default_rng(params["random_state"])
-    if data.total_weight == 0:
+    total_weight = data.total_weight  # counted once: every pass's coreset needs it
+    if total_weight == 0:
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
-    if k > data.total_weight or (data.uniques is not None and k > len(data.uniques)):
+    if k > total_weight or (data.uniques is not None and k > len(data.uniques)):
         distinct = data.distinct()  # more clusters than pixels: cheap to count exactly
         if len(distinct) < k:
             raise _TooFewDistinct(len(distinct), k)
@@ -636,7 +637,7 @@ def _fit(data: _Pixels, k: int, params: dict, report) -> _Fit:
 
     def one_pass(centers):
         blocks = chunks if chunks is not None else _feature_chunks(data, features)
-        coreset = Coreset(CORESET_ROWS, data.total_weight, rng)
+        coreset = Coreset(CORESET_ROWS, total_weight, rng)
         return _pass(data, blocks, features, centers, labels, coreset)
 
     def check(acc):
@@ -770,9 +771,10 @@ def _recover(acc, inertia, data: _Pixels, labels, k, params, rng, report, one_pa
     pixel — a material lumped in with another, or missing altogether — where that lowers the
     coreset's cost most. When the result beats the refined clustering's cost there by more
     than RECOVER_GAIN, it is refined over all pixels as well, and kept (labels included) if
-    its inertia is lower. Returns the better clustering, or None (usually: nothing more read).
+    its inertia is lower by RECOVER_GAIN too. Returns the better clustering, or None (usually:
+    nothing more read).
     """
-    coreset = getattr(acc, "coreset", None)
+    coreset = acc.coreset
     if coreset is None or acc.dist <= 0 or k < 2:
         return None
     xs, w = coreset.rows()
@@ -1049,6 +1051,7 @@ class _Accumulator:
         # smallest second-nearest margin in each cluster; float32 like the margins, which
         # keeps np.minimum.at on its fast path (30x faster than with a cast)
         self.margin = np.full(k, np.inf, dtype=np.float32)
+        self.coreset: Coreset | None = None  # drawn by the pass, when it draws one
 
     def add(self, lab, weights, feats, dist, raw, margin=None):
         k = len(self.counts)
