@@ -193,7 +193,7 @@ def test_a_big_zarr_cube_is_clustered_and_written_block_by_block(tmp_path, data_
     raw = scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"]
     folder = tmp_path / "in"
     da.to_zarr(da.from_array(raw, chunks=(32, 32, 156)), str(folder / "samson.zarr"))
-    lazy = {"SPECTRAL_CLUSTERS_LAZY_BYTES": "1024"}
+    lazy = {"SPECTRAL_CLUSTERS_LAZY_BYTES": "1024", "SPECTRAL_CLUSTERS_READ_ONCE_SHARE": "0"}
     proc = _run("run", folder, "-k", 3, "-o", tmp_path / "auto", env=lazy)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "auto"
@@ -249,7 +249,7 @@ def test_a_big_v73_cube_on_local_workers(tmp_path, data_dir):
 
     raw = scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"].astype(np.float32)
     write_mat73(tmp_path / "samson73.mat", {"cube": raw})
-    lazy = {"SPECTRAL_CLUSTERS_LAZY_BYTES": "1024"}
+    lazy = {"SPECTRAL_CLUSTERS_LAZY_BYTES": "1024", "SPECTRAL_CLUSTERS_READ_ONCE_SHARE": "0"}
     proc = _run(
         "run", tmp_path / "samson73.mat", "-k", 3, "-o", tmp_path / "out", "--workers", 2, env=lazy
     )

@@ -182,7 +182,8 @@ def test_progress_reported_and_cancel_stops():
     res = cluster_image(cube, 3, channel_axis=0, n_init=3, progress=seen.append)
     assert [e.stage for e in seen[:3]] == ["fit"] * 3
     assert [(e.done, e.total) for e in seen[:3]] == [(1, 3), (2, 3), (3, 3)]
-    assert seen[3].stage == "refine" and seen[-1].stage == "done"
+    # every pass reports its chunks (where a cancel also stops it), then itself
+    assert seen[3].stage == "blocks" and seen[4].stage == "refine" and seen[-1].stage == "done"
     assert seen[-1].inertia == res.inertia
     refine = [e.inertia for e in seen if e.stage == "refine"]
     assert refine == sorted(refine, reverse=True)  # Lloyd never increases the inertia
@@ -334,7 +335,7 @@ def test_sweep_k_points_at_the_true_number_of_materials():
 
 @pytest.mark.parametrize("k", [1, 2, 7, 16, 17, 40])
 def test_nearest_centre_distance_and_margin_match_brute_force(k):
-    from napari_spectral_clusters.cluster import _nearest
+    from napari_spectral_clusters.kmeans import nearest as _nearest
 
     rng = np.random.default_rng(k)
     x = rng.normal(size=(500, 6)).astype(np.float32)

@@ -7,7 +7,15 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from napari_spectral_clusters import cluster_image
+from napari_spectral_clusters import lazy as lazy_engine
 from napari_spectral_clusters.samples import sample_photo, synthetic_cube
+
+
+@pytest.fixture(autouse=True)
+def never_read_once(monkeypatch):
+    """These tests are about the block-by-block path: no cube is read into memory whole,
+    however small (test_a_cube_that_fits_in_memory_is_read_once tests that)."""
+    monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", 0.0)
 
 
 def test_a_dask_cube_clusters_lazily_like_the_in_memory_one():
@@ -234,19 +242,19 @@ def test_block_margins_stop_the_refinement_as_in_memory():
 
 
 def test_the_block_sample_weighs_pixels_by_what_they_stand_for():
-    from napari_spectral_clusters.lazy import lazy_sample, lazy_view
-
     # left block: 64 x 64 pixels of value 0; right block: value 1, but 90% masked
     img = np.zeros((64, 128, 2))
     img[:, 64:] = 1
     mask = np.ones((64, 128), bool)
     mask[:, 64:] = np.random.default_rng(0).random((64, 64)) < 0.1
-    lazy = da.from_array(img, chunks=(64, 64, 2))
-    x, w = lazy_sample(*lazy_view(lazy, -1, False, mask), 1000, np.random.default_rng(1))
+    lazy_img = da.from_array(img, chunks=(64, 64, 2))
+    source = lazy_engine.LazyPixels(lazy_img, -1, False, mask)
+    x, w = source.sample(1000, np.random.default_rng(1))
     assert 900 < len(x) <= 1000 and (w > 0).all()  # the sparse block has ~410 to give
     assert 0.3 < x[:, 0].mean() < 0.7  # as many pixels drawn from each block...
     truth = img[mask][:, 0].mean()  # ...but weighted, they give the valid pixels' mean
     assert np.average(x[:, 0], weights=w) == pytest.approx(truth, rel=0.02)
+    assert source.total_weight == pytest.approx(mask.sum(), rel=1e-9)  # every block sampled
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])

@@ -1,27 +1,29 @@
-"""Clustering cubes larger than memory: dask arrays in, dask labels out.
+"""Clustering cubes larger than memory: the dask front end of the engine (:mod:`.kmeans`).
 
-The same method as :func:`~napari_spectral_clusters.cluster_image`, block by block:
+A :class:`LazyPixels` is a dask array as the engine reads it, block by block:
 
 1. the sample is drawn from up to ``SAMPLE_BLOCKS`` randomly chosen blocks (reading whole
    blocks is how chunked HDF5/zarr storage is read efficiently; many blocks keep the sample
    spread over the image), so the cube is never read whole to fit;
-2. k-means++ starts and Lloyd iterations run on that sample in memory;
-3. each refinement pass computes per-block cluster sums as dask tasks and adds them up, on
-   whatever scheduler is active (threads by default, a ``dask.distributed`` cluster when a
-   client exists); the last pass's sums are the result's counts, centres and spreads, for
-   the labels its centres give (no extra pass to compute them). Every finished block is
-   reported as progress (on a cluster: as its future completes), and a cancel raised from
-   the progress callback stops the pass (on a cluster: cancels the futures left);
-4. labels and the recoloured image are ``map_blocks`` over the cube: lazy, computed as napari
+2. each pass computes per-block cluster sums (and coreset rows) as dask tasks and adds them
+   up, on whatever scheduler is active (threads by default, a ``dask.distributed`` cluster
+   when a client exists). Every finished block is reported as progress (on a cluster: as its
+   future completes), and a cancel raised from the progress callback stops the pass (on a
+   cluster: cancels the futures left);
+3. labels and the recoloured image are ``map_blocks`` over the cube: lazy, computed as napari
    shows them or as a writer stores them, block by block.
 
-Peak memory is a few blocks plus the sample, whatever the cube's size.
+Peak memory is a few blocks plus the sample, whatever the cube's size. A cube that fits
+comfortably in free memory (READ_ONCE_SHARE of it) is read once instead, block by block,
+and clustered in memory (:func:`lazy_pixels`): every pass would otherwise read it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from contextlib import contextmanager
 from functools import reduce
 
 import dask
@@ -29,44 +31,76 @@ import dask.array as da
 import numpy as np
 from dask.callbacks import Callback
 
-from .cluster import (
+from .kmeans import (
+    Accumulator,
     ClusteringError,
-    ClusterResult,
+    CoresetRates,
     ProgressEvent,
-    _Accumulator,
-    _best_start,
-    _label_dtype,
-    _nearest,
-    color_lut,
-    recolor,
-    refine,
+    label_dtype,
+    nearest,
 )
-from .color import center_colors
-from .model import ClusterModel, Features
+from .model import Features
+from .pixels import Pixels
+from .recolor import color_lut, recolor
 
-__all__ = ["cluster_lazy", "compute_each", "lazy_sample", "lazy_view"]
+__all__ = [
+    "LazyPixels",
+    "compute_each",
+    "lazy_pixels",
+    "lazy_view",
+    "worker_deaths_reported",
+]
 
 #: Blocks read to draw the fitting sample.
 SAMPLE_BLOCKS = 32
+#: A lazy cube is read into memory once when it takes at most this share of the memory
+#: available now (leaving room for the labels, the recoloured image and the user's session);
+#: the environment variable SPECTRAL_CLUSTERS_READ_ONCE_SHARE overrides it (0: never).
+READ_ONCE_SHARE = 0.25
 
 
-def cluster_lazy(
-    image: da.Array,
-    n_clusters: int,
-    *,
-    channel_axis: int | None,
-    alpha: bool,
-    mask=None,
-    params: dict,
-    wavelengths=None,
-    palette: str = "auto",
-    report=lambda event: None,
-) -> ClusterResult:
-    """Cluster a dask array without loading it; see the module docstring."""
+def lazy_pixels(
+    image: da.Array, channel_axis, mask=None, alpha=None, *, read_once=True, report=None
+):
+    """The pixels of a dask array: read once into memory when it fits comfortably (and no
+    dask.distributed client is active, which the user chose to compute on), else lazy."""
+    n_channels = image.shape[channel_axis] if channel_axis is not None else 1
+    if alpha is None:
+        alpha = n_channels == 4 and np.issubdtype(image.dtype, np.integer)
+    view = image[..., None] if channel_axis is None else da.moveaxis(image, channel_axis, -1)
+    share = float(os.environ.get("SPECTRAL_CLUSTERS_READ_ONCE_SHARE", READ_ONCE_SHARE))
+    if read_once and _active_client() is None and view.nbytes <= share * _available():
+        whole = np.empty(view.shape, dtype=view.dtype)
+        tasks = [
+            dask.delayed(_put_block)(whole, view.blocks[b], b, view.chunks)
+            for b in np.ndindex(*view.numblocks)
+        ]
+        compute_each(tasks, report or (lambda event: None), "read")
+        mask = None if mask is None else np.asarray(mask)
+        return Pixels.from_image(whole, -1, mask, alpha)
+    return LazyPixels(image, channel_axis, bool(alpha), mask)
+
+
+def _available() -> int:
+    """Bytes of memory available now (page cache counts as available, as Linux sees it)."""
     try:
-        return _cluster_lazy(
-            image, n_clusters, channel_axis, alpha, mask, params, wavelengths, palette, report
-        )
+        import psutil  # napari and distributed need it; not a requirement of the engine
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _put_block(whole: np.ndarray, block, index, chunks) -> None:
+    where = tuple(slice(sum(c[:i]), sum(c[: i + 1])) for c, i in zip(chunks, index, strict=True))
+    whole[where] = block
+
+
+@contextmanager
+def worker_deaths_reported():
+    """A dask.distributed KilledWorker becomes a :class:`ClusteringError` that says why."""
+    try:
+        yield
     except Exception as exc:
         if type(exc).__name__ != "KilledWorker":
             raise
@@ -79,60 +113,110 @@ def cluster_lazy(
         ) from exc
 
 
-def _cluster_lazy(
-    image, n_clusters, channel_axis, alpha, mask, params, wavelengths, palette, report
-) -> ClusterResult:
-    view, allowed = lazy_view(image, channel_axis, alpha, mask)
-    rng = np.random.default_rng(params["random_state"])
-    sample, weights = lazy_sample(view, allowed, params["max_samples"], rng, report)
-    if len(sample) == 0:
-        raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
-    features = Features.fit(sample, weights, params)
-    centers = _best_start(features(sample), weights, n_clusters, params, rng, report)
-    if centers is None:
-        raise ClusteringError(
-            f"the sample has fewer distinct pixels than the {n_clusters} clusters asked for"
+class LazyPixels:
+    """The pixels of a dask array, read block by block (a :class:`~.kmeans.PixelSource`)."""
+
+    def __init__(self, image: da.Array, channel_axis, alpha: bool, mask=None):
+        self.image, self.channel_axis, self.has_alpha = image, channel_axis, alpha
+        self.view, self.allowed = lazy_view(image, channel_axis, alpha, mask)
+        self.n_features = self.view.shape[-1]
+        self.dtype = self.view.dtype
+        self.n_rows = int(np.prod(self.view.shape[:-1]))
+        self._total_weight: float | None = None
+        self._last: tuple | None = None  # (features, centres) of the last pass
+
+    def _blocks(self):
+        return list(np.ndindex(*self.view.numblocks[:-1]))
+
+    def sample(self, n: int, rng, report=lambda event: None):
+        """Up to ``n`` finite, allowed pixels from up to SAMPLE_BLOCKS random blocks, and the
+        pixels each stands for; also estimates :attr:`total_weight` from those blocks.
+
+        Every block gives the same number of pixels, so a pixel of a block that is mostly
+        masked or transparent stands for fewer pixels than one of a full block: its weight is
+        the block's finite allowed pixels over those drawn from it. Unweighted, such a sample
+        over-represents the sparse blocks (on the sample photo, it cost one seed in eight
+        1.5%).
+        """
+        blocks = self._blocks()
+        picks = [blocks[i] for i in rng.permutation(len(blocks))[:SAMPLE_BLOCKS]]
+        each = -(-n // max(len(picks), 1))  # per block, so only the sample is ever kept
+        seeds = rng.integers(0, 2**31, len(picks))
+        view, allowed = self.view, self.allowed
+        tasks = [
+            dask.delayed(_block_sample)(view.blocks[(*b, 0)], allowed.blocks[b], each, seed)
+            for b, seed in zip(picks, seeds, strict=True)
+        ]
+        # a few blocks at a time: the threaded scheduler would otherwise read them all first
+        parts = compute_each(tasks, report, "sample", batch=4)
+        pixels = np.concatenate([x for x, _ in parts] or [np.empty((0, self.n_features))])
+        weights = np.concatenate(
+            [np.full(len(x), n_valid / max(len(x), 1)) for x, n_valid in parts] or [[]]
+        )
+        valid = sum(n_valid for _, n_valid in parts)
+        self._total_weight = valid * len(blocks) / max(len(picks), 1)
+        if len(pixels) > n:  # a uniform pick keeps the weights' meaning
+            keep = np.sort(rng.choice(len(pixels), n, replace=False))
+            pixels, weights = pixels[keep], weights[keep]
+        return pixels, weights
+
+    @property
+    def total_weight(self) -> float:
+        """Pixels to cluster, estimated from the sample's blocks (all pixels before it)."""
+        return float(self.n_rows if self._total_weight is None else self._total_weight)
+
+    def one_pass(self, features, centers, rates: CoresetRates | None, rng, report):
+        """One pass: per-block cluster sums (and coreset rows) as dask tasks, added up."""
+        blocks = self._blocks()
+        seeds = [None] * len(blocks) if rates is None else rng.integers(0, 2**63, len(blocks))
+        view, allowed = self.view, self.allowed
+        parts = [
+            dask.delayed(_block_sums)(
+                view.blocks[(*b, 0)], allowed.blocks[b], features, centers, rates, seed
+            )
+            for b, seed in zip(blocks, seeds, strict=True)
+        ]
+        self._last = (features, centers)
+        return reduce(Accumulator.merge, compute_each(parts, report, "blocks"))
+
+    def distinct(self, limit: int) -> np.ndarray:
+        """The distinct finite pixel values, or at least ``limit`` of them (block by block:
+        never more than ``limit`` rows per block kept)."""
+        tasks = [
+            dask.delayed(_block_distinct)(self.view.blocks[(*b, 0)], self.allowed.blocks[b], limit)
+            for b in self._blocks()
+        ]
+        found = np.zeros((0, self.n_features), np.float32)
+        for part in compute_each(tasks, lambda event: None, "distinct", batch=8):
+            found = np.unique(np.concatenate([found, part]), axis=0)
+            if len(found) >= limit:
+                break
+        return found
+
+    def snapshot(self):
+        return self._last
+
+    def restore(self, state) -> None:
+        self._last = state
+
+    def labels(self, order: np.ndarray) -> da.Array:
+        """Labels with the last pass's centres, cluster ``order[i]`` numbered ``i + 1``."""
+        features, centers = self._last
+        lut = np.zeros(len(order) + 1, dtype=label_dtype(len(order)))
+        lut[np.asarray(order) + 1] = np.arange(1, len(order) + 1, dtype=lut.dtype)
+        return da.map_blocks(
+            _label_block,
+            self.view,
+            self.allowed[..., None],
+            features=features,
+            centers=centers,
+            lut=lut,
+            dtype=lut.dtype,
+            drop_axis=self.view.ndim - 1,
         )
 
-    # The labels are those of the last pass, made lazily with the centres it labelled with,
-    # as in memory: its sums are then the final statistics, and no extra pass over the cube
-    # is needed to compute them.
-    acc, inertia = refine(
-        lambda c: _sums(view, allowed, features, c, report), centers, params, report
-    )
-    centers = acc.centers
-    if not acc.counts.any():
-        raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
-    order = np.argsort(-np.round(acc.counts), kind="stable")
-    centers = centers[order]
-    means, std = acc.input_mean_std(features.offset)
-    means, std, counts = means[order], std[order], np.round(acc.counts[order]).astype(np.int64)
-    colors, params["colors"] = center_colors(
-        means, image.dtype, rgb=view.shape[-1] == 3, wavelengths=wavelengths, palette=palette
-    )
-    model = ClusterModel(features, centers, colors, params)
-    labels = da.map_blocks(
-        _label_block,
-        view,
-        allowed[..., None],
-        features=features,
-        centers=centers,
-        dtype=_label_dtype(len(centers)),
-        drop_axis=view.ndim - 1,
-    )
-    recolored = _lazy_recolor(labels, colors, image, channel_axis, alpha)
-    report(ProgressEvent("done", 1, 1, inertia))
-    return ClusterResult(
-        labels=labels,
-        centers=means,
-        std=std,
-        colors=colors,
-        recolored=recolored,
-        inertia=inertia,
-        counts=counts,
-        model=model,
-        params=params,
-    )
+    def recolored(self, labels: da.Array, colors) -> da.Array:
+        return _lazy_recolor(labels, colors, self.image, self.channel_axis, self.has_alpha)
 
 
 def lazy_view(image: da.Array, channel_axis, alpha: bool, mask=None):
@@ -150,33 +234,6 @@ def lazy_view(image: da.Array, channel_axis, alpha: bool, mask=None):
             raise ClusteringError(f"mask shape {mask.shape} does not match image {allowed.shape}")
         allowed = allowed & mask.astype(bool).rechunk(allowed.chunks)
     return view, allowed
-
-
-def lazy_sample(view: da.Array, allowed: da.Array, n: int, rng, report=lambda e: None):
-    """Up to ``n`` finite, allowed pixels from up to SAMPLE_BLOCKS random blocks, and the
-    pixels each stands for.
-
-    Every block gives the same number of pixels, so a pixel of a block that is mostly masked
-    or transparent stands for fewer pixels than one of a full block: its weight is the
-    block's finite allowed pixels over those drawn from it. Unweighted, such a sample
-    over-represents the sparse blocks (on the sample photo, it cost one seed in eight 1.5%).
-    """
-    blocks = list(np.ndindex(*view.numblocks[:-1]))
-    picks = [blocks[i] for i in rng.permutation(len(blocks))[:SAMPLE_BLOCKS]]
-    each = -(-n // max(len(picks), 1))  # per block, so only the sample is ever kept
-    seeds = rng.integers(0, 2**31, len(picks))
-    tasks = [
-        dask.delayed(_block_sample)(view.blocks[(*b, 0)], allowed.blocks[b], each, seed)
-        for b, seed in zip(picks, seeds, strict=True)
-    ]
-    # a few blocks at a time: the threaded scheduler would otherwise read them all first
-    parts = compute_each(tasks, report, "sample", batch=4)
-    pixels = np.concatenate([x for x, _ in parts] or [np.empty((0, view.shape[-1]))])
-    weights = np.concatenate([np.full(len(x), n_valid / max(len(x), 1)) for x, n_valid in parts])
-    if len(pixels) > n:  # a uniform pick keeps the weights' meaning
-        keep = np.sort(rng.choice(len(pixels), n, replace=False))
-        pixels, weights = pixels[keep], weights[keep]
-    return pixels, weights
 
 
 def _block_sample(block, ok, n: int, seed: int) -> tuple[np.ndarray, float]:
@@ -205,13 +262,19 @@ def _block_pixels(block: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return x if finite.all() else x[finite]
 
 
-def _sums(view, allowed, features, centers, report) -> _Accumulator:
-    """One pass: per-block cluster sums as dask tasks, added up."""
-    parts = [
-        dask.delayed(_block_sums)(view.blocks[(*b, 0)], allowed.blocks[b], features, centers)
-        for b in np.ndindex(*view.numblocks[:-1])
-    ]
-    return reduce(_add, compute_each(parts, report, "blocks"))
+def _block_sums(block, ok, features: Features, centers, rates, seed) -> Accumulator:
+    acc = Accumulator(centers, block.shape[-1], features.identity)
+    x = _block_pixels(block, ok)
+    if len(x):
+        raw = None if features.identity else x - features.offset.astype(np.float32)
+        rng = None if seed is None else np.random.default_rng(seed)
+        acc.add_chunk(features(x), None, raw, rates, rng)
+    return acc
+
+
+def _block_distinct(block, ok, limit: int) -> np.ndarray:
+    """Up to ``limit`` distinct finite allowed pixel values of one block."""
+    return np.unique(_block_pixels(block, ok), axis=0)[:limit]
 
 
 def compute_each(tasks: list, report, stage: str, *, batch: int | None = None) -> list:
@@ -268,26 +331,6 @@ def _active_client():
     return client if isinstance(client, Client) else None
 
 
-def _block_sums(block, ok, features: Features, centers) -> _Accumulator:
-    acc = _Accumulator(centers, block.shape[-1], features.identity)
-    x = _block_pixels(block, ok)
-    if len(x):
-        feats = features(x)
-        lab, dist, margin = _nearest(feats, centers, margin=True)
-        raw = None if features.identity else x - features.offset.astype(np.float32)
-        acc.add(lab, None, feats, dist, raw, margin)
-    return acc
-
-
-def _add(a: _Accumulator, b: _Accumulator) -> _Accumulator:
-    for name in ("counts", "sums", "sq", "raw", "raw_sq"):
-        if getattr(a, name) is not None:
-            setattr(a, name, getattr(a, name) + getattr(b, name))
-    a.dist += b.dist
-    a.margin = np.minimum(a.margin, b.margin)
-    return a
-
-
 def _lazy_recolor(labels: da.Array, colors, image: da.Array, channel_axis, alpha: bool):
     """:func:`~napari_spectral_clusters.cluster.recolor` block by block, with the image's
     alpha plane."""
@@ -322,13 +365,14 @@ def _recolor_block(block: np.ndarray, alpha: np.ndarray, colors: np.ndarray) -> 
     return recolor(block, colors, alpha)
 
 
-def _label_block(block, ok, *, features: Features, centers) -> np.ndarray:
-    """Labels of one block: nearest centre + 1, 0 where not allowed or not finite."""
+def _label_block(block, ok, *, features: Features, centers, lut) -> np.ndarray:
+    """Labels of one block: nearest centre, numbered by ``lut``; 0 where not allowed or not
+    finite."""
     shape = block.shape[:-1]
     x = np.asarray(block).reshape(-1, block.shape[-1]).astype(np.float32, copy=False)
     valid = np.asarray(ok).reshape(-1) & np.isfinite(x).all(axis=1)
-    out = np.zeros(len(x), dtype=_label_dtype(len(centers)))
+    out = np.zeros(len(x), dtype=lut.dtype)
     if valid.any():
-        lab, _ = _nearest(features(x[valid]), centers)
-        out[valid] = lab + 1
+        lab, _ = nearest(features(x[valid]), centers)
+        out[valid] = lut[lab + 1]
     return out.reshape(shape)

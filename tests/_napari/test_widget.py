@@ -295,6 +295,24 @@ def test_cancel_stops_promptly_and_changes_nothing(viewer_and_widget, qtbot):
     assert w.status.value == "cancelled" and w.run_button.enabled
 
 
+def test_cancel_stops_apply_model_too(viewer_and_widget, qtbot, tmp_path):
+    import time
+
+    viewer, w = viewer_and_widget
+    rng = np.random.default_rng(0)
+    path = cluster_image(rng.random((64, 64, 16)), 16).model.save(tmp_path / "m.npz")
+    big = rng.random((16, 3000, 3000), dtype=np.float32)  # one pass: seconds of work
+    viewer.add_image(big, name="big", metadata={"channel_axis": 0})
+    w.apply_model(path)
+    qtbot.waitUntil(lambda: "blocks" in str(getattr(w._progress, "desc", "")), timeout=30_000)
+    t0 = time.perf_counter()
+    w.cancel()
+    qtbot.waitUntil(lambda: not w.running, timeout=10_000)
+    assert time.perf_counter() - t0 < 1.0
+    assert [layer.name for layer in viewer.layers] == ["big"]
+    assert w.status.value == "cancelled"
+
+
 def test_settings_persist_between_sessions(make_napari_viewer):
     viewer = make_napari_viewer()
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
@@ -390,16 +408,22 @@ def test_results_follow_a_rotated_and_affine_transformed_source(viewer_and_widge
             )
 
 
-def test_a_lazy_layer_is_clustered_lazily(viewer_and_widget):
+@pytest.mark.parametrize("read_once", [False, True])
+def test_a_lazy_layer_is_clustered_lazily(viewer_and_widget, monkeypatch, read_once):
+    """Block by block, or read once when it fits in memory: the same clusters either way."""
     import dask.array as da
 
+    from napari_spectral_clusters import lazy
+
+    monkeypatch.setattr(lazy, "READ_ONCE_SHARE", 0.25 if read_once else 0.0)
     viewer, w = viewer_and_widget
     (cube, kw, _), _ = make_sample_cube()
     viewer.add_image(da.from_array(cube, chunks=(64, 32, 32)), **kw)
     w.n_clusters.value = 4
     w.run(wait=True)
     labels = viewer.layers["sample cube clusters"]
-    assert isinstance(labels.data, da.Array)  # computed as napari shows it
+    # block by block: computed as napari shows it; read once: computed with the clustering
+    assert isinstance(labels.data, da.Array) != read_once
     eager = cluster_image(cube, 4, channel_axis=0, wavelengths=kw["metadata"]["wavelengths"])
     np.testing.assert_array_equal(np.asarray(labels.data), eager.labels)
     assert w.table.to_dict("list")["pixels"] == eager.counts.tolist()

@@ -232,11 +232,16 @@ def test_arrays_too_big_for_v5_go_to_v73(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("suffix", [".zarr", ".mat"])
-def test_lazy_cluster_layers_are_saved_block_by_block(tmp_path, samson_result, suffix):
+def test_lazy_cluster_layers_are_saved_block_by_block(
+    tmp_path, samson_result, suffix, monkeypatch
+):
     """What the widget makes from a lazy cube: dask layers, streamed to disk, read back."""
     import dask.array as da
     from napari.layers import Image, Labels
 
+    from napari_spectral_clusters import lazy
+
+    monkeypatch.setattr(lazy, "READ_ONCE_SHARE", 0.0)  # as for a cube bigger than memory
     cube, _ = samson_result
     res = cluster_image(da.from_array(cube, chunks=(156, 32, 32)), 3, channel_axis=0)
     computed = []

@@ -475,7 +475,12 @@ class ClusterWidget(Container):
 
         def job(data, channel_axis, alpha, wavelengths, progress):
             return apply_model(
-                data, model, channel_axis=channel_axis, alpha=alpha, wavelengths=wavelengths
+                data,
+                model,
+                channel_axis=channel_axis,
+                alpha=alpha,
+                wavelengths=wavelengths,
+                progress=progress,  # so Cancel stops it, chunk by chunk
             )
 
         return self._start(job, f"with the model {getattr(path, 'name', path)}", wait=wait)

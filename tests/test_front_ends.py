@@ -1,0 +1,165 @@
+"""One engine, two front ends: the same calls on a numpy array and on a dask array of it give
+the same results, option by option."""
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from napari_spectral_clusters import Cancelled, ClusteringError, apply_model, cluster_image
+from napari_spectral_clusters import lazy as lazy_engine
+
+
+@pytest.fixture(autouse=True)
+def block_by_block(monkeypatch):
+    """The dask input is clustered block by block, never read into memory whole."""
+    monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", 0.0)
+
+
+def _scene(dtype=np.float64, channels=6, seed=0):
+    """Four well-separated materials (one of 40 pixels) with a little noise, (60, 80, C)."""
+    rng = np.random.default_rng(seed)
+    gt = rng.integers(0, 3, (60, 80))
+    gt[10:15, 20:28] = 3
+    spectra = rng.uniform(0.1, 0.9, (4, channels))
+    img = spectra[gt] + rng.normal(0, 0.005, (*gt.shape, channels))
+    if np.issubdtype(dtype, np.integer):
+        img = np.round(img * np.iinfo(dtype).max * 0.9)
+    return img.astype(dtype), gt
+
+
+def _both(img, chunks=(20, 40, -1)):
+    return [img, da.from_array(img, chunks=chunks)]
+
+
+def _computed(res):
+    return {
+        "labels": np.asarray(res.labels),
+        "recolored": np.asarray(res.recolored),
+        "counts": res.counts,
+        "centers": res.centers,
+        "std": res.std,
+        "colors": res.colors,
+    }
+
+
+def _assert_same(eager, lazy):
+    a, b = _computed(eager), _computed(lazy)
+    np.testing.assert_array_equal(a["labels"], b["labels"])
+    np.testing.assert_array_equal(a["recolored"], b["recolored"])
+    np.testing.assert_array_equal(a["counts"], b["counts"])
+    np.testing.assert_allclose(a["centers"], b["centers"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a["std"], b["std"], rtol=1e-3, atol=1e-6)
+    np.testing.assert_array_equal(a["colors"], b["colors"])
+    # in the clustered space: standardising and PCA are fitted on each front end's sample
+    assert lazy.inertia == pytest.approx(eager.inertia, rel=1e-3)
+    assert eager.summary().keys() == lazy.summary().keys()
+
+
+@pytest.mark.parametrize("preprocessing", ["none", "standardize", "unit", "pca"])
+def test_the_same_clustering_from_numpy_and_dask(preprocessing):
+    img, gt = _scene()
+    wl = np.linspace(450, 700, img.shape[-1])
+    mask = np.ones(gt.shape, bool)
+    mask[:5] = False
+    eager, lazy = (
+        cluster_image(x, 4, wavelengths=wl, mask=mask, preprocessing=preprocessing)
+        for x in _both(img)
+    )
+    assert isinstance(lazy.labels, da.Array) and isinstance(lazy.recolored, da.Array)
+    _assert_same(eager, lazy)
+    assert (np.asarray(lazy.labels)[:5] == 0).all()
+    np.testing.assert_array_equal(lazy.summary()["wavelengths"], wl)  # plotted in nm
+    np.testing.assert_array_equal(lazy.model.wavelengths, wl)
+    assert lazy.params == eager.params
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_alpha_the_same_from_numpy_and_dask(dtype):
+    img, _ = _scene(dtype, channels=3)
+    alpha = np.full(img.shape[:2], np.iinfo(dtype).max, dtype)
+    alpha[:, :10] = 0
+    alpha[:, 10:20] = np.iinfo(dtype).max // 3
+    rgba = np.concatenate([img, alpha[..., None]], axis=-1)
+    eager, lazy = (cluster_image(x, 4) for x in _both(rgba))
+    _assert_same(eager, lazy)
+    np.testing.assert_array_equal(np.asarray(lazy.recolored)[..., 3], alpha)
+
+
+def test_reduce_k_the_same_from_numpy_and_dask():
+    # three values on 600, 400 and 200 pixels: numbered alike by size
+    img = np.repeat(np.array([[0.0, 1], [5, 5], [9, 0]]), [600, 400, 200], axis=0)
+    img = img[np.random.default_rng(0).permutation(1200)].reshape(30, 40, 2)
+    for x in _both(img, chunks=(10, 10, -1)):
+        with pytest.raises(ClusteringError, match="only 3 distinct"):
+            cluster_image(x, 5)
+    with pytest.warns(UserWarning, match="clustering into 3"):
+        eager = cluster_image(img, 5, reduce_k=True)
+    with pytest.warns(UserWarning, match="clustering into 3"):
+        lazy = cluster_image(da.from_array(img, chunks=(10, 10, -1)), 5, reduce_k=True)
+    _assert_same(eager, lazy)
+    assert lazy.params["n_clusters_used"] == eager.params["n_clusters_used"] == 3
+
+
+def test_progress_and_cancel_the_same_from_numpy_and_dask():
+    img, _ = _scene()
+    stages = []
+    for x in _both(img):
+        events = []
+        cluster_image(x, 4, progress=events.append)
+        stages.append({e.stage for e in events})
+        assert events[-1].stage == "done"
+
+        def cancel(event):
+            if event.stage == "blocks":
+                raise Cancelled
+
+        with pytest.raises(Cancelled):
+            cluster_image(x, 4, progress=cancel)
+        with pytest.raises(Cancelled):
+            apply_model(x, cluster_image(img, 4).model, progress=cancel)
+    assert stages[0] - {"sample"} == stages[1] - {"sample"} == {"fit", "blocks", "refine", "done"}
+
+
+def test_apply_model_keeps_a_dask_input_lazy_and_gives_the_same_labels():
+    img, _ = _scene(seed=1)
+    model = cluster_image(img, 4).model
+    other, _ = _scene(seed=1)
+    other = other[::-1].copy()
+    eager, lazy = (apply_model(x, model) for x in _both(other))
+    assert isinstance(lazy.labels, da.Array) and isinstance(lazy.recolored, da.Array)
+    _assert_same(eager, lazy)
+
+
+def test_apply_model_on_dask_reads_block_by_block():
+    """Bounded memory: the labels are computed block by block, never the cube at once."""
+    img, _ = _scene()
+    model = cluster_image(img, 4).model
+    biggest = []
+
+    def watched(block):
+        biggest.append(block.size)
+        return block
+
+    lazy = da.from_array(img, chunks=(20, 40, -1)).map_blocks(watched, dtype=img.dtype)
+    res = apply_model(lazy, model)
+    assert biggest and max(biggest) <= 20 * 40 * img.shape[-1]  # the sums' pass: per block
+    biggest.clear()
+    res.labels.compute()
+    assert biggest and max(biggest) <= 20 * 40 * img.shape[-1]
+
+
+def test_a_cube_that_fits_in_memory_is_read_once(monkeypatch):
+    monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", 0.25)
+    img, _ = _scene()
+    reads = []
+
+    def counted(block, block_info=None):
+        reads.append(block_info[0]["chunk-location"])
+        return block
+
+    lazy = da.from_array(img, chunks=(20, 40, -1)).map_blocks(counted, dtype=img.dtype)
+    events = []
+    res = cluster_image(lazy, 4, progress=events.append)
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == 3 * 2  # each block once
+    assert [e.done for e in events if e.stage == "read"] == list(range(1, 7))
+    _assert_same(cluster_image(img, 4), res)
