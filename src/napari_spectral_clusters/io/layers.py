@@ -33,7 +33,13 @@ import numpy as np
 from .._arrays import is_lazy
 from ._image_data import ImageData, metadata_from_json, metadata_to_json
 
-__all__ = ["LAZY_BYTES", "images_from_arrays", "layer_variables", "lazy_threshold"]
+__all__ = [
+    "LAZY_BYTES",
+    "cube_band_axis",
+    "images_from_arrays",
+    "layer_variables",
+    "lazy_threshold",
+]
 
 _WAVELENGTH_NAME = re.compile(r"wave|lambda|^wl|wl$|^bands?$|wavenumber|^nm$|freq", re.I)
 _LABELS_NAME = re.compile(r"gt|label|class|mask|truth|seg|roi", re.I)
@@ -63,6 +69,20 @@ def images_from_arrays(
     """
     arrays = dict(arrays)
     return _images(path, arrays, _saved_layers(path, arrays, strings), bands_first)
+
+
+def cube_band_axis(shape: tuple[int, ...], arrays: dict, *, bands_first: bool = False) -> int:
+    """The band axis :func:`images_from_arrays` will give a cube of ``shape``, known before
+    the cube is read: from the wavelength vectors among a file's other named ``arrays``, else
+    from the shape (``bands_first`` as for :func:`images_from_arrays`).
+
+    Readers cut a lazy cube into blocks of whole spectra with it. Should the layer get its
+    bands elsewhere (a layer our writer saved records its own axis), the blocks are only
+    slower to cluster, never wrong.
+    """
+    wavelengths = {n: a for n, a in arrays.items() if _is_wavelength_vector(n, a)}
+    axis, wl_name = _spectral_axis(shape, wavelengths)
+    return 0 if bands_first and wl_name is None else axis
 
 
 def _images(path: Path, arrays: dict, saved: dict, bands_first=frozenset()) -> list[ImageData]:
@@ -241,7 +261,7 @@ def _unflatten_pixel_matrices(arrays: dict) -> tuple[dict, set]:
 
 
 def _cube(name: str, arr: np.ndarray, wavelengths: dict, *, bands_first: bool) -> ImageData:
-    axis, wl_name = _spectral_axis(arr, wavelengths)
+    axis, wl_name = _spectral_axis(arr.shape, wavelengths)
     if bands_first and wl_name is None:
         axis = 0
     data = np.moveaxis(arr, axis, 0)
@@ -264,14 +284,14 @@ def _cube_axis_labels(ndim: int) -> tuple[str, ...]:
     return ("band", *spatial)
 
 
-def _spectral_axis(arr: np.ndarray, wavelengths: dict) -> tuple[int, str | None]:
+def _spectral_axis(shape: tuple[int, ...], wavelengths: dict) -> tuple[int, str | None]:
     for wl_name, wl in wavelengths.items():
-        matches = [i for i, n in enumerate(arr.shape) if n == wl.size]
+        matches = [i for i, n in enumerate(shape) if n == wl.size]
         if len(matches) == 1:
             return matches[0], wl_name
-    if arr.shape[-1] == arr.shape[-2] != arr.shape[0]:
+    if shape[-1] == shape[-2] != shape[0]:
         return 0, None
-    return arr.ndim - 1, None
+    return len(shape) - 1, None
 
 
 def _is_labels(name: str, stem: str, arr: np.ndarray, cube_yx: set) -> bool:

@@ -19,8 +19,15 @@ from scipy import sparse
 
 from .._arrays import is_lazy
 from ._image_data import ImageData, ReadError, store_blocks
+from .blocks import block_chunks
 from .files import written_whole
-from .layers import LAZY_BYTES, images_from_arrays, layer_variables, lazy_threshold
+from .layers import (
+    LAZY_BYTES,
+    cube_band_axis,
+    images_from_arrays,
+    layer_variables,
+    lazy_threshold,
+)
 
 __all__ = ["LAZY_BYTES", "read_mat", "write_mat", "write_mat73"]
 
@@ -89,12 +96,15 @@ def _read_v73(path: Path, lazy_bytes: int) -> tuple[dict, dict, str]:
     file holds.
 
     HDF5 stores MATLAB's column-major arrays with their axes reversed, so every array is
-    transposed back. Large ones become dask arrays chunked as the file stores them; they keep
-    the file open for as long as they live.
+    transposed back. Large ones become dask arrays of blocks coalesced from the file's chunks
+    (see :func:`~napari_spectral_clusters.io.blocks.block_chunks`); they keep the file open
+    for as long as they live.
     """
     try:
         f = h5py.File(path, "r")
-        arrays = dict(_walk_h5(f, f, "", lazy_bytes))
+        found = dict(_walk_h5(f, f, "", lazy_bytes))
+        read = {k: v for k, v in found.items() if not isinstance(v, h5py.Dataset)}
+        arrays = {k: read[k] if k in read else _h5_lazy(v, read) for k, v in found.items()}
         strings = {
             key: "".join(map(chr, np.asarray(f[key][()]).T.ravel()))
             for key in f
@@ -129,7 +139,8 @@ def _matlab_class(obj) -> str:
 
 
 def _walk_h5(f, obj, name: str, lazy_bytes: int):
-    """Yield (name, array) for numeric arrays in a v7.3 group, struct or cell, recursively."""
+    """Yield (name, array) for numeric arrays in a v7.3 group, struct or cell, recursively;
+    arrays larger than ``lazy_bytes`` as their unread h5py dataset."""
     if isinstance(obj, h5py.Group):
         if "MATLAB_sparse" in obj.attrs:
             yield name, _h5_sparse(obj)
@@ -154,11 +165,20 @@ def _h5_array(ds, cls: str, lazy_bytes: int):
         raw = ds[()]
         return (raw["real"] + 1j * raw["imag"]).T
     if ds.nbytes > lazy_bytes and cls != "logical":
-        import dask.array as da
-
-        return da.from_array(ds, chunks=ds.chunks or "auto").T
+        return ds  # opened lazily once the file's small arrays (wavelengths) are known
     data = ds[()].T
     return data.astype(bool) if cls == "logical" else data
+
+
+def _h5_lazy(ds, arrays: dict):
+    """A big dataset as a dask array in MATLAB's orientation, in blocks of whole spectra when
+    the band axis the layer rules will give it (from ``arrays``, the file's read arrays) fits."""
+    import dask.array as da
+
+    shape = ds.shape[::-1]  # as MATLAB shows it
+    band = ds.ndim - 1 - cube_band_axis(shape, arrays) if ds.ndim >= 3 else None
+    chunks = block_chunks(ds.shape, ds.dtype.itemsize, ds.chunks, band_axis=band)
+    return da.from_array(ds, chunks=chunks).T
 
 
 def _h5_sparse(group) -> np.ndarray:

@@ -6,7 +6,8 @@ the store; a group opens every array in it (``group.array`` for nested ones) by 
 as a MATLAB file (see :mod:`napari_spectral_clusters.io.layers`), except that a cube's band axis,
 without a wavelength vector to match, is the first or last axis: the odd one out when the
 image is square, else the shorter (zarr cubes come bands-first as often as bands-last). Big
-arrays open as dask arrays.
+arrays open as dask arrays, in blocks coalesced from the store's chunks (see
+:func:`~napari_spectral_clusters.io.blocks.block_chunks`).
 
 :func:`write_zarr` stores layers as :func:`~napari_spectral_clusters.io.mat.write_mat` does
 (same variables, ``x_metadata`` as a group attribute), so what it writes opens as it was saved;
@@ -23,8 +24,9 @@ import zarr
 
 from .._arrays import is_lazy
 from ._image_data import ImageData, ReadError, store_blocks
+from .blocks import block_chunks
 from .files import written_whole
-from .layers import images_from_arrays, layer_variables, lazy_threshold
+from .layers import cube_band_axis, images_from_arrays, layer_variables, lazy_threshold
 
 __all__ = ["is_zarr_store", "read_zarr", "write_zarr"]
 
@@ -41,8 +43,8 @@ def read_zarr(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageD
     """Read the images in a zarr store (an array, or a group of arrays).
 
     Arrays larger than ``lazy_bytes`` (default
-    :data:`~napari_spectral_clusters.io.layers.LAZY_BYTES`) open as dask arrays chunked as the
-    store is, read only as napari or the engine needs them.
+    :data:`~napari_spectral_clusters.io.layers.LAZY_BYTES`) open as dask arrays, in blocks of
+    whole store chunks, read only as napari or the engine needs them.
 
     Raises
     ------
@@ -58,10 +60,12 @@ def read_zarr(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageD
     try:
         node = zarr.open(str(path), mode="r")
         if isinstance(node, zarr.Array):
-            arrays, strings = {path.stem: _array(node, lazy_bytes)}, {}
+            stored, strings = {path.stem: node}, {}
         else:
-            arrays = dict(_walk(node, "", lazy_bytes))
+            stored = dict(_walk(node, ""))
             strings = {k: v for k, v in node.attrs.items() if isinstance(v, str)}
+        read = {k: a[...] for k, a in stored.items() if a.nbytes <= lazy_bytes}
+        arrays = {k: read[k] if k in read else _lazy(a, read) for k, a in stored.items()}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ReadError(f"{path.name} could not be read as a zarr store: {exc}") from exc
     description = ", ".join(
@@ -83,18 +87,23 @@ def _bands_first(shape: tuple) -> bool:
     return shape[0] < shape[-1]
 
 
-def _walk(group, prefix: str, lazy_bytes: int):
+def _walk(group, prefix: str):
+    """Yield (name, zarr array) for the numeric arrays of a group, at every level."""
     for name, arr in group.arrays():
         if np.issubdtype(arr.dtype, np.number) or arr.dtype == bool:
-            yield f"{prefix}{name}", _array(arr, lazy_bytes)
+            yield f"{prefix}{name}", arr
     for name, sub in group.groups():
-        yield from _walk(sub, f"{prefix}{name}.", lazy_bytes)
+        yield from _walk(sub, f"{prefix}{name}.")
 
 
-def _array(arr, lazy_bytes: int):
-    if arr.nbytes > lazy_bytes:
-        return da.from_zarr(arr)
-    return arr[...]
+def _lazy(arr, arrays: dict) -> da.Array:
+    """A big zarr array as a dask array, in blocks of whole spectra when the band axis the
+    layer rules will give it (from ``arrays``, the store's read arrays) fits."""
+    band = None
+    if arr.ndim >= 3:
+        band = cube_band_axis(arr.shape, arrays, bands_first=_bands_first(arr.shape))
+    chunks = block_chunks(arr.shape, arr.dtype.itemsize, arr.chunks, band_axis=band)
+    return da.from_zarr(arr, chunks=chunks)
 
 
 def write_zarr(path: str | Path, images: list[ImageData]) -> Path:
