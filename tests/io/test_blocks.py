@@ -134,8 +134,12 @@ def test_a_lazy_zarr_cube_opens_in_coalesced_blocks_and_saves(
     monkeypatch.setattr(blocks, "BLOCK_BYTES", target)
     cube = _cube(24, 60, 80)
     stored, storage = (np.moveaxis(cube, 0, -1), (8, 16, 5)) if bands_last else (cube, (5, 8, 16))
-    z = zarr.create_array(
-        str(tmp_path / "scene.zarr"), shape=stored.shape, chunks=storage, dtype=stored.dtype
+    z = zarr.open_array(  # zarr 2 and 3 alike (zarr 2 has no create_array)
+        str(tmp_path / "scene.zarr"),
+        mode="w",
+        shape=stored.shape,
+        chunks=storage,
+        dtype=stored.dtype,
     )
     z[...] = stored
     (img,) = read_zarr(tmp_path / "scene.zarr", lazy_bytes=1024)
