@@ -221,6 +221,19 @@ def test_a_big_zarr_cube_is_clustered_and_written_block_by_block(tmp_path, data_
     )
 
 
+def test_a_file_that_crashes_the_parser_fails_alone_and_the_batch_goes_on(tmp_path, data_dir):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(data_dir / "hostile" / "segfault_miMATRIX_offset203.mat", folder / "a_bad.mat")
+    shutil.copy(data_dir / "hsi" / "Samson.mat", folder / "b_good.mat")
+    proc = _run("run", folder, "-k", 3, "-o", tmp_path / "out")
+    assert proc.returncode == 1
+    assert "a_bad.mat is damaged" in proc.stdout and "crashed" in proc.stdout
+    assert "clustered 1 of 2 file(s)" in proc.stdout
+    assert (tmp_path / "out" / "b_good_clusters.png").exists()
+    assert not list((tmp_path / "out").glob("a_bad*"))
+
+
 def test_a_failure_while_writing_leaves_none_of_that_inputs_outputs(
     tmp_path, data_dir, monkeypatch
 ):

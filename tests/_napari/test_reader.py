@@ -57,6 +57,19 @@ def test_bad_file_is_a_notification_not_a_crash(data_dir, name, words, monkeypat
     assert name in shown[0] and words in shown[0]
 
 
+def test_a_file_that_crashes_the_parser_is_a_notification_and_napari_lives_on(
+    data_dir, monkeypatch
+):
+    shown = []
+    monkeypatch.setattr("napari_spectral_clusters._napari.reader.show_error", shown.append)
+    bad = str(data_dir / "hostile" / "segfault_miMATRIX_offset203.mat")
+    good = str(data_dir / "hsi" / "Samson.mat")
+    layers = get_reader([bad, good])([bad, good])
+    assert len(shown) == 1 and "segfault_miMATRIX_offset203.mat" in shown[0]
+    assert "crashed" in shown[0]
+    assert [kw["name"] for _, kw, _ in layers] == ["A", "SamSon"]  # the other file opened
+
+
 def test_several_pngs_open_as_one_stack(tmp_path):
     from napari_spectral_clusters.io import write_png
 

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-import inspect
+import warnings
 from pathlib import Path
 
 import h5py
@@ -20,6 +20,7 @@ from scipy import sparse
 from .._arrays import is_lazy
 from ._image_data import ImageData, ReadError, store_blocks
 from .blocks import block_chunks
+from .contained import eager_bytes, parse_contained
 from .files import written_whole
 from .layers import (
     LAZY_BYTES,
@@ -28,6 +29,7 @@ from .layers import (
     layer_variables,
     lazy_threshold,
 )
+from .mat5 import dense_sparse
 
 __all__ = ["LAZY_BYTES", "read_mat", "write_mat", "write_mat73"]
 
@@ -63,32 +65,13 @@ def read_mat(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageDa
         raise FileNotFoundError(f"{path} does not exist")
     if h5py.is_hdf5(path):
         arrays, strings, description = _read_v73(path, lazy_bytes)
-    else:
-        variables = _load(path)
-        arrays, description = dict(_walk(variables)), _describe(variables)
-        strings = {k: str(v[0]) for k, v in variables.items() if _is_string(v)}
+    else:  # scipy's compiled reader can crash on a damaged file: it runs in a child process
+        arrays, extras = parse_contained("mat-v5", path)
+        strings, description = extras["strings"], extras["description"]
     images = images_from_arrays(path, arrays, strings)
     if not images:
         raise ReadError(f"{path.name} holds no image: {description}")
     return images
-
-
-def _is_string(value) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype.kind == "U" and value.size == 1
-
-
-def _load(path: Path) -> dict:
-    """All variables of a v4-v7 file, with structs as record arrays and cells as object arrays."""
-    # scipy 1.18 warns that spmatrix= (absent from older scipy) defaults to False from 1.20
-    has_spmatrix = "spmatrix" in inspect.signature(scipy.io.loadmat).parameters
-    kw = {"spmatrix": False} if has_spmatrix else {}
-    try:
-        return scipy.io.loadmat(path, squeeze_me=False, mat_dtype=False, **kw)
-    except Exception as exc:  # scipy raises ValueError, TypeError, zlib.error, ... on bad files
-        raise ReadError(
-            f"{path.name} could not be read as a MATLAB file (corrupt or truncated?): "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
 
 
 def _read_v73(path: Path, lazy_bytes: int) -> tuple[dict, dict, str]:
@@ -98,24 +81,105 @@ def _read_v73(path: Path, lazy_bytes: int) -> tuple[dict, dict, str]:
     HDF5 stores MATLAB's column-major arrays with their axes reversed, so every array is
     transposed back. Large ones become dask arrays of blocks coalesced from the file's chunks
     (see :func:`~napari_spectral_clusters.io.blocks.block_chunks`); they keep the file open
-    for as long as they live.
+    for as long as they live. Only what is inside the file is read: external and soft links
+    are skipped with a warning, and so are cycles and nesting deeper than MAX_DEPTH.
     """
     try:
         f = h5py.File(path, "r")
-        found = dict(_walk_h5(f, f, "", lazy_bytes))
+        walk = _H5Walk(f, lazy_bytes, eager_bytes())
+        found = dict(walk(f, ""))
         read = {k: v for k, v in found.items() if not isinstance(v, h5py.Dataset)}
         arrays = {k: read[k] if k in read else _h5_lazy(v, read) for k, v in found.items()}
-        strings = {
-            key: "".join(map(chr, np.asarray(f[key][()]).T.ravel()))
-            for key in f
-            if isinstance(f[key], h5py.Dataset) and _matlab_class(f[key]) == "char"
-        }
-        description = ", ".join(_describe_h5(f[key], key) for key in f if key != "#refs#")
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+        strings = {}
+        for key, obj in walk.members(f):
+            if isinstance(obj, h5py.Dataset) and _matlab_class(obj) == "char":
+                if obj.dtype.kind in "iu" and obj.size <= 2**20:
+                    codes = np.asarray(obj[()]).T.ravel()
+                    strings[key] = "".join(map(chr, np.clip(codes, 0, 0x10FFFF)))
+        description = ", ".join(_describe_h5(obj, key) for key, obj in walk.members(f))
+    except ReadError as exc:
+        raise ReadError(f"{path.name}: {exc}") from None
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, RecursionError) as exc:
         raise ReadError(
-            f"{path.name} could not be read as a MATLAB v7.3 (HDF5) file: {exc}"
-        ) from exc
+            f"{path.name} could not be read as a MATLAB v7.3 (HDF5) file: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    for warning in walk.skipped:
+        warnings.warn(f"{path.name}: {warning}", stacklevel=2)
     return arrays, strings, description or "no variables"
+
+
+#: Structs and cells nested deeper than this are not read (MATLAB files rarely nest 5 deep).
+MAX_DEPTH = 32
+
+
+class _H5Walk:
+    """The numeric arrays of a v7.3 file's groups, structs and cells, without leaving it."""
+
+    def __init__(self, f, lazy_bytes: int, limit: int):
+        self.f, self.lazy_bytes, self.limit = f, lazy_bytes, limit
+        self.seen: set = set()
+        self.skipped: list[str] = []
+
+    def members(self, group):
+        """(name, object) of a group's members, links that leave the file skipped."""
+        for key in group:
+            if key == "#refs#":
+                continue
+            link = group.get(key, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                self._skip(f"did not follow external link {key} to {link.filename}")
+                continue
+            if isinstance(link, h5py.SoftLink):
+                self._skip(f"did not follow soft link {key} to {link.path}")
+                continue
+            yield _h5_name(key), group[key]
+
+    def _skip(self, what: str) -> None:
+        if what not in self.skipped:
+            self.skipped.append(what)
+
+    def __call__(self, obj, name: str, depth: int = 0):
+        """Yield (name, array) for numeric arrays in a group, struct or cell, recursively;
+        arrays larger than ``lazy_bytes`` as their unread h5py dataset."""
+        addr = h5py.h5o.get_info(obj.id).addr
+        if addr in self.seen:  # a reference cycle, or an object reached twice
+            return
+        self.seen.add(addr)
+        if depth > MAX_DEPTH:
+            self._skip(f"did not read {name}: nested more than {MAX_DEPTH} deep")
+            return
+        if isinstance(obj, h5py.Group):
+            if "MATLAB_sparse" in obj.attrs:
+                yield name, _h5_sparse(obj, name, self.limit)
+                return
+            for key, member in self.members(obj):
+                yield from self(member, f"{name}.{key}" if name else key, depth + 1)
+            return
+        cls = _matlab_class(obj)
+        if obj.attrs.get("MATLAB_empty", 0):
+            return
+        if cls == "cell":
+            if obj.dtype != h5py.ref_dtype:
+                raise ReadError(f"cell {name} holds no references")
+            refs = obj[()].T.ravel(order="F")  # MATLAB's linear (column-major) order
+            for i, ref in enumerate(refs):
+                if not ref:
+                    continue
+                target = self.f[ref]
+                if target.file.filename != self.f.filename:
+                    self._skip(f"did not follow {name}[{i + 1}] out of the file")
+                    continue
+                yield from self(target, f"{name}[{i + 1}]", depth + 1)
+        elif cls in _H5_NUMERIC:
+            array = _h5_array(obj, cls, self.lazy_bytes, self.limit, name)
+            if array is not None:
+                yield name, array
+
+
+def _h5_name(key: str) -> str:
+    """A member's name as text (HDF5 names are bytes; a damaged file's need not be UTF-8)."""
+    return key.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 _H5_NUMERIC = {
@@ -135,36 +199,23 @@ _H5_NUMERIC = {
 
 def _matlab_class(obj) -> str:
     value = obj.attrs.get("MATLAB_class", b"")
-    return value.decode() if isinstance(value, bytes) else str(value)
+    if isinstance(value, np.ndarray):
+        value = value.ravel()[0] if value.size else b""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def _walk_h5(f, obj, name: str, lazy_bytes: int):
-    """Yield (name, array) for numeric arrays in a v7.3 group, struct or cell, recursively;
-    arrays larger than ``lazy_bytes`` as their unread h5py dataset."""
-    if isinstance(obj, h5py.Group):
-        if "MATLAB_sparse" in obj.attrs:
-            yield name, _h5_sparse(obj)
-            return
-        for key in obj:
-            if key != "#refs#":
-                yield from _walk_h5(f, obj[key], f"{name}.{key}" if name else key, lazy_bytes)
-        return
-    cls = _matlab_class(obj)
-    if obj.attrs.get("MATLAB_empty", 0):
-        return
-    if cls == "cell":
-        refs = obj[()].T.ravel(order="F")  # MATLAB's linear (column-major) order
-        for i, ref in enumerate(refs):
-            yield from _walk_h5(f, f[ref], f"{name}[{i + 1}]", lazy_bytes)
-    elif cls in _H5_NUMERIC:
-        yield name, _h5_array(obj, cls, lazy_bytes)
-
-
-def _h5_array(ds, cls: str, lazy_bytes: int):
-    if ds.dtype.names and {"real", "imag"} <= set(ds.dtype.names):  # complex
+def _h5_array(ds, cls: str, lazy_bytes: int, limit: int, name: str):
+    """A numeric dataset: read, or (above ``lazy_bytes``) left unread to open lazily; None
+    for a dataset whose values are not numbers (a damaged file's string "double")."""
+    dtype = ds.dtype
+    if dtype.names and {"real", "imag"} <= set(dtype.names):  # complex
+        if ds.nbytes > limit:
+            raise ReadError(f"complex variable {name} is larger than a file may take whole")
         raw = ds[()]
         return (raw["real"] + 1j * raw["imag"]).T
-    if ds.nbytes > lazy_bytes and cls != "logical":
+    if dtype.kind not in "biuf":
+        return None
+    if ds.nbytes > lazy_bytes:
         return ds  # opened lazily once the file's small arrays (wavelengths) are known
     data = ds[()].T
     return data.astype(bool) if cls == "logical" else data
@@ -178,60 +229,24 @@ def _h5_lazy(ds, arrays: dict):
     shape = ds.shape[::-1]  # as MATLAB shows it
     band = ds.ndim - 1 - cube_band_axis(shape, arrays) if ds.ndim >= 3 else None
     chunks = block_chunks(ds.shape, ds.dtype.itemsize, ds.chunks, band_axis=band)
-    return da.from_array(ds, chunks=chunks).T
+    lazy = da.from_array(ds, chunks=chunks).T
+    return lazy.astype(bool) if _matlab_class(ds) == "logical" else lazy
 
 
-def _h5_sparse(group) -> np.ndarray:
-    shape = (int(group.attrs["MATLAB_sparse"]), len(group["jc"]) - 1)
+def _h5_sparse(group, name: str, limit: int) -> np.ndarray:
+    rows = int(np.asarray(group.attrs["MATLAB_sparse"]).ravel()[0])
+    shape = (rows, len(group["jc"]) - 1)
     data = group["data"][()] if "data" in group else np.ones(len(group["ir"]), bool)
+    if len(data) != len(group["ir"]) or rows < 0:
+        raise ReadError(f"sparse variable {name} is damaged: its parts do not agree")
     matrix = sparse.csc_matrix((data, group["ir"][()], group["jc"][()]), shape=shape)
-    return matrix.toarray()
+    return dense_sparse(matrix, name, limit)
 
 
 def _describe_h5(obj, name: str) -> str:
     cls = _matlab_class(obj) or ("struct" if isinstance(obj, h5py.Group) else "?")
     shape = "x".join(map(str, getattr(obj, "shape", ())[::-1]))
     return f"{name} ({shape} {cls})" if shape else f"{name} ({cls})"
-
-
-def _walk(value, name: str = ""):
-    """Yield (name, numeric ndarray) for every numeric array inside dicts, structs and cells."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not key.startswith("__"):
-                yield from _walk(item, f"{name}.{key}" if name else key)
-    elif sparse.issparse(value):
-        yield name, value.toarray()
-    elif isinstance(value, np.ndarray) and value.dtype.names:  # struct (array)
-        for i, element in enumerate(value.ravel(order="F")):
-            base = name if value.size == 1 else f"{name}[{i + 1}]"
-            for key in value.dtype.names:
-                yield from _walk(element[key], f"{base}.{key}")
-    elif isinstance(value, np.ndarray) and value.dtype == object:  # cell
-        for i, element in enumerate(value.ravel(order="F")):
-            yield from _walk(element, f"{name}[{i + 1}]")
-    elif isinstance(value, np.ndarray) and (
-        np.issubdtype(value.dtype, np.number) or value.dtype == bool
-    ):
-        if value.size:
-            # napari and vispy want native byte order (v4/v5 files may be big-endian)
-            yield name, value.astype(value.dtype.newbyteorder("="), copy=False)
-
-
-def _describe(variables: dict) -> str:
-    """One line listing what the file holds: name (shape type) for each variable."""
-    parts = []
-    for key, value in variables.items():
-        if key.startswith("__"):
-            continue
-        shape = "x".join(map(str, getattr(value, "shape", ())))
-        kind = getattr(getattr(value, "dtype", None), "name", type(value).__name__)
-        if isinstance(value, np.ndarray) and value.dtype.names:
-            kind = "struct"
-        elif isinstance(value, np.ndarray) and value.dtype == object:
-            kind = "cell"
-        parts.append(f"{key} ({shape} {kind})")
-    return ", ".join(parts) or "no variables"
 
 
 _MATLAB_CLASS = {

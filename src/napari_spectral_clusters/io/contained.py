@@ -1,0 +1,226 @@
+"""Run a compiled file parser on untrusted bytes in a child process, with limits.
+
+A damaged file can make a compiled parser (``scipy.io.loadmat``'s C reader, a sparse
+``toarray()``) crash the whole process with SIGSEGV, which would take napari and hours of
+unsaved work with it, or a CLI batch and every file after it. So the parse runs in a child
+Python process that:
+
+* may allocate at most :func:`eager_bytes` (plus its interpreter's own needs): a 276-byte file
+  that asks for gigabytes fails with a clear message instead of exhausting the machine;
+* may run for at most ``timeout`` seconds, and writes no core dump when it crashes;
+* hands its arrays back as an ``.npz`` of plain numeric arrays, opened with
+  ``allow_pickle=False``, and the rest as JSON — never a pickle, since a child whose memory a
+  damaged file corrupted must not be able to run code in the parent.
+
+Cost: starting the child (a Python interpreter importing numpy and scipy.io) and passing the
+arrays through a temporary file; measured in ``benchmarks/README.md`` (a few tenths of a
+second per file). Only the parsers listed in :data:`PARSERS` can be run.
+
+Run as ``python -m napari_spectral_clusters.io.contained LIMIT``, it is the child: one JSON
+request per line of stdin, one line of answer per request on stdout.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ._image_data import ReadError
+
+__all__ = ["PARSERS", "eager_bytes", "parse_contained"]
+
+#: Parsers a child may run: name -> ("module:function", what the file should be). The function
+#: takes a path and ``limit`` (bytes) and returns (named numeric arrays, JSON-able extras).
+PARSERS = {"mat-v5": ("napari_spectral_clusters.io.mat5:parse_v5", "a MATLAB file")}
+
+#: What a reader allocates eagerly at most, unless SPECTRAL_CLUSTERS_EAGER_BYTES says
+#: otherwise: this share of the machine's memory, and never more than EAGER_CAP.
+EAGER_SHARE = 0.5
+EAGER_CAP = 16 * 2**30
+#: Address space a child needs beyond the arrays: the interpreter, numpy, scipy, thread stacks.
+CHILD_OVERHEAD = 2 * 2**30
+#: Seconds a parse may take (a 2 GiB compressed MATLAB variable takes well under a minute).
+TIMEOUT = 300.0
+
+
+def eager_bytes() -> int:
+    """The most a reader allocates for a file read whole (into memory, not lazily)."""
+    env = os.environ.get("SPECTRAL_CLUSTERS_EAGER_BYTES")
+    if env:
+        return int(float(env))
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume a small machine
+        total = 8 * 2**30
+    return int(min(EAGER_CAP, EAGER_SHARE * total))
+
+
+def parse_contained(
+    parser: str, path: str | Path, *, limit: int | None = None, timeout: float = TIMEOUT
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Run parser ``parser`` (a key of :data:`PARSERS`) on ``path`` in a child process.
+
+    Returns its named arrays and extras. Raises :class:`ReadError` when the parser fails,
+    needs more than ``limit`` bytes (default :func:`eager_bytes`), runs longer than
+    ``timeout`` seconds, or crashes; the message names the file and the reason.
+
+    The child is started on first use and kept for the next files (starting one costs most
+    of a second, most of it importing scipy); one that crashed or was stopped is replaced.
+    """
+    if parser not in PARSERS:
+        raise ValueError(f"unknown parser {parser!r}")
+    path = Path(path)
+    limit = eager_bytes() if limit is None else int(limit)
+    out = Path(tempfile.mkdtemp(prefix="spectral-clusters-"))
+    try:
+        with _LOCK:
+            worker = _WORKERS.get(limit)
+            if worker is None or worker.poll() is not None:
+                worker = _WORKERS[limit] = _start(limit)
+            request = json.dumps({"parser": parser, "path": str(path), "out": str(out)})
+            answer = _ask(worker, request, timeout)
+            if answer is None:  # no answer: it crashed, or is still at it
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait()
+                    raise ReadError(
+                        f"{path.name}: reading it took longer than {timeout:.0f} s and was stopped"
+                    )
+                name = _signal_name(-worker.returncode) if worker.returncode < 0 else "exited"
+                raise ReadError(
+                    f"{path.name} is damaged: the parser crashed on it ({name}); "
+                    "nothing else was affected"
+                )
+        meta = json.loads((out / "meta.json").read_text())
+        if "error" in meta:
+            raise ReadError(meta["error"])
+        with np.load(out / "arrays.npz", allow_pickle=False) as npz:
+            arrays = {name: npz[f"a{i}"] for i, name in enumerate(meta["names"])}
+        return arrays, meta["extras"]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+_LOCK = threading.Lock()
+_WORKERS: dict[int, subprocess.Popen] = {}  # by memory limit
+
+
+def _start(limit: int) -> subprocess.Popen:
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", __name__, str(limit)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+    atexit.register(_stop, worker)
+    return worker
+
+
+def _stop(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        worker.kill()
+        worker.wait()
+
+
+def _ask(worker: subprocess.Popen, request: str, timeout: float) -> str | None:
+    """Send one request; its answer line, or None if the child died or did not answer."""
+    answers: queue.Queue = queue.Queue()
+    try:
+        worker.stdin.write(request + "\n")
+        worker.stdin.flush()
+    except OSError:  # it died since the last file
+        return None
+    # a thread reads the answer, so the wait can time out on every platform (no select on
+    # Windows pipes)
+    threading.Thread(target=lambda: answers.put(worker.stdout.readline()), daemon=True).start()
+    try:
+        answer = answers.get(timeout=timeout)
+    except queue.Empty:
+        return None
+    if not answer:
+        worker.wait()
+        return None
+    return answer
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _limit_child(limit: int) -> None:
+    """Cap the child's memory, output and core dumps (POSIX; elsewhere only the timeout)."""
+    try:
+        import resource
+    except ImportError:
+        return
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    for which, value in (
+        (resource.RLIMIT_AS, limit + CHILD_OVERHEAD),
+        (resource.RLIMIT_FSIZE, 2 * limit + 2**20),
+    ):
+        _, hard = resource.getrlimit(which)
+        cap = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(which, (cap, hard))
+
+
+def _serve(limit: int) -> int:
+    """The child: answer one request per line of stdin until it closes."""
+    _limit_child(limit)
+    for line in sys.stdin:
+        request = json.loads(line)
+        _parse(request["parser"], request["path"], Path(request["out"]), limit)
+        sys.stdout.write("done\n")
+        sys.stdout.flush()
+    return 0
+
+
+def _parse(parser: str, path: str, out: Path, limit: int) -> None:
+    target, what = PARSERS[parser]
+    module, function = target.split(":")
+    parse = getattr(importlib.import_module(module), function)
+    arrays = None
+    try:
+        arrays, extras = parse(Path(path), limit=limit)
+        total = sum(a.nbytes for a in arrays.values())
+        if total > limit:
+            raise MemoryError
+        np.savez(out / "arrays.npz", **{f"a{i}": a for i, a in enumerate(arrays.values())})
+        meta = {"names": list(arrays), "extras": extras}
+    except ReadError as exc:
+        meta = {"error": str(exc)}
+    except MemoryError:
+        meta = {
+            "error": f"{Path(path).name} needs more memory than the {limit / 2**30:.1f} GiB a "
+            "file may take when read whole (SPECTRAL_CLUSTERS_EAGER_BYTES sets it)"
+        }
+    except RecursionError:
+        meta = {"error": f"{Path(path).name} is nested too deeply to read"}
+    except Exception as exc:  # any failure of the parser on a damaged file is the file's
+        meta = {
+            "error": f"{Path(path).name} could not be read as {what} (corrupt or "
+            f"truncated?): {type(exc).__name__}: {exc}"
+        }
+    del arrays  # before the next file: the child keeps no file's arrays
+    (out / "meta.json").write_text(json.dumps(meta))
+
+
+if __name__ == "__main__":
+    sys.exit(_serve(int(sys.argv[1])))
