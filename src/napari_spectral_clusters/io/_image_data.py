@@ -84,9 +84,35 @@ def metadata_from_json(text: str) -> dict:
     if not isinstance(meta, dict):
         raise ValueError("metadata is not a mapping")
     for key in _ARRAY_KEYS:
-        if isinstance(meta.get(key), list):
-            meta[key] = np.asarray(meta[key], dtype=np.uint8 if key == "colors" else None)
+        if key in meta:
+            value = _array_entry(key, meta[key])
+            if value is None:  # a damaged file's entry: dropped, not trusted
+                del meta[key]
+            else:
+                meta[key] = value
     return meta
+
+
+def _array_entry(key: str, value) -> np.ndarray | None:
+    """A metadata list as the array it was, or None if it cannot be one (numbers only,
+    finite, and for ``colors`` a k x 3 table of 0..255)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if arr.ndim == 0 or not np.isfinite(arr).all():
+        return None
+    if key == "colors":
+        if (
+            arr.ndim != 2
+            or arr.shape[1] != 3
+            or (arr.size and not 0 <= arr.min() <= arr.max() <= 255)
+        ):
+            return None
+        return arr.astype(np.uint8)
+    if key == "counts":
+        return arr.astype(np.int64) if np.all(arr == np.round(arr)) else None
+    return arr
 
 
 def _plain(value):

@@ -38,33 +38,18 @@ from pathlib import Path
 import numpy as np
 
 from ._image_data import ReadError
+from .inputs import eager_bytes
 
-__all__ = ["PARSERS", "eager_bytes", "parse_contained"]
+__all__ = ["PARSERS", "parse_contained"]
 
 #: Parsers a child may run: name -> ("module:function", what the file should be). The function
 #: takes a path and ``limit`` (bytes) and returns (named numeric arrays, JSON-able extras).
 PARSERS = {"mat-v5": ("napari_spectral_clusters.io.mat5:parse_v5", "a MATLAB file")}
 
-#: What a reader allocates eagerly at most, unless SPECTRAL_CLUSTERS_EAGER_BYTES says
-#: otherwise: this share of the machine's memory, and never more than EAGER_CAP.
-EAGER_SHARE = 0.5
-EAGER_CAP = 16 * 2**30
 #: Address space a child needs beyond the arrays: the interpreter, numpy, scipy, thread stacks.
 CHILD_OVERHEAD = 2 * 2**30
 #: Seconds a parse may take (a 2 GiB compressed MATLAB variable takes well under a minute).
 TIMEOUT = 300.0
-
-
-def eager_bytes() -> int:
-    """The most a reader allocates for a file read whole (into memory, not lazily)."""
-    env = os.environ.get("SPECTRAL_CLUSTERS_EAGER_BYTES")
-    if env:
-        return int(float(env))
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not POSIX: assume a small machine
-        total = 8 * 2**30
-    return int(min(EAGER_CAP, EAGER_SHARE * total))
 
 
 def parse_contained(

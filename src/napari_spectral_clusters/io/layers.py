@@ -52,6 +52,10 @@ _COLS_NAME = re.compile(r"^(cols|n_?cols?|columns|samples|width)$", re.I)
 LAZY_BYTES = 512 * 2**20
 
 
+#: At most this many layers from one file (a file of 20,000 variables is not 20,000 layers).
+MAX_LAYERS = 64
+
+
 def lazy_threshold(lazy_bytes: int | None = None) -> int:
     """``lazy_bytes`` as given, else SPECTRAL_CLUSTERS_LAZY_BYTES, else :data:`LAZY_BYTES`."""
     if lazy_bytes is not None:
@@ -68,7 +72,14 @@ def images_from_arrays(
     not modified.
     """
     arrays = dict(arrays)
-    return _images(path, arrays, _saved_layers(path, arrays, strings), bands_first)
+    images = _images(path, arrays, _saved_layers(path, arrays, strings), bands_first)
+    if len(images) > MAX_LAYERS:
+        warnings.warn(
+            f"{path.name} holds {len(images)} images; opening the first {MAX_LAYERS} "
+            "(cubes first)",
+            stacklevel=2,
+        )
+    return images[:MAX_LAYERS]
 
 
 def cube_band_axis(shape: tuple[int, ...], arrays: dict, *, bands_first: bool = False) -> int:
@@ -117,7 +128,9 @@ def _images(path: Path, arrays: dict, saved: dict, bands_first=frozenset()) -> l
             continue
         if cube_bands.intersection(arr.shape) and arr.shape not in cube_yx:
             continue  # spectra (e.g. endmembers): one row or column per material
-        arr = _magnitude(path, name, np.asarray(arr))
+        # a big 2-D array stays lazy: whether it holds labels is decided by its type and name
+        # alone, never by computing a file's declared (perhaps huge) array in full
+        arr = _magnitude(path, name, arr if is_lazy(arr) else np.asarray(arr))
         if _is_labels(name, path.stem, arr, cube_yx):
             labels.append(_labels(name, arr))
         else:
@@ -167,7 +180,13 @@ def _saved_image(name: str, arr: np.ndarray, record: dict) -> ImageData:
 
 def _saved_array(name: str, arr: np.ndarray, record: dict) -> ImageData:
     meta = record.get("metadata", {})
-    if record.get("layer") == "labels":
+    if record.get("layer") == "labels" and not _whole_numbers(arr):
+        warnings.warn(
+            f"{name} was saved as labels but holds values that are not labels; "
+            "opening it as an image",
+            stacklevel=4,
+        )
+    elif record.get("layer") == "labels":
         img = _labels(name, arr)
         return ImageData(name, img.data, kind="labels", axis_labels=img.axis_labels, metadata=meta)
     if record.get("rgb"):
@@ -197,6 +216,16 @@ def _saved_array(name: str, arr: np.ndarray, record: dict) -> ImageData:
             metadata={**meta, "channel_axis": axis},
         )
     return ImageData(name, arr, axis_labels=("y", "x"), metadata=meta)
+
+
+def _whole_numbers(arr) -> bool:
+    """Whether ``arr`` can be a labels layer: booleans, or whole numbers >= 0 (lazy: unsigned)."""
+    if arr.dtype == bool or np.issubdtype(arr.dtype, np.unsignedinteger):
+        return True
+    if is_lazy(arr) or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        return False
+    arr = np.asarray(arr)
+    return bool(np.all(np.isfinite(arr)) and np.all(arr >= 0) and np.all(arr == np.round(arr)))
 
 
 def _magnitude(path: Path, name: str, arr):
@@ -235,7 +264,8 @@ def _scalar(arrays: dict, pattern: re.Pattern) -> int | None:
     for name, arr in arrays.items():
         if arr.size == 1 and pattern.match(name.rsplit(".", 1)[-1]):
             value = np.asarray(arr).ravel()[0]
-            if np.issubdtype(np.asarray(value).dtype, np.number) and np.isfinite(value):
+            real = np.issubdtype(np.asarray(value).dtype, np.number) and not np.iscomplexobj(value)
+            if real and np.isfinite(value):
                 if value >= 1 and float(value) == int(value):
                     return int(value)
     return None
@@ -297,10 +327,14 @@ def _spectral_axis(shape: tuple[int, ...], wavelengths: dict) -> tuple[int, str 
 def _is_labels(name: str, stem: str, arr: np.ndarray, cube_yx: set) -> bool:
     if arr.dtype == bool:
         return True
-    integral = np.issubdtype(arr.dtype, np.integer) or bool(
-        np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
-    )
-    if not integral or np.min(arr) < 0:
+    if is_lazy(arr):
+        integral = np.issubdtype(arr.dtype, np.unsignedinteger)
+    else:
+        integral = np.issubdtype(arr.dtype, np.integer) or bool(
+            np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+        )
+        integral = integral and arr.size > 0 and np.min(arr) >= 0
+    if not integral:
         return False
     named = bool(_LABELS_NAME.search(name.rsplit(".", 1)[-1]) or _LABELS_NAME.search(stem))
     return named or (np.issubdtype(arr.dtype, np.integer) and arr.shape in cube_yx)
@@ -308,7 +342,7 @@ def _is_labels(name: str, stem: str, arr: np.ndarray, cube_yx: set) -> bool:
 
 def _labels(name: str, arr: np.ndarray) -> ImageData:
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        top = int(np.max(arr))
+        top = int(np.max(arr)) if arr.size else 0
         arr = arr.astype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32)
     return ImageData(name, arr, kind="labels", axis_labels=("y", "x"))
 

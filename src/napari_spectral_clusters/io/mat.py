@@ -20,8 +20,9 @@ from scipy import sparse
 from .._arrays import is_lazy
 from ._image_data import ImageData, ReadError, store_blocks
 from .blocks import block_chunks
-from .contained import eager_bytes, parse_contained
+from .contained import parse_contained
 from .files import written_whole
+from .inputs import check_file, eager_bytes
 from .layers import (
     LAZY_BYTES,
     cube_band_axis,
@@ -61,8 +62,7 @@ def read_mat(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageDa
     lazy_bytes = lazy_threshold(lazy_bytes)
     if path.is_dir():
         raise ReadError(f"{path.name} is a folder, not a MATLAB file")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+    check_file(path)
     if h5py.is_hdf5(path):
         arrays, strings, description = _read_v73(path, lazy_bytes)
     else:  # scipy's compiled reader can crash on a damaged file: it runs in a child process

@@ -23,6 +23,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from ._image_data import ImageData, ReadError, metadata_from_json, metadata_to_json
 from .files import written_whole
+from .inputs import check_file, eager_bytes
 
 __all__ = ["read_png", "read_png_stack", "write_labels_png", "write_png"]
 
@@ -48,7 +49,7 @@ def read_png(path: str | Path) -> ImageData:
         The file is not a readable PNG image, or is too large to decode (more pixels than
         Pillow's ``Image.MAX_IMAGE_PIXELS``): the message gives its size.
     """
-    path = Path(path)
+    path = check_file(path)
     width, height, bit_depth, color_type = _header(path)
     _check_size(path, width, height, bit_depth, color_type)
     try:
@@ -192,7 +193,17 @@ def _read_pillow(path: Path, bit_depth: int) -> tuple[list[np.ndarray], str]:
             if im.format != "PNG":
                 raise ReadError(f"{path.name} is not a PNG file (it is {im.format})")
             mode = im.mode
+            n_frames = getattr(im, "n_frames", 1)
+            decoded = n_frames * im.width * im.height * 4 * max(bit_depth, 8) // 8
+            if decoded > eager_bytes():  # an APNG of 3,000 tiny frames on a 2000^2 canvas
+                raise ReadError(
+                    f"{path.name} has {n_frames} frames of {im.width} x {im.height} "
+                    f"({decoded / 2**30:.1f} GiB decoded), more than the "
+                    f"{eager_bytes() / 2**30:.1f} GiB a file may take when read whole"
+                )
             frames = [_normalise(frame.copy(), bit_depth) for frame in ImageSequence.Iterator(im)]
+    if len({(f.shape, f.dtype) for f in frames}) > 1:
+        raise ReadError(f"{path.name}: its frames decode to different sizes or modes")
     return frames, mode
 
 

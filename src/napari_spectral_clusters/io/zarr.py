@@ -26,6 +26,7 @@ from .._arrays import is_lazy
 from ._image_data import ImageData, ReadError, store_blocks
 from .blocks import block_chunks
 from .files import written_whole
+from .inputs import check_store
 from .layers import cube_band_axis, images_from_arrays, layer_variables, lazy_threshold
 
 __all__ = ["is_zarr_store", "read_zarr", "write_zarr"]
@@ -57,6 +58,7 @@ def read_zarr(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageD
         raise FileNotFoundError(path)
     if not is_zarr_store(path):
         raise ReadError(f"{path.name} is not a zarr store (no zarr.json, .zarray or .zgroup)")
+    check_store(path)
     try:
         node = zarr.open(str(path), mode="r")
         if isinstance(node, zarr.Array):
@@ -66,8 +68,12 @@ def read_zarr(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageD
             strings = {k: v for k, v in node.attrs.items() if isinstance(v, str)}
         read = {k: a[...] for k, a in stored.items() if a.nbytes <= lazy_bytes}
         arrays = {k: read[k] if k in read else _lazy(a, read) for k, a in stored.items()}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ReadError(f"{path.name} could not be read as a zarr store: {exc}") from exc
+    except ReadError:
+        raise
+    except Exception as exc:  # zarr, numcodecs and their codecs each raise their own
+        raise ReadError(
+            f"{path.name} could not be read as a zarr store: {type(exc).__name__}: {exc}"
+        ) from exc
     description = ", ".join(
         f"{name} ({'x'.join(map(str, a.shape))} {a.dtype})" for name, a in arrays.items()
     )

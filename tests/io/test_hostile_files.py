@@ -1,0 +1,137 @@
+"""Hostile PNGs, zarr stores and saved-layer metadata (issue 14): a clear ReadError or a
+warning, never a hang, an unhandled exception, a file outside the one opened, or a huge
+allocation from a tiny file."""
+
+import json
+import os
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import scipy.io
+import zarr
+from PIL import Image
+
+from napari_spectral_clusters.io import ReadError, read_mat, read_png, read_zarr, write_png
+from napari_spectral_clusters.io.layers import MAX_LAYERS
+from napari_spectral_clusters.io.png import TEXT_KEY
+
+
+def _reads_within(seconds, read, *args):
+    """Run ``read`` in a thread; fail (not hang the suite) if it does not return in time."""
+    out = {}
+
+    def run():
+        try:
+            out["value"] = read(*args)
+        except Exception as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{read.__name__} blocked on {args}"
+    return out
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize(("name", "read"), [("pipe.png", read_png), ("pipe.mat", read_mat)])
+def test_a_fifo_is_refused_not_read(tmp_path, name, read):
+    os.mkfifo(tmp_path / name)
+    out = _reads_within(10, read, tmp_path / name)
+    assert isinstance(out.get("error"), ReadError)
+    assert "not a regular file" in str(out["error"])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_zarr_chunk_that_is_a_fifo_is_refused(tmp_path):
+    z = zarr.open_array(
+        str(tmp_path / "s.zarr"), mode="w", shape=(4, 4), chunks=(2, 2), dtype="f8"
+    )
+    z[...] = 1.0
+    chunk = next(p for p in (tmp_path / "s.zarr").rglob("*") if p.is_file() and p.name[0] in "0c")
+    chunk.unlink()
+    os.mkfifo(chunk)
+    out = _reads_within(10, read_zarr, tmp_path / "s.zarr")
+    assert isinstance(out.get("error"), ReadError)
+    assert "not a regular file" in str(out["error"])
+
+
+def test_a_zarr_chunk_linking_outside_the_store_is_refused(tmp_path):
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\x00" * 32)
+    z = zarr.open_array(
+        str(tmp_path / "s.zarr"), mode="w", shape=(4, 4), chunks=(2, 2), dtype="f8"
+    )
+    z[...] = 1.0
+    chunk = next(p for p in (tmp_path / "s.zarr").rglob("*") if p.is_file() and p.name[0] in "0c")
+    chunk.unlink()
+    chunk.symlink_to(secret)
+    with pytest.raises(ReadError, match="links outside the store"):
+        read_zarr(tmp_path / "s.zarr")
+
+
+def test_an_apng_of_many_frames_on_a_big_canvas_is_refused_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECTRAL_CLUSTERS_EAGER_BYTES", str(64 * 2**20))
+    frames = [Image.new("RGBA", (2000, 2000), (i, 0, 0, 255)) for i in range(5)]
+    frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:])
+    with pytest.raises(ReadError, match=r"5 frames of 2000 x 2000 \(0\.1 GiB decoded\)"):
+        read_png(tmp_path / "a.png")
+
+
+@pytest.mark.parametrize("colors", [[300], 5, "red", [[1, 2]], [[0, 0, 1e400]], [[-1, 0, 0]]])
+def test_hostile_saved_colours_are_dropped_not_trusted(tmp_path, colors):
+    labels = np.array([[0, 1], [2, 1]], np.uint8)
+    path = write_png(tmp_path / "l.png", labels)
+    # rewrite the file's metadata as a damaged or hostile writer would
+    saved = {"layer": "labels", "metadata": {"colors": colors}, "layer_state": {}}
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text(TEXT_KEY, json.dumps(saved))
+    Image.fromarray(labels).save(path, pnginfo=info)
+    img = read_png(path)
+    assert img.kind == "labels"
+    np.testing.assert_array_equal(img.data, labels)
+    assert "colors" not in img.metadata
+
+
+def test_saved_labels_holding_nan_open_as_an_image_with_a_warning(tmp_path):
+    arr = np.array([[0.0, 1.0], [np.nan, 2.0]])
+    scipy.io.savemat(tmp_path / "m.mat", {"x": arr, "x_metadata": json.dumps({"layer": "labels"})})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (img,) = read_mat(tmp_path / "m.mat")
+    assert img.kind == "image"
+    np.testing.assert_array_equal(img.data, arr)
+    assert any("not labels" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -4.0, 1j, 2.5])
+def test_odd_lines_and_cols_leave_the_arrays_as_they_are(tmp_path, value):
+    pixels = np.arange(3 * 12, dtype=float).reshape(3, 12)
+    scipy.io.savemat(tmp_path / "m.mat", {"Y": pixels, "lines": value, "cols": 4.0})
+    (img,) = read_mat(tmp_path / "m.mat")
+    assert img.data.shape == (3, 12)
+
+
+def test_a_file_of_thousands_of_variables_opens_a_bounded_number_of_layers(tmp_path):
+    scipy.io.savemat(tmp_path / "m.mat", {f"v{i}": np.full((3, 3), i) for i in range(2000)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images = read_mat(tmp_path / "m.mat")
+    assert len(images) == MAX_LAYERS
+    assert any(
+        f"holds 2000 images; opening the first {MAX_LAYERS}" in str(w.message) for w in caught
+    )
+
+
+def test_a_tiny_store_declaring_a_huge_2d_array_is_not_computed(tmp_path):
+    # 10^6 x 10^6 float64 declared (8 TB), no chunk written: only the metadata exists
+    zarr.open_array(
+        str(tmp_path / "s.zarr"), mode="w", shape=(10**6, 10**6), chunks=(1000, 1000), dtype="f8"
+    )
+    (img,) = read_zarr(tmp_path / "s.zarr")
+    assert img.data.shape == (10**6, 10**6)
+    assert hasattr(img.data, "dask")  # still lazy: nothing was read or allocated
