@@ -78,6 +78,16 @@ def model():
         ({"centers": np.full((3, 8), np.nan, np.float32)}, "non-finite"),
         ({"params": np.array("{not json")}, "damaged"),
         ({"format": np.array("something else")}, "not a napari-spectral-clusters model"),
+        # issue 14: every field checked for shape and finiteness, never garbage labels
+        ({"offset": np.full(8, np.nan)}, "non-finite offsets"),
+        ({"offset": np.full(8, np.inf)}, "non-finite offsets"),
+        ({"scale": np.full(8, np.nan)}, "non-finite"),
+        ({"scale": np.zeros(8)}, "not positive"),
+        ({"components": np.ones(8)}, "components of shape"),
+        ({"components": np.full((3, 8), np.inf)}, "non-finite"),
+        ({"wavelengths": np.full(8, np.nan)}, "non-finite"),
+        ({"offset": np.zeros((2, 4))}, "offsets of shape"),
+        ({"params": np.array("[" * 100_000 + "]" * 100_000)}, "damaged"),
     ],
 )
 def test_hand_edited_model_files_give_clear_errors(tmp_path, model, changes, message):
@@ -105,6 +115,29 @@ def test_a_pickle_is_refused_without_running_it(tmp_path):
     with pytest.raises(ModelError, match="not a readable model file"):
         ClusterModel.load(tmp_path / "evil.pkl")
     assert not marker.exists()
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(tmp_path, model):
+    import zipfile
+
+    path = model.save(tmp_path / "m.npz")
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("padding.npy", b"\0" * (300 * 2**20))  # 300 MB of zeros: ~300 KB packed
+    assert path.stat().st_size < 2 * 2**20
+    with pytest.raises(ModelError, match="would unpack to 300 MB"):
+        ClusterModel.load(path)
+
+
+def test_a_header_declaring_a_huge_array_is_a_clear_error(tmp_path, model):
+    import zipfile
+
+    path = model.save(tmp_path / "m.npz")
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (10000000000000,), }"
+    header = header.ljust(117) + b"\n"
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("huge.npy", b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)
+    with pytest.raises(ModelError, match="not a readable model file"):
+        ClusterModel.load(path)
 
 
 def test_truncated_model_file(tmp_path, model):

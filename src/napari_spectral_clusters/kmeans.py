@@ -103,6 +103,19 @@ class TooFewDistinct(ClusteringError):
 
 
 NO_PIXELS = "no pixel left to cluster: all are masked, transparent or NaN"
+#: Largest pixel value the engine clusters: it computes in float32, where squared distances
+#: of values above this, summed over many bands, would overflow.
+FLOAT32_SAFE = 1e15
+
+
+def check_range(x: np.ndarray) -> None:
+    """Refuse (clearly) pixel values the engine's float32 arithmetic cannot hold."""
+    top = float(np.max(np.abs(x), initial=0.0))
+    if top > FLOAT32_SAFE:
+        raise ClusteringError(
+            f"pixel values reach {top:.3g}, too large for the engine's float32 arithmetic "
+            f"(at most {FLOAT32_SAFE:.0e}); divide the image by a constant first"
+        )
 
 
 class PixelSource(Protocol):
@@ -149,6 +162,7 @@ def fit(source: PixelSource, k: int, params: dict, report: Report) -> Fit:
     total_weight = source.total_weight
     if total_weight == 0 or len(sample) == 0:
         raise ClusteringError(NO_PIXELS)
+    check_range(sample)
     if k > source.n_rows or k > total_weight:  # more clusters than pixels: count exactly
         _check_distinct(source, k)
     features = Features.fit(sample, weights, params)
@@ -159,6 +173,9 @@ def fit(source: PixelSource, k: int, params: dict, report: Report) -> Fit:
         distinct = _check_distinct(source, k)
         with _one_blas_thread():
             centers = _best_start(features(distinct), None, k, params, rng, report)
+        if centers is None:  # distinct, but closer than float32 distances resolve: any k
+            pick = np.sort(rng.choice(len(distinct), k, replace=False))
+            centers = features(distinct[pick]).astype(np.float32)
 
     # every pass draws its coreset with chances planned from what is known before it: the
     # sample for the first, the previous pass for the others (any chances keep it unbiased)

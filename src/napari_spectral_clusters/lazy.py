@@ -36,6 +36,7 @@ from .kmeans import (
     ClusteringError,
     CoresetRates,
     ProgressEvent,
+    check_range,
     label_dtype,
     nearest,
 )
@@ -257,9 +258,13 @@ def _block_pixels(block: np.ndarray, ok: np.ndarray) -> np.ndarray:
     ok = np.asarray(ok).reshape(-1)
     if not ok.all():
         x = x[ok]
-    x = x.astype(np.float32, copy=False)
-    finite = np.isfinite(x).all(axis=1)
-    return x if finite.all() else x[finite]
+    with np.errstate(over="ignore"):  # beyond float32: refused just below
+        x32 = x.astype(np.float32, copy=False)
+    finite = np.isfinite(x32).all(axis=1)
+    if finite.all():
+        return x32
+    check_range(x[~finite][np.isfinite(x[~finite]).all(axis=1)])  # finite, but not in float32
+    return x32[finite]
 
 
 def _block_sums(block, ok, features: Features, centers, rates, seed) -> Accumulator:

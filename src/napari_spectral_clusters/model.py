@@ -89,12 +89,19 @@ def principal_axes(
     """
     centred = np.asarray(centred)  # float32 samples give a float32 product: fast enough here
     w = np.asarray(weights, dtype=np.float64)
-    if w.min() == w.max():  # equal weights (pixels, not distinct colours): no weighted copy
-        cov = (centred.T @ centred) / len(centred)
+    if len(centred) < centred.shape[1]:
+        # fewer samples than features (a few pixels of 100,000 bands): the SVD of the
+        # samples, not a C x C covariance the pixel count does not justify
+        rows = centred.astype(np.float64) * np.sqrt(w / w.sum())[:, None]
+        _, sing, vecs = np.linalg.svd(rows, full_matrices=False)
+        var = sing**2
     else:
-        cov = (centred * (w / w.sum()).astype(centred.dtype)[:, None]).T @ centred
-    var, vecs = np.linalg.eigh(cov.astype(np.float64))
-    var, vecs = np.maximum(var[::-1], 0), vecs[:, ::-1].T
+        if w.min() == w.max():  # equal weights (pixels, not distinct colours): no weighted copy
+            cov = (centred.T @ centred) / len(centred)
+        else:
+            cov = (centred * (w / w.sum()).astype(centred.dtype)[:, None]).T @ centred
+        var, vecs = np.linalg.eigh(cov.astype(np.float64))
+        var, vecs = np.maximum(var[::-1], 0), vecs[:, ::-1].T
     if n is None:
         share = np.cumsum(var) / max(np.sum(var), np.finfo(float).tiny)
         n = max(min(int(np.searchsorted(share, 0.999)) + 1, 32), at_least)
@@ -168,17 +175,15 @@ class ClusterModel:
         """
         path = Path(path)
         try:
+            _check_sizes(path)
             with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
                 arrays = {key: npz[key] for key in npz.files}
-        except (
-            OSError,
-            ValueError,
-            EOFError,
-            TypeError,
-            AttributeError,
-            zipfile.BadZipFile,
-        ) as exc:
-            raise ModelError(f"{path.name} is not a readable model file: {exc}") from exc
+        except ModelError:
+            raise
+        except Exception as exc:  # numpy and zipfile raise many kinds on a damaged file
+            raise ModelError(
+                f"{path.name} is not a readable model file: {type(exc).__name__}: {exc}"
+            ) from exc
         if str(arrays.get("format", "")) != FORMAT:
             raise ModelError(f"{path.name} is not a napari-spectral-clusters model file")
         try:
@@ -190,11 +195,21 @@ class ClusterModel:
             wavelengths = np.asarray(arrays["wavelengths"], np.float64)
             params = json.loads(str(arrays["params"]))
             unit = bool(arrays["unit"])
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ModelError(f"{path.name} is a damaged model file: {exc}") from exc
-        n_in = offset.ndim == 1 and len(offset)
+        except (KeyError, ValueError, TypeError, RecursionError) as exc:
+            raise ModelError(
+                f"{path.name} is a damaged model file: {type(exc).__name__}: {exc}"
+            ) from exc
+        if offset.ndim != 1 or len(offset) == 0 or components.ndim != 2:
+            raise ModelError(
+                f"{path.name} is a damaged model file: offsets of shape {offset.shape}, "
+                f"components of shape {components.shape}"
+            )
+        n_in = len(offset)
         n_feat = len(components) if components.size else n_in
+        finite = all(np.isfinite(a).all() for a in (offset, scale, components, wavelengths))
         problems = [
+            (not finite, "non-finite offsets, scales, components or wavelengths"),
+            (scale.size and not (scale > 0).all(), "scales that are not positive"),
             (
                 centers.ndim != 2 or centers.shape[1] != n_feat or len(centers) == 0,
                 f"centres of shape {centers.shape} for {n_feat} features",
@@ -222,6 +237,21 @@ class ClusterModel:
             components=components if components.size else None,
         )
         return cls(features, centers, colors, params, wavelengths if wavelengths.size else None)
+
+
+#: A model holds k x bands numbers (kilobytes to a few MB); its arrays may unpack to at most
+#: this many bytes, checked in the zip directory before anything is decompressed.
+MODEL_BYTES = 256 * 2**20
+
+
+def _check_sizes(path: Path) -> None:
+    with zipfile.ZipFile(path) as zf:
+        total = sum(info.file_size for info in zf.infolist())
+    if total > MODEL_BYTES:
+        raise ModelError(
+            f"{path.name} would unpack to {total / 2**20:,.0f} MB, more than a model's "
+            f"{MODEL_BYTES / 2**20:.0f} MB; not read"
+        )
 
 
 def _jsonable(value):

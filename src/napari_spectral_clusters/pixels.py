@@ -12,6 +12,7 @@ from .kmeans import (
     ClusteringError,
     CoresetRates,
     ProgressEvent,
+    check_range,
     label_dtype,
 )
 from .model import Features
@@ -188,14 +189,19 @@ class Pixels:
             # it a transposing copy, several times slower than a cast: measured, casting in
             # memory order first and then transposing is no better in general (2.8x worse
             # for uint16, 1.5x better for 224-band float64)
-            block = np.asarray(view[rows], dtype=np.float32, order="C").reshape(ok.size, -1)
+            with np.errstate(over="ignore"):  # beyond float32: refused just below
+                block = np.asarray(view[rows], dtype=np.float32, order="C").reshape(ok.size, -1)
             if not ok.all():
                 block = block[ok]
             # the sum is finite only if every value is (and a sum that overflows is checked
             # row by row): 4x cheaper than isfinite(...).all(axis=1) when all are finite
-            if check and not np.isfinite(block.sum()):
+            with np.errstate(over="ignore"):  # an overflowing sum is checked row by row
+                overflow = check and not np.isfinite(block.sum())
+            if overflow:
                 finite = np.isfinite(block).all(axis=1)
                 if not finite.all():
+                    source = np.asarray(view[rows]).reshape(ok.size, -1)[ok][~finite]
+                    check_range(source[np.isfinite(source).all(axis=1)])  # float32 overflow
                     ok = ok.copy()
                     ok[np.flatnonzero(ok)[~finite]] = False
                     allowed[rows] = ok.reshape(allowed[rows].shape)

@@ -73,13 +73,15 @@ def parse_contained(
         with _LOCK:
             worker = _WORKERS.get(limit)
             if worker is None or worker.poll() is not None:
+                if worker is not None:
+                    _stop(worker)
                 worker = _WORKERS[limit] = _start(limit)
             request = json.dumps({"parser": parser, "path": str(path), "out": str(out)})
             answer = _ask(worker, request, timeout)
             if answer is None:  # no answer: it crashed, or is still at it
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.wait()
+                running = worker.poll() is None
+                _stop(worker)
+                if running:
                     raise ReadError(
                         f"{path.name}: reading it took longer than {timeout:.0f} s and was stopped"
                     )
@@ -120,6 +122,11 @@ def _stop(worker: subprocess.Popen) -> None:
     if worker.poll() is None:
         worker.kill()
         worker.wait()
+    for pipe in (worker.stdin, worker.stdout):
+        try:
+            pipe.close()
+        except OSError:  # a broken pipe to a child that died
+            pass
 
 
 def _ask(worker: subprocess.Popen, request: str, timeout: float) -> str | None:
@@ -130,9 +137,16 @@ def _ask(worker: subprocess.Popen, request: str, timeout: float) -> str | None:
         worker.stdin.flush()
     except OSError:  # it died since the last file
         return None
+
     # a thread reads the answer, so the wait can time out on every platform (no select on
     # Windows pipes)
-    threading.Thread(target=lambda: answers.put(worker.stdout.readline()), daemon=True).start()
+    def read_answer():
+        try:
+            answers.put(worker.stdout.readline())
+        except (OSError, ValueError):  # the pipe was closed: the child was stopped
+            answers.put("")
+
+    threading.Thread(target=read_answer, daemon=True).start()
     try:
         answer = answers.get(timeout=timeout)
     except queue.Empty:
