@@ -253,6 +253,64 @@ def test_a_failure_while_writing_leaves_none_of_that_inputs_outputs(
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in report.outputs)
 
 
+def test_an_interrupt_while_moving_outputs_in_leaves_none_of_them(tmp_path, data_dir, monkeypatch):
+    import os
+
+    from napari_spectral_clusters import batch
+
+    out = tmp_path / "out"
+    out.mkdir()
+    real_link, calls = os.link, []
+
+    def link_then_interrupt(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:  # two outputs are in place when Ctrl-C arrives
+            raise KeyboardInterrupt
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", link_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        batch.cluster_file(data_dir / "png" / "pngsuite" / "basn6a08.png", out, n_clusters=3)
+    assert len(calls) == 3
+    assert list(out.iterdir()) == []
+
+
+def test_a_run_racing_another_on_one_folder_never_replaces_its_outputs(
+    tmp_path, data_dir, monkeypatch
+):
+    from napari_spectral_clusters import batch
+
+    out = tmp_path / "out"
+    out.mkdir()
+    real_write = batch._write_outputs
+
+    def another_run_writes_meanwhile(outputs, *args):
+        real_write(outputs, *args)
+        (out / "basn6a08_recolored.png").write_bytes(b"the other run's picture")
+
+    monkeypatch.setattr(batch, "_write_outputs", another_run_writes_meanwhile)
+    with pytest.raises(batch.BatchError, match=r"basn6a08_recolored\.png exists.*none of its"):
+        batch.cluster_file(data_dir / "png" / "pngsuite" / "basn6a08.png", out, n_clusters=3)
+    assert [p.name for p in out.iterdir()] == ["basn6a08_recolored.png"]
+    assert (out / "basn6a08_recolored.png").read_bytes() == b"the other run's picture"
+
+
+def test_outputs_get_the_users_normal_permissions(tmp_path, data_dir):
+    import os
+
+    from napari_spectral_clusters import batch
+
+    umask = os.umask(0o022)
+    try:
+        report = batch.cluster_file(
+            data_dir / "png" / "pngsuite" / "basn6a08.png", tmp_path, n_clusters=3
+        )
+    finally:
+        os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in report.outputs}
+    assert modes and all(mode == 0o644 for mode in modes.values()), modes
+
+
 def test_a_big_v73_cube_on_local_workers(tmp_path, data_dir):
     """HDF5-backed dask arrays go to worker processes, and results stream back to .mat."""
     import scipy.io
@@ -433,7 +491,7 @@ def test_unique_stems(names, stems):
         (["--seed", -1], "--seed must be 0 or more, not -1"),
         (["--workers", 0], "--workers must be at least 1, not 0"),
         (["--model", "{tmp}/missing.npz"], "missing.npz is not a readable model file"),
-        (["--model", "{tmp}"], "is not a readable model file: [Errno 21] Is a directory"),
+        (["--model", "{tmp}"], "is a folder; choose a model file (.npz)"),
         (["--model", "{tmp}/garbage.npz"], "garbage.npz is not a readable model file"),
         (["-o", "{tmp}/garbage.npz"], "is a file, not a folder"),
         (["-o", "{tmp}/garbage.npz/out"], "cannot write into -o"),

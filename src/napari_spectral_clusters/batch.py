@@ -19,7 +19,7 @@ import numpy as np
 from ._arrays import is_lazy
 from .cluster import ClusterResult, apply_model, cluster_image
 from .io import ImageData, ReadError, read_mat, read_png, read_zarr
-from .io.files import replace_path, written_whole
+from .io.files import move_in_together, written_whole
 from .io.layers import lazy_threshold
 from .io.mat import write_mat
 from .io.png import write_labels_png, write_png
@@ -263,8 +263,10 @@ def cluster_file(
     try:
         staged = [staging / p.name for p in outputs]
         _write_outputs(staged, res, img, stem, fmt, path, wavelengths, model is None)
-        for src, dst in zip(staged, outputs, strict=True):
-            replace_path(src, dst)
+        try:
+            move_in_together(list(zip(staged, outputs, strict=True)), overwrite=overwrite)
+        except FileExistsError as exc:
+            raise BatchError(f"{path.name}: {exc}; none of its outputs was written") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return FileReport(path, outputs, img.name, res.n_clusters)

@@ -174,6 +174,8 @@ class ClusterModel:
             The file is not such a model, or its arrays are damaged or inconsistent.
         """
         path = Path(path)
+        if path.is_dir():
+            raise ModelError(f"{path.name or path} is a folder; choose a model file (.npz)")
         try:
             _check_sizes(path)
             with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:

@@ -1,10 +1,13 @@
-"""Writing a file or a folder all at once: built under a hidden name beside it, then renamed."""
+"""Writing a file or a folder all at once: built under a hidden name beside it, then renamed;
+and several such outputs moved in together (:func:`move_in_together`)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,3 +85,79 @@ def replace_path(new: Path, path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         old.unlink(missing_ok=True)
+
+
+def move_in_together(pairs: list[tuple[Path, Path]], *, overwrite: bool) -> None:
+    """Move staged files or folders ``src`` to ``dst``, all of them or none.
+
+    Without ``overwrite`` an existing ``dst`` is never replaced, even one another process
+    wrote a moment ago: files are hard-linked in (which fails if the name exists) and folders
+    renamed (which fails onto a non-empty folder), so two runs racing on one folder cannot
+    silently replace each other's outputs — the later one fails with FileExistsError. With
+    ``overwrite`` the old outputs are set aside first and restored if a move fails.
+    Ctrl-C and SIGTERM wait until the moves are done or undone (POSIX), so an interrupt
+    never leaves some of the outputs; only a hard kill or power loss can.
+    """
+    moved: list[Path] = []
+    kept: list[tuple[Path, Path]] = []  # (old output set aside, where it was)
+    with _signals_held():
+        try:
+            for src, dst in pairs:
+                if overwrite and (dst.exists() or dst.is_symlink()):
+                    aside = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
+                    os.replace(dst, aside / dst.name)
+                    kept.append((aside / dst.name, dst))
+                _move_no_clobber(src, dst)
+                moved.append(dst)
+        except BaseException:
+            for dst in moved:
+                if dst.is_dir():
+                    shutil.rmtree(dst, ignore_errors=True)
+                else:
+                    dst.unlink(missing_ok=True)
+            for old, dst in kept:
+                os.replace(old, dst)
+            raise
+        finally:
+            for old, _ in kept:
+                shutil.rmtree(old.parent, ignore_errors=True)
+
+
+def _move_no_clobber(src: Path, dst: Path) -> None:
+    if src.is_dir():
+        if dst.exists() and not (dst.is_dir() and not any(dst.iterdir())):
+            raise FileExistsError(f"{dst} exists")
+        os.rename(src, dst)  # fails onto a non-empty folder another run just made
+        return
+    try:
+        os.link(src, dst)  # fails if the name exists: no check-then-rename race
+    except FileExistsError:
+        raise FileExistsError(f"{dst} exists (written by another run?)") from None
+    except OSError:  # no hard links on this file system: the next best
+        if dst.exists():
+            raise FileExistsError(f"{dst} exists") from None
+        os.rename(src, dst)
+        return
+    os.unlink(src)
+
+
+class _signals_held:
+    """Hold SIGINT and SIGTERM in this thread until the block ends (then they are delivered).
+
+    Only where it can be done (POSIX, the main thread); elsewhere a no-op.
+    """
+
+    def __enter__(self):
+        self.held = None
+        can = (
+            hasattr(signal, "pthread_sigmask")
+            and threading.current_thread() is threading.main_thread()
+        )
+        if can:
+            self.held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        return self
+
+    def __exit__(self, *exc):
+        if self.held is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.held)
+        return False
