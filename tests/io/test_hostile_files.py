@@ -135,3 +135,22 @@ def test_a_tiny_store_declaring_a_huge_2d_array_is_not_computed(tmp_path):
     (img,) = read_zarr(tmp_path / "s.zarr")
     assert img.data.shape == (10**6, 10**6)
     assert hasattr(img.data, "dask")  # still lazy: nothing was read or allocated
+
+
+def test_a_huge_16_bit_png_is_refused_before_decoding(tmp_path):
+    import struct
+    import zlib
+
+    from napari_spectral_clusters.io.png import PNG16_PIXELS
+
+    def chunk(kind, body):
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    side = int(PNG16_PIXELS**0.5) + 1  # just past the limit; a header and an empty IDAT
+    header = struct.pack(">IIBBBBB", side, side, 16, 6, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b""))
+    (tmp_path / "big16.png").write_bytes(data + chunk(b"IEND", b""))
+    with pytest.raises(ReadError, match="16-bit PNG of 4097 x 4097 pixels"):
+        read_png(tmp_path / "big16.png")
