@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from napari.layers import Image, Labels
+from superqt import QCollapsible
 
 from napari_spectral_clusters import cluster_image
 from napari_spectral_clusters._napari.sample_data import make_sample_cube, make_sample_photo
@@ -583,3 +584,79 @@ def test_recolour_with_a_bad_colour_says_so(clustered, errors, color):
     w.recolour(1, color)
     assert errors and "0 to 255" in errors[-1]
     np.testing.assert_array_equal(viewer.layers["sample cube recolored"].data, before)
+
+
+def test_the_docked_widget_fits_a_laptop_screen_without_growing_the_window(make_napari_viewer):
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1366, 768)
+    QApplication.processEvents()
+    before = (window.width(), window.height())
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    _add_cube(viewer)
+    w.n_clusters.value = 4
+    w.run(wait=True)  # a table and a plot to show too
+    for _ in range(5):
+        QApplication.processEvents()
+    assert (window.width(), window.height()) == before == (1366, 768)
+    assert w.native.minimumSizeHint().height() < 768 - 100
+    # the sections in the order of the work; the rarely needed one starts collapsed
+    boxes = [box for box in w.native.findChildren(QCollapsible)]
+    assert [b.text() for b in boxes] == ["Input", "Clustering", "Results", "Reuse and scale"]
+    assert [b.isExpanded() for b in boxes] == [True, True, True, False]
+
+
+def test_every_control_says_what_it_does(viewer_and_widget):
+    _, w = viewer_and_widget
+    controls = [
+        w.image,
+        w.channel_axis,
+        w.mask,
+        w.true_colour_button,
+        w.n_clusters,
+        w.suggest_button,
+        w.preprocessing,
+        w.palette,
+        w.random_state,
+        w.run_button,
+        w.cancel_button,
+        w.table,
+        w.merge_button,
+        w.refresh_button,
+        w.model_file,
+        w.save_model_button,
+        w.apply_model_button,
+        w.scheduler,
+    ]
+    missing = [c.name for c in controls if len(c.tooltip or "") < 20]
+    assert missing == []
+
+
+def test_the_band_axis_says_what_auto_chose(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    layer, _ = _add_cube(viewer)
+    w.image.value = layer
+    assert w.channel_axis.native.currentText() == f"auto (band: {layer.data.shape[0]} bands)"
+
+
+def test_the_plot_follows_the_theme_appears_with_a_result_and_uses_cluster_names(
+    viewer_and_widget,
+):
+    from matplotlib.colors import to_hex
+
+    viewer, w = viewer_and_widget
+    assert not w.plot.isVisible()  # nothing to show yet: no empty axes
+    _add_cube(viewer)
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    assert w.plot.isVisibleTo(w.native)
+    viewer.theme = "dark"
+    dark = to_hex(w.plot.figure.get_facecolor())
+    viewer.theme = "light"
+    light = to_hex(w.plot.figure.get_facecolor())
+    assert dark != light and light != "#000000"
+    w.rename(1, "soil")
+    legend = [t.get_text() for t in w.plot.figure.axes[0].get_legend().get_texts()]
+    assert legend[0] == "soil" and "cluster 1" not in legend

@@ -91,7 +91,8 @@ def test_hostile_saved_colours_are_dropped_not_trusted(tmp_path, colors):
     info = PngInfo()
     info.add_text(TEXT_KEY, json.dumps(saved))
     Image.fromarray(labels).save(path, pnginfo=info)
-    img = read_png(path)
+    with pytest.warns(UserWarning, match="cluster colours are damaged"):
+        img = read_png(path)
     assert img.kind == "labels"
     np.testing.assert_array_equal(img.data, labels)
     assert "colors" not in img.metadata

@@ -1,6 +1,9 @@
-"""The widget's plot: each cluster's mean spectrum (± std) in its colour, or a k sweep."""
+"""The widget's plot: each cluster's mean spectrum (± std) in its colour, or a k sweep,
+drawn in the colours of napari's theme."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -14,21 +17,62 @@ class ClusterPlot(FigureCanvasQTAgg):
         self.figure = Figure(figsize=(4, 2.6), tight_layout=True)
         super().__init__(self.figure)
         self.setMinimumHeight(220)
+        self.colors = {"background": "white", "text": "black", "grid": "#cccccc"}
         self.axes = self.figure.add_subplot()
+        self.hide()  # until there is something to show: no empty 0-1 axes
+
+    def follow_theme(self, theme_name: str) -> None:
+        """Draw in the colours of napari's theme ``theme_name`` from now on."""
+        from napari.utils.theme import get_theme
+
+        with warnings.catch_warnings():  # older napari warn about get_theme's return type
+            warnings.simplefilter("ignore")
+            theme = get_theme(theme_name)
+
+        def color(key: str) -> str:
+            value = theme[key] if isinstance(theme, dict) else getattr(theme, key)
+            return value.as_hex() if hasattr(value, "as_hex") else str(value)
+
+        self.colors = {
+            "background": color("background"),
+            "text": color("text"),
+            "grid": color("foreground"),
+        }
+        self._style(self.axes)
+        self.draw_idle()
+
+    def _style(self, *axes) -> None:
+        c = self.colors
+        self.figure.set_facecolor(c["background"])
+        for ax in axes:
+            ax.set_facecolor(c["background"])
+            ax.tick_params(colors=c["text"], which="both")
+            ax.xaxis.label.set_color(c["text"])
+            for spine in ax.spines.values():
+                spine.set_color(c["grid"])
+            legend = ax.get_legend()
+            if legend is not None:
+                legend.get_frame().set_facecolor(c["background"])
+                legend.get_frame().set_edgecolor(c["grid"])
+                for text in legend.get_texts():
+                    text.set_color(c["text"])
 
     def show_spectra(self, x, means, stds, colors, *, xlabel: str, labels, ticks=None):
-        """Mean ± standard deviation of each cluster against wavelength or band."""
+        """Mean ± standard deviation of each cluster against wavelength or band; ``labels``
+        are the clusters' names."""
         ax = self._fresh()
         for mean, std, color, label in zip(means, stds, colors, labels, strict=True):
             c = np.asarray(color) / 255
-            ax.plot(x, mean, color=c, label=f"cluster {label}")
+            ax.plot(x, mean, color=c, label=label)
             ax.fill_between(x, mean - std, mean + std, color=c, alpha=0.25, linewidth=0)
         ax.set_xlabel(xlabel)
         if ticks is not None:
             ax.set_xticks(x, ticks)
-        ax.set_ylabel("mean ± std")
+        ax.set_ylabel("mean ± std", color=self.colors["text"])
         if len(means) <= 10:
             ax.legend(fontsize="x-small")
+        self._style(ax)
+        self.show()
         self.draw_idle()
 
     def show_sweep(self, k, inertia, silhouette):
@@ -40,6 +84,8 @@ class ClusterPlot(FigureCanvasQTAgg):
         twin = ax.twinx()
         twin.plot(k, silhouette, "s--", color="tab:orange")
         twin.set_ylabel("silhouette", color="tab:orange")
+        self._style(ax, twin)
+        self.show()
         self.draw_idle()
 
     def _fresh(self):

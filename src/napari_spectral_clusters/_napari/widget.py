@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +24,9 @@ from napari.layers import Image, Labels, Shapes
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEventLoop, QObject, Signal
+from qtpy.QtCore import QEventLoop, QObject, Qt, Signal
+from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+from superqt import QCollapsible
 
 from .._arrays import is_lazy
 from ..cluster import (
@@ -98,31 +101,62 @@ class ClusterWidget(Container):
         self.merge_button = PushButton(name="merge_button", text="Merge selected clusters")
         self.refresh_button = PushButton(name="refresh_button", text="Refresh from labels")
         self.suggest_button = PushButton(name="suggest_button", text="Suggest k")
-        self.extend(
-            [
-                self.image,
-                self.channel_axis,
-                self.preprocessing,
-                self.mask,
-                self.n_clusters,
-                self.random_state,
-                self.palette,
-                self.scheduler,
-                self.run_button,
-                self.cancel_button,
-                self.status,
-                self.model_file,
-                self.save_model_button,
-                self.apply_model_button,
-                self.true_colour_button,
-                self.table,
-                self.merge_button,
-                self.refresh_button,
-                self.suggest_button,
-            ]
+        self._tooltips()
+        # sections in the order of the work, in a scroll area so the dock fits a laptop
+        # screen (1366 x 768) instead of growing napari's window
+        clusters_row = Container(
+            name="clusters_row",
+            label="clusters",
+            layout="horizontal",
+            labels=False,
+            widgets=[self.n_clusters, self.suggest_button],
         )
+        run_row = Container(
+            name="run_row",
+            label="",
+            layout="horizontal",
+            labels=False,
+            widgets=[self.run_button, self.cancel_button],
+        )
+        edit_row = Container(
+            name="edit_row",
+            layout="horizontal",
+            labels=False,
+            widgets=[self.merge_button, self.refresh_button],
+        )
+        self.sections = {
+            "Input": Container(
+                name="input_section",
+                widgets=[self.image, self.channel_axis, self.mask, self.true_colour_button],
+            ),
+            "Clustering": Container(
+                name="clustering_section",
+                widgets=[
+                    clusters_row,
+                    self.preprocessing,
+                    self.palette,
+                    self.random_state,
+                    run_row,
+                    self.status,
+                ],
+            ),
+            "Results": Container(
+                name="results_section", labels=False, widgets=[self.table, edit_row]
+            ),
+            "Reuse and scale": Container(
+                name="reuse_section",
+                widgets=[
+                    self.model_file,
+                    self.save_model_button,
+                    self.apply_model_button,
+                    self.scheduler,
+                ],
+            ),
+        }
         self.plot = ClusterPlot()
-        self.native.layout().addWidget(self.plot)
+        self.plot.follow_theme(viewer.theme)
+        viewer.events.theme.connect(lambda event: self.plot.follow_theme(viewer.theme))
+        self.native.layout().addWidget(_scroll_area(self.sections, self.plot))
         self.suggest_button.changed.connect(lambda: self.suggest_k())
         self.last_sweep: dict | None = None
         self.table.read_only = True
@@ -142,6 +176,7 @@ class ClusterWidget(Container):
         self.cancel_button.changed.connect(self.cancel)
         self._worker = None
         self._progress = None
+        self._started: float | None = None
         self._cancel = threading.Event()
         self._relay = _ProgressRelay()
         self._relay.reported.connect(self._on_progress)
@@ -158,7 +193,62 @@ class ClusterWidget(Container):
 
     def reset_choices(self, *_):
         super().reset_choices()
+        for section in self.sections.values():  # their controls live in the scroll area
+            section.reset_choices()
         self._follow_active_layer()
+
+    def _tooltips(self):
+        """Every control says what it does and when to change it."""
+        tips = {
+            self.image: "The image layer to cluster: a spectral cube, a picture or any image.",
+            self.channel_axis: (
+                "Which axis holds the bands (or colours). 'auto' takes the reader's band axis, "
+                "or the colour axis of an RGB picture; pick one when auto chose wrong."
+            ),
+            self.mask: (
+                "Cluster only the pixels inside this Labels or Shapes layer (drawn over this "
+                "image); the others get label 0."
+            ),
+            self.true_colour_button: (
+                "Add an RGB view of the cube: CIE true colour from the wavelengths when known, "
+                "else a false-colour picture of its leading principal components."
+            ),
+            self.n_clusters: "How many clusters (materials) to look for.",
+            self.suggest_button: (
+                "Cluster for several k and plot how well each separates the pixels, to help "
+                "choose the number of clusters."
+            ),
+            self.preprocessing: (
+                "What is compared: the values as given; each band standardised (bands of "
+                "different scales count alike); spectral shape only (brightness ignored); or "
+                "the leading principal components (faster on many bands)."
+            ),
+            self.palette: (
+                "Cluster colours: the true colour of each mean spectrum (or the centre's own "
+                "colour for pictures), or distinct categorical colours."
+            ),
+            self.random_state: (
+                "Seed of the random starts: the same seed and settings give the same result."
+            ),
+            self.run_button: "Cluster the image; the result layers appear above it.",
+            self.cancel_button: "Stop the running clustering; nothing is changed.",
+            self.status: "What the last run did.",
+            self.table: (
+                "One row per cluster: select rows to see only those clusters, double-click a "
+                "name to rename it or a swatch to change its colour."
+            ),
+            self.merge_button: "Merge the selected clusters into the first of them.",
+            self.refresh_button: (
+                "Recount the table from the Labels layer after painting on it by hand."
+            ),
+            self.model_file: "The .npz file a clustering is saved to, or applied from.",
+            self.save_model_button: "Save the last clustering, to label other images alike.",
+            self.apply_model_button: (
+                "Label this image with a saved clustering (same bands), without fitting anew."
+            ),
+        }
+        for widget, tip in tips.items():
+            widget.tooltip = tip
 
     def _follow_active_layer(self, *_):
         """Default source: the active layer, when it is an image we did not make."""
@@ -170,10 +260,16 @@ class ClusterWidget(Container):
     def _axis_choices(self, _widget=None) -> list[tuple[str, object]]:
         """ "auto" (the reader's band axis, or the colour axis), or any axis of the layer."""
         layer = self.image.value
-        choices: list[tuple[str, object]] = [("auto", "auto")]
         if layer is None or layer.rgb:
-            return choices
+            return [("auto (colour)" if layer is not None else "auto", "auto")]
         names = tuple(getattr(layer, "axis_labels", ())) or tuple(map(str, range(layer.ndim)))
+        chosen, _ = _features_of(layer, "auto")  # say what auto chose
+        if chosen is None:
+            choices: list[tuple[str, object]] = [("auto (greyscale)", "auto")]
+        else:
+            axis = chosen % layer.ndim
+            name = names[axis] if not names[axis].lstrip("-").isdigit() else f"axis {axis}"
+            choices = [(f"auto ({name}: {layer.data.shape[axis]} bands)", "auto")]
         choices.append(("none (greyscale)", "none"))
         choices += [(f"{axis}: {name}", axis) for axis, name in enumerate(names)]
         return choices
@@ -367,7 +463,8 @@ class ClusterWidget(Container):
             x, xlabel = wl, "wavelength (nm)"
         else:
             x, xlabel = np.arange(n), "band"
-        self.plot.show_spectra(x, means, stds, colors, xlabel=xlabel, labels=labels, ticks=ticks)
+        names = [shown["names"].get(int(label), f"cluster {label}") for label in labels]
+        self.plot.show_spectra(x, means, stds, colors, xlabel=xlabel, labels=names, ticks=ticks)
 
     def suggest_k(self, *, ks=range(2, 13), wait: bool = False):
         """Sweep k on a sample in the background; plot inertia (elbow) and silhouette.
@@ -570,6 +667,7 @@ class ClusterWidget(Container):
         self.cancel_button.enabled = True
         where = f" on {self.scheduler.value.strip()}" if self.scheduler.value.strip() else ""
         self.status.value = f"clustering {layer.name} {what}{where}…"
+        self._started = time.perf_counter()
         if wait:
             loop = QEventLoop()
             worker.finished.connect(loop.quit)
@@ -671,7 +769,10 @@ class ClusterWidget(Container):
             },
             result.colors[present],
         )
-        self.status.value = f"{result.n_clusters} clusters, inertia {result.inertia:.4g}"
+        seconds = f" in {time.perf_counter() - self._started:.1f} s" if self._started else ""
+        self.status.value = (
+            f"{result.n_clusters} clusters of {int(result.counts.sum()):,} pixels{seconds}"
+        )
 
     def _result_names(self, source: str) -> tuple[str, str]:
         """Names of the labels and recoloured layers a new result of ``source`` goes to: the
@@ -719,6 +820,32 @@ class ClusterWidget(Container):
         if here != target:
             layers.move(here, target if here > target else target - 1)
         return layer
+
+
+def _scroll_area(sections: dict, plot) -> QScrollArea:
+    """The sections as collapsible boxes in a scroll area; the plot under the results, and
+    *Reuse and scale* collapsed until wanted."""
+    inner = QWidget()
+    layout = QVBoxLayout(inner)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for title, section in sections.items():
+        box = QCollapsible(title)
+        box.setObjectName(section.name)
+        box.addWidget(section.native)
+        if title == "Results":
+            box.addWidget(plot)
+        if title == "Reuse and scale":
+            box.collapse(animate=False)
+        else:
+            box.expand(animate=False)
+        layout.addWidget(box)
+    layout.addStretch(1)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(inner)
+    return scroll
 
 
 class _ProgressRelay(QObject):

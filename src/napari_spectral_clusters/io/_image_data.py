@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -87,7 +88,12 @@ def metadata_from_json(text: str) -> dict:
         if key in meta:
             value = _array_entry(key, meta[key])
             if value is None:  # a damaged file's entry: dropped, not trusted
-                del meta[key]
+                what = "cluster colours" if key == "colors" else f"saved {key}"
+                shown = json.dumps(meta.pop(key))[:40]
+                warnings.warn(
+                    f"the file's {what} are damaged ({shown}); opening it without them",
+                    stacklevel=2,
+                )
             else:
                 meta[key] = value
     return meta
@@ -95,12 +101,15 @@ def metadata_from_json(text: str) -> dict:
 
 def _array_entry(key: str, value) -> np.ndarray | None:
     """A metadata list as the array it was, or None if it cannot be one (numbers only,
-    finite, and for ``colors`` a k x 3 table of 0..255)."""
+    finite but for an empty cluster's NaN centre and spread, and for ``colors`` a k x 3
+    table of 0..255)."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError, OverflowError):
         return None
-    if arr.ndim == 0 or not np.isfinite(arr).all():
+    if arr.ndim == 0:
+        return None
+    if key not in ("centers", "std") and not np.isfinite(arr).all():  # NaN: an empty cluster
         return None
     if key == "colors":
         if (
