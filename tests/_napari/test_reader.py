@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import npe2
 import numpy as np
 import pytest
@@ -102,3 +104,33 @@ def test_zarr_store_through_npe2(tmp_path, data_dir, monkeypatch):
     assert kind == "image" and kw["name"] == "samson" and kw["metadata"]["channel_axis"] == 0
     assert isinstance(data, da.Array) and data.shape == (156, 95, 95)
     np.testing.assert_array_equal(data[:, 40, 3].compute(), raw[40, 3])
+
+
+HOSTILE_STORES = sorted((Path(__file__).parents[1] / "data" / "hostile").glob("*.zarr"))
+
+
+@pytest.mark.parametrize("store", HOSTILE_STORES, ids=[p.name for p in HOSTILE_STORES])
+def test_stores_the_fuzzer_found_open_or_are_refused_and_never_freeze_napari(store, monkeypatch):
+    """Mutants tools/fuzz_readers.py found: each hung napari or broke a layer. Now every
+    layer the reader gives napari builds at once, or the file is refused with a message."""
+    import threading
+
+    from napari.layers import Layer
+
+    shown = []
+    monkeypatch.setattr("napari_spectral_clusters._napari.reader.show_error", shown.append)
+    monkeypatch.setattr("napari_spectral_clusters._napari.reader.show_warning", shown.append)
+    layers = get_reader(str(store))(str(store))
+    if [len(layer) for layer in layers] == [1]:  # [(None,)]: refused
+        assert any(store.name in message for message in shown)
+        return
+    built = []
+    for data, kwargs, kind in layers:
+        worker = threading.Thread(
+            target=lambda d=data, kw=kwargs, k=kind: built.append(Layer.create(d, kw, k)),
+            daemon=True,
+        )
+        worker.start()
+        worker.join(30)
+        assert not worker.is_alive(), f"napari is still reading {kwargs['name']}"
+    assert len(built) == len(layers)

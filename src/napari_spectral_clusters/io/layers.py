@@ -32,6 +32,7 @@ import numpy as np
 
 from .._arrays import is_lazy
 from ._image_data import ImageData, metadata_from_json, metadata_to_json
+from .inputs import eager_bytes
 
 __all__ = [
     "LAZY_BYTES",
@@ -50,6 +51,26 @@ _COLS_NAME = re.compile(r"^(cols|n_?cols?|columns|samples|width)$", re.I)
 #: v7.3 variables larger than this many bytes open lazily (dask over the HDF5 dataset);
 #: the environment variable SPECTRAL_CLUSTERS_LAZY_BYTES overrides it.
 LAZY_BYTES = 512 * 2**20
+
+
+def _displayable(path: Path, img: ImageData) -> bool:
+    """Whether napari can show ``img``: not empty, and (lazy ones) a displayed plane napari
+    can read at once — a damaged store declaring an axis of 2**40 would freeze napari."""
+    if img.data.size == 0:
+        warnings.warn(f"{path.name}: {img.name} is empty; not opened", stacklevel=3)
+        return False
+    plane_axes = 3 if img.rgb else 2
+    plane = int(np.prod(img.data.shape[-plane_axes:], dtype=np.float64)) * img.data.dtype.itemsize
+    if is_lazy(img.data) and plane > eager_bytes():
+        shape = " x ".join(map(str, img.data.shape[-plane_axes:]))
+        warnings.warn(
+            f"{path.name}: {img.name} is not opened: one plane of it is {shape} "
+            f"({plane / 2**30:.1f} GiB), more than the {eager_bytes() / 2**30:.1f} GiB napari "
+            "may read at once",
+            stacklevel=3,
+        )
+        return False
+    return True
 
 
 #: At most this many layers from one file (a file of 20,000 variables is not 20,000 layers).
@@ -73,6 +94,7 @@ def images_from_arrays(
     """
     arrays = dict(arrays)
     images = _images(path, arrays, _saved_layers(path, arrays, strings), bands_first)
+    images = [img for img in images if _displayable(path, img)]
     if len(images) > MAX_LAYERS:
         warnings.warn(
             f"{path.name} holds {len(images)} images; opening the first {MAX_LAYERS} "
@@ -164,7 +186,15 @@ def _saved_layers(path: Path, arrays: dict, strings: dict) -> dict:
             continue  # someone else's string: the variable opens by the usual rules
         for suffix in _COMPANIONS:
             if f"{base}_{suffix}" in arrays:
-                value = np.asarray(arrays.pop(f"{base}_{suffix}"))
+                value = arrays.pop(f"{base}_{suffix}")
+                if is_lazy(value):  # a few numbers per cluster or band: never this big
+                    warnings.warn(
+                        f"{path.name}: {base}_{suffix} is far too large for what it holds; "
+                        "not used",
+                        stacklevel=3,
+                    )
+                    continue
+                value = np.asarray(value)
                 if suffix in ("wavelengths", "counts"):
                     value = value.ravel()
                 record["metadata"][suffix] = value
