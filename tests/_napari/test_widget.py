@@ -187,6 +187,13 @@ def test_true_colour_view_and_cluster_colours(viewer_and_widget, monkeypatch):
     expected = spectra_to_rgb(src.data, src.metadata["wavelengths"], channel_axis=0)
     np.testing.assert_array_equal(view.data, expected.rgb)
     assert infos and "true colour" in infos[-1]
+    # without wavelengths the picture is false colour, and its name says so
+    bare = viewer.add_image(src.data, name="no wavelengths")
+    w.image.value = bare
+    w.true_colour()
+    assert "no wavelengths false colour" in viewer.layers
+    assert "no wavelengths true colour" not in viewer.layers
+    assert "false colour" in infos[-1]
 
     w.image.value = src
     w.n_clusters.value = 4
@@ -228,11 +235,26 @@ def test_cluster_table_selection_merge_and_refresh(viewer_and_widget):
     assert swatches == [tuple(map(int, c)) for c in labels.metadata["colors"]]
     assert list(labels.features["pixels"]) == [0, *counts.tolist()]
 
-    _select_rows(w, [1])  # highlight cluster 2 alone
+    rgb = viewer.layers["sample cube recolored"]
+    drawn_before = _colormap_rgb(labels)
+    _select_rows(w, [1])  # isolate cluster 2: what the user sees, both layers
     assert w.selected_labels() == [2]
-    assert labels.show_selected_label and labels.selected_label == 2
+    _, alpha = _colormap_rgb(labels)
+    assert (alpha[labels.data == 2] == 1).all() and (alpha[labels.data != 2] == 0).all()
+    assert not rgb.visible  # the recoloured layer shows every cluster: out of the way
+    swatch = w.table.native.item(1, 0)
+    assert not swatch.isSelected()  # keeps its colour, not the selection's grey
+    assert swatch.background().color().getRgb()[:3] == tuple(
+        map(int, labels.metadata["colors"][1])
+    )
+    _select_rows(w, [1, 3])
+    _, alpha = _colormap_rgb(labels)
+    assert (alpha[np.isin(labels.data, [2, 4])] == 1).all()
+    assert (alpha[np.isin(labels.data, [1, 3])] == 0).all()
     _select_rows(w, [])
-    assert not labels.show_selected_label
+    assert rgb.visible
+    np.testing.assert_array_equal(_colormap_rgb(labels)[0], drawn_before[0])
+    np.testing.assert_array_equal(_colormap_rgb(labels)[1], drawn_before[1])
 
     _select_rows(w, [2, 3])
     w.merge(w.selected_labels())
@@ -660,3 +682,25 @@ def test_the_plot_follows_the_theme_appears_with_a_result_and_uses_cluster_names
     w.rename(1, "soil")
     legend = [t.get_text() for t in w.plot.figure.axes[0].get_legend().get_texts()]
     assert legend[0] == "soil" and "cluster 1" not in legend
+
+
+def test_layers_classify_menu_opens_the_widget(make_napari_viewer):
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer()
+
+    def actions(menu, path=""):
+        for action in menu.actions():
+            text = action.text().replace("&", "")
+            if action.menu() is not None:
+                yield from actions(action.menu(), f"{path}/{text}")
+            else:
+                yield f"{path}/{text}", action
+
+    found = dict(actions(viewer.window._qt_window.menuBar()))
+    item = next(a for p, a in found.items() if p.startswith("/Layers/Classify/KMeans clustering"))
+    item.trigger()
+    QApplication.processEvents()
+    window = viewer.window  # napari < 0.6 has only the private mapping of docks by name
+    docks = window.dock_widgets if hasattr(type(window), "dock_widgets") else window._dock_widgets
+    assert any("KMeans clustering" in name for name in docks)

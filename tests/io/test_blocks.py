@@ -150,3 +150,15 @@ def test_a_lazy_zarr_cube_opens_in_coalesced_blocks_and_saves(
     write_zarr(tmp_path / "saved.zarr", [img])
     (again,) = read_zarr(tmp_path / "saved.zarr", lazy_bytes=1024)
     np.testing.assert_array_equal(np.asarray(again.data), cube)
+
+
+def test_a_header_declaring_billions_of_chunks_is_refused_before_any_block_is_made():
+    from napari_spectral_clusters.io.blocks import MAX_CHUNKS
+
+    with pytest.raises(ValueError, match="3,435,973,840 chunks"):
+        block_chunks((12, 12, 2**32), 4, (6, 6, 5), band_axis=-1)
+    # a contiguous array counts no storage chunks, and a big real cube is far below the cap
+    assert block_chunks((100, 10**6), 8, None)
+    chunks = zip((224, 20_000, 20_000), (128, 64, 64), strict=True)
+    assert math.prod(-(-n // c) for n, c in chunks) < MAX_CHUNKS  # a 358 GB float32 cube
+    assert block_chunks((224, 20_000, 20_000), 4, (128, 64, 64), band_axis=0)

@@ -42,7 +42,7 @@ from ..cluster import (
 )
 from ..color import categorical_colors, spectra_to_rgb
 from ..model import ClusterModel, ModelError
-from ._colors import MAX_COLORED_LABEL, label_colormap
+from ._colors import MAX_COLORED_LABEL, TRANSPARENT, label_colormap
 from ._plots import ClusterPlot
 
 if TYPE_CHECKING:
@@ -315,15 +315,27 @@ class ClusterWidget(Container):
         return [int(labels[r]) for r in rows]
 
     def _highlight_selected(self):
-        """Show only the selected cluster in the labels layer (all of them when none is)."""
+        """Show only the selected clusters (all of them when none is): the others turn clear
+        in the Labels layer, and the recoloured layer, which shows them all, steps aside
+        until the selection is cleared. Only what is drawn changes, never the data."""
         found = self._result_layers(quiet=True)
         if found is None:
             return
-        layer = found[0]
-        selected = self.selected_labels()
-        layer.show_selected_label = len(selected) == 1
-        if len(selected) == 1:
-            layer.selected_label = selected[0]
+        labels_layer, recolored, _ = found
+        selected = set(self.selected_labels())
+        colormap = label_colormap(np.asarray(self._shown["colors"], dtype=np.uint8))
+        if selected:
+            colormap = {
+                k: v if k in selected or k in (0, None) else TRANSPARENT
+                for k, v in colormap.items()
+            }
+        labels_layer.colormap = colormap
+        if recolored is not None:
+            if selected and self._shown.get("recolored_visible") is None:
+                self._shown["recolored_visible"] = recolored.visible
+                recolored.visible = False
+            elif not selected and self._shown.get("recolored_visible") is not None:
+                recolored.visible = self._shown.pop("recolored_visible")
 
     def merge(self, labels: list[int]):
         """Merge clusters into the first of them; the recoloured image and table follow."""
@@ -514,6 +526,8 @@ class ClusterWidget(Container):
         for row, color in enumerate(colors):
             swatch = QTableWidgetItem()  # an empty cell painted in the cluster's colour
             swatch.setBackground(QColor(*map(int, color)))
+            # not selectable: a selected row's swatch keeps its colour, not selection grey
+            swatch.setFlags(swatch.flags() & ~Qt.ItemFlag.ItemIsSelectable)
             self.table.native.setItem(row, 0, swatch)
         self.table.native.resizeColumnsToContents()
         layer = self._viewer.layers[self._shown["labels"]]
@@ -598,8 +612,9 @@ class ClusterWidget(Container):
             data, _wavelengths(layer, data, channel_axis), channel_axis=channel_axis
         )
         keep = _spatial_axes(layer, channel_axis)
+        kind = "true colour" if rendering.coverage > 0 else "false colour"  # named as it is
         out = self._put(
-            f"{layer.name} true colour",
+            f"{layer.name} {kind}",
             "image",
             rendering.rgb,
             dict(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["BLOCK_BYTES", "block_chunks"]
+__all__ = ["BLOCK_BYTES", "MAX_BLOCKS", "MAX_CHUNKS", "block_chunks"]
 
 #: Blocks hold at most this many bytes (and usually more than half of it). Every block costs
 #: a task, a read call and the engine's per-block work: MATLAB-like writers store 128 x 64 x
@@ -14,6 +14,11 @@ __all__ = ["BLOCK_BYTES", "block_chunks"]
 #: while the few blocks per core in memory at once (the threaded scheduler, ``store_blocks``)
 #: stay small beside a laptop's memory.
 BLOCK_BYTES = 64 * 2**20
+#: At most this many blocks, and storage chunks, per array: a damaged header declaring an axis
+#: of 2**32 in chunks of 5 would otherwise have napari try to open 100,000 chunk files for one
+#: band (and dask build a graph of as many tasks), hanging. 2**24 chunks of 1 MB are 16 TB.
+MAX_BLOCKS = 2**20
+MAX_CHUNKS = 2**24
 
 
 def block_chunks(
@@ -68,6 +73,12 @@ def block_chunks(
     if 0 in shape:
         return tuple((n,) for n in shape)
     unit = [max(1, min(c, n)) for c, n in zip(storage_chunks or (1,) * ndim, shape, strict=True)]
+    n_chunks = math.prod(_ceil_div(n, u) for n, u in zip(shape, unit, strict=True))
+    if storage_chunks is not None and n_chunks > MAX_CHUNKS:
+        raise ValueError(
+            f"an array of shape {shape} in chunks of {tuple(storage_chunks)} has {n_chunks:,} "
+            f"chunks, more than the {MAX_CHUNKS:,} an array may have (a damaged header?)"
+        )
     block = list(unit)
     band = None if band_axis is None else band_axis % ndim
     order = [a for a in range(ndim - 1, -1, -1) if a != band]
@@ -81,6 +92,12 @@ def block_chunks(
             block[axis] = unit[axis] * _ceil_div(n, _ceil_div(n, k))
             break
         block[axis] = shape[axis]
+    n_blocks = math.prod(_ceil_div(n, b) for n, b in zip(shape, block, strict=True))
+    if n_blocks > MAX_BLOCKS:  # 64 TiB and more: a damaged header, not a cube
+        raise ValueError(
+            f"an array of shape {shape} declared in chunks of {tuple(storage_chunks or ())} "
+            f"makes {n_blocks:,} blocks, more than the {MAX_BLOCKS:,} an array may have"
+        )
     return tuple(_equal_blocks(n, b) for n, b in zip(shape, block, strict=True))
 
 
