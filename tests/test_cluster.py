@@ -331,6 +331,42 @@ def test_sweep_k_points_at_the_true_number_of_materials():
     # the elbow: past 4 clusters the inertia hardly falls any more
     drop = -np.diff(sweep["inertia"])
     assert drop[3] < 0.05 * drop[1]
+    assert sweep["suggested"] == 4
+
+
+def test_the_suggested_k_is_the_elbow_on_real_samson_not_the_best_silhouette(data_dir):
+    import scipy.io
+
+    from napari_spectral_clusters import sweep_k
+
+    cube = scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"]
+    sweep = sweep_k(cube, channel_axis=-1)
+    assert sweep["k"][np.nanargmax(sweep["silhouette"])] == 2  # what the old status said
+    assert sweep["suggested"] == 4  # rock/soil, trees, water and the shore: the elbow
+
+
+def test_silhouette_matches_scikit_learns():
+    from sklearn.metrics import silhouette_score
+
+    from napari_spectral_clusters.cluster import silhouette
+
+    rng = np.random.default_rng(0)
+    for n, k in [(40, 2), (300, 5), (1000, 9)]:
+        x = rng.random((n, 6)) + rng.integers(0, k, n)[:, None]
+        labels = rng.integers(0, k, n)
+        labels[:k] = np.arange(k)
+        assert silhouette(x, labels) == pytest.approx(silhouette_score(x, labels), abs=1e-9)
+    assert np.isnan(silhouette(rng.random((5, 2)), np.zeros(5, int)))
+
+
+@pytest.mark.parametrize(
+    ("inertia", "expected"),
+    [([100, 40, 10, 8, 7, 6], 4), ([100, 90, 80, 70, 60, 50], None), ([5, 5, 5], None)],
+)
+def test_elbow(inertia, expected):
+    from napari_spectral_clusters.cluster import elbow
+
+    assert elbow(range(2, 2 + len(inertia)), inertia) == expected
 
 
 @pytest.mark.parametrize("k", [1, 2, 7, 16, 17, 40])

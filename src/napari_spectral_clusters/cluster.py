@@ -417,18 +417,18 @@ def sweep_k(
     random_state: int = 0,
     progress: Callable[[ProgressEvent], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Help choose k: inertia (for an elbow) and silhouette score for each k, on a sample.
+    """Help choose k: inertia (for an elbow) and silhouette score for each k, on a sample,
+    and the suggested k: the elbow of the inertia curve (:func:`elbow`).
 
     A random sample of at most ``max_samples`` valid pixels is clustered for every k; the
-    silhouette (scikit-learn's, -1..1, higher = better separated) is measured on it.
+    silhouette (-1..1, higher = better separated) is measured on up to SILHOUETTE_ROWS of it.
 
     Returns
     -------
     dict
-        ``k``, ``inertia`` and ``silhouette`` arrays; the silhouette is NaN where undefined.
+        ``k``, ``inertia`` and ``silhouette`` arrays (the silhouette NaN where undefined), and
+        ``suggested``: the elbow's k (None with fewer than three k).
     """
-    from sklearn.metrics import silhouette_score
-
     rng = np.random.default_rng(random_state)
     report = progress or (lambda event: None)
     if is_lazy(image):  # sample blocks; never load the cube
@@ -444,7 +444,7 @@ def sweep_k(
     if len(sample) == 0:
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
     ks = [int(k) for k in ks if 1 <= int(k) <= len(sample)]
-    inertia, silhouette = [], []
+    inertia, scores = [], []
     for i, k in enumerate(ks):
         try:
             res = cluster_image(
@@ -458,9 +458,65 @@ def sweep_k(
             ks = ks[:i]
             break
         inertia.append(res.inertia)
-        feats = res.model.features(sample)
-        labels = res.labels.ravel()
-        ok = 1 < len(np.unique(labels)) < len(sample)
-        silhouette.append(float(silhouette_score(feats, labels)) if ok else np.nan)
+        rows = rng.permutation(len(sample))[:SILHOUETTE_ROWS]
+        scores.append(silhouette(res.model.features(sample[rows]), res.labels.ravel()[rows]))
         report(ProgressEvent("sweep", i + 1, len(ks), res.inertia))
-    return {"k": np.array(ks), "inertia": np.array(inertia), "silhouette": np.array(silhouette)}
+    return {
+        "k": np.array(ks),
+        "inertia": np.array(inertia),
+        "silhouette": np.array(scores),
+        "suggested": elbow(ks, inertia),
+    }
+
+
+#: Rows the sweep's silhouette is measured on (its cost grows with their square).
+SILHOUETTE_ROWS = 1500
+
+
+def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette of rows ``x`` clustered as ``labels`` (Rousseeuw 1987); NaN with one
+    cluster, or as many clusters as rows.
+
+    Written here rather than taken from scikit-learn: importing scikit-learn costs seconds on
+    first use in a napari session, more than the whole sweep; this is one distance matrix.
+    """
+    uniq, lab = np.unique(labels, return_inverse=True)
+    n, k = len(x), len(uniq)
+    if not 1 < k < n:
+        return float("nan")
+    x = np.asarray(x, dtype=np.float64)
+    sq = np.einsum("ij,ij->i", x, x)
+    dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0))
+    onehot = np.zeros((n, k))
+    onehot[np.arange(n), lab] = 1
+    counts = onehot.sum(axis=0)
+    sums = dist @ onehot  # (n, k): each row's summed distance to every cluster
+    own = counts[lab]
+    a = sums[np.arange(n), lab] / np.maximum(own - 1, 1)
+    means = sums / counts
+    means[np.arange(n), lab] = np.inf
+    b = means.min(axis=1)
+    s = np.where(own > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-300), 0.0)
+    return float(s.mean())
+
+
+def elbow(ks, inertia) -> int | None:
+    """The k at the elbow of a decreasing inertia curve: the point farthest below the
+    straight line from its first to its last point, both axes scaled to 0..1 (Kneedle,
+    Satopää et al. 2011). Not the best-separated k (the silhouette often prefers k = 2),
+    but where adding clusters stops paying. None with fewer than three k, or when the curve
+    is nearly straight (no k stands out)."""
+    ks, inertia = np.asarray(ks, dtype=float), np.asarray(inertia, dtype=float)
+    if len(ks) < 3 or not np.all(np.isfinite(inertia)) or inertia[0] <= inertia[-1]:
+        return None
+    x = (ks - ks[0]) / (ks[-1] - ks[0])
+    y = (inertia - inertia[-1]) / (inertia[0] - inertia[-1])
+    below = 1 - x - y
+    if below.max() < ELBOW_DEPTH:  # nearly a straight line: no k stands out
+        return None
+    return int(ks[int(np.argmax(below))])
+
+
+#: How far (in the scaled units of :func:`elbow`) the curve must sag below its chord for an
+#: elbow to count.
+ELBOW_DEPTH = 0.05

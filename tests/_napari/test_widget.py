@@ -365,9 +365,21 @@ def test_spectra_plot_and_suggest_k(viewer_and_widget):
         np.testing.assert_allclose(line.get_ydata(), center)
     assert w.plot.axes.get_xlabel() == "wavelength (nm)"
 
+    w.n_clusters.value = 6
     w.suggest_k(ks=range(2, 7), wait=True)
     np.testing.assert_array_equal(w.last_sweep["k"], [2, 3, 4, 5, 6])
-    assert "k = 4" in w.status.value
+    assert "suggested k = 4" in w.status.value
+    # marked in the plot, and one click to use it
+    marks = [
+        line
+        for line in w.plot.figure.axes[0].get_lines()
+        if line.get_label().startswith("suggested")
+    ]
+    assert len(marks) == 1 and marks[0].get_xdata()[0] == 4
+    shown = not w.use_k_button.native.isHidden()  # (the test viewer's window is not shown)
+    assert shown and w.use_k_button.text == "Use k = 4"
+    w.use_k_button.changed.emit(True)
+    assert w.n_clusters.value == 4 and w.use_k_button.native.isHidden()
     assert [layer.name for layer in viewer.layers][-2:] == [
         "sample cube recolored",
         "sample cube clusters",

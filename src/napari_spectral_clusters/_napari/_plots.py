@@ -75,10 +75,24 @@ class ClusterPlot(FigureCanvasQTAgg):
         self.show()
         self.draw_idle()
 
-    def show_sweep(self, k, inertia, silhouette):
-        """Inertia (elbow) and silhouette against the number of clusters."""
+    def show_sweep(self, k, inertia, silhouette, suggested=None):
+        """Inertia (elbow) and silhouette against the number of clusters; the suggested k
+        marked."""
         ax = self._fresh()
         ax.plot(k, inertia, "o-", color="tab:blue")
+        if suggested is not None:
+            ax.axvline(suggested, color=self.colors["text"], linestyle=":", linewidth=1)
+            at = list(k).index(suggested)
+            ax.plot(
+                [suggested],
+                [inertia[at]],
+                "o",
+                markersize=11,
+                fillstyle="none",
+                color=self.colors["text"],
+                label=f"suggested k = {suggested}",
+            )
+            ax.legend(fontsize="x-small")
         ax.set_xlabel("clusters k")
         ax.set_ylabel("inertia", color="tab:blue")
         twin = ax.twinx()

@@ -101,6 +101,8 @@ class ClusterWidget(Container):
         self.merge_button = PushButton(name="merge_button", text="Merge selected clusters")
         self.refresh_button = PushButton(name="refresh_button", text="Refresh from labels")
         self.suggest_button = PushButton(name="suggest_button", text="Suggest k")
+        self.use_k_button = PushButton(name="use_k_button", text="Use k", visible=False)
+        self.use_k_button.changed.connect(lambda: self.use_suggested_k())
         self._tooltips()
         # sections in the order of the work, in a scroll area so the dock fits a laptop
         # screen (1366 x 768) instead of growing napari's window
@@ -109,7 +111,7 @@ class ClusterWidget(Container):
             label="clusters",
             layout="horizontal",
             labels=False,
-            widgets=[self.n_clusters, self.suggest_button],
+            widgets=[self.n_clusters, self.suggest_button, self.use_k_button],
         )
         run_row = Container(
             name="run_row",
@@ -215,9 +217,10 @@ class ClusterWidget(Container):
             ),
             self.n_clusters: "How many clusters (materials) to look for.",
             self.suggest_button: (
-                "Cluster for several k and plot how well each separates the pixels, to help "
-                "choose the number of clusters."
+                "Cluster a sample for k = 2..12 and plot the inertia (and silhouette): the "
+                "suggested k is the elbow, where more clusters stop paying (a few seconds)."
             ),
+            self.use_k_button: "Set the number of clusters to the suggested k.",
             self.preprocessing: (
                 "What is compared: the values as given; each band standardised (bands of "
                 "different scales count alike); spectral shape only (brightness ignored); or "
@@ -504,12 +507,23 @@ class ClusterWidget(Container):
                 show_error(f"Cannot sweep k: {error}")
             return
         self.last_sweep = sweep
-        self.plot.show_sweep(sweep["k"], sweep["inertia"], sweep["silhouette"])
-        if np.isfinite(sweep["silhouette"]).any():
-            best = int(sweep["k"][np.nanargmax(sweep["silhouette"])])
-            self.status.value = f"best separated at k = {best} (silhouette); see the elbow"
-        else:
+        suggested = sweep.get("suggested")
+        self.plot.show_sweep(sweep["k"], sweep["inertia"], sweep["silhouette"], suggested)
+        if suggested is None:
+            self.use_k_button.visible = False
             self.status.value = "no suggestion: too few distinct pixels to compare several k"
+            return
+        self.status.value = (
+            f"suggested k = {suggested}: the elbow, where more clusters stop paying"
+        )
+        self.use_k_button.text = f"Use k = {suggested}"
+        self.use_k_button.visible = True
+
+    def use_suggested_k(self):
+        """Set the number of clusters to the last sweep's suggestion."""
+        if self.last_sweep and self.last_sweep.get("suggested"):
+            self.n_clusters.value = int(self.last_sweep["suggested"])
+            self.use_k_button.visible = False
 
     def _fill_table(self, stats: dict, colors: np.ndarray):
         from qtpy.QtGui import QColor
