@@ -716,3 +716,34 @@ def test_layers_classify_menu_opens_the_widget(make_napari_viewer):
     window = viewer.window  # napari < 0.6 has only the private mapping of docks by name
     docks = window.dock_widgets if hasattr(type(window), "dock_widgets") else window._dock_widgets
     assert any("KMeans clustering" in name for name in docks)
+
+
+def test_model_buttons_ask_with_a_save_or_open_dialog_when_the_field_is_empty(
+    clustered, tmp_path, monkeypatch, qtbot
+):
+    from qtpy.QtWidgets import QFileDialog
+
+    _, w = clustered
+    asked = []
+
+    def save_dialog(*args, **kwargs):
+        asked.append("save")
+        return str(tmp_path / "picked.npz"), ""
+
+    def open_dialog(*args, **kwargs):
+        asked.append("open")
+        return str(tmp_path / "picked.npz"), ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_dialog)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", open_dialog)
+    w.model_file.value = ""
+    w.save_model_button.changed.emit(True)
+    assert asked == ["save"] and (tmp_path / "picked.npz").exists()
+    w.model_file.value = ""
+    w.apply_model_button.changed.emit(True)
+    qtbot.waitUntil(lambda: not w.running, timeout=60_000)
+    assert asked == ["save", "open"]
+    assert str(w.model_file.value).endswith("picked.npz")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: ("", ""))
+    w.model_file.value = ""
+    assert w._model_button("apply") is None  # cancelled: nothing happens

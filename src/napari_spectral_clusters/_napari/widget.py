@@ -94,7 +94,8 @@ class ClusterWidget(Container):
         self.run_button = PushButton(name="run_button", text="Run")
         self.cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
-        self.model_file = FileEdit(name="model_file", label="model", mode="w", filter="*.npz")
+        # an existing model to apply (an open dialog); Save model asks where with a save dialog
+        self.model_file = FileEdit(name="model_file", label="model", mode="r", filter="*.npz")
         self.save_model_button = PushButton(name="save_model_button", text="Save model")
         self.apply_model_button = PushButton(name="apply_model_button", text="Apply model")
         self.table = Table(name="table", label="clusters")
@@ -170,8 +171,8 @@ class ClusterWidget(Container):
         self._shown: dict | None = None  # the last result on screen: source, layers, colours
         _restore_settings(self)
         self.true_colour_button.changed.connect(lambda: self.true_colour())
-        self.save_model_button.changed.connect(lambda: self.save_model())
-        self.apply_model_button.changed.connect(lambda: self.apply_model())
+        self.save_model_button.changed.connect(lambda: self._model_button("save"))
+        self.apply_model_button.changed.connect(lambda: self._model_button("apply"))
         self._model: ClusterModel | None = None
         self.image.changed.connect(self.channel_axis.reset_choices)
         self.run_button.changed.connect(lambda: self.run())
@@ -640,6 +641,29 @@ class ClusterWidget(Container):
         )
         show_info(f"{layer.name}: {rendering.method}")
         return out
+
+    def _model_button(self, action: str):
+        """Save model / Apply model: the model field's file when it names one, else a save or
+        open dialog (cancelling it does nothing)."""
+        from qtpy.QtWidgets import QFileDialog
+
+        field = str(self.model_file.value).strip()
+        path = field if field and field != "." and not Path(field).is_dir() else None
+        if path is None:
+            if action == "save":
+                if self._model is None:
+                    return self.save_model()  # says there is nothing to save yet
+                path, _ = QFileDialog.getSaveFileName(
+                    self.native, "Save the clustering", "clustering.npz", "Models (*.npz)"
+                )
+            else:
+                path, _ = QFileDialog.getOpenFileName(
+                    self.native, "Apply a saved clustering", "", "Models (*.npz)"
+                )
+            if not path:
+                return None
+            self.model_file.value = path
+        return self.save_model(path) if action == "save" else self.apply_model(path)
 
     def save_model(self, path=None):
         """Save the last clustering (centres, preprocessing, wavelengths) to ``path`` (default:
