@@ -747,3 +747,39 @@ def test_model_buttons_ask_with_a_save_or_open_dialog_when_the_field_is_empty(
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: ("", ""))
     w.model_file.value = ""
     assert w._model_button("apply") is None  # cancelled: nothing happens
+
+
+def test_wavelengths_entered_in_the_widget_make_true_colour_reachable(
+    viewer_and_widget, data_dir, errors
+):
+    import scipy.io
+
+    viewer, w = viewer_and_widget
+    cube = np.moveaxis(scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"], -1, 0)
+    layer = viewer.add_image(cube, name="SamSon", metadata={"channel_axis": 0})
+    w.image.value = layer
+    assert w.wavelengths.value == ""  # Samson stores no wavelength vector
+    assert w.set_wavelengths("401 \u2013 889 nm") is not None
+    np.testing.assert_allclose(layer.metadata["wavelengths"], np.linspace(401, 889, 156))
+    np.testing.assert_array_equal(layer.data, cube)  # the data itself is untouched
+    w.true_colour()
+    assert "SamSon true colour" in viewer.layers
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    assert w.plot.figure.axes[0].get_xlabel() == "wavelength (nm)"
+    for bad in ("889-401", "blue", "400-nan"):
+        assert w.set_wavelengths(bad) is None
+        assert "Wavelengths" in errors[-1]
+    np.testing.assert_allclose(layer.metadata["wavelengths"], np.linspace(401, 889, 156))
+
+
+def test_a_files_own_wavelengths_are_shown_and_never_replaced_by_an_even_spread(
+    viewer_and_widget,
+):
+    viewer, w = viewer_and_widget
+    layer, _ = _add_cube(viewer)
+    own = np.asarray(layer.metadata["wavelengths"]).copy()
+    w.image.value = layer
+    assert w.wavelengths.value == f"{own[0]:g}-{own[-1]:g}"
+    w.set_wavelengths()  # leaving the entry as shown: nothing changes
+    np.testing.assert_array_equal(layer.metadata["wavelengths"], own)

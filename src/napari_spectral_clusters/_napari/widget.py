@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import zlib
@@ -78,6 +79,10 @@ class ClusterWidget(Container):
             ],
         )
         self.mask = ComboBox(name="mask", label="only inside", choices=self._mask_choices)
+        self.wavelengths = LineEdit(name="wavelengths", label="wavelengths", value="")
+        self.wavelengths.native.setPlaceholderText("first-last nm, e.g. 401-889")
+        self.wavelengths.native.editingFinished.connect(lambda: self.set_wavelengths())
+        self._wavelengths_shown = ""  # what the entry shows of the layer's own wavelengths
         self.palette = ComboBox(
             name="palette",
             label="colours",
@@ -130,7 +135,13 @@ class ClusterWidget(Container):
         self.sections = {
             "Input": Container(
                 name="input_section",
-                widgets=[self.image, self.channel_axis, self.mask, self.true_colour_button],
+                widgets=[
+                    self.image,
+                    self.channel_axis,
+                    self.wavelengths,
+                    self.mask,
+                    self.true_colour_button,
+                ],
             ),
             "Clustering": Container(
                 name="clustering_section",
@@ -175,6 +186,7 @@ class ClusterWidget(Container):
         self.apply_model_button.changed.connect(lambda: self._model_button("apply"))
         self._model: ClusterModel | None = None
         self.image.changed.connect(self.channel_axis.reset_choices)
+        self.image.changed.connect(self._show_wavelengths)
         self.run_button.changed.connect(lambda: self.run())
         self.cancel_button.changed.connect(self.cancel)
         self._worker = None
@@ -211,6 +223,11 @@ class ClusterWidget(Container):
             self.mask: (
                 "Cluster only the pixels inside this Labels or Shapes layer (drawn over this "
                 "image); the others get label 0."
+            ),
+            self.wavelengths: (
+                "The bands' wavelengths, when the file does not give them: the first and "
+                "last in nm (e.g. 401-889), spread evenly over the bands. Kept in the layer's "
+                "metadata, used by the plot, true colour and saved files."
             ),
             self.true_colour_button: (
                 "Add an RGB view of the cube: CIE true colour from the wavelengths when known, "
@@ -253,6 +270,55 @@ class ClusterWidget(Container):
         }
         for widget, tip in tips.items():
             widget.tooltip = tip
+
+    def set_wavelengths(self, text: str | None = None) -> np.ndarray | None:
+        """Give the chosen cube wavelengths from "first-last" (nm), evenly spread over its
+        bands, kept in its metadata; returns them (None, after saying why, when they cannot
+        be). An empty entry changes nothing."""
+        text = self.wavelengths.value if text is None else text
+        layer = self.image.value
+        if not str(text).strip() or layer is None or text == self._wavelengths_shown:
+            return None  # nothing entered, or the layer's own (perhaps uneven) wavelengths
+        channel_axis, _ = _features_of(layer, self.channel_axis.value)
+        if channel_axis is None or layer.rgb:
+            show_error(f"{layer.name} has no band axis to give wavelengths to.")
+            return None
+        dashes = "-\u2013\u2014"  # hyphen, en and em dash: "401-889", "401\u2013889"
+        parts = [p for p in re.split(rf"\s*(?:[{dashes}]|,|\s)\s*", str(text).strip()) if p]
+        parts = [p for p in parts if p.lower() not in ("nm", "to")]
+        try:
+            first, last = (float(p) for p in parts)
+        except ValueError:
+            show_error(
+                f"Wavelengths are two numbers in nm, first-last (e.g. 401-889), not {text!r}."
+            )
+            return None
+        if not (np.isfinite([first, last]).all() and 0 < first < last):
+            show_error(f"Wavelengths go up from a positive first to a larger last, not {text!r}.")
+            return None
+        n = layer.data.shape[channel_axis]
+        wl = np.linspace(first, last, n)
+        layer.metadata = {
+            **layer.metadata,
+            "wavelengths": wl,
+            "wavelength_unit": "nm",
+            "wavelength_source": f"entered in the widget: {first:g}-{last:g} nm",
+        }
+        show_info(f"{layer.name}: {n} bands from {first:g} to {last:g} nm")
+        self._wavelengths_shown = str(text)
+        self.channel_axis.reset_choices()
+        return wl
+
+    def _show_wavelengths(self, *_):
+        """The chosen layer's wavelengths as the entry shows them."""
+        layer = self.image.value
+        wl = None if layer is None else layer.metadata.get("wavelengths")
+        text = ""
+        if wl is not None and np.size(wl) >= 2:
+            wl = np.asarray(wl, dtype=float).ravel()
+            text = f"{wl[0]:g}-{wl[-1]:g}"
+        self._wavelengths_shown = text
+        self.wavelengths.value = text
 
     def _follow_active_layer(self, *_):
         """Default source: the active layer, when it is an image we did not make."""
