@@ -6,30 +6,28 @@ Run from the project root:  uv run --extra all python docs/make_screenshots.py
 - images/demo.png     the `spectral-clusters demo` command: sample cube, clusters, recoloured
 - images/samson.png   the real Samson scene (156 bands, 401-889 nm): true colour, clusters
 - images/photo.png    the RGBA sample photo reduced to 8 colours, transparent border kept
+- images/widget-1366x768.png, images/widget-1920x1080.png   napari with the clustering
+  widget docked on a laptop screen and a desktop one, after clustering Samson
 """
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
+from napari_spectral_clusters._napari.demo import rerun_under_xvfb
 
 HERE = Path(__file__).resolve().parent
 IMAGES = HERE / "images"
 SAMSON = HERE.parent / "tests" / "data" / "hsi" / "Samson.mat"
 PHOTO = HERE.parent / "src" / "napari_spectral_clusters" / "_data" / "coffee.png"
 #: Samson's band centres: the file stores none; the dataset's description gives 156 bands
-#: evenly spread over 401-889 nm.
-SAMSON_WAVELENGTHS = np.linspace(401.0, 889.0, 156)
+#: evenly spread over 401-889 nm, entered as a user would, in the widget's wavelengths field.
+SAMSON_WAVELENGTHS = "401-889"
 
 
 def main() -> None:
     IMAGES.mkdir(exist_ok=True)
-    if sys.platform == "linux" and not os.environ.get("DISPLAY"):
-        xvfb = shutil.which("xvfb-run")
-        os.execv(xvfb, [xvfb, "-a", "-s", "-screen 0 1280x1024x24", sys.executable, __file__])
+    rerun_under_xvfb([__file__])
     subprocess.run(
         [
             sys.executable,
@@ -43,6 +41,8 @@ def main() -> None:
     )
     samson_figure()
     photo_figure()
+    for size in ((1366, 768), (1920, 1080)):
+        widget_figure(*size)
 
 
 def _viewer_with_widget():
@@ -64,8 +64,8 @@ def samson_figure() -> None:
     layers = viewer.open(SAMSON, plugin="napari-spectral-clusters")
     (cube,) = [layer for layer in layers if layer.name == "SamSon"]
     viewer.layers.remove("A")  # the abundance maps: not part of this picture
-    cube.metadata["wavelengths"] = SAMSON_WAVELENGTHS
     widget.image.value = cube
+    widget.set_wavelengths(SAMSON_WAVELENGTHS)
     widget.true_colour()
     widget.n_clusters.value = 3
     widget.run(wait=True)
@@ -81,6 +81,33 @@ def photo_figure() -> None:
     widget.n_clusters.value = 8
     widget.run(wait=True)
     _grid_shot(viewer, IMAGES / "photo.png")
+    viewer.close()
+
+
+def widget_figure(width: int, height: int) -> None:
+    """The whole window at a screen's size: the widget must fit without growing it."""
+    import napari
+
+    viewer = napari.Viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(width, height)
+    _, widget = viewer.window.add_plugin_dock_widget(
+        "napari-spectral-clusters", "KMeans clustering"
+    )
+    widget.random_state.value = 0
+    widget.preprocessing.value = "none"
+    widget.palette.value = "auto"
+    layers = viewer.open(SAMSON, plugin="napari-spectral-clusters")
+    (cube,) = [layer for layer in layers if layer.name == "SamSon"]
+    widget.image.value = cube
+    widget.set_wavelengths(SAMSON_WAVELENGTHS)
+    widget.n_clusters.value = 4
+    widget.run(wait=True)
+    if (window.width(), window.height()) != (width, height):
+        raise SystemExit(f"the window grew to {window.width()}x{window.height()}")
+    path = IMAGES / f"widget-{width}x{height}.png"
+    window.grab().save(str(path))
+    print(f"wrote {path}")
     viewer.close()
 
 

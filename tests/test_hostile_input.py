@@ -52,28 +52,29 @@ def _reads_or_refuses(read, path):
     return result
 
 
-@SETTINGS
-@given(data=mutated(PNG_SIGNATURE))
-def test_any_bytes_named_png_read_or_give_a_read_error(tmp_path, data):
-    path = tmp_path / "x.png"
+def _read_bytes(tmp_path, name: str, data: bytes, read):
+    """``data`` written to ``name`` and read; the images (None if refused). The input file
+    is never modified."""
+    path = tmp_path / name
     path.write_bytes(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        img = _reads_or_refuses(read_png, path)
-    if img is not None:
+        result = _reads_or_refuses(read, path)
+    assert path.read_bytes() == data
+    return [result] if result is not None and not isinstance(result, list) else result or []
+
+
+@SETTINGS
+@given(data=mutated(PNG_SIGNATURE))
+def test_any_bytes_named_png_read_or_give_a_read_error(tmp_path, data):
+    for img in _read_bytes(tmp_path, "x.png", data, read_png):
         assert np.asarray(img.data).ndim in (2, 3, 4)
-    assert path.read_bytes() == data  # the input is never modified
 
 
 @SETTINGS
 @given(data=mutated(MAT_HEADER))
 def test_any_bytes_named_mat_read_or_give_a_read_error(tmp_path, data):
-    path = tmp_path / "x.mat"
-    path.write_bytes(data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        images = _reads_or_refuses(read_mat, path)
-    for img in images or []:
+    for img in _read_bytes(tmp_path, "x.mat", data, read_mat):
         assert np.asarray(img.data).size > 0
 
 
@@ -175,3 +176,11 @@ def test_more_clusters_than_pixels_is_a_clear_error_or_a_warned_reduction(lazy):
     with pytest.warns(UserWarning, match="9"):
         res = cluster_image(data, 20, channel_axis=-1, reduce_k=True)
     assert res.n_clusters == 9
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_complex_input_is_refused_the_same_way_numpy_and_dask(lazy):
+    image = np.random.default_rng(0).random((4, 5, 3)) + 1j
+    data = da.from_array(image, chunks=(2, 5, 3)) if lazy else image
+    with pytest.raises(ClusteringError, match="cannot cluster complex values"):
+        cluster_image(data, 2, channel_axis=-1)

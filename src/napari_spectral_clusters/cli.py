@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 from contextlib import ExitStack, contextmanager
@@ -293,57 +292,14 @@ def _bar(done: int, total: int, width: int = 20) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
-def _has_display() -> bool:
-    return sys.platform != "linux" or bool(
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    )
-
-
 def _demo(args, argv: list[str]) -> int:
-    if not _has_display():
-        xvfb = shutil.which("xvfb-run")
-        if xvfb is None:
-            print(
-                "spectral-clusters demo: no display and no xvfb-run; install xvfb "
-                "(apt-get install xvfb) or run on a desktop.",
-                file=sys.stderr,
-            )
-            return 1
-        extra = [] if args.screenshot else ["--screenshot", DEMO_SCREENSHOT]
-        cmd = [
-            xvfb,
-            "-a",
-            "-s",
-            "-screen 0 1280x1024x24",
-            sys.executable,
-            "-m",
-            "napari_spectral_clusters.cli",
-            *argv,
-            *extra,
-        ]
-        os.execv(xvfb, cmd)
-    import napari
+    # napari is imported only here: `run` on a headless machine never needs it
+    from ._napari.demo import has_display, rerun_under_xvfb, run_demo
 
-    viewer = napari.Viewer(show=args.screenshot is None, title="napari-spectral-clusters demo")
-    viewer.open_sample("napari-spectral-clusters", "cube")
-    _, widget = viewer.window.add_plugin_dock_widget(
-        "napari-spectral-clusters", "KMeans clustering"
-    )
-    widget.image.value = viewer.layers["sample cube"]
-    widget.n_clusters.value = args.clusters
-    widget.random_state.value = 0  # the demo is the same whatever the user's saved settings
-    widget.run(wait=True)
-    # napari 0.9 moved the grid to viewer.canvas; older versions have viewer.grid.
-    getattr(viewer, "canvas", viewer).grid.enabled = True
-    viewer.reset_view()
-    if args.screenshot is not None:
-        viewer.window._qt_window.resize(1200, 800)
-        viewer.screenshot(str(args.screenshot), canvas_only=False)
-        print(f"screenshot written to {args.screenshot}")
-        viewer.close()
-        return 0
-    napari.run()
-    return 0
+    if not has_display():
+        extra = [] if args.screenshot else ["--screenshot", DEMO_SCREENSHOT]
+        rerun_under_xvfb(["-m", "napari_spectral_clusters.cli", *argv, *extra])
+    return run_demo(args.clusters, args.screenshot)
 
 
 if __name__ == "__main__":

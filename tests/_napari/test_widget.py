@@ -783,3 +783,23 @@ def test_a_files_own_wavelengths_are_shown_and_never_replaced_by_an_even_spread(
     assert w.wavelengths.value == f"{own[0]:g}-{own[-1]:g}"
     w.set_wavelengths()  # leaving the entry as shown: nothing changes
     np.testing.assert_array_equal(layer.metadata["wavelengths"], own)
+
+
+def test_a_notification_says_why_true_colours_gave_way_to_a_palette(
+    viewer_and_widget, monkeypatch
+):
+    infos = _notifications(monkeypatch, "info")
+    viewer, w = viewer_and_widget
+    wl = np.linspace(400, 700, 31)
+    levels = np.array([0.50, 0.51, 0.9])  # two greys a hair apart: true colours look alike
+    rng = np.random.default_rng(0)
+    cube = levels[rng.integers(0, 3, (40, 40))][None] * np.ones((31, 1, 1))
+    layer = viewer.add_image(cube, name="greys", metadata={"channel_axis": 0, "wavelengths": wl})
+    w.image.value = layer
+    w.palette.value = "auto"
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    assert any(
+        m.startswith("greys: cluster colours from a categorical palette (true colours of")
+        for m in infos
+    ), infos

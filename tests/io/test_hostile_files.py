@@ -45,14 +45,19 @@ def test_a_fifo_is_refused_not_read(tmp_path, name, read):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
-def test_a_zarr_chunk_that_is_a_fifo_is_refused(tmp_path):
+def _store_without_a_chunk(tmp_path):
+    """A small zarr store, and the path of one of its chunk files, removed."""
     z = zarr.open_array(
         str(tmp_path / "s.zarr"), mode="w", shape=(4, 4), chunks=(2, 2), dtype="f8"
     )
     z[...] = 1.0
     chunk = next(p for p in (tmp_path / "s.zarr").rglob("*") if p.is_file() and p.name[0] in "0c")
     chunk.unlink()
-    os.mkfifo(chunk)
+    return chunk
+
+
+def test_a_zarr_chunk_that_is_a_fifo_is_refused(tmp_path):
+    os.mkfifo(_store_without_a_chunk(tmp_path))
     out = _reads_within(10, read_zarr, tmp_path / "s.zarr")
     assert isinstance(out.get("error"), ReadError)
     assert "not a regular file" in str(out["error"])
@@ -61,13 +66,7 @@ def test_a_zarr_chunk_that_is_a_fifo_is_refused(tmp_path):
 def test_a_zarr_chunk_linking_outside_the_store_is_refused(tmp_path):
     secret = tmp_path / "secret.bin"
     secret.write_bytes(b"\x00" * 32)
-    z = zarr.open_array(
-        str(tmp_path / "s.zarr"), mode="w", shape=(4, 4), chunks=(2, 2), dtype="f8"
-    )
-    z[...] = 1.0
-    chunk = next(p for p in (tmp_path / "s.zarr").rglob("*") if p.is_file() and p.name[0] in "0c")
-    chunk.unlink()
-    chunk.symlink_to(secret)
+    _store_without_a_chunk(tmp_path).symlink_to(secret)
     with pytest.raises(ReadError, match="links outside the store"):
         read_zarr(tmp_path / "s.zarr")
 
@@ -129,13 +128,23 @@ def test_a_file_of_thousands_of_variables_opens_a_bounded_number_of_layers(tmp_p
 
 
 def test_a_tiny_store_declaring_a_huge_2d_array_is_not_computed(tmp_path):
-    # 10^6 x 10^6 float64 declared (8 TB), no chunk written: only the metadata exists
+    # 10^6 x 10^6 float64 declared (8 TB), no chunk written: only the metadata exists. One
+    # plane is far more than napari may read at once: not opened, and nothing was read
     zarr.open_array(
         str(tmp_path / "s.zarr"), mode="w", shape=(10**6, 10**6), chunks=(1000, 1000), dtype="f8"
     )
-    (img,) = read_zarr(tmp_path / "s.zarr")
-    assert img.data.shape == (10**6, 10**6)
-    assert hasattr(img.data, "dask")  # still lazy: nothing was read or allocated
+    with (
+        pytest.warns(UserWarning, match="one plane of it is 1000000 x 1000000"),
+        pytest.raises(ReadError, match="holds no image"),
+    ):
+        read_zarr(tmp_path / "s.zarr")
+    # a big 2-D array napari can show stays lazy: its labels-or-image kind is decided
+    # without computing it
+    zarr.open_array(
+        str(tmp_path / "t.zarr"), mode="w", shape=(20_000, 30_000), chunks=(1000, 1000), dtype="u1"
+    )
+    (img,) = read_zarr(tmp_path / "t.zarr")
+    assert img.data.shape == (20_000, 30_000) and hasattr(img.data, "dask")
 
 
 def test_a_huge_16_bit_png_is_refused_before_decoding(tmp_path):

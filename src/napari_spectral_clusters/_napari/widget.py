@@ -99,6 +99,7 @@ class ClusterWidget(Container):
         self.run_button = PushButton(name="run_button", text="Run")
         self.cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
+        self.status.native.setWordWrap(True)  # a sentence, not cut at the dock's edge
         # an existing model to apply (an open dialog); Save model asks where with a save dialog
         self.model_file = FileEdit(name="model_file", label="model", mode="r", filter="*.npz")
         self.save_model_button = PushButton(name="save_model_button", text="Save model")
@@ -121,7 +122,7 @@ class ClusterWidget(Container):
         )
         run_row = Container(
             name="run_row",
-            label="",
+            label=" ",  # no label beside the buttons (an empty one shows the name)
             layout="horizontal",
             labels=False,
             widgets=[self.run_button, self.cancel_button],
@@ -170,7 +171,8 @@ class ClusterWidget(Container):
         self.plot = ClusterPlot()
         self.plot.follow_theme(viewer.theme)
         viewer.events.theme.connect(lambda event: self.plot.follow_theme(viewer.theme))
-        self.native.layout().addWidget(_scroll_area(self.sections, self.plot))
+        scroll, self._boxes = _scroll_area(self.sections, self.plot)
+        self.native.layout().addWidget(scroll)
         self.suggest_button.changed.connect(lambda: self.suggest_k())
         self.last_sweep: dict | None = None
         self.table.read_only = True
@@ -305,7 +307,8 @@ class ClusterWidget(Container):
             "wavelength_source": f"entered in the widget: {first:g}-{last:g} nm",
         }
         show_info(f"{layer.name}: {n} bands from {first:g} to {last:g} nm")
-        self._wavelengths_shown = str(text)
+        self._wavelengths_shown = f"{first:g}-{last:g}"
+        self.wavelengths.value = self._wavelengths_shown
         self.channel_axis.reset_choices()
         return wl
 
@@ -585,6 +588,7 @@ class ClusterWidget(Container):
         )
         self.use_k_button.text = f"Use k = {suggested}"
         self.use_k_button.visible = True
+        _fit_sections(self._boxes)
 
     def use_suggested_k(self):
         """Set the number of clusters to the last sweep's suggestion."""
@@ -618,6 +622,7 @@ class ClusterWidget(Container):
             "pixels": np.concatenate([[0], stats["count"]]),
             "fraction": np.concatenate([[0.0], stats["fraction"]]),
         }
+        _fit_sections(self._boxes)
 
     @property
     def running(self) -> bool:
@@ -888,6 +893,10 @@ class ClusterWidget(Container):
             },
             result.colors[present],
         )
+        how = result.params.get("colors", "")
+        if self.palette.value == "auto" and str(how).startswith("categorical"):
+            # true colours were asked for but two clusters would look alike: say why not
+            show_info(f"{source.name}: cluster colours from a {how}")
         seconds = f" in {time.perf_counter() - self._started:.1f} s" if self._started else ""
         self.status.value = (
             f"{result.n_clusters} clusters of {int(result.counts.sum()):,} pixels{seconds}"
@@ -941,12 +950,13 @@ class ClusterWidget(Container):
         return layer
 
 
-def _scroll_area(sections: dict, plot) -> QScrollArea:
+def _scroll_area(sections: dict, plot) -> tuple[QScrollArea, list]:
     """The sections as collapsible boxes in a scroll area; the plot under the results, and
     *Reuse and scale* collapsed until wanted."""
     inner = QWidget()
     layout = QVBoxLayout(inner)
     layout.setContentsMargins(0, 0, 0, 0)
+    boxes = []
     for title, section in sections.items():
         box = QCollapsible(title)
         box.setObjectName(section.name)
@@ -958,13 +968,25 @@ def _scroll_area(sections: dict, plot) -> QScrollArea:
         else:
             box.expand(animate=False)
         layout.addWidget(box)
+        boxes.append(box)
     layout.addStretch(1)
     scroll = QScrollArea()
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setWidget(inner)
-    return scroll
+    return scroll, boxes
+
+
+def _fit_sections(boxes: list) -> None:
+    """Let the open sections grow (or shrink) to what they now hold: a collapsible fixes its
+    height when it opens, so a table that gained rows would be drawn under the buttons."""
+    from qtpy.QtWidgets import QApplication
+
+    QApplication.processEvents()  # the new rows' and plot's size hints
+    for box in boxes:
+        if box.isExpanded():
+            box.expand(animate=False)
 
 
 class _ProgressRelay(QObject):
