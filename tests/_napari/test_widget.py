@@ -467,15 +467,13 @@ def test_a_lazy_layer_is_clustered_lazily(viewer_and_widget, monkeypatch, read_o
 @pytest.fixture
 def dask_cluster():
     distributed = pytest.importorskip("distributed")
-    from napari_spectral_clusters._napari import widget as widget_module
+    from napari_spectral_clusters._napari.worker import close_clients
 
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         yield cluster
-        for client in widget_module._CLIENTS.values():
-            client.close()  # and dask goes back to its local scheduler
-        widget_module._CLIENTS.clear()
+        close_clients()  # and dask goes back to its local scheduler
 
 
 def test_cluster_on_a_dask_cluster_with_its_progress_and_cancel(
@@ -486,7 +484,7 @@ def test_cluster_on_a_dask_cluster_with_its_progress_and_cancel(
     import dask.array as da
     from distributed import get_task_stream
 
-    from napari_spectral_clusters._napari import widget as widget_module
+    from napari_spectral_clusters._napari.worker import connect
 
     viewer, w = viewer_and_widget
     (cube, kw, _), _ = make_sample_cube()
@@ -496,7 +494,7 @@ def test_cluster_on_a_dask_cluster_with_its_progress_and_cancel(
     w._relay.reported.connect(lambda stage, done, total: reported.append((stage, done, total)))
     w.scheduler.value = dask_cluster.scheduler_address
     w.n_clusters.value = 4
-    client = widget_module._connect(dask_cluster.scheduler_address)  # what Run connects to
+    client = connect(dask_cluster.scheduler_address)  # what Run connects to
     with get_task_stream(client) as stream:
         w.run(wait=True)
     labels = viewer.layers[f"{layer.name} clusters"]

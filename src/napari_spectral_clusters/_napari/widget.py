@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,26 +24,35 @@ from napari.layers import Image, Labels, Shapes
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEventLoop, QObject, Qt, Signal
-from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
-from superqt import QCollapsible
+from qtpy.QtCore import QEventLoop, Qt
 
 from .._arrays import is_lazy
 from ..cluster import (
     Cancelled,
     ClusteringError,
     ClusterResult,
-    ProgressEvent,
     apply_model,
     cluster_image,
     label_statistics,
     recolor,
     sweep_k,
 )
-from ..color import categorical_colors, spectra_to_rgb
+from ..color import spectra_to_rgb
 from ..model import ClusterModel, ModelError
 from ._colors import MAX_COLORED_LABEL, TRANSPARENT, label_colormap
 from ._plots import ClusterPlot
+from .layer_rules import (
+    colors_for,
+    features_of,
+    has_hand_edits,
+    labels_checksum,
+    spatial_axes,
+    sub_transform,
+    wavelengths_of,
+)
+from .sections import fit_sections, scroll_area
+from .settings import restore_settings, save_settings
+from .worker import ProgressRelay, in_thread
 
 if TYPE_CHECKING:
     import napari
@@ -171,7 +179,7 @@ class ClusterWidget(Container):
         self.plot = ClusterPlot()
         self.plot.follow_theme(viewer.theme)
         viewer.events.theme.connect(lambda event: self.plot.follow_theme(viewer.theme))
-        scroll, self._boxes = _scroll_area(self.sections, self.plot)
+        scroll, self._boxes = scroll_area(self.sections, self.plot)
         self.native.layout().addWidget(scroll)
         self.suggest_button.changed.connect(lambda: self.suggest_k())
         self.last_sweep: dict | None = None
@@ -182,7 +190,7 @@ class ClusterWidget(Container):
         self.merge_button.changed.connect(lambda: self.merge(self.selected_labels()))
         self.refresh_button.changed.connect(lambda: self.refresh())
         self._shown: dict | None = None  # the last result on screen: source, layers, colours
-        _restore_settings(self)
+        restore_settings(self)
         self.true_colour_button.changed.connect(lambda: self.true_colour())
         self.save_model_button.changed.connect(lambda: self._model_button("save"))
         self.apply_model_button.changed.connect(lambda: self._model_button("apply"))
@@ -195,7 +203,7 @@ class ClusterWidget(Container):
         self._progress = None
         self._started: float | None = None
         self._cancel = threading.Event()
-        self._relay = _ProgressRelay()
+        self._relay = ProgressRelay()
         self._relay.reported.connect(self._on_progress)
         viewer.layers.selection.events.active.connect(self._follow_active_layer)
         # the layer lists follow renames too (napari itself refreshes them on add/remove)
@@ -281,7 +289,7 @@ class ClusterWidget(Container):
         layer = self.image.value
         if not str(text).strip() or layer is None or text == self._wavelengths_shown:
             return None  # nothing entered, or the layer's own (perhaps uneven) wavelengths
-        channel_axis, _ = _features_of(layer, self.channel_axis.value)
+        channel_axis, _ = features_of(layer, self.channel_axis.value)
         if channel_axis is None or layer.rgb:
             show_error(f"{layer.name} has no band axis to give wavelengths to.")
             return None
@@ -336,7 +344,7 @@ class ClusterWidget(Container):
         if layer is None or layer.rgb:
             return [("auto (colour)" if layer is not None else "auto", "auto")]
         names = tuple(getattr(layer, "axis_labels", ())) or tuple(map(str, range(layer.ndim)))
-        chosen, _ = _features_of(layer, "auto")  # say what auto chose
+        chosen, _ = features_of(layer, "auto")  # say what auto chose
         if chosen is None:
             choices: list[tuple[str, object]] = [("auto (greyscale)", "auto")]
         else:
@@ -363,7 +371,7 @@ class ClusterWidget(Container):
         layer, source = self.mask.value, self.image.value
         if layer is None or source is None:
             return None
-        channel_axis, _ = _features_of(source, self.channel_axis.value)
+        channel_axis, _ = features_of(source, self.channel_axis.value)
         spatial = tuple(
             n
             for i, n in enumerate(source.data.shape)
@@ -451,7 +459,7 @@ class ClusterWidget(Container):
             )
             return
         if top > len(shown["colors"]):
-            shown["colors"] = _colors_for(np.arange(1, top + 1), shown["colors"])
+            shown["colors"] = colors_for(np.arange(1, top + 1), shown["colors"])
         colors = np.asarray(shown["colors"], dtype=np.uint8)
         edited = edited or labels_checksum(labels) != labels_layer.metadata.get("labels_checksum")
         labels_layer.colormap = label_colormap(colors)
@@ -515,7 +523,7 @@ class ClusterWidget(Container):
             return
         colors = np.asarray(self._shown["colors"], dtype=np.uint8)
         if label > len(colors):
-            colors = _colors_for(np.arange(1, label + 1), colors)
+            colors = colors_for(np.arange(1, label + 1), colors)
         colors = colors.copy()
         colors[label - 1] = np.round(color).astype(np.uint8)
         self._shown["colors"] = colors
@@ -588,7 +596,7 @@ class ClusterWidget(Container):
         )
         self.use_k_button.text = f"Use k = {suggested}"
         self.use_k_button.visible = True
-        _fit_sections(self._boxes)
+        fit_sections(self._boxes)
 
     def use_suggested_k(self):
         """Set the number of clusters to the last sweep's suggestion."""
@@ -622,7 +630,7 @@ class ClusterWidget(Container):
             "pixels": np.concatenate([[0], stats["count"]]),
             "fraction": np.concatenate([[0.0], stats["fraction"]]),
         }
-        _fit_sections(self._boxes)
+        fit_sections(self._boxes)
 
     @property
     def running(self) -> bool:
@@ -639,7 +647,7 @@ class ClusterWidget(Container):
         mask = self._mask_array()
         if mask is False:
             return None
-        _save_settings(self)
+        save_settings(self)
 
         def job(data, channel_axis, alpha, wavelengths, progress):
             return cluster_image(
@@ -689,15 +697,15 @@ class ClusterWidget(Container):
         if layer is None or layer.rgb:
             show_error("Choose a spectral cube (not an RGB image) for a true-colour view.")
             return None
-        channel_axis, _ = _features_of(layer, self.channel_axis.value)
+        channel_axis, _ = features_of(layer, self.channel_axis.value)
         if channel_axis is None:
             show_error(f"{layer.name} has no band axis: choose one under 'band axis'.")
             return None
         data = np.asarray(layer.data)
         rendering = spectra_to_rgb(
-            data, _wavelengths(layer, data, channel_axis), channel_axis=channel_axis
+            data, wavelengths_of(layer, data, channel_axis), channel_axis=channel_axis
         )
-        keep = _spatial_axes(layer, channel_axis)
+        keep = spatial_axes(layer, channel_axis)
         kind = "true colour" if rendering.coverage > 0 else "false colour"  # named as it is
         out = self._put(
             f"{layer.name} {kind}",
@@ -706,7 +714,7 @@ class ClusterWidget(Container):
             dict(
                 rgb=True,
                 metadata={"rendering": rendering.method, "spectral_clusters_source": layer.name},
-                **_sub_transform(layer, keep),
+                **sub_transform(layer, keep),
             ),
             above=layer,
         )
@@ -762,18 +770,18 @@ class ClusterWidget(Container):
         if layer is None:
             show_error("No image layer to cluster: open a .mat or .png file, or a sample.")
             return None
-        channel_axis, alpha = _features_of(layer, self.channel_axis.value)
+        channel_axis, alpha = features_of(layer, self.channel_axis.value)
         # a dask (lazy) layer stays lazy: clustered block by block, labels computed on view
         data = layer.data if is_lazy(layer.data) else np.asarray(layer.data)
         self._cancel.clear()
         self._progress = progress(total=0, desc=f"KMeans clustering {layer.name}")
         worker = create_worker(
-            _in_thread,
+            in_thread,
             job,
             data,
             channel_axis,
             alpha,
-            _wavelengths(layer, data, channel_axis),
+            wavelengths_of(layer, data, channel_axis),
             cancel=self._cancel,
             relay=self._relay,
             scheduler=self.scheduler.value.strip(),
@@ -842,8 +850,8 @@ class ClusterWidget(Container):
             self.status.value = "source removed"
             show_info(f"{source.name} was removed while it was clustered; the result is dropped.")
             return
-        keep = _spatial_axes(source, channel_axis)
-        transform = _sub_transform(source, keep)
+        keep = spatial_axes(source, channel_axis)
+        transform = sub_transform(source, keep)
         self._model = result.model
         meta = {"spectral_clusters_source": source.name, **result.summary()}
         labels_name, recolored_name = self._result_names(source.name)
@@ -948,223 +956,3 @@ class ClusterWidget(Container):
         if here != target:
             layers.move(here, target if here > target else target - 1)
         return layer
-
-
-def _scroll_area(sections: dict, plot) -> tuple[QScrollArea, list]:
-    """The sections as collapsible boxes in a scroll area; the plot under the results, and
-    *Reuse and scale* collapsed until wanted."""
-    inner = QWidget()
-    layout = QVBoxLayout(inner)
-    layout.setContentsMargins(0, 0, 0, 0)
-    boxes = []
-    for title, section in sections.items():
-        box = QCollapsible(title)
-        box.setObjectName(section.name)
-        box.addWidget(section.native)
-        if title == "Results":
-            box.addWidget(plot)
-        if title == "Reuse and scale":
-            box.collapse(animate=False)
-        else:
-            box.expand(animate=False)
-        layout.addWidget(box)
-        boxes.append(box)
-    layout.addStretch(1)
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.Shape.NoFrame)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    scroll.setWidget(inner)
-    return scroll, boxes
-
-
-def _fit_sections(boxes: list) -> None:
-    """Let the open sections grow (or shrink) to what they now hold: a collapsible fixes its
-    height when it opens, so a table that gained rows would be drawn under the buttons."""
-    from qtpy.QtWidgets import QApplication
-
-    QApplication.processEvents()  # the new rows' and plot's size hints
-    for box in boxes:
-        if box.isExpanded():
-            box.expand(animate=False)
-
-
-class _ProgressRelay(QObject):
-    """Carries the engine's progress reports from the worker thread to the GUI thread."""
-
-    reported = Signal(str, int, int)
-
-
-def _in_thread(
-    job, data, channel_axis, alpha, wavelengths, *, cancel: threading.Event, relay, scheduler=""
-):
-    """Run the engine, relaying its progress and stopping when ``cancel`` is set; on the
-    dask.distributed cluster at ``scheduler`` if one is given (connected to here, off the GUI
-    thread, and kept as dask's client for the session).
-
-    Returns ``(result, None)``, or ``(None, exception)`` for bad input and cancellation, so
-    those become a plain message rather than the traceback napari shows for bugs (a worker
-    that returns a bare exception re-raises it).
-    """
-
-    def report(event: ProgressEvent):
-        if cancel.is_set():
-            raise Cancelled
-        relay.reported.emit(event.stage, event.done, event.total)
-
-    try:
-        if not scheduler:
-            return job(data, channel_axis, alpha, wavelengths, report), None
-        if not is_lazy(data):  # its blocks become the cluster's tasks
-            import dask.array as da
-
-            data = da.from_array(data, chunks="auto")
-        with _connect(scheduler).as_current():
-            return job(data, channel_axis, alpha, wavelengths, report), None
-    except (Cancelled, ClusteringError) as exc:
-        return None, exc
-
-
-_CLIENTS: dict = {}
-
-
-def _connect(address: str):
-    """The dask.distributed client of the scheduler at ``address``, made dask's default."""
-    client = _CLIENTS.get(address)
-    if client is not None and client.status == "running":
-        return client
-    try:
-        from distributed import Client
-    except ImportError as exc:
-        raise ClusteringError(
-            "clustering on a dask cluster needs the distributed package (pip install distributed)"
-        ) from exc
-    try:
-        client = Client(address, timeout=10)  # the default client from now on
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ClusteringError(f"cannot reach the dask scheduler at {address}: {exc}") from exc
-    _CLIENTS[address] = client
-    return client
-
-
-def _features_of(layer: Image, choice="auto") -> tuple[int | None, bool]:
-    """The layer's feature (band/colour) axis in its data, and whether it carries alpha.
-
-    RGB(A) layers: the colour axis. Otherwise the user's ``choice`` (an axis, or "none" for
-    greyscale); for "auto", the axis the reader recorded in metadata, else the first axis
-    (napari's channel-first convention) for 3-D and larger, none for 2-D images.
-    """
-    if layer.rgb:
-        return -1, layer.data.shape[-1] == 4
-    if choice == "none":
-        return None, False
-    if isinstance(choice, int):
-        return choice, False
-    recorded = layer.metadata.get("channel_axis")
-    if isinstance(recorded, int | np.integer) and -layer.ndim <= recorded < layer.ndim:
-        return int(recorded), False  # anything else (a damaged file's) falls back below
-    return (0 if layer.ndim >= 3 else None), False
-
-
-def labels_checksum(labels) -> int | None:
-    """A fingerprint of labels as a clustering wrote them, to notice painting later (None for
-    lazy labels, which napari cannot paint)."""
-    if is_lazy(labels):
-        return None
-    return zlib.crc32(np.ascontiguousarray(labels).view(np.uint8))
-
-
-def has_hand_edits(layer: Labels) -> bool:
-    """The user changed this result layer: painted it, or merged, renamed or recoloured its
-    clusters. A labels layer without the fingerprint we record (not ours, or its metadata
-    lost) counts as edited: it is not ours to overwrite."""
-    meta = layer.metadata
-    if meta.get("hand_edited"):
-        return True
-    if "labels_checksum" not in meta:
-        return not is_lazy(layer.data)  # lazy results carry None: napari cannot paint them
-    recorded = meta["labels_checksum"]
-    return recorded is not None and labels_checksum(layer.data) != recorded
-
-
-def _colors_for(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    """Colours of ``labels``: the clustering's for its own, well-separated ones for labels
-    painted beyond them."""
-    extra = categorical_colors(int(max(labels.max(initial=0), len(colors))))
-    table = np.concatenate([colors, extra[len(colors) :]])
-    return table[np.asarray(labels) - 1]
-
-
-#: Controls remembered between sessions.
-_PERSISTENT = ("n_clusters", "random_state", "preprocessing", "palette")
-
-
-def _settings():
-    from qtpy.QtCore import QSettings
-
-    return QSettings(
-        QSettings.Format.IniFormat,
-        QSettings.Scope.UserScope,
-        "napari-spectral-clusters",
-        "kmeans-widget",
-    )
-
-
-def _save_settings(widget: ClusterWidget):
-    settings = _settings()
-    for name in _PERSISTENT:
-        settings.setValue(name, getattr(widget, name).value)
-    settings.sync()
-
-
-def _restore_settings(widget: ClusterWidget):
-    settings = _settings()
-    for name in _PERSISTENT:
-        control = getattr(widget, name)
-        value = settings.value(name)
-        if value is None:
-            continue
-        try:
-            control.value = type(control.value)(value)
-        except (ValueError, TypeError):
-            continue  # a stale or hand-edited setting: keep the default
-
-
-def _wavelengths(layer: Image, data, channel_axis):
-    """The layer's wavelengths when they describe the chosen band axis, else None."""
-    wl = layer.metadata.get("wavelengths")
-    if wl is None or layer.rgb or channel_axis is None:
-        return None
-    try:
-        wl = np.asarray(wl, dtype=np.float64).ravel()
-    except (TypeError, ValueError):  # a damaged file's metadata: no wavelengths
-        return None
-    ok = len(wl) == data.shape[channel_axis] and np.isfinite(wl).all()
-    return wl if ok else None
-
-
-def _spatial_axes(layer: Image, channel_axis: int | None) -> list[int]:
-    """Layer dimensions that remain in the result (all but the band axis)."""
-    if layer.rgb or channel_axis is None:
-        return list(range(layer.ndim))
-    drop = channel_axis % layer.ndim
-    return [d for d in range(layer.ndim) if d != drop]
-
-
-def _sub_transform(layer: Image, keep: list[int]) -> dict:
-    """The layer's scale, translate, rotate, shear, affine (and units, on a napari that has
-    them) restricted to ``keep`` axes."""
-    n = layer.ndim
-    shear = np.eye(n)
-    shear[np.triu_indices(n, 1)] = layer.shear
-    affine = layer.affine.affine_matrix
-    homog = [*keep, n]
-    units = {"units": tuple(layer.units[i] for i in keep)} if hasattr(layer, "units") else {}
-    return {
-        **units,
-        "scale": np.asarray(layer.scale)[keep],
-        "translate": np.asarray(layer.translate)[keep],
-        "rotate": np.asarray(layer.rotate)[np.ix_(keep, keep)],
-        "shear": shear[np.ix_(keep, keep)],
-        "affine": affine[np.ix_(homog, homog)],
-    }

@@ -1,0 +1,49 @@
+"""The clustering widget's sections laid out as collapsible boxes in a scroll area, so the
+dock fits a laptop screen (1366 x 768) instead of growing napari's window."""
+
+from __future__ import annotations
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+from superqt import QCollapsible
+
+__all__ = ["fit_sections", "scroll_area"]
+
+
+def scroll_area(sections: dict, plot) -> tuple[QScrollArea, list]:
+    """The sections as collapsible boxes in a scroll area; the plot under the results, and
+    *Reuse and scale* collapsed until wanted."""
+    inner = QWidget()
+    layout = QVBoxLayout(inner)
+    layout.setContentsMargins(0, 0, 0, 0)
+    boxes = []
+    for title, section in sections.items():
+        box = QCollapsible(title)
+        box.setObjectName(section.name)
+        box.addWidget(section.native)
+        if title == "Results":
+            box.addWidget(plot)
+        if title == "Reuse and scale":
+            box.collapse(animate=False)
+        else:
+            box.expand(animate=False)
+        layout.addWidget(box)
+        boxes.append(box)
+    layout.addStretch(1)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(inner)
+    return scroll, boxes
+
+
+def fit_sections(boxes: list) -> None:
+    """Let the open sections grow (or shrink) to what they now hold: a collapsible fixes its
+    height when it opens, so a table that gained rows would be drawn under the buttons."""
+    from qtpy.QtWidgets import QApplication
+
+    QApplication.processEvents()  # the new rows' and plot's size hints
+    for box in boxes:
+        if box.isExpanded():
+            box.expand(animate=False)

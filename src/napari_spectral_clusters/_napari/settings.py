@@ -1,0 +1,38 @@
+"""The widget's settings remembered between sessions (Qt's per-user settings store)."""
+
+from __future__ import annotations
+
+__all__ = ["restore_settings", "save_settings", "settings_store"]
+
+_PERSISTENT = ("n_clusters", "random_state", "preprocessing", "palette")
+
+
+def settings_store():
+    from qtpy.QtCore import QSettings
+
+    return QSettings(
+        QSettings.Format.IniFormat,
+        QSettings.Scope.UserScope,
+        "napari-spectral-clusters",
+        "kmeans-widget",
+    )
+
+
+def save_settings(widget):
+    settings = settings_store()
+    for name in _PERSISTENT:
+        settings.setValue(name, getattr(widget, name).value)
+    settings.sync()
+
+
+def restore_settings(widget):
+    settings = settings_store()
+    for name in _PERSISTENT:
+        control = getattr(widget, name)
+        value = settings.value(name)
+        if value is None:
+            continue
+        try:
+            control.value = type(control.value)(value)
+        except (ValueError, TypeError):
+            continue  # a stale or hand-edited setting: keep the default
