@@ -134,3 +134,18 @@ def test_stores_the_fuzzer_found_open_or_are_refused_and_never_freeze_napari(sto
         worker.join(30)
         assert not worker.is_alive(), f"napari is still reading {kwargs['name']}"
     assert len(built) == len(layers)
+
+
+def test_a_cube_opens_with_contrast_from_robust_percentiles(tmp_path):
+    rng = np.random.default_rng(0)
+    cube = rng.uniform(100, 300, (20, 30, 40))
+    cube[0] *= 0.1  # a dim first band
+    cube[5, 3, 4] = 60_000  # a hot pixel that whole-cube limits would stretch to
+    scipy.io.savemat(tmp_path / "c.mat", {"cube": cube})
+    ((_, kwargs, kind),) = get_reader(str(tmp_path / "c.mat"))(str(tmp_path / "c.mat"))
+    lo, hi = kwargs["contrast_limits"]
+    assert kind == "image" and hi < 1000  # not stretched to the hot pixel
+    expected = np.percentile(cube, [0.5, 99.5])
+    assert lo == pytest.approx(expected[0], rel=0.05) and hi == pytest.approx(
+        expected[1], rel=0.05
+    )

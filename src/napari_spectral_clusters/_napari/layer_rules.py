@@ -10,13 +10,13 @@ import numpy as np
 from napari.layers import Image, Labels
 
 from .._arrays import is_lazy
-from ..color import categorical_colors
 
 __all__ = [
     "colors_for",
     "features_of",
     "has_hand_edits",
     "labels_checksum",
+    "robust_contrast",
     "spatial_axes",
     "sub_transform",
     "wavelengths_of",
@@ -66,12 +66,11 @@ def has_hand_edits(layer: Labels) -> bool:
 def colors_for(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
     """Colours of ``labels``: the clustering's for its own, well-separated ones for labels
     painted beyond them."""
+    from ..color import categorical_colors  # colorcet takes a second: not for the reader
+
     extra = categorical_colors(int(max(labels.max(initial=0), len(colors))))
     table = np.concatenate([colors, extra[len(colors) :]])
     return table[np.asarray(labels) - 1]
-
-
-#: Controls remembered between sessions.
 
 
 def wavelengths_of(layer: Image, data, channel_axis):
@@ -112,3 +111,28 @@ def sub_transform(layer: Image, keep: list[int]) -> dict:
         "shear": shear[np.ix_(keep, keep)],
         "affine": affine[np.ix_(homog, homog)],
     }
+
+
+#: Values a cube's first contrast is taken from, and the percentiles it spans.
+CONTRAST_SAMPLE = 1_000_000
+CONTRAST_PERCENTILES = (0.5, 99.5)
+
+
+def robust_contrast(data) -> tuple[float, float] | None:
+    """Contrast limits for a cube's first view: the 0.5th-99.5th percentiles of up to a
+    million of its values, evenly spread over it (a few hot pixels or a bright band no
+    longer make every other band look black). None for lazy cubes (reading a sample would
+    read whole blocks) and when the values give no range."""
+    if is_lazy(data) or not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+        return None
+    if data.dtype == bool or data.size == 0:
+        return None
+    at = np.linspace(0, data.size - 1, min(CONTRAST_SAMPLE, data.size)).astype(np.int64)
+    values = np.asarray(data[np.unravel_index(at, data.shape)], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    lo, hi = np.percentile(values, CONTRAST_PERCENTILES)
+    if not hi > lo:
+        lo, hi = values.min(), values.max()
+    return (float(lo), float(hi)) if hi > lo else None

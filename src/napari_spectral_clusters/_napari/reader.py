@@ -16,6 +16,7 @@ from napari.utils.notifications import show_error, show_warning
 
 from ..io import ImageData, ReadError
 from ._colors import label_colormap
+from .layer_rules import robust_contrast
 
 _SUFFIXES = (".mat", ".png", ".zarr")
 
@@ -94,6 +95,10 @@ def layer_data(img: ImageData) -> tuple:
         kwargs["axis_labels"] = tuple(img.axis_labels[:-1] if img.rgb else img.axis_labels)
     if img.kind == "image":
         kwargs["rgb"] = img.rgb
+        if not img.rgb and img.channel_axis is not None:  # a cube: contrast for every band
+            limits = robust_contrast(img.data)
+            if limits is not None:
+                kwargs["contrast_limits"] = limits
     elif "colors" in img.metadata:  # a clustering we saved: its colours come back
         try:
             kwargs["colormap"] = label_colormap(img.metadata["colors"])
