@@ -801,3 +801,43 @@ def test_a_notification_says_why_true_colours_gave_way_to_a_palette(
         m.startswith("greys: cluster colours from a categorical palette (true colours of")
         for m in infos
     ), infos
+
+
+def test_the_table_plot_and_actions_follow_the_selected_result_layer(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    cube, _ = _add_cube(viewer)
+    w.image.value = cube
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    ((photo, kw, _),) = make_sample_photo()
+    photo_layer = viewer.add_image(photo, **kw)
+    w.image.value = photo_layer
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    assert w.table.to_dict("list")["label"] == [1, 2, 3]  # the photo's, shown last
+    viewer.layers.selection.active = viewer.layers["sample cube clusters"]
+    table = w.table.to_dict("list")
+    assert table["label"] == [1, 2, 3, 4]
+    assert sum(table["pixels"]) == cube.data.shape[1] * cube.data.shape[2]
+    photo_labels = viewer.layers[f"{photo_layer.name} clusters"].data.copy()
+    w.merge([3, 4])  # acts on the selected result, not the last run
+    assert set(np.unique(viewer.layers["sample cube clusters"].data)) == {1, 2, 3}
+    np.testing.assert_array_equal(viewer.layers[f"{photo_layer.name} clusters"].data, photo_labels)
+    viewer.layers.selection.active = viewer.layers[f"{photo_layer.name} recolored"]
+    assert w.table.to_dict("list")["label"] == [1, 2, 3]
+
+
+def test_a_one_band_image_plots_each_clusters_histogram(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    rng = np.random.default_rng(0)
+    grey = np.concatenate([rng.normal(10, 1, (20, 40)), rng.normal(50, 2, (20, 40))])
+    layer = viewer.add_image(grey, name="grey")
+    w.image.value = layer
+    w.n_clusters.value = 2
+    w.run(wait=True)
+    ax = w.plot.figure.axes[0]
+    assert ax.get_xlabel() == "value"
+    patches = [p for p in ax.patches]
+    assert len(patches) == 2  # one filled histogram per cluster
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["cluster 1", "cluster 2"]

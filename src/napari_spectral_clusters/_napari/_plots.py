@@ -75,6 +75,21 @@ class ClusterPlot(FigureCanvasQTAgg):
         self.show()
         self.draw_idle()
 
+    def show_histograms(self, edges, counts, colors, *, labels):
+        """Each cluster's histogram of a one-band image's values, in its colour."""
+        ax = self._fresh()
+        for count, color, label in zip(counts, colors, labels, strict=True):
+            ax.stairs(
+                count, edges, color=np.asarray(color) / 255, label=label, fill=True, alpha=0.6
+            )
+        ax.set_xlabel("value")
+        ax.set_ylabel("pixels", color=self.colors["text"])
+        if len(counts) <= 10:
+            ax.legend(fontsize="x-small")
+        self._style(ax)
+        self.show()
+        self.draw_idle()
+
     def show_sweep(self, k, inertia, silhouette, suggested=None):
         """Inertia (elbow) and silhouette against the number of clusters; the suggested k
         marked."""

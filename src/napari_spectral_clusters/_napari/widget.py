@@ -189,7 +189,8 @@ class ClusterWidget(Container):
         self.table.native.itemSelectionChanged.connect(self._highlight_selected)
         self.merge_button.changed.connect(lambda: self.merge(self.selected_labels()))
         self.refresh_button.changed.connect(lambda: self.refresh())
-        self._shown: dict | None = None  # the last result on screen: source, layers, colours
+        self._shown: dict | None = None  # the result on screen: source, layers, colours
+        self._results: dict[str, dict] = {}  # every result of this session, by labels layer
         restore_settings(self)
         self.true_colour_button.changed.connect(lambda: self.true_colour())
         self.save_model_button.changed.connect(lambda: self._model_button("save"))
@@ -332,11 +333,23 @@ class ClusterWidget(Container):
         self.wavelengths.value = text
 
     def _follow_active_layer(self, *_):
-        """Default source: the active layer, when it is an image we did not make."""
+        """Default source: the active layer, when it is an image we did not make; and when it
+        is one of our result layers, the table, plot and actions follow that result."""
         active = self._viewer.layers.selection.active
         if isinstance(active, Image) and not active.metadata.get("spectral_clusters_source"):
             if active in self.image.choices:
                 self.image.value = active
+        if active is None or not hasattr(self, "_results"):
+            return
+        record = next(
+            (r for r in self._results.values() if active.name in (r["labels"], r["recolored"])),
+            None,
+        )
+        if record is not None and record is not self._shown:
+            self._shown = record
+            self._model = record["model"]
+            if self._result_layers(quiet=True) is not None:
+                self.refresh()
 
     def _axis_choices(self, _widget=None) -> list[tuple[str, object]]:
         """ "auto" (the reader's band axis, or the colour axis), or any axis of the layer."""
@@ -557,7 +570,28 @@ class ClusterWidget(Container):
         else:
             x, xlabel = np.arange(n), "band"
         names = [shown["names"].get(int(label), f"cluster {label}") for label in labels]
+        if n == 1 and self._one_band_histograms(labels, colors, names):
+            return
         self.plot.show_spectra(x, means, stds, colors, xlabel=xlabel, labels=names, ticks=ticks)
+
+    def _one_band_histograms(self, labels, colors, names) -> bool:
+        """A one-band image has no spectrum to draw: each cluster's histogram of its values
+        instead. False when the layers are not at hand (the spectra plot is drawn)."""
+        found = self._result_layers(quiet=True)
+        if found is None:
+            return False
+        labels_layer, _, source = found
+        values = np.asarray(source.data)
+        if self._shown["channel_axis"] is not None:
+            values = np.take(values, 0, axis=self._shown["channel_axis"])
+        lab = np.asarray(labels_layer.data)
+        if values.shape != lab.shape:
+            return False
+        finite = np.isfinite(values) & (lab > 0)
+        edges = np.histogram_bin_edges(values[finite], bins=50)
+        counts = [np.histogram(values[finite & (lab == k)], bins=edges)[0] for k in labels]
+        self.plot.show_histograms(edges, counts, colors, labels=names)
+        return True
 
     def suggest_k(self, *, ks=range(2, 13), wait: bool = False):
         """Sweep k on a sample in the background; plot inertia (elbow) and silhouette.
@@ -885,7 +919,9 @@ class ClusterWidget(Container):
             "rgb": bool(source.rgb),
             "names": {},
             "wavelengths": result.model.wavelengths,
+            "model": result.model,
         }
+        self._results[labels_name] = self._shown
         present = result.counts > 0
         self._plot_spectra(
             result.centers[present],
