@@ -841,3 +841,24 @@ def test_a_one_band_image_plots_each_clusters_histogram(viewer_and_widget):
     assert len(patches) == 2  # one filled histogram per cluster
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["cluster 1", "cluster 2"]
+
+
+def test_a_clicked_pixels_spectrum_is_plotted_against_its_clusters_mean(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    cube, _ = _add_cube(viewer, scale=(1, 2.0, 2.0))
+    w.image.value = cube
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    labels = viewer.layers["sample cube clusters"]
+    y, x = 40, 70
+    spectrum = w.show_pixel((2.0 * y, 2.0 * x))  # world coordinates: the layer's scale applies
+    np.testing.assert_allclose(spectrum, cube.data[:, y, x])
+    lines = w.plot.figure.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == [
+        f"cluster {labels.data[y, x]}",
+        f"pixel ({y}, {x})",
+    ]
+    np.testing.assert_allclose(lines[1].get_ydata(), cube.data[:, y, x])
+    members = cube.data[:, labels.data == labels.data[y, x]]
+    np.testing.assert_allclose(lines[0].get_ydata(), members.mean(axis=1), rtol=1e-5)
+    assert w.show_pixel((-50.0, 3.0)) is None  # outside the image: nothing changes

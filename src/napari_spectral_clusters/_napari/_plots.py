@@ -75,6 +75,14 @@ class ClusterPlot(FigureCanvasQTAgg):
         self.show()
         self.draw_idle()
 
+    def add_line(self, x, y, label: str) -> None:
+        """One more line (a clicked pixel's spectrum) in the theme's text colour."""
+        ax = self.figure.axes[0]
+        ax.plot(x, y, color=self.colors["text"], linewidth=1.2, label=label)
+        ax.legend(fontsize="x-small")
+        self._style(ax)
+        self.draw_idle()
+
     def show_histograms(self, edges, counts, colors, *, labels):
         """Each cluster's histogram of a one-band image's values, in its colour."""
         ax = self._fresh()

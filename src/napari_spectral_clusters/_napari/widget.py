@@ -207,6 +207,10 @@ class ClusterWidget(Container):
         self._relay = ProgressRelay()
         self._relay.reported.connect(self._on_progress)
         viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        viewer.mouse_drag_callbacks.append(self._on_click)
+        self.native.destroyed.connect(
+            lambda *_: _remove(viewer.mouse_drag_callbacks, self._on_click)
+        )
         # the layer lists follow renames too (napari itself refreshes them on add/remove)
         for layer in viewer.layers:
             layer.events.name.connect(self.reset_choices)
@@ -570,9 +574,61 @@ class ClusterWidget(Container):
         else:
             x, xlabel = np.arange(n), "band"
         names = [shown["names"].get(int(label), f"cluster {label}") for label in labels]
+        # what a clicked pixel's spectrum is drawn against (show_pixel)
+        shown["plotted"] = {
+            int(label): (mean, std, color, name)
+            for label, mean, std, color, name in zip(
+                labels, means, stds, colors, names, strict=True
+            )
+        }
+        shown["axis"] = (x, xlabel, ticks)
         if n == 1 and self._one_band_histograms(labels, colors, names):
             return
         self.plot.show_spectra(x, means, stds, colors, xlabel=xlabel, labels=names, ticks=ticks)
+
+    def show_pixel(self, position) -> np.ndarray | None:
+        """Plot the spectrum of the source pixel at ``position`` (world coordinates, as
+        napari's mouse events give them) against its cluster's mean ± std. Shift-click on
+        the image does this. Returns the spectrum (None outside the image or its clusters)."""
+        found = self._result_layers(quiet=True)
+        shown = self._shown
+        if found is None or "plotted" not in shown:
+            return None
+        labels_layer, _, source = found
+        where = np.round(labels_layer.world_to_data(position)).astype(int)[-labels_layer.ndim :]
+        if np.any(where < 0) or np.any(where >= labels_layer.data.shape):
+            return None
+        label = int(np.asarray(labels_layer.data[tuple(where)]))
+        if label not in shown["plotted"]:
+            return None
+        data = source.data
+        axis = shown["channel_axis"]
+        if source.rgb:
+            spectrum = np.asarray(data[tuple(where)])[:3]
+        elif axis is None:
+            return None  # one value per pixel: the histograms say it all
+        else:
+            index = list(where)
+            index.insert(axis % data.ndim, slice(None))
+            spectrum = np.asarray(data[tuple(index)], dtype=np.float64)
+        mean, std, color, name = shown["plotted"][label]
+        x, xlabel, ticks = shown["axis"]
+        self.plot.show_spectra(
+            x,
+            np.asarray([mean]),
+            np.asarray([std]),
+            [color],
+            xlabel=xlabel,
+            labels=[name],
+            ticks=ticks,
+        )
+        self.plot.add_line(x, spectrum, f"pixel {tuple(int(i) for i in where)}")
+        return spectrum
+
+    def _on_click(self, viewer, event):
+        """Shift-click: the clicked pixel's spectrum against its cluster's."""
+        if event.type == "mouse_press" and "Shift" in event.modifiers:
+            self.show_pixel(event.position)
 
     def _one_band_histograms(self, labels, colors, names) -> bool:
         """A one-band image has no spectrum to draw: each cluster's histogram of its values
@@ -992,3 +1048,9 @@ class ClusterWidget(Container):
         if here != target:
             layers.move(here, target if here > target else target - 1)
         return layer
+
+
+def _remove(callbacks: list, callback) -> None:
+    """Take a closed widget's mouse callback off the viewer (clicks must not reach it)."""
+    if callback in callbacks:
+        callbacks.remove(callback)
