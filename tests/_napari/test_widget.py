@@ -372,10 +372,13 @@ def test_spectra_plot_and_suggest_k(viewer_and_widget):
     # marked in the plot, and one click to use it
     marks = [
         line
-        for line in w.plot.figure.axes[0].get_lines()
+        for line in w.sweep_plot.figure.axes[0].get_lines()
         if line.get_label().startswith("suggested")
     ]
     assert len(marks) == 1 and marks[0].get_xdata()[0] == 4
+    # the sweep has its own tab: the spectra are still there, and the sweep's tab is open
+    assert w.plots.currentWidget() is w.sweep_plot
+    assert len(w.plot.axes.get_lines()) == 4
     shown = not w.use_k_button.native.isHidden()  # (the test viewer's window is not shown)
     assert shown and w.use_k_button.text == "Use k = 4"
     w.use_k_button.changed.emit(True)

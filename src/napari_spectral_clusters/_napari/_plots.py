@@ -8,10 +8,14 @@ import warnings
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from qtpy.QtCore import Signal
 
 
 class ClusterPlot(FigureCanvasQTAgg):
-    """A small matplotlib canvas that lives in the dock widget."""
+    """A small matplotlib canvas that lives in the dock widget; ``shown`` is emitted when it
+    first has something to show."""
+
+    shown = Signal()
 
     def __init__(self):
         self.figure = Figure(figsize=(4, 2.6), tight_layout=True)
@@ -19,7 +23,6 @@ class ClusterPlot(FigureCanvasQTAgg):
         self.setMinimumHeight(220)
         self.colors = {"background": "white", "text": "black", "grid": "#cccccc"}
         self.axes = self.figure.add_subplot()
-        self.hide()  # until there is something to show: no empty 0-1 axes
 
     def follow_theme(self, theme_name: str) -> None:
         """Draw in the colours of napari's theme ``theme_name`` from now on."""
@@ -72,7 +75,7 @@ class ClusterPlot(FigureCanvasQTAgg):
         if len(means) <= 10:
             ax.legend(fontsize="x-small")
         self._style(ax)
-        self.show()
+        self.shown.emit()  # something to show: no empty 0-1 axes before
         self.draw_idle()
 
     def add_line(self, x, y, label: str) -> None:
@@ -95,7 +98,7 @@ class ClusterPlot(FigureCanvasQTAgg):
         if len(counts) <= 10:
             ax.legend(fontsize="x-small")
         self._style(ax)
-        self.show()
+        self.shown.emit()  # something to show: no empty 0-1 axes before
         self.draw_idle()
 
     def show_sweep(self, k, inertia, silhouette, suggested=None):
@@ -122,7 +125,7 @@ class ClusterPlot(FigureCanvasQTAgg):
         twin.plot(k, silhouette, "s--", color="tab:orange")
         twin.set_ylabel("silhouette", color="tab:orange")
         self._style(ax, twin)
-        self.show()
+        self.shown.emit()  # something to show: no empty 0-1 axes before
         self.draw_idle()
 
     def _fresh(self):

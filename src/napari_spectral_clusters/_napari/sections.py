@@ -4,10 +4,10 @@ dock fits a laptop screen (1366 x 768) instead of growing napari's window."""
 from __future__ import annotations
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFrame, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
-__all__ = ["fit_sections", "scroll_area"]
+__all__ = ["fit_sections", "plot_tabs", "scroll_area"]
 
 
 def scroll_area(sections: dict, plot) -> tuple[QScrollArea, list]:
@@ -47,3 +47,13 @@ def fit_sections(boxes: list) -> None:
     for box in boxes:
         if box.isExpanded():
             box.expand(animate=False)
+
+
+def plot_tabs(plots: dict) -> QTabWidget:
+    """The plots as tabs (title -> plot); hidden until one of them has something to show."""
+    tabs = QTabWidget()
+    for title, plot in plots.items():
+        tabs.addTab(plot, title)
+        plot.shown.connect(tabs.show)
+    tabs.hide()
+    return tabs

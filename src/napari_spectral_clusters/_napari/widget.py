@@ -50,7 +50,7 @@ from .layer_rules import (
     sub_transform,
     wavelengths_of,
 )
-from .sections import fit_sections, scroll_area
+from .sections import fit_sections, plot_tabs, scroll_area
 from .settings import restore_settings, save_settings
 from .worker import ProgressRelay, in_thread
 
@@ -176,10 +176,14 @@ class ClusterWidget(Container):
                 ],
             ),
         }
-        self.plot = ClusterPlot()
-        self.plot.follow_theme(viewer.theme)
-        viewer.events.theme.connect(lambda event: self.plot.follow_theme(viewer.theme))
-        scroll, self._boxes = scroll_area(self.sections, self.plot)
+        # the clusters' spectra and the k sweep each in a tab of their own: a sweep no longer
+        # replaces the spectra
+        self.plot, self.sweep_plot = ClusterPlot(), ClusterPlot()
+        self.plots = plot_tabs({"Spectra": self.plot, "Suggest k": self.sweep_plot})
+        for plot in (self.plot, self.sweep_plot):
+            plot.follow_theme(viewer.theme)
+            viewer.events.theme.connect(lambda event, p=plot: p.follow_theme(viewer.theme))
+        scroll, self._boxes = scroll_area(self.sections, self.plots)
         self.native.layout().addWidget(scroll)
         self.suggest_button.changed.connect(lambda: self.suggest_k())
         self.last_sweep: dict | None = None
@@ -585,6 +589,7 @@ class ClusterWidget(Container):
         if n == 1 and self._one_band_histograms(labels, colors, names):
             return
         self.plot.show_spectra(x, means, stds, colors, xlabel=xlabel, labels=names, ticks=ticks)
+        self.plots.setCurrentWidget(self.plot)
 
     def show_pixel(self, position) -> np.ndarray | None:
         """Plot the spectrum of the source pixel at ``position`` (world coordinates, as
@@ -676,7 +681,8 @@ class ClusterWidget(Container):
             return
         self.last_sweep = sweep
         suggested = sweep.get("suggested")
-        self.plot.show_sweep(sweep["k"], sweep["inertia"], sweep["silhouette"], suggested)
+        self.sweep_plot.show_sweep(sweep["k"], sweep["inertia"], sweep["silhouette"], suggested)
+        self.plots.setCurrentWidget(self.sweep_plot)
         if suggested is None:
             self.use_k_button.visible = False
             self.status.value = "no suggestion: too few distinct pixels to compare several k"
