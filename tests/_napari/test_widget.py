@@ -255,6 +255,10 @@ def test_cluster_table_selection_merge_and_refresh(viewer_and_widget):
     assert rgb.visible
     np.testing.assert_array_equal(_colormap_rgb(labels)[0], drawn_before[0])
     np.testing.assert_array_equal(_colormap_rgb(labels)[1], drawn_before[1])
+    _select_rows(w, [0])
+    assert not rgb.visible
+    w.run(wait=True)  # a new result while one is isolated: the old view comes back first
+    assert rgb.visible
 
     _select_rows(w, [2, 3])
     w.merge(w.selected_labels())
@@ -783,6 +787,8 @@ def test_a_files_own_wavelengths_are_shown_and_never_replaced_by_an_even_spread(
     w.image.value = layer
     assert w.wavelengths.value == f"{own[0]:g}-{own[-1]:g}"
     w.set_wavelengths()  # leaving the entry as shown: nothing changes
+    np.testing.assert_array_equal(layer.metadata["wavelengths"], own)
+    assert w.set_wavelengths("400-900") is None  # nor does typing an even spread over them
     np.testing.assert_array_equal(layer.metadata["wavelengths"], own)
 
 

@@ -164,3 +164,39 @@ def test_a_huge_16_bit_png_is_refused_before_decoding(tmp_path):
     (tmp_path / "big16.png").write_bytes(data + chunk(b"IEND", b""))
     with pytest.raises(ReadError, match="16-bit PNG of 4097 x 4097 pixels"):
         read_png(tmp_path / "big16.png")
+
+
+@pytest.mark.parametrize("where", ["filters", "compressor"])
+def test_a_zarr_store_whose_codec_would_unpickle_is_refused_without_running_it(tmp_path, where):
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    store = tmp_path / "evil.zarr"
+    store.mkdir()
+    codec = {"id": "pickle", "protocol": 5}
+    meta = {
+        "zarr_format": 2, "shape": [2, 2], "chunks": [2, 2], "dtype": "<f8", "order": "C",
+        "fill_value": 0.0, "compressor": codec if where == "compressor" else None,
+        "filters": [codec] if where == "filters" else None,
+    }  # fmt: skip
+    (store / ".zarray").write_text(json.dumps(meta))
+    (store / "0.0").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(ReadError):
+        read_zarr(store)
+    assert not marker.exists()
+
+
+def test_a_symlink_loop_in_a_store_or_as_a_file_is_a_read_error(tmp_path):
+    store = tmp_path / "s.zarr"
+    zarr.open_array(str(store), mode="w", shape=(4, 4), chunks=(2, 2), dtype="f8")[...] = 1.0
+    (store / "loop").symlink_to(store / "loop")
+    with pytest.raises(ReadError):
+        read_zarr(store)
+    (tmp_path / "a.png").symlink_to(tmp_path / "a.png")
+    with pytest.raises(ReadError, match=r"a\.png cannot be opened"):
+        read_png(tmp_path / "a.png")

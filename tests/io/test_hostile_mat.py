@@ -174,3 +174,26 @@ def test_a_truncated_v73_file_gives_a_read_error(tmp_path):
     cut.write_bytes(path.read_bytes()[:3000])
     with pytest.raises(ReadError, match=r"cut\.mat"):
         read_mat(cut)
+
+
+def test_datasets_stored_in_other_files_are_not_read(tmp_path):
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(16, dtype="<f8").tobytes())
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["data"] = np.full((4, 4), 42.0)
+    path = _v73(tmp_path)
+    with h5py.File(path, "a") as f:
+        ds = f.create_dataset("raw", shape=(4, 4), dtype="<f8", external=[(str(secret), 0, 128)])
+        ds.attrs["MATLAB_class"] = np.bytes_("double")
+        layout = h5py.VirtualLayout(shape=(4, 4), dtype="f8")
+        layout[:] = h5py.VirtualSource(str(other), "data", shape=(4, 4))
+        vds = f.create_virtual_dataset("virtual", layout)
+        vds.attrs["MATLAB_class"] = np.bytes_("double")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images = read_mat(path)
+    assert [img.name for img in images] == ["cube"]
+    said = " ".join(str(w.message) for w in caught)
+    assert "did not read raw: its data is stored in another file" in said
+    assert "did not read virtual" in said

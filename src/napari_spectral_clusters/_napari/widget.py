@@ -182,7 +182,10 @@ class ClusterWidget(Container):
         self.plots = plot_tabs({"Spectra": self.plot, "Suggest k": self.sweep_plot})
         for plot in (self.plot, self.sweep_plot):
             plot.follow_theme(viewer.theme)
-            viewer.events.theme.connect(lambda event, p=plot: p.follow_theme(viewer.theme))
+        viewer.events.theme.connect(self._follow_theme)
+        self.native.destroyed.connect(
+            lambda *_: viewer.events.theme.disconnect(self._follow_theme)
+        )
         scroll, self._boxes = scroll_area(self.sections, self.plots)
         self.native.layout().addWidget(scroll)
         self.suggest_button.changed.connect(lambda: self.suggest_k())
@@ -302,6 +305,14 @@ class ClusterWidget(Container):
         if channel_axis is None or layer.rgb:
             show_error(f"{layer.name} has no band axis to give wavelengths to.")
             return None
+        entered = str(layer.metadata.get("wavelength_source", "")).startswith("entered")
+        if layer.metadata.get("wavelengths") is not None and not entered:
+            show_error(
+                f"{layer.name} has its file's own wavelengths; they are kept, not replaced by "
+                "an even spread."
+            )
+            self._show_wavelengths()
+            return None
         dashes = "-\u2013\u2014"  # hyphen, en and em dash: "401-889", "401\u2013889"
         parts = [p for p in re.split(rf"\s*(?:[{dashes}]|,|\s)\s*", str(text).strip()) if p]
         parts = [p for p in parts if p.lower() not in ("nm", "to")]
@@ -354,10 +365,14 @@ class ClusterWidget(Container):
             None,
         )
         if record is not None and record is not self._shown:
+            self._clear_isolation()
             self._shown = record
             self._model = record["model"]
-            if self._result_layers(quiet=True) is not None:
-                self.refresh()
+            if "table" in record and self._result_layers(quiet=True) is not None:
+                # redrawn from what the result holds: nothing recomputed (a lazy cube is
+                # never read for it)
+                self._plot_spectra(*record["plot_args"])
+                self._fill_table(*record["table"])
 
     def _axis_choices(self, _widget=None) -> list[tuple[str, object]]:
         """ "auto" (the reader's band axis, or the colour axis), or any axis of the layer."""
@@ -415,6 +430,23 @@ class ClusterWidget(Container):
         rows = sorted({index.row() for index in self.table.native.selectedIndexes()})
         labels = self.table.to_dict("list").get("label", []) if rows else []
         return [int(labels[r]) for r in rows]
+
+    def _follow_theme(self, *_):
+        for plot in (self.plot, self.sweep_plot):
+            plot.follow_theme(self._viewer.theme)
+
+    def _clear_isolation(self):
+        """Undo what a table selection hid or cleared, before another result is shown."""
+        if self._shown is None or self._shown.get("recolored_visible") is None:
+            return
+        found = self._result_layers(quiet=True)
+        visible = self._shown.pop("recolored_visible")
+        if found is None:
+            return
+        labels_layer, recolored, _ = found
+        labels_layer.colormap = label_colormap(np.asarray(self._shown["colors"], dtype=np.uint8))
+        if recolored is not None:
+            recolored.visible = visible
 
     def _highlight_selected(self):
         """Show only the selected clusters (all of them when none is): the others turn clear
@@ -568,6 +600,7 @@ class ClusterWidget(Container):
 
     def _plot_spectra(self, means, stds, colors, labels):
         shown = self._shown
+        shown["plot_args"] = (means, stds, colors, labels)
         n = means.shape[1]
         wl = shown.get("wavelengths")
         ticks = None
@@ -642,6 +675,8 @@ class ClusterWidget(Container):
         if found is None:
             return False
         labels_layer, _, source = found
+        if is_lazy(source.data) or is_lazy(labels_layer.data):
+            return False  # not read for a plot
         values = np.asarray(source.data)
         if self._shown["channel_axis"] is not None:
             values = np.take(values, 0, axis=self._shown["channel_axis"])
@@ -705,6 +740,7 @@ class ClusterWidget(Container):
         from qtpy.QtWidgets import QTableWidgetItem
 
         names = self._shown["names"]
+        self._shown["table"] = (stats, colors)
         self.table.value = {
             "colour": [""] * len(stats["label"]),
             "name": [names.get(int(v), f"cluster {v}") for v in stats["label"]],
@@ -948,6 +984,7 @@ class ClusterWidget(Container):
             return
         keep = spatial_axes(source, channel_axis)
         transform = sub_transform(source, keep)
+        self._clear_isolation()
         self._model = result.model
         meta = {"spectral_clusters_source": source.name, **result.summary()}
         labels_name, recolored_name = self._result_names(source.name)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import itertools
 import json
 import os
 import queue
@@ -67,9 +68,9 @@ def parse_contained(
     """
     if parser not in PARSERS:
         raise ValueError(f"unknown parser {parser!r}")
-    path = Path(path)
+    path = Path(path).resolve()  # the child starts in another folder
     limit = eager_bytes() if limit is None else int(limit)
-    out = Path(tempfile.mkdtemp(prefix="spectral-clusters-", dir=_exchange_dir()))
+    out = Path(tempfile.mkdtemp(prefix="spectral-clusters-", dir=_exchange_dir(path)))
     try:
         with _LOCK:
             worker = _WORKERS.get(limit)
@@ -77,8 +78,16 @@ def parse_contained(
                 if worker is not None:
                     _stop(worker)
                 worker = _WORKERS[limit] = _start(limit)
-            request = json.dumps({"parser": parser, "path": str(path), "out": str(out)})
-            answer = _ask(worker, request, timeout)
+            request_id = next(_REQUESTS)
+            request = {"id": request_id, "parser": parser, "path": str(path), "out": str(out)}
+            try:
+                answer = _ask(worker, json.dumps(request), timeout)
+            except BaseException:  # Ctrl-C while waiting: the child's answer would come late
+                _stop(worker)
+                raise
+            if answer is not None and answer.strip() != f"done {request_id}":
+                _stop(worker)  # out of step: start afresh next time
+                raise ReadError(f"{path.name} could not be read: the parser gave no answer")
             if answer is None:  # no answer: it crashed, or is still at it
                 running = worker.poll() is None
                 _stop(worker)
@@ -91,7 +100,10 @@ def parse_contained(
                     f"{path.name} is damaged: the parser crashed on it ({name}); "
                     "nothing else was affected"
                 )
-        meta = json.loads((out / "meta.json").read_text())
+        try:
+            meta = json.loads((out / "meta.json").read_text())
+        except (OSError, ValueError):
+            raise ReadError(f"{path.name} could not be read: the parser left no answer") from None
         if "error" in meta:
             raise ReadError(meta["error"])
         arrays = {
@@ -103,29 +115,45 @@ def parse_contained(
         shutil.rmtree(out, ignore_errors=True)
 
 
-def _exchange_dir() -> str | None:
-    """Where the child leaves its arrays: shared memory (/dev/shm) when there is one, so the
-    hand-over costs memory copies, not disk writes; else the usual temporary folder."""
+def _exchange_dir(path: Path) -> str | None:
+    """Where the child leaves its arrays: shared memory (/dev/shm) when there is one with
+    room for several times the file (a container's is often 64 MiB), so the hand-over costs
+    memory copies, not disk writes; else the usual temporary folder."""
     shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    try:
+        room = shutil.disk_usage(shm).free if shm.is_dir() and os.access(shm, os.W_OK) else 0
+        need = 8 * path.stat().st_size + 2**20  # compressed variables inflate
+    except OSError:
+        return None
+    return str(shm) if room > need else None
 
 
 _LOCK = threading.Lock()
 _WORKERS: dict[int, subprocess.Popen] = {}  # by memory limit
+_REQUESTS = itertools.count(1)
 
 
 def _start(limit: int) -> subprocess.Popen:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # started in the temporary folder, and with -P where Python has it, so a module in the
+    # user's current folder (a json.py beside their data) is never imported by the child
+    safe = ["-P"] if sys.version_info >= (3, 11) else []
     worker = subprocess.Popen(
-        [sys.executable, "-m", __name__, str(limit)],
+        [sys.executable, *safe, "-m", __name__, str(limit)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,
+        cwd=tempfile.gettempdir(),
         text=True,
     )
-    atexit.register(_stop, worker)
     return worker
+
+
+@atexit.register
+def _stop_all() -> None:
+    for worker in list(_WORKERS.values()):
+        _stop(worker)
 
 
 def _stop(worker: subprocess.Popen) -> None:
@@ -180,14 +208,17 @@ def _limit_child(limit: int) -> None:
         import resource
     except ImportError:
         return
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     for which, value in (
+        (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_AS, limit + CHILD_OVERHEAD),
         (resource.RLIMIT_FSIZE, 2 * limit + 2**20),
     ):
-        _, hard = resource.getrlimit(which)
-        cap = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(which, (cap, hard))
+        try:
+            _, hard = resource.getrlimit(which)
+            cap = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(which, (cap, hard))
+        except (ValueError, OSError):  # a platform without this limit (macOS: RLIMIT_AS)
+            pass
 
 
 def _serve(limit: int) -> int:
@@ -196,7 +227,7 @@ def _serve(limit: int) -> int:
     for line in sys.stdin:
         request = json.loads(line)
         _parse(request["parser"], request["path"], Path(request["out"]), limit)
-        sys.stdout.write("done\n")
+        sys.stdout.write(f"done {request['id']}\n")
         sys.stdout.flush()
     return 0
 

@@ -115,11 +115,21 @@ def move_in_together(pairs: list[tuple[Path, Path]], *, overwrite: bool) -> None
                     shutil.rmtree(dst, ignore_errors=True)
                 else:
                     dst.unlink(missing_ok=True)
+            stranded = []
             for old, dst in kept:
-                os.replace(old, dst)
+                try:
+                    os.replace(old, dst)
+                except OSError:  # something took its place: keep the old output aside
+                    stranded.append(old)
+            kept = [(old, dst) for old, dst in kept if old not in stranded]
+            if stranded:
+                raise OSError(
+                    "could not put back the previous outputs; they are kept in "
+                    + ", ".join(str(old) for old in stranded)
+                ) from None
             raise
         finally:
-            for old, _ in kept:
+            for old, _ in kept:  # only what was restored or replaced: never a stranded one
                 shutil.rmtree(old.parent, ignore_errors=True)
 
 
@@ -138,7 +148,10 @@ def _move_no_clobber(src: Path, dst: Path) -> None:
             raise FileExistsError(f"{dst} exists") from None
         os.rename(src, dst)
         return
-    os.unlink(src)
+    try:
+        os.unlink(src)
+    except OSError:  # the output is in place either way; the staging folder goes later
+        pass
 
 
 class _signals_held:

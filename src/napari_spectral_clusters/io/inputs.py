@@ -26,7 +26,10 @@ def eager_bytes() -> int:
     """The most a reader allocates for a file read whole (into memory, not lazily)."""
     env = os.environ.get("SPECTRAL_CLUSTERS_EAGER_BYTES")
     if env:
-        return int(float(env))
+        try:
+            return max(0, int(float(env)))
+        except (ValueError, OverflowError):  # not a number: the default, not a crash
+            pass
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not POSIX: assume a small machine
@@ -41,6 +44,8 @@ def check_file(path: str | Path) -> Path:
         mode = path.stat().st_mode
     except FileNotFoundError:
         raise FileNotFoundError(f"{path} does not exist") from None
+    except (OSError, RuntimeError) as exc:  # a symlink loop, no permission...
+        raise ReadError(f"{path.name} cannot be opened: {exc.strerror or exc}") from None
     if stat.S_ISDIR(mode):
         raise ReadError(f"{path.name} is a folder, not a file")
     if not stat.S_ISREG(mode):
@@ -54,8 +59,16 @@ def check_store(path: str | Path) -> Path:
     A symlink is allowed only when it points inside the store. Costs one directory walk
     (a store of 100,000 chunk files: a fraction of a second).
     """
-    root = Path(path).resolve()
-    for folder, dirs, files in os.walk(root, followlinks=False):
+    try:
+        _check_store(Path(path))
+    except (OSError, RuntimeError) as exc:  # a symlink loop, an unreadable folder...
+        raise ReadError(f"{Path(path).name} cannot be read: {exc}") from None
+    return Path(path)
+
+
+def _check_store(path: Path) -> None:
+    root = path.resolve()
+    for folder, dirs, files in os.walk(root, followlinks=False, onerror=_raise):
         for name in dirs + files:
             entry = Path(folder) / name
             mode = entry.lstat().st_mode
@@ -72,4 +85,7 @@ def check_store(path: str | Path) -> Path:
                     f"{Path(path).name}: {entry.relative_to(root)} is not a regular file "
                     "(a pipe, socket or device); not read"
                 )
-    return Path(path)
+
+
+def _raise(error: OSError) -> None:
+    raise error

@@ -371,7 +371,9 @@ def _is_labels(name: str, stem: str, arr: np.ndarray, cube_yx: set) -> bool:
 
 
 def _labels(name: str, arr: np.ndarray) -> ImageData:
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+    if arr.dtype == bool:  # no need to look at the values (a lazy mask stays lazy)
+        return ImageData(name, arr.astype(np.uint8), kind="labels", axis_labels=("y", "x"))
+    if not np.issubdtype(arr.dtype, np.integer):
         top = int(np.max(arr)) if arr.size else 0
         arr = arr.astype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32)
     return ImageData(name, arr, kind="labels", axis_labels=("y", "x"))

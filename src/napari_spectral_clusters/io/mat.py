@@ -93,13 +93,21 @@ def _read_v73(path: Path, lazy_bytes: int) -> tuple[dict, dict, str]:
         strings = {}
         for key, obj in walk.members(f):
             if isinstance(obj, h5py.Dataset) and _matlab_class(obj) == "char":
-                if obj.dtype.kind in "iu" and obj.size <= 2**20:
+                if obj.dtype.kind in "iu" and obj.size <= 2**20 and not _outside(obj):
                     codes = np.asarray(obj[()]).T.ravel()
                     strings[key] = "".join(map(chr, np.clip(codes, 0, 0x10FFFF)))
         description = ", ".join(_describe_h5(obj, key) for key, obj in walk.members(f))
     except ReadError as exc:
         raise ReadError(f"{path.name}: {exc}") from None
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError, RecursionError) as exc:
+    except (
+        OSError,
+        KeyError,
+        ValueError,
+        TypeError,
+        RuntimeError,
+        RecursionError,
+        MemoryError,
+    ) as exc:
         raise ReadError(
             f"{path.name} could not be read as a MATLAB v7.3 (HDF5) file: "
             f"{type(exc).__name__}: {exc}"
@@ -156,12 +164,19 @@ class _H5Walk:
             for key, member in self.members(obj):
                 yield from self(member, f"{name}.{key}" if name else key, depth + 1)
             return
+        if _outside(obj):
+            self._skip(f"did not read {name}: its data is stored in another file")
+            return
         cls = _matlab_class(obj)
         if obj.attrs.get("MATLAB_empty", 0):
             return
         if cls == "cell":
             if obj.dtype != h5py.ref_dtype:
                 raise ReadError(f"cell {name} holds no references")
+            if obj.size > MAX_CELL_ITEMS:
+                raise ReadError(
+                    f"cell {name} holds {obj.size:,} items; at most {MAX_CELL_ITEMS:,}"
+                )
             refs = obj[()].T.ravel(order="F")  # MATLAB's linear (column-major) order
             for i, ref in enumerate(refs):
                 if not ref:
@@ -175,6 +190,19 @@ class _H5Walk:
             array = _h5_array(obj, cls, self.lazy_bytes, self.limit, name)
             if array is not None:
                 yield name, array
+
+
+#: Items of a cell read at most (each may hold an array); a damaged file declaring billions
+#: would keep the reader busy for hours.
+MAX_CELL_ITEMS = 100_000
+
+
+def _outside(ds) -> bool:
+    """Whether a dataset's bytes live outside this file (external raw storage, or a virtual
+    dataset mapping other files): they are not read."""
+    if not isinstance(ds, h5py.Dataset):
+        return False
+    return bool(ds.external) or bool(getattr(ds, "is_virtual", False))
 
 
 def _h5_name(key: str) -> str:
@@ -234,12 +262,25 @@ def _h5_lazy(ds, arrays: dict):
 
 
 def _h5_sparse(group, name: str, limit: int) -> np.ndarray:
+    parts = {}
+    for key in ("ir", "jc", "data"):
+        if key not in group:
+            continue
+        if not isinstance(group.get(key, getlink=True), h5py.HardLink):
+            raise ReadError(f"sparse variable {name} links outside itself; not read")
+        part = group[key]
+        if not isinstance(part, h5py.Dataset) or _outside(part) or part.nbytes > limit:
+            raise ReadError(f"sparse variable {name} is damaged or stored outside the file")
+        parts[key] = part
+    if "ir" not in parts or "jc" not in parts:
+        raise ReadError(f"sparse variable {name} is damaged: its index arrays are missing")
     rows = int(np.asarray(group.attrs["MATLAB_sparse"]).ravel()[0])
-    shape = (rows, len(group["jc"]) - 1)
-    data = group["data"][()] if "data" in group else np.ones(len(group["ir"]), bool)
-    if len(data) != len(group["ir"]) or rows < 0:
+    shape = (rows, len(parts["jc"]) - 1)
+    ir = parts["ir"]
+    data = parts["data"][()] if "data" in parts else np.ones(len(ir), bool)
+    if len(data) != len(ir) or rows < 0:
         raise ReadError(f"sparse variable {name} is damaged: its parts do not agree")
-    matrix = sparse.csc_matrix((data, group["ir"][()], group["jc"][()]), shape=shape)
+    matrix = sparse.csc_matrix((data, ir[()], parts["jc"][()]), shape=shape)
     return dense_sparse(matrix, name, limit)
 
 

@@ -52,13 +52,17 @@ def read_png(path: str | Path) -> ImageData:
     path = check_file(path)
     width, height, bit_depth, color_type = _header(path)
     _check_size(path, width, height, bit_depth, color_type)
-    if bit_depth == 16:
-        _check_16bit_size(path, width, height)
     try:
-        saved = _saved_layer(path)
+        try:
+            saved = _saved_layer(path)
+        except ReadError:
+            raise
+        except Exception:  # damaged chunks: decoding below says what is wrong
+            saved = None
         if saved is not None and saved.get("layer") == "labels":
-            return _read_saved_labels(path, saved)
+            return _read_saved_labels(path, saved)  # Pillow decodes these fast, at 16 bits too
         if bit_depth == 16:
+            _check_16bit_size(path, width, height)
             frames, mode = _read_16bit(path)
         else:
             frames, mode = _read_pillow(path, bit_depth)

@@ -16,6 +16,7 @@ lazy layers are computed and written block by block, on the active dask schedule
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import dask.array as da
@@ -66,6 +67,8 @@ def read_zarr(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageD
         else:
             stored = dict(_walk(node, ""))
             strings = {k: v for k, v in node.attrs.items() if isinstance(v, str)}
+        for name, a in stored.items():
+            _check_codecs(name, a)
         read = {k: a[...] for k, a in stored.items() if a.nbytes <= lazy_bytes}
         arrays = {k: read[k] if k in read else _lazy(a, read) for k, a in stored.items()}
     except ReadError:
@@ -82,6 +85,42 @@ def read_zarr(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageD
     if not images:
         raise ReadError(f"{path.name} holds no image: {description or 'no arrays'}")
     return images
+
+
+#: Codecs a store's arrays may use: compression, checksums and byte rearrangements. Any other
+#: is refused before a chunk is decoded — numcodecs' "pickle" filter would run code from the
+#: store (zarr 2 decodes it; zarr 3 refuses it itself).
+SAFE_CODECS = (
+    "adler32", "astype", "bitround", "blosc", "bytes", "bz2", "crc32", "delta",
+    "fixedscaleoffset", "fletcher32", "gzip", "jenkins", "lz4", "lzma", "packbits",
+    "quantize", "sharding", "shuffle", "transpose", "zlib", "zstd",
+)  # fmt: skip
+
+
+def _codec_names(arr) -> list[str]:
+    """The names of the codecs an array's chunks pass through (zarr 2 and 3)."""
+    found = []
+    for attr in ("compressor", "compressors", "filters", "serializer"):
+        try:
+            with warnings.catch_warnings():  # zarr 3 deprecates zarr 2's names
+                warnings.simplefilter("ignore")
+                value = getattr(arr, attr, None)
+        except Exception:  # zarr 3 raises for attributes of the other format
+            continue
+        for codec in value if isinstance(value, list | tuple) else [value]:
+            if codec is not None:
+                name = getattr(codec, "codec_id", None) or type(codec).__name__
+                found.append(str(name).lower())
+    metadata = getattr(arr, "metadata", None)
+    for codec in getattr(metadata, "codecs", None) or ():
+        found.append(str(getattr(codec, "name", None) or type(codec).__name__).lower())
+    return found
+
+
+def _check_codecs(name: str, arr) -> None:
+    for codec in _codec_names(arr):
+        if not any(safe in codec for safe in SAFE_CODECS):
+            raise ReadError(f"{name} is stored with the codec {codec!r}, which is not read")
 
 
 def _bands_first(shape: tuple) -> bool:
