@@ -100,6 +100,14 @@ def _v73(tmp_path, name="f.mat"):
     return path
 
 
+def _read_warned(path):
+    """The images of ``path`` and every warning said while reading it, as one text."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images = read_mat(path)
+    return images, " ".join(str(w.message) for w in caught)
+
+
 def test_external_and_soft_links_are_not_followed(tmp_path):
     secret = tmp_path / "other.h5"
     with h5py.File(secret, "w") as f:
@@ -109,11 +117,8 @@ def test_external_and_soft_links_are_not_followed(tmp_path):
     with h5py.File(path, "a") as f:
         f["stolen"] = h5py.ExternalLink(str(secret), "/data")
         f["alias"] = h5py.SoftLink("/cube")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        images = read_mat(path)
+    images, said = _read_warned(path)
     assert [img.name for img in images] == ["cube"]
-    said = " ".join(str(w.message) for w in caught)
     assert "did not follow external link stolen" in said
     assert "did not follow soft link alias" in said
 
@@ -190,10 +195,7 @@ def test_datasets_stored_in_other_files_are_not_read(tmp_path):
         layout[:] = h5py.VirtualSource(str(other), "data", shape=(4, 4))
         vds = f.create_virtual_dataset("virtual", layout)
         vds.attrs["MATLAB_class"] = np.bytes_("double")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        images = read_mat(path)
+    images, said = _read_warned(path)
     assert [img.name for img in images] == ["cube"]
-    said = " ".join(str(w.message) for w in caught)
     assert "did not read raw: its data is stored in another file" in said
     assert "did not read virtual" in said

@@ -72,11 +72,7 @@ class ClusterPlot(FigureCanvasQTAgg):
         if ticks is not None:
             ax.set_xticks(x, ticks)
         ax.set_ylabel("mean ± std", color=self.colors["text"])
-        if len(means) <= 10:
-            ax.legend(fontsize="x-small")
-        self._style(ax)
-        self.shown.emit()  # something to show: no empty 0-1 axes before
-        self.draw_idle()
+        self._finish(ax, legend=len(means) <= 10)
 
     def add_line(self, x, y, label: str) -> None:
         """One more line (a clicked pixel's spectrum) in the theme's text colour."""
@@ -95,11 +91,7 @@ class ClusterPlot(FigureCanvasQTAgg):
             )
         ax.set_xlabel("value")
         ax.set_ylabel("pixels", color=self.colors["text"])
-        if len(counts) <= 10:
-            ax.legend(fontsize="x-small")
-        self._style(ax)
-        self.shown.emit()  # something to show: no empty 0-1 axes before
-        self.draw_idle()
+        self._finish(ax, legend=len(counts) <= 10)
 
     def show_sweep(self, k, inertia, silhouette, suggested=None):
         """Inertia (elbow) and silhouette against the number of clusters; the suggested k
@@ -124,7 +116,13 @@ class ClusterPlot(FigureCanvasQTAgg):
         twin = ax.twinx()
         twin.plot(k, silhouette, "s--", color="tab:orange")
         twin.set_ylabel("silhouette", color="tab:orange")
-        self._style(ax, twin)
+        self._finish(ax, twin, legend=False)
+
+    def _finish(self, *axes, legend: bool) -> None:
+        """Legend (a few entries only), the theme's colours, and on screen."""
+        if legend:
+            axes[0].legend(fontsize="x-small")
+        self._style(*axes)
         self.shown.emit()  # something to show: no empty 0-1 axes before
         self.draw_idle()
 
