@@ -109,7 +109,9 @@ FLOAT32_SAFE = 1e15
 
 
 def check_range(x: np.ndarray) -> None:
-    """Refuse (clearly) pixel values the engine's float32 arithmetic cannot hold."""
+    """Refuse (clearly) pixels (rows of ``x``) whose values the engine's float32 arithmetic
+    cannot hold; pixels holding NaN or inf are not checked (the passes leave them out)."""
+    x = x[np.isfinite(x).all(axis=1)]
     top = float(np.max(np.abs(x), initial=0.0))
     if top > FLOAT32_SAFE:
         raise ClusteringError(

@@ -263,7 +263,7 @@ def _block_pixels(block: np.ndarray, ok: np.ndarray) -> np.ndarray:
     finite = np.isfinite(x32).all(axis=1)
     if finite.all():
         return x32
-    check_range(x[~finite][np.isfinite(x[~finite]).all(axis=1)])  # finite, but not in float32
+    check_range(x[~finite])  # finite before the cast, not after: beyond float32, refused
     return x32[finite]
 
 

@@ -200,8 +200,8 @@ class Pixels:
             if overflow:
                 finite = np.isfinite(block).all(axis=1)
                 if not finite.all():
-                    source = np.asarray(view[rows]).reshape(ok.size, -1)[ok][~finite]
-                    check_range(source[np.isfinite(source).all(axis=1)])  # float32 overflow
+                    # finite before the cast, not after: beyond float32, refused
+                    check_range(np.asarray(view[rows]).reshape(ok.size, -1)[ok][~finite])
                     ok = ok.copy()
                     ok[np.flatnonzero(ok)[~finite]] = False
                     allowed[rows] = ok.reshape(allowed[rows].shape)

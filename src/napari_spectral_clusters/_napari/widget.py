@@ -437,26 +437,21 @@ class ClusterWidget(Container):
 
     def _clear_isolation(self):
         """Undo what a table selection hid or cleared, before another result is shown."""
-        if self._shown is None or self._shown.get("recolored_visible") is None:
-            return
-        found = self._result_layers(quiet=True)
-        visible = self._shown.pop("recolored_visible")
-        if found is None:
-            return
-        labels_layer, recolored, _ = found
-        labels_layer.colormap = label_colormap(np.asarray(self._shown["colors"], dtype=np.uint8))
-        if recolored is not None:
-            recolored.visible = visible
+        if self._shown is not None and self._shown.get("recolored_visible") is not None:
+            self._isolate(set())
 
     def _highlight_selected(self):
-        """Show only the selected clusters (all of them when none is): the others turn clear
+        """Show only the clusters selected in the table (all of them when none is)."""
+        self._isolate(set(self.selected_labels()))
+
+    def _isolate(self, selected: set):
+        """Show only the ``selected`` clusters (all of them when empty): the others turn clear
         in the Labels layer, and the recoloured layer, which shows them all, steps aside
         until the selection is cleared. Only what is drawn changes, never the data."""
         found = self._result_layers(quiet=True)
         if found is None:
             return
         labels_layer, recolored, _ = found
-        selected = set(self.selected_labels())
         colormap = label_colormap(np.asarray(self._shown["colors"], dtype=np.uint8))
         if selected:
             colormap = {

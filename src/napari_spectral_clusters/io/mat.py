@@ -91,12 +91,13 @@ def _read_v73(path: Path, lazy_bytes: int) -> tuple[dict, dict, str]:
         read = {k: v for k, v in found.items() if not isinstance(v, h5py.Dataset)}
         arrays = {k: read[k] if k in read else _h5_lazy(v, read) for k, v in found.items()}
         strings = {}
-        for key, obj in walk.members(f):
+        members = list(walk.members(f))  # the file's variables, once
+        for key, obj in members:
             if isinstance(obj, h5py.Dataset) and _matlab_class(obj) == "char":
                 if obj.dtype.kind in "iu" and obj.size <= 2**20 and not _outside(obj):
                     codes = np.asarray(obj[()]).T.ravel()
                     strings[key] = "".join(map(chr, np.clip(codes, 0, 0x10FFFF)))
-        description = ", ".join(_describe_h5(obj, key) for key, obj in walk.members(f))
+        description = ", ".join(_describe_h5(obj, key) for key, obj in members)
     except ReadError as exc:
         raise ReadError(f"{path.name}: {exc}") from None
     except (
