@@ -7,6 +7,8 @@ from napari.layers import Labels
 
 from napari_spectral_clusters._napari.sample_data import make_sample_cube, make_sample_photo
 
+from .notifications import capture_notifications
+
 PLUGIN = "napari-spectral-clusters"
 
 
@@ -207,8 +209,7 @@ def test_a_plain_3d_image_reopens_unrotated(make_napari_viewer, tmp_path):
 
 def test_painting_a_label_too_large_for_colours_is_a_notification(edited, monkeypatch):
     viewer, w, layer = edited
-    shown = []
-    monkeypatch.setattr("napari_spectral_clusters._napari.widget.show_error", shown.append)
+    shown = capture_notifications(monkeypatch, "error")
     before = np.array(viewer.layers["sample cube recolored"].data)
     painted = np.array(layer.data, dtype=np.int64)
     painted[0, 0] = 2**31

@@ -1,9 +1,10 @@
 """Pure rules about napari layers the widget clusters (no Qt): which axis holds the bands,
-which axes and transform a result keeps, the wavelengths of a layer, and whether a result
-layer holds the user's hand edits."""
+which axes, pixels and transform a result keeps, the wavelengths of a layer, what a plot's
+x axis is, and whether a result layer holds the user's hand edits."""
 
 from __future__ import annotations
 
+import warnings
 import zlib
 
 import numpy as np
@@ -12,12 +13,18 @@ from napari.layers import Image, Labels
 from .._arrays import is_lazy
 
 __all__ = [
+    "band_histograms",
     "colors_for",
     "features_of",
     "has_hand_edits",
     "labels_checksum",
+    "layer_name",
+    "pixel_spectrum",
+    "representative_band",
     "robust_contrast",
     "spatial_axes",
+    "spatial_shape",
+    "spectrum_axis",
     "sub_transform",
     "wavelengths_of",
 ]
@@ -94,6 +101,57 @@ def spatial_axes(layer: Image, channel_axis: int | None) -> list[int]:
     return [d for d in range(layer.ndim) if d != drop]
 
 
+def layer_name(variable: str, file_stem: str) -> str:
+    """A layer's name for a file's variable: "jasperRidge2_R198 Y", so the layer list says
+    which file each layer comes from; a variable already named after the file (SamSon in
+    Samson.mat) is left as it is."""
+    if variable.casefold().startswith(file_stem.casefold()):
+        return variable
+    return f"{file_stem} {variable}"
+
+
+def spatial_shape(shape: tuple, rgb: bool, channel_axis: int | None) -> tuple:
+    """The shape of an image's pixels: ``shape`` without its colour or band axis."""
+    if rgb:
+        return tuple(shape[:-1])
+    if channel_axis is None:
+        return tuple(shape)
+    drop = channel_axis % len(shape)
+    return tuple(n for i, n in enumerate(shape) if i != drop)
+
+
+def spectrum_axis(n: int, rgb: bool, wavelengths) -> tuple:
+    """A spectra plot's x axis for ``n`` features: ``(x, label, tick names or None)`` --
+    R, G, B for pictures, wavelengths when they describe the bands, else band numbers."""
+    if rgb and n == 3:
+        return np.arange(3), "colour channel (R, G, B)", ["R", "G", "B"]
+    if wavelengths is not None and len(wavelengths) == n:
+        return np.asarray(wavelengths), "wavelength (nm)", None
+    return np.arange(n), "band", None
+
+
+def pixel_spectrum(data, where: tuple, channel_axis: int | None, rgb: bool):
+    """The features of the pixel at ``where`` (its spatial index) as float64, or None for a
+    greyscale image (one value: nothing to draw as a spectrum)."""
+    if rgb:
+        return np.asarray(data[tuple(where)], dtype=np.float64)[:3]
+    if channel_axis is None:
+        return None
+    index = list(where)
+    index.insert(channel_axis % data.ndim, slice(None))
+    return np.asarray(data[tuple(index)], dtype=np.float64)
+
+
+def band_histograms(values: np.ndarray, labels: np.ndarray, clusters, *, bins: int = 50):
+    """Each cluster's histogram of a one-band image's ``values`` on shared bin edges:
+    ``(edges, [counts per cluster])``; None when the shapes differ."""
+    if values.shape != labels.shape:
+        return None
+    inside = np.isfinite(values) & (labels > 0)
+    edges = np.histogram_bin_edges(values[inside], bins=bins)
+    return edges, [np.histogram(values[inside & (labels == k)], bins=edges)[0] for k in clusters]
+
+
 def sub_transform(layer: Image, keep: list[int]) -> dict:
     """The layer's scale, translate, rotate, shear, affine (and units, on a napari that has
     them) restricted to ``keep`` axes."""
@@ -136,3 +194,27 @@ def robust_contrast(data) -> tuple[float, float] | None:
     if not hi > lo:
         lo, hi = values.min(), values.max()
     return (float(lo), float(hi)) if hi > lo else None
+
+
+#: Pixels a cube's representative band is chosen on.
+BAND_SAMPLE = 4096
+
+
+def representative_band(data, channel_axis: int) -> int | None:
+    """The band a cube is first shown on: the one whose values vary most across a sample of
+    pixels (robust spread, 5th-95th percentile), so the first view shows structure rather
+    than a dark or noisy band. None for lazy cubes (a sample would read whole blocks) and
+    when no band varies."""
+    if is_lazy(data) or data.ndim < 3 or not np.issubdtype(data.dtype, np.number):
+        return None
+    if np.iscomplexobj(data) or data.size == 0:
+        return None
+    last = np.moveaxis(data, channel_axis, -1)  # a view: the cube is not copied
+    n = int(np.prod(last.shape[:-1]))
+    at = np.linspace(0, n - 1, min(BAND_SAMPLE, n)).astype(np.int64)
+    sample = np.asarray(last[np.unravel_index(at, last.shape[:-1])], dtype=np.float64)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bands: no spread
+        lo, hi = np.nanpercentile(sample, (5, 95), axis=0)
+    spread = np.nan_to_num(hi - lo, nan=0.0, posinf=0.0, neginf=0.0)
+    return int(np.argmax(spread)) if spread.max(initial=0) > 0 else None

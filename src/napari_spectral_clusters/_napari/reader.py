@@ -16,7 +16,7 @@ from napari.utils.notifications import show_error, show_warning
 
 from ..io import ImageData, ReadError
 from ._colors import label_colormap
-from .layer_rules import robust_contrast
+from .layer_rules import layer_name, representative_band, robust_contrast
 
 _SUFFIXES = (".mat", ".png", ".zarr")
 
@@ -63,11 +63,12 @@ def read_files(path):
     """
     paths = [path] if isinstance(path, str | Path) else list(path)
     if len(paths) > 1 and all(Path(p).suffix.lower() == ".png" for p in paths):
-        jobs = [(f"{len(paths)} PNG files", lambda: _read_stack(paths))]
+        jobs = [(f"{len(paths)} PNG files", None, lambda: _read_stack(paths))]
     else:
-        jobs = [(Path(p).name, lambda p=p: _read_one(p)) for p in paths]
+        jobs = [(Path(p).name, Path(p), lambda p=p: _read_one(p)) for p in paths]
+    _follow_bands()
     layers = []
-    for what, read in jobs:
+    for what, path, read in jobs:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -78,7 +79,7 @@ def read_files(path):
         for w in caught:
             show_warning(str(w.message))
         for img in images:
-            layer = layer_data(img)
+            layer = layer_data(img, path)
             problem = _refused_by_napari(layer)
             if problem:
                 show_error(f"Cannot open {img.name} of {what} as a napari layer: {problem}")
@@ -87,9 +88,22 @@ def read_files(path):
     return layers or _NO_LAYERS
 
 
-def layer_data(img: ImageData) -> tuple:
-    """An :class:`ImageData` as a napari ``(data, kwargs, layer_type)`` tuple."""
-    kwargs = {"name": img.name, "metadata": dict(img.metadata)}
+def _follow_bands() -> None:
+    """The viewer opening the files names its band slider after the wavelength shown."""
+    from napari import current_viewer
+
+    viewer = current_viewer()
+    if viewer is not None:
+        from .band_readout import follow_bands
+
+        follow_bands(viewer)
+
+
+def layer_data(img: ImageData, path: Path | None = None) -> tuple:
+    """An :class:`ImageData` as a napari ``(data, kwargs, layer_type)`` tuple; a layer of a
+    file's variable also names the file ``path``."""
+    name = layer_name(img.name, path.stem) if path and img.named_after_variable else img.name
+    kwargs = {"name": name, "metadata": dict(img.metadata)}
     if img.axis_labels:
         # napari counts an RGB(A) layer's dimensions without its colour axis
         kwargs["axis_labels"] = tuple(img.axis_labels[:-1] if img.rgb else img.axis_labels)
@@ -99,6 +113,9 @@ def layer_data(img: ImageData) -> tuple:
             limits = robust_contrast(img.data)
             if limits is not None:
                 kwargs["contrast_limits"] = limits
+            band = representative_band(img.data, img.channel_axis)
+            if band is not None:  # band_readout opens the cube on it
+                kwargs["metadata"]["representative_band"] = band
     elif "colors" in img.metadata:  # a clustering we saved: its colours come back
         try:
             kwargs["colormap"] = label_colormap(img.metadata["colors"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..samples import sample_photo, synthetic_cube
+from .layer_rules import representative_band
 
 CUBE_SEED = 0
 
@@ -14,6 +15,7 @@ def make_sample_cube():
         "wavelengths": wavelengths,
         "wavelength_unit": "nm",
         "seed": CUBE_SEED,
+        "representative_band": representative_band(cube, 0),
     }
     return [
         (

@@ -40,13 +40,24 @@ def scroll_area(sections: dict, plot) -> tuple[QScrollArea, list]:
 
 def fit_sections(boxes: list) -> None:
     """Let the open sections grow (or shrink) to what they now hold: a collapsible fixes its
-    height when it opens, so a table that gained rows would be drawn under the buttons."""
-    from qtpy.QtWidgets import QApplication
+    height when it opens, so a table that gained rows would be drawn under the buttons.
 
-    QApplication.processEvents()  # the new rows' and plot's size hints
-    for box in boxes:
-        if box.isExpanded():
-            box.expand(animate=False)
+    Done on the next turn of the event loop, once the new rows and plot have their sizes
+    (never by processing events here, which could run a click's handler in the middle of
+    another's); dropped if the widget is gone by then."""
+    from qtpy.QtCore import QTimer
+
+    def fit():
+        for box in boxes:
+            if box.isExpanded():
+                box.expand(animate=False)
+
+    if boxes:
+        timer = QTimer(boxes[0])  # a child of the widget: gone with it, never fired after
+        timer.setSingleShot(True)
+        timer.timeout.connect(fit)
+        timer.timeout.connect(timer.deleteLater)
+        timer.start(0)
 
 
 def plot_tabs(plots: dict) -> QTabWidget:

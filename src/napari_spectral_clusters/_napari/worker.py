@@ -4,13 +4,14 @@ bad input returned as a message, and an optional dask.distributed cluster to run
 from __future__ import annotations
 
 import threading
+import time
 
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QEventLoop, QObject, Signal
 
 from .._arrays import is_lazy
 from ..cluster import Cancelled, ClusteringError, ProgressEvent
 
-__all__ = ["ProgressRelay", "close_clients", "connect", "in_thread"]
+__all__ = ["ProgressRelay", "Runner", "close_clients", "connect", "in_thread"]
 
 
 class ProgressRelay(QObject):
@@ -76,3 +77,77 @@ def close_clients() -> None:
     for client in _CLIENTS.values():
         client.close()
     _CLIENTS.clear()
+
+
+class Runner:
+    """One engine job at a time in a napari worker thread, with a napari progress bar, a
+    Cancel that stops it at its next progress report, and the time it took.
+
+    ``busy(True/False)`` is called when a job starts and finishes (to grey out buttons).
+    """
+
+    def __init__(self, *, busy):
+        self._busy = busy
+        self.worker = None
+        self.progress = None
+        self.started: float | None = None
+        self.cancelled = threading.Event()
+        self.relay = ProgressRelay()
+        self.relay.reported.connect(self._on_progress)
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def elapsed(self) -> float | None:
+        """Seconds since the last job started."""
+        return None if self.started is None else time.perf_counter() - self.started
+
+    def start(self, job, args: tuple, *, desc, scheduler, on_done, on_bug, wait: bool):
+        """Run ``job(*args, progress)`` (see :func:`in_thread`) and call ``on_done(result,
+        error)`` in the GUI thread (``on_bug(exception)`` for a bug, which napari also shows
+        with its traceback). With ``wait``, return once it finished, processing Qt events
+        meanwhile."""
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+
+        self.cancelled.clear()
+        self.progress = progress(total=0, desc=desc)
+        worker = create_worker(
+            in_thread,
+            job,
+            *args,
+            cancel=self.cancelled,
+            relay=self.relay,
+            scheduler=scheduler,
+            _start_thread=False,
+        )
+        worker.returned.connect(lambda outcome: on_done(*outcome))
+        worker.errored.connect(on_bug)
+        worker.finished.connect(self._finished)
+        self.worker = worker
+        self._busy(True)
+        self.started = time.perf_counter()
+        if wait:
+            loop = QEventLoop()
+            worker.finished.connect(loop.quit)
+            worker.start()
+            loop.exec()
+        else:
+            worker.start()
+        return worker
+
+    def cancel(self, *_):
+        """Stop the running job at its next progress report; nothing is changed."""
+        self.cancelled.set()
+
+    def _on_progress(self, stage: str, done: int, total: int):
+        if self.progress is not None:
+            self.progress.set_description(f"KMeans clustering: {stage} {done}/{total}")
+
+    def _finished(self):
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
+        self.worker = None
+        self._busy(False)

@@ -40,6 +40,9 @@ class ImageData:
         How the layer was shown when our writers saved it, restored on reading: ``scale``,
         ``translate``, ``units`` (one per axis napari shows, RGB colour axis excluded) and
         ``features`` (a table as a dict of equal-length columns, e.g. cluster names).
+    named_after_variable : bool
+        ``name`` is a variable of a file holding several (a layer should also name the
+        file); False for a file's only picture and for layers our writers saved by name.
     """
 
     name: str
@@ -50,6 +53,7 @@ class ImageData:
     axis_labels: tuple[str, ...] = ()
     metadata: dict = field(default_factory=dict)
     layer_state: dict = field(default_factory=dict)
+    named_after_variable: bool = False
 
 
 def store_blocks(data, put, *, batch: int | None = None) -> None:

@@ -129,9 +129,11 @@ def _images(path: Path, arrays: dict, saved: dict, bands_first=frozenset()) -> l
     arrays, reshaped = _unflatten_pixel_matrices(arrays)
     bands_first = set(bands_first) | reshaped
     cubes, planes, labels = [], [], []
+    as_saved = set()  # ids of the layers our writer saved: named as they were
     for name in [n for n in arrays if n in saved]:
         record = saved[name]
         img = _saved_image(record.get("name", name), arrays.pop(name), record)
+        as_saved.add(id(img))
         if img.kind == "labels":
             labels.append(img)
         elif img.channel_axis is not None:
@@ -159,7 +161,9 @@ def _images(path: Path, arrays: dict, saved: dict, bands_first=frozenset()) -> l
             planes.append(ImageData(name, arr, axis_labels=("y", "x")))
     return [
         dataclasses.replace(
-            img, metadata={"source": str(path), "variable": img.name, **img.metadata}
+            img,
+            metadata={"source": str(path), "variable": img.name, **img.metadata},
+            named_after_variable=id(img) not in as_saved,
         )
         for img in cubes + planes + labels
     ]

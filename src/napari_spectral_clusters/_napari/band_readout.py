@@ -1,0 +1,133 @@
+"""The band slider of a spectral cube says the wavelength it shows ("552.3 nm" in place of
+the axis name), and a cube opens on a representative band.
+
+napari's slider shows an index; its axis name is the one place beside it that can say more,
+so the name follows the slider (and is given back when no cube with wavelengths is shown).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING
+
+import numpy as np
+from napari.layers import Image
+
+from .layer_rules import features_of, wavelengths_of
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["band_label", "follow_bands", "refresh_bands", "show_band"]
+
+#: (viewer, its update) for the viewers whose band slider follows (weak: a closed viewer
+#: is not kept alive).
+_FOLLOWED: list = []
+
+
+def follow_bands(viewer: napari.viewer.Viewer) -> None:
+    """From now on, the band slider of ``viewer`` names the wavelength shown, and a cube
+    added first opens on its ``representative_band``. Calling it again does nothing."""
+    _FOLLOWED[:] = [(ref, update) for ref, update in _FOLLOWED if ref() is not None]
+    if any(ref() is viewer for ref, _ in _FOLLOWED):
+        return
+    state: dict = {}  # axis -> (the name napari had, the name we wrote)
+
+    def update(*_):
+        show_band(viewer, state)
+
+    def inserted(event):
+        _open_on_representative_band(viewer, event.value)
+        update()
+
+    _FOLLOWED.append((weakref.ref(viewer), update))
+    # after napari's own handlers, which set the axis names from the layers
+    viewer.dims.events.current_step.connect(update, position="last")
+    viewer.layers.events.inserted.connect(inserted, position="last")
+    viewer.layers.events.removed.connect(update, position="last")
+    viewer.layers.selection.events.active.connect(update, position="last")
+    update()
+
+
+def refresh_bands(viewer: napari.viewer.Viewer) -> None:
+    """Say the band again (a layer's wavelengths changed): when ``viewer`` is followed."""
+    for ref, update in _FOLLOWED:
+        if ref() is viewer:
+            update()
+
+
+def _cube(viewer: napari.viewer.Viewer):
+    """The cube the slider is about: the active layer when it is a cube with wavelengths,
+    else the top-most visible one; with its band axis and wavelengths (None when none)."""
+    active = viewer.layers.selection.active
+    layers = [active] + [layer for layer in reversed(viewer.layers) if layer.visible]
+    for layer in layers:
+        if not isinstance(layer, Image) or layer.rgb:
+            continue
+        axis, _ = features_of(layer)
+        if axis is None:
+            continue
+        wl = wavelengths_of(layer, layer.data, axis)
+        if wl is not None:
+            return layer, axis % layer.ndim, wl
+    return None
+
+
+def band_label(wavelength: float, unit: str = "nm") -> str:
+    """What the band slider says: "552.3 nm"."""
+    return f"{wavelength:.4g} {unit}"
+
+
+def show_band(viewer: napari.viewer.Viewer, state: dict | None = None) -> str | None:
+    """Name the band slider after the wavelength it shows; returns the name (None when no
+    cube with wavelengths is shown). ``state`` remembers the names it replaced."""
+    state = {} if state is None else state
+    labels = list(viewer.dims.axis_labels)
+    found = _cube(viewer)
+    text = None
+    wanted = {}
+    if found is not None:
+        layer, axis, wl = found
+        world_axis = viewer.dims.ndim - layer.ndim + axis
+        coords = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim :]
+        index = int(np.clip(np.round(layer.world_to_data(coords)[axis]), 0, len(wl) - 1))
+        text = band_label(float(wl[index]), str(layer.metadata.get("wavelength_unit", "nm")))
+        wanted[world_axis] = text
+    for axis, (original, written) in list(state.items()):  # give back names no longer ours
+        if axis not in wanted:
+            if axis < len(labels) and labels[axis] == written:
+                labels[axis] = original
+            del state[axis]
+    for axis, value in wanted.items():
+        original, written = state.get(axis, (None, None))
+        if labels[axis] != written:  # napari (or the user) named the axis since
+            original = labels[axis]
+        state[axis] = (original, value)
+        labels[axis] = value
+    if tuple(labels) != tuple(viewer.dims.axis_labels):
+        viewer.dims.axis_labels = tuple(labels)
+    return text
+
+
+def _open_on_representative_band(viewer: napari.viewer.Viewer, layer) -> None:
+    """A cube opens on the band the reader found representative (napari's default is the
+    middle one), unless a bigger layer of as many dimensions is already shown: the slider
+    is then about that one, and stays where it is."""
+    band = layer.metadata.get("representative_band") if isinstance(layer, Image) else None
+    if not isinstance(band, int | np.integer) or layer.rgb:
+        return
+    size = np.prod(layer.data.shape, dtype=float)
+    if any(
+        other is not layer
+        and other.ndim >= layer.ndim
+        and np.prod(other.data.shape, dtype=float) >= size
+        for other in viewer.layers
+    ):
+        return
+    axis, _ = features_of(layer)
+    if axis is None or not 0 <= band < layer.data.shape[axis]:
+        return
+    axis %= layer.ndim
+    world_axis = viewer.dims.ndim - layer.ndim + axis
+    point = layer.data_to_world([band if i == axis else 0 for i in range(layer.ndim)])[axis]
+    viewer.dims.set_point(world_axis, float(point))

@@ -1,0 +1,228 @@
+"""The widget's *Input* section: which layer, which axis holds its bands (and what "auto"
+chose), its wavelengths, a mask, and a true/false-colour view of a cube."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, LineEdit, PushButton, create_widget
+from napari.layers import Image, Labels, Shapes
+from napari.utils.notifications import show_error, show_info
+
+from ..color import spectra_to_rgb
+from .band_readout import refresh_bands
+from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform, wavelengths_of
+from .result_layers import put_layer
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["InputSection", "parse_wavelength_range"]
+
+_DASHES = "-\u2013\u2014"  # hyphen, en and em dash: "401-889", "401\u2013889"
+
+
+def parse_wavelength_range(text: str) -> tuple[float, float]:
+    """``(first, last)`` in nm from "401-889", "401 to 889 nm", "401, 889"...
+
+    Raises
+    ------
+    ValueError
+        Not two increasing positive numbers (the message says what is expected).
+    """
+    parts = [p for p in re.split(rf"\s*(?:[{_DASHES}]|,|\s)\s*", str(text).strip()) if p]
+    parts = [p for p in parts if p.lower() not in ("nm", "to")]
+    try:
+        first, last = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(
+            f"Wavelengths are two numbers in nm, first-last (e.g. 401-889), not {text!r}."
+        ) from None
+    if not (np.isfinite([first, last]).all() and 0 < first < last):
+        raise ValueError(
+            f"Wavelengths go up from a positive first to a larger last, not {text!r}."
+        )
+    return first, last
+
+
+class InputSection(Container):
+    """``image``, ``channel_axis``, ``wavelengths``, ``mask`` and ``true_colour_button``."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        self._viewer = viewer
+        self.image = create_widget(annotation=Image, name="image", label="image")
+        self.channel_axis = ComboBox(
+            name="channel_axis", label="band axis", choices=self._axis_choices
+        )
+        self.wavelengths = LineEdit(name="wavelengths", label="wavelengths", value="")
+        self.wavelengths.native.setPlaceholderText("first-last nm, e.g. 401-889")
+        self.mask = ComboBox(name="mask", label="only inside", choices=self._mask_choices)
+        self.true_colour_button = PushButton(name="true_colour_button", text="True-colour view")
+        super().__init__(
+            name="input_section",
+            widgets=[
+                self.image,
+                self.channel_axis,
+                self.wavelengths,
+                self.mask,
+                self.true_colour_button,
+            ],
+        )
+        self._wavelengths_shown = ""  # what the entry shows of the layer's own wavelengths
+        self.image.tooltip = "The image layer to cluster: a spectral cube, a picture or any image."
+        self.channel_axis.tooltip = (
+            "Which axis holds the bands (or colours). 'auto' takes the reader's band axis, "
+            "or the colour axis of an RGB picture; pick one when auto chose wrong."
+        )
+        self.mask.tooltip = (
+            "Cluster only the pixels inside this Labels or Shapes layer (drawn over this "
+            "image); the others get label 0."
+        )
+        self.wavelengths.tooltip = (
+            "The bands' wavelengths, when the file does not give them: the first and "
+            "last in nm (e.g. 401-889), spread evenly over the bands. Kept in the layer's "
+            "metadata, used by the plot, true colour and saved files."
+        )
+        self.true_colour_button.tooltip = (
+            "Add an RGB view of the cube: CIE true colour from the wavelengths when known, "
+            "else a false-colour picture of its leading principal components."
+        )
+        self.wavelengths.native.editingFinished.connect(lambda: self.set_wavelengths())
+        self.true_colour_button.changed.connect(lambda: self.true_colour())
+        self.image.changed.connect(self.channel_axis.reset_choices)
+        self.image.changed.connect(self._show_wavelengths)
+
+    def features(self) -> tuple[int | None, bool]:
+        """The chosen layer's band (or colour) axis and whether it carries alpha."""
+        return features_of(self.image.value, self.channel_axis.value)
+
+    def set_wavelengths(self, text: str | None = None) -> np.ndarray | None:
+        """Give the chosen cube wavelengths from "first-last" (nm), evenly spread over its
+        bands, kept in its metadata; returns them (None, after saying why, when they cannot
+        be). An empty entry changes nothing."""
+        text = self.wavelengths.value if text is None else text
+        layer = self.image.value
+        if not str(text).strip() or layer is None or text == self._wavelengths_shown:
+            return None  # nothing entered, or the layer's own (perhaps uneven) wavelengths
+        channel_axis, _ = features_of(layer, self.channel_axis.value)
+        if channel_axis is None or layer.rgb:
+            show_error(f"{layer.name} has no band axis to give wavelengths to.")
+            return None
+        entered = str(layer.metadata.get("wavelength_source", "")).startswith("entered")
+        if layer.metadata.get("wavelengths") is not None and not entered:
+            show_error(
+                f"{layer.name} has its file's own wavelengths; they are kept, not replaced by "
+                "an even spread."
+            )
+            self._show_wavelengths()
+            return None
+        try:
+            first, last = parse_wavelength_range(text)
+        except ValueError as exc:
+            show_error(str(exc))
+            return None
+        n = layer.data.shape[channel_axis]
+        wl = np.linspace(first, last, n)
+        layer.metadata = {
+            **layer.metadata,
+            "wavelengths": wl,
+            "wavelength_unit": "nm",
+            "wavelength_source": f"entered in the widget: {first:g}-{last:g} nm",
+        }
+        show_info(f"{layer.name}: {n} bands from {first:g} to {last:g} nm")
+        self._wavelengths_shown = f"{first:g}-{last:g}"
+        self.wavelengths.value = self._wavelengths_shown
+        self.channel_axis.reset_choices()
+        refresh_bands(self._viewer)  # the band slider says the wavelength now
+        return wl
+
+    def _show_wavelengths(self, *_):
+        """The chosen layer's wavelengths as the entry shows them."""
+        layer = self.image.value
+        wl = None if layer is None else layer.metadata.get("wavelengths")
+        text = ""
+        if wl is not None and np.size(wl) >= 2:
+            wl = np.asarray(wl, dtype=float).ravel()
+            text = f"{wl[0]:g}-{wl[-1]:g}"
+        self._wavelengths_shown = text
+        self.wavelengths.value = text
+
+    def _axis_choices(self, _widget=None) -> list[tuple[str, object]]:
+        """ "auto" (the reader's band axis, or the colour axis), or any axis of the layer."""
+        layer = self.image.value
+        if layer is None or layer.rgb:
+            return [("auto (colour)" if layer is not None else "auto", "auto")]
+        names = tuple(getattr(layer, "axis_labels", ())) or tuple(map(str, range(layer.ndim)))
+        chosen, _ = features_of(layer, "auto")  # say what auto chose
+        if chosen is None:
+            choices: list[tuple[str, object]] = [("auto (greyscale)", "auto")]
+        else:
+            axis = chosen % layer.ndim
+            name = names[axis] if not names[axis].lstrip("-").isdigit() else f"axis {axis}"
+            choices = [(f"auto ({name}: {layer.data.shape[axis]} bands)", "auto")]
+        choices.append(("none (greyscale)", "none"))
+        choices += [(f"{axis}: {name}", axis) for axis, name in enumerate(names)]
+        return choices
+
+    def _mask_choices(self, _widget=None) -> list[tuple[str, object]]:
+        """No mask, or any Labels/Shapes layer that is not one of our results."""
+        layers = [
+            layer
+            for layer in self._viewer.layers
+            if isinstance(layer, Labels | Shapes)
+            and not layer.metadata.get("spectral_clusters_source")
+        ]
+        return [("everywhere", None)] + [(layer.name, layer) for layer in layers]
+
+    def mask_array(self):
+        """The chosen mask as a boolean array over the source's pixels; None for no mask;
+        False (after telling the user) when it does not fit the image."""
+        layer, source = self.mask.value, self.image.value
+        if layer is None or source is None:
+            return None
+        channel_axis, _ = self.features()
+        spatial = spatial_shape(source.data.shape, source.rgb, channel_axis)
+        if isinstance(layer, Shapes):
+            return layer.to_labels(labels_shape=spatial) > 0
+        data = np.asarray(layer.data)
+        if data.shape != spatial:
+            show_error(
+                f"The mask {layer.name} is {data.shape}, the image's pixels are {spatial}: "
+                "choose a mask drawn over this image."
+            )
+            return False
+        return data > 0
+
+    def true_colour(self):
+        """Add the chosen cube as an RGB picture of the same (y, x): true colour where its
+        wavelengths cover the visible, false colour otherwise (the notification says which)."""
+        layer = self.image.value
+        if layer is None or layer.rgb:
+            show_error("Choose a spectral cube (not an RGB image) for a true-colour view.")
+            return None
+        channel_axis, _ = self.features()
+        if channel_axis is None:
+            show_error(f"{layer.name} has no band axis: choose one under 'band axis'.")
+            return None
+        data = np.asarray(layer.data)
+        rendering = spectra_to_rgb(
+            data, wavelengths_of(layer, data, channel_axis), channel_axis=channel_axis
+        )
+        keep = spatial_axes(layer, channel_axis)
+        kind = "true colour" if rendering.coverage > 0 else "false colour"  # named as it is
+        out = put_layer(
+            self._viewer,
+            f"{layer.name} {kind}",
+            "image",
+            rendering.rgb,
+            dict(
+                rgb=True,
+                metadata={"rendering": rendering.method, "spectral_clusters_source": layer.name},
+                **sub_transform(layer, keep),
+            ),
+            above=layer,
+        )
+        show_info(f"{layer.name}: {rendering.method}")
+        return out

@@ -1,0 +1,83 @@
+"""The widget's plots: the clusters' spectra (or one-band histograms, or a clicked pixel
+against its cluster) and the k sweep, each in its own tab, in napari's theme colours."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._plots import ClusterPlot
+from .layer_rules import band_histograms, spectrum_axis
+from .sections import plot_tabs
+
+if TYPE_CHECKING:
+    import napari
+
+    from .shown import ShownResult
+
+__all__ = ["PlotPanel"]
+
+
+class PlotPanel:
+    """The *Spectra* and *Suggest k* tabs (``tabs``), hidden until one has something to
+    show; they follow the viewer's theme until ``native`` is destroyed."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        self._viewer = viewer
+        self.spectra, self.sweep = ClusterPlot(), ClusterPlot()
+        self.tabs = plot_tabs({"Spectra": self.spectra, "Suggest k": self.sweep})
+        self.follow_theme()
+        viewer.events.theme.connect(self.follow_theme)
+        self.tabs.destroyed.connect(lambda *_: viewer.events.theme.disconnect(self.follow_theme))
+
+    def follow_theme(self, *_):
+        for plot in (self.spectra, self.sweep):
+            plot.follow_theme(self._viewer.theme)
+
+    def show_clusters(self, shown: ShownResult, means, stds, colors, labels, *, one_band=None):
+        """Each cluster's mean spectrum +- std, named as in the table; for a one-band image
+        whose ``one_band = (values, labels image)`` is given, their histograms instead. What
+        was drawn is kept in ``shown`` (redrawn later without recomputing)."""
+        shown.plot_args = (means, stds, colors, labels)
+        x, xlabel, ticks = spectrum_axis(means.shape[1], shown.rgb, shown.wavelengths)
+        names = [shown.name_of(label) for label in labels]
+        shown.plotted = {
+            int(label): (mean, std, color, name)
+            for label, mean, std, color, name in zip(
+                labels, means, stds, colors, names, strict=True
+            )
+        }
+        shown.axis = (x, xlabel, ticks)
+        histograms = None
+        if means.shape[1] == 1 and one_band is not None:
+            histograms = band_histograms(*one_band, labels)
+        if histograms is not None:
+            self.spectra.show_histograms(*histograms, colors, labels=names)
+        else:
+            self.spectra.show_spectra(
+                x, means, stds, colors, xlabel=xlabel, labels=names, ticks=ticks
+            )
+        self.tabs.setCurrentWidget(self.spectra)
+
+    def show_pixel(self, shown: ShownResult, label: int, spectrum, where) -> None:
+        """A pixel's spectrum against its cluster's mean +- std."""
+        mean, std, color, name = shown.plotted[label]
+        x, xlabel, ticks = shown.axis
+        self.spectra.show_spectra(
+            x,
+            np.asarray([mean]),
+            np.asarray([std]),
+            [color],
+            xlabel=xlabel,
+            labels=[name],
+            ticks=ticks,
+        )
+        self.spectra.add_line(x, spectrum, f"pixel {tuple(int(i) for i in where)}")
+        self.tabs.setCurrentWidget(self.spectra)
+
+    def show_sweep(self, sweep: dict) -> None:
+        self.sweep.show_sweep(
+            sweep["k"], sweep["inertia"], sweep["silhouette"], sweep.get("suggested")
+        )
+        self.tabs.setCurrentWidget(self.sweep)

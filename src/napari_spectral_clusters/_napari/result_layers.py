@@ -1,0 +1,88 @@
+"""Where a result goes in the viewer: the names of its two layers (never a layer holding the
+user's edits), putting them above their source, and finding them again (no Qt)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error, show_warning
+
+from .layer_rules import has_hand_edits
+
+if TYPE_CHECKING:
+    import napari
+
+    from .shown import ShownResult
+
+__all__ = ["find_layers", "put_layer", "result_names"]
+
+
+def result_names(viewer: napari.viewer.Viewer, source: str) -> tuple[str, str]:
+    """Names of the labels and recoloured layers a new result of ``source`` goes to: the
+    usual ones, updated in place, unless those hold hand edits (painting, merges, names,
+    colours), which are never overwritten: then new names, and a notification."""
+    layers = viewer.layers
+
+    def reusable(name: str, kind) -> bool:  # absent, or our own unedited result
+        if name not in layers:
+            return True
+        layer = layers[name]
+        ours = layer.metadata.get("spectral_clusters_source") == source
+        edited = kind is Labels and has_hand_edits(layer)  # the recoloured image follows
+        return isinstance(layer, kind) and ours and not edited
+
+    n = 1
+    while True:
+        suffix = "" if n == 1 else f" ({n})"
+        names = (f"{source} clusters{suffix}", f"{source} recolored{suffix}")
+        if reusable(names[0], Labels) and reusable(names[1], Image):
+            break
+        n += 1
+    if n > 1:
+        show_warning(
+            f"'{source} clusters' or '{source} recolored' holds your edits or is not a "
+            f"result of this widget, so the new result is in '{names[0]}' and '{names[1]}'."
+        )
+    return names
+
+
+def put_layer(viewer: napari.viewer.Viewer, name: str, layer_type: str, data, kwargs, *, above):
+    """Add the layer ``name`` just above ``above``, or update it in place when it exists
+    (its opacity stays the user's)."""
+    layers = viewer.layers
+    kind = Labels if layer_type == "labels" else Image
+    if name in layers and isinstance(layers[name], kind):
+        layer = layers[name]
+        layer.data = data
+        for key, value in kwargs.items():
+            if key not in ("rgb", "opacity"):  # opacity is the user's to keep
+                setattr(layer, key, value)
+    else:
+        if name in layers:
+            layers.remove(name)
+        add = viewer.add_labels if layer_type == "labels" else viewer.add_image
+        layer = add(data, name=name, **kwargs)
+    here, target = layers.index(layer), layers.index(above) + 1
+    if here != target:
+        layers.move(here, target if here > target else target - 1)
+    return layer
+
+
+def find_layers(viewer: napari.viewer.Viewer, shown: ShownResult | None, *, quiet=False):
+    """The result's labels, recoloured (None once the user removed it) and source layers, or
+    None (after saying so, unless ``quiet``) when the labels or the source were removed or
+    replaced by another kind of layer."""
+    if shown is None:
+        return None
+    layers = viewer.layers
+
+    def get(name, kind):
+        return layers[name] if name in layers and isinstance(layers[name], kind) else None
+
+    labels, source = get(shown.labels, Labels), get(shown.source, Image)
+    if labels is None or source is None:
+        if not quiet:
+            show_error("The clustered layers are gone; run the clustering again.")
+        return None
+    return labels, get(shown.recolored, Image), source

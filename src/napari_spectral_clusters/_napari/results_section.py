@@ -1,0 +1,351 @@
+"""The widget's *Results* section: the result layers of a run, the cluster table and its
+edits (merge, rename, recolour, refresh after painting), isolating clusters, and a clicked
+pixel's spectrum. It follows the result layer selected in the viewer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import Container, PushButton, Table
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt
+
+from .._arrays import is_lazy
+from ..cluster import ClusteringError, ClusterResult, label_statistics, recolor
+from ._colors import MAX_COLORED_LABEL, TRANSPARENT, label_colormap
+from .layer_rules import (
+    colors_for,
+    labels_checksum,
+    pixel_spectrum,
+    spatial_axes,
+    sub_transform,
+)
+from .result_layers import find_layers, put_layer, result_names
+from .shown import ShownResult
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image
+
+    from .plot_panel import PlotPanel
+
+__all__ = ["ResultsSection"]
+
+
+class ResultsSection(Container):
+    """The cluster table (``table``), *Merge* and *Refresh*; ``shown`` is the result they act
+    on, ``results`` every result of this session by its labels layer's name. ``resized`` is
+    called when the section's contents changed size."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, panel: PlotPanel, *, resized=None):
+        self.table = Table(name="table", label="clusters")
+        self.merge_button = PushButton(name="merge_button", text="Merge selected clusters")
+        self.refresh_button = PushButton(name="refresh_button", text="Refresh from labels")
+        edit_row = Container(
+            name="edit_row",
+            layout="horizontal",
+            labels=False,
+            widgets=[self.merge_button, self.refresh_button],
+        )
+        super().__init__(name="results_section", labels=False, widgets=[self.table, edit_row])
+        self._viewer = viewer
+        self._panel = panel
+        self._resized = resized or (lambda: None)
+        self.shown: ShownResult | None = None
+        self.results: dict[str, ShownResult] = {}
+        self.table.tooltip = (
+            "One row per cluster: select rows to see only those clusters, double-click a "
+            "name to rename it or a swatch to change its colour."
+        )
+        self.merge_button.tooltip = "Merge the selected clusters into the first of them."
+        self.refresh_button.tooltip = (
+            "Recount the table from the Labels layer after painting on it by hand."
+        )
+        self.table.read_only = True
+        self.table.native.setMinimumHeight(160)
+        self.table.native.verticalHeader().setVisible(False)
+        self.table.native.itemSelectionChanged.connect(self._highlight_selected)
+        self.table.native.cellDoubleClicked.connect(self._edit_cell)
+        self.merge_button.changed.connect(lambda: self.merge(self.selected_labels()))
+        self.refresh_button.changed.connect(lambda: self.refresh())
+
+    # -- a new result ---------------------------------------------------------------------
+
+    def show_result(self, source: Image, channel_axis: int | None, result: ClusterResult):
+        """Add the result layers above the source (or update them in place on a rerun), then
+        the table and the plot."""
+        transform = sub_transform(source, spatial_axes(source, channel_axis))
+        self.clear_isolation()
+        meta = {"spectral_clusters_source": source.name, **result.summary()}
+        labels_name, recolored_name = result_names(self._viewer, source.name)
+        put_layer(
+            self._viewer,
+            recolored_name,
+            "image",
+            result.recolored,
+            dict(rgb=True, metadata=meta, **transform),
+            above=source,
+        )
+        put_layer(
+            self._viewer,
+            labels_name,
+            "labels",
+            result.labels,
+            dict(
+                colormap=label_colormap(result.colors),
+                metadata={**meta, "labels_checksum": labels_checksum(result.labels)},
+                opacity=0.7,
+                **transform,
+            ),
+            above=self._viewer.layers[recolored_name],
+        )
+        self.shown = ShownResult(
+            source=source.name,
+            labels=labels_name,
+            recolored=recolored_name,
+            channel_axis=channel_axis,
+            alpha=result.recolored.shape[-1] == 4,
+            rgb=bool(source.rgb),
+            colors=result.colors,
+            wavelengths=result.model.wavelengths,
+            model=result.model,
+        )
+        self.results[labels_name] = self.shown
+        present = result.counts > 0
+        labels = np.flatnonzero(present) + 1
+        self._draw(result.centers[present], result.std[present], result.colors[present], labels)
+        stats = {"label": labels, "count": result.counts[present]}
+        self._fill_table({**stats, "fraction": result.fractions[present]}, result.colors[present])
+
+    def follow(self, active) -> None:
+        """When ``active`` is one of this session's result layers, the table, plot and
+        actions follow that result (redrawn from what it holds: a lazy cube is never read)."""
+        record = next((r for r in self.results.values() if r.holds(active.name)), None)
+        if record is None or record is self.shown:
+            return
+        self.clear_isolation()
+        self.shown = record
+        if record.table is not None and self.layers(quiet=True) is not None:
+            self._draw(*record.plot_args)
+            self._fill_table(*record.table)
+
+    def layers(self, *, quiet: bool = False):
+        """The shown result's labels, recoloured and source layers (see ``find_layers``)."""
+        return find_layers(self._viewer, self.shown, quiet=quiet)
+
+    # -- seeing clusters ------------------------------------------------------------------
+
+    def selected_labels(self) -> list[int]:
+        """Labels of the rows selected in the cluster table."""
+        rows = sorted({index.row() for index in self.table.native.selectedIndexes()})
+        labels = self.table.to_dict("list").get("label", []) if rows else []
+        return [int(labels[r]) for r in rows]
+
+    def clear_isolation(self):
+        """Undo what a table selection hid or cleared, before another result is shown."""
+        if self.shown is not None and self.shown.recolored_visible is not None:
+            self.isolate(set())
+
+    def _highlight_selected(self):
+        """Show only the clusters selected in the table (all of them when none is)."""
+        self.isolate(set(self.selected_labels()))
+
+    def isolate(self, selected: set):
+        """Show only the ``selected`` clusters (all of them when empty): the others turn clear
+        in the Labels layer, and the recoloured layer, which shows them all, steps aside
+        until the selection is cleared. Only what is drawn changes, never the data."""
+        found = self.layers(quiet=True)
+        if found is None:
+            return
+        labels_layer, recolored, _ = found
+        shown = self.shown
+        colormap = label_colormap(np.asarray(shown.colors, dtype=np.uint8))
+        if selected:
+            colormap = {
+                k: v if k in selected or k in (0, None) else TRANSPARENT
+                for k, v in colormap.items()
+            }
+        labels_layer.colormap = colormap
+        if recolored is not None:
+            if selected and shown.recolored_visible is None:
+                shown.recolored_visible = recolored.visible
+                recolored.visible = False
+            elif not selected and shown.recolored_visible is not None:
+                recolored.visible, shown.recolored_visible = shown.recolored_visible, None
+
+    def show_pixel(self, position) -> np.ndarray | None:
+        """Plot the spectrum of the source pixel at ``position`` (world coordinates, as
+        napari's mouse events give them) against its cluster's mean +- std. Returns the
+        spectrum (None outside the image or its clusters, or for a greyscale image)."""
+        found = self.layers(quiet=True)
+        shown = self.shown
+        if found is None or not shown.plotted:
+            return None
+        labels_layer, _, source = found
+        where = np.round(labels_layer.world_to_data(position)).astype(int)[-labels_layer.ndim :]
+        if np.any(where < 0) or np.any(where >= labels_layer.data.shape):
+            return None
+        label = int(np.asarray(labels_layer.data[tuple(where)]))
+        if label not in shown.plotted:
+            return None
+        spectrum = pixel_spectrum(source.data, tuple(where), shown.channel_axis, source.rgb)
+        if spectrum is not None:
+            self._panel.show_pixel(shown, label, spectrum, where)
+        return spectrum
+
+    # -- edits ----------------------------------------------------------------------------
+
+    def merge(self, labels: list[int]):
+        """Merge clusters into the first of them; the recoloured image and table follow."""
+        if self.shown is None or len(labels) < 2:
+            show_info("Select two or more clusters in the table to merge.")
+            return
+        found = self.layers()
+        if found is None:
+            return
+        layer = found[0]
+        data = np.array(layer.data)
+        data[np.isin(data, labels)] = min(labels)
+        layer.data = data
+        self.refresh(edited=True)
+
+    def refresh(self, *, edited: bool = False):
+        """Recompute the table, features, colours and recoloured image from the labels as they
+        are now (after painting or merging); a label painted beyond the clustering's gets a
+        colour of its own, in both result layers."""
+        found = self.layers()
+        if found is None:
+            return
+        shown = self.shown
+        labels_layer, recolored, source = found
+        labels = np.asarray(labels_layer.data)
+        data = np.asarray(source.data)
+        try:
+            stats = label_statistics(
+                data, labels, channel_axis=shown.channel_axis, alpha=shown.alpha
+            )
+        except ClusteringError as exc:
+            show_error(f"Cannot refresh from {labels_layer.name}: {exc}")
+            return
+        top = int(labels.max(initial=0))
+        if top > MAX_COLORED_LABEL or labels.min(initial=0) < 0:
+            show_error(
+                f"{labels_layer.name} holds labels outside 0..{MAX_COLORED_LABEL:,}: paint "
+                "with labels in that range to give them colours."
+            )
+            return
+        if top > len(shown.colors):
+            shown.colors = colors_for(np.arange(1, top + 1), shown.colors)
+        colors = np.asarray(shown.colors, dtype=np.uint8)
+        edited = edited or labels_checksum(labels) != labels_layer.metadata.get("labels_checksum")
+        labels_layer.colormap = label_colormap(colors)
+        labels_layer.metadata = {
+            **labels_layer.metadata,
+            "colors": colors,
+            "hand_edited": bool(edited or labels_layer.metadata.get("hand_edited")),
+        }
+        present = colors[stats["label"] - 1]
+        self._draw(stats["mean"], stats["std"], present, stats["label"])
+        alpha_plane = data[..., -1] if shown.alpha else None
+        if recolored is not None:  # the user may have closed it: the labels carry on
+            recolored.data = recolor(labels, colors, alpha_plane)
+            recolored.metadata = {**recolored.metadata, "colors": colors}
+        self._fill_table(stats, present)
+
+    def rename(self, label: int, name: str):
+        """Name a cluster (e.g. after the material it shows); table and features follow."""
+        if self.shown is None:
+            return
+        self.shown.names[int(label)] = str(name)
+        self.refresh(edited=True)
+
+    def recolour(self, label: int, color):
+        """Give a cluster another colour (RGB 0-255); labels, recoloured image, table and
+        plot follow."""
+        if self.shown is None:
+            return
+        label = int(label)
+        try:
+            color = np.asarray(color, dtype=float)[:3]
+        except (TypeError, ValueError):
+            color = np.zeros(0)
+        if (
+            color.shape != (3,)
+            or not np.isfinite(color).all()
+            or color.min() < 0
+            or color.max() > 255
+        ):
+            show_error(
+                f"A colour is three numbers from 0 to 255 (red, green, blue), not {color!r}."
+            )
+            return
+        colors = np.asarray(self.shown.colors, dtype=np.uint8)
+        if label > len(colors):
+            colors = colors_for(np.arange(1, label + 1), colors)
+        colors = colors.copy()
+        colors[label - 1] = np.round(color).astype(np.uint8)
+        self.shown.colors = colors
+        self.refresh(edited=True)
+
+    def _edit_cell(self, row: int, column: int):
+        """Double-click: the swatch picks a new colour, the name asks for a new name."""
+        from qtpy.QtGui import QColor
+        from qtpy.QtWidgets import QColorDialog, QInputDialog
+
+        label = self.table.to_dict("list")["label"][row]
+        if column == 0:
+            current = self.table.native.item(row, 0).background().color()
+            chosen = QColorDialog.getColor(QColor(current), self.native, f"cluster {label}")
+            if chosen.isValid():
+                self.recolour(label, chosen.getRgb()[:3])
+        elif column == 1:
+            name, ok = QInputDialog.getText(self.native, "Cluster name", f"cluster {label}:")
+            if ok:
+                self.rename(label, name)
+
+    # -- drawing --------------------------------------------------------------------------
+
+    def _draw(self, means, stds, colors, labels):
+        """The plot of the shown result; a one-band image's histograms when its layers are in
+        memory (a lazy cube is not read for a plot)."""
+        one_band = None
+        found = self.layers(quiet=True)
+        if means.shape[1] == 1 and found is not None:
+            labels_layer, _, source = found
+            if not (is_lazy(source.data) or is_lazy(labels_layer.data)):
+                values = np.asarray(source.data)
+                if self.shown.channel_axis is not None:
+                    values = np.take(values, 0, axis=self.shown.channel_axis)
+                one_band = (values, np.asarray(labels_layer.data))
+        self._panel.show_clusters(self.shown, means, stds, colors, labels, one_band=one_band)
+
+    def _fill_table(self, stats: dict, colors: np.ndarray):
+        from qtpy.QtGui import QColor
+        from qtpy.QtWidgets import QTableWidgetItem
+
+        shown = self.shown
+        shown.table = (stats, colors)
+        names = [shown.name_of(v) for v in stats["label"]]
+        self.table.value = {
+            "colour": [""] * len(stats["label"]),
+            "name": names,
+            "label": [int(v) for v in stats["label"]],
+            "pixels": [int(v) for v in stats["count"]],
+            "fraction": [f"{v:.1%}" for v in stats["fraction"]],
+        }
+        for row, color in enumerate(colors):
+            swatch = QTableWidgetItem()  # an empty cell painted in the cluster's colour
+            swatch.setBackground(QColor(*map(int, color)))
+            # not selectable: a selected row's swatch keeps its colour, not selection grey
+            swatch.setFlags(swatch.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+            self.table.native.setItem(row, 0, swatch)
+        self.table.native.resizeColumnsToContents()
+        layer = self._viewer.layers[shown.labels]
+        layer.features = {
+            "index": np.concatenate([[0], stats["label"]]),
+            "name": ["background", *names],
+            "pixels": np.concatenate([[0], stats["count"]]),
+            "fraction": np.concatenate([[0.0], stats["fraction"]]),
+        }
+        self._resized()

@@ -1,0 +1,89 @@
+"""What a scientist sees when a file opens: layer names that say the file, a representative
+band with robust contrast, and a band slider that says its wavelength."""
+
+import numpy as np
+import pytest
+from napari.layers import Image
+
+from napari_spectral_clusters._napari.band_readout import follow_bands
+from napari_spectral_clusters._napari.layer_rules import layer_name, representative_band
+from napari_spectral_clusters._napari.reader import get_reader
+from napari_spectral_clusters._napari.sample_data import make_sample_cube
+
+PLUGIN = "napari-spectral-clusters"
+
+
+@pytest.mark.parametrize(
+    ("variable", "stem", "name"),
+    [
+        ("Y", "jasperRidge2_R198", "jasperRidge2_R198 Y"),
+        ("A", "Samson", "Samson A"),  # "a" is in "samson", but it does not name the file
+        ("SamSon", "Samson", "SamSon"),  # already named after the file
+        ("coffee", "coffee", "coffee"),
+    ],
+)
+def test_a_layer_name_says_which_file_it_comes_from(variable, stem, name):
+    assert layer_name(variable, stem) == name
+
+
+def test_a_files_variables_open_as_layers_named_after_the_file(data_dir):
+    path = str(data_dir / "hsi" / "Indian_pines_gt.mat")
+    (layer,) = get_reader(path)(path)
+    assert layer[1]["name"] == "Indian_pines_gt y"
+    assert layer[1]["metadata"]["variable"] == "y"  # the variable itself is still known
+
+
+def test_the_representative_band_is_the_one_that_varies_most():
+    rng = np.random.default_rng(0)
+    cube = np.full((12, 40, 50), 3.0)
+    cube[5] = rng.random((40, 50)) * 10  # the structure is in band 5
+    cube[7] = rng.random((40, 50)) * 2
+    cube[9] = np.nan  # an all-NaN band has no spread
+    assert representative_band(cube, 0) == 5
+    assert representative_band(np.moveaxis(cube, 0, -1), 2) == 5  # bands last, a view
+    assert representative_band(np.ones((4, 5, 5)), 0) is None  # nothing varies
+
+
+def test_a_cube_opens_on_its_representative_band_with_robust_contrast(
+    make_napari_viewer, data_dir
+):
+    viewer = make_napari_viewer()
+    _, layer = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
+    assert layer.name == "SamSon"
+    band = layer.metadata["representative_band"]
+    assert viewer.dims.current_step[0] == band
+    data = np.asarray(layer.data)
+    spread = np.percentile(data, 95, axis=(1, 2)) - np.percentile(data, 5, axis=(1, 2))
+    assert spread[band] >= 0.95 * spread.max()  # of the liveliest bands, from a sample
+    lo, hi = layer.contrast_limits
+    assert data.min() <= lo < hi < data.max()  # robust percentiles, not the extremes
+    assert (data[band] > hi).mean() < 0.05  # the band shown is not washed out
+
+
+def test_the_band_slider_says_the_wavelength_it_shows(make_napari_viewer):
+    viewer = make_napari_viewer()
+    follow_bands(viewer)
+    (cube, kw, _), _ = make_sample_cube()
+    wl = kw["metadata"]["wavelengths"]
+    layer = viewer.add_image(cube, **kw)
+    band = kw["metadata"]["representative_band"]
+    assert viewer.dims.current_step[0] == band  # opened on it
+    assert viewer.dims.axis_labels[0] == f"{wl[band]:.4g} nm"
+    viewer.dims.set_current_step(0, 3)
+    assert viewer.dims.axis_labels[0] == f"{wl[3]:.4g} nm"
+    follow_bands(viewer)  # a second call (another widget, another file) adds nothing
+    viewer.dims.set_current_step(0, 4)
+    assert viewer.dims.axis_labels[0] == f"{wl[4]:.4g} nm"
+    # a 2-D layer added later leaves the slider alone; removing the cube gives the name back
+    viewer.add_image(np.zeros(cube.shape[1:]), name="plane")
+    assert viewer.dims.current_step[0] == 4
+    viewer.layers.remove(layer)
+    assert "nm" not in " ".join(map(str, viewer.dims.axis_labels))
+
+
+def test_a_cube_without_wavelengths_keeps_its_axis_name(make_napari_viewer):
+    viewer = make_napari_viewer()
+    follow_bands(viewer)
+    viewer.add_image(np.random.default_rng(0).random((6, 8, 8)), axis_labels=("band", "y", "x"))
+    assert viewer.dims.axis_labels[0] == "band"
+    assert isinstance(viewer.layers[0], Image)
