@@ -85,5 +85,7 @@ def test_a_cube_without_wavelengths_keeps_its_axis_name(make_napari_viewer):
     viewer = make_napari_viewer()
     follow_bands(viewer)
     viewer.add_image(np.random.default_rng(0).random((6, 8, 8)), axis_labels=("band", "y", "x"))
-    assert viewer.dims.axis_labels[0] == "band"
+    named = viewer.dims.axis_labels[0]  # napari's own name ("band", or "0" before 0.6)
+    viewer.dims.set_current_step(0, 2)
+    assert viewer.dims.axis_labels[0] == named and "nm" not in named
     assert isinstance(viewer.layers[0], Image)
