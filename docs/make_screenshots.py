@@ -63,7 +63,7 @@ def samson_figure() -> None:
     viewer, widget = _viewer_with_widget()
     layers = viewer.open(SAMSON, plugin="napari-spectral-clusters")
     (cube,) = [layer for layer in layers if layer.name == "SamSon"]
-    viewer.layers.remove("A")  # the abundance maps: not part of this picture
+    viewer.layers.remove("Samson A")  # the abundance maps: not part of this picture
     widget.image.value = cube
     widget.set_wavelengths(SAMSON_WAVELENGTHS)
     widget.true_colour()

@@ -77,6 +77,9 @@ def test_the_band_slider_says_the_wavelength_it_shows(make_napari_viewer):
     # a 2-D layer added later leaves the slider alone; removing the cube gives the name back
     viewer.add_image(np.zeros(cube.shape[1:]), name="plane")
     assert viewer.dims.current_step[0] == 4
+    viewer.layers.move(1, 0)  # napari names the axes anew on such changes: said again
+    layer.scale = (1, 2, 2)
+    assert viewer.dims.axis_labels[0] == f"{wl[4]:.4g} nm"
     viewer.layers.remove(layer)
     assert "nm" not in " ".join(map(str, viewer.dims.axis_labels))
 

@@ -41,8 +41,10 @@ def follow_bands(viewer: napari.viewer.Viewer) -> None:
         update()
 
     _FOLLOWED.append((weakref.ref(viewer), update))
-    # after napari's own handlers, which set the axis names from the layers
+    # after napari's own handlers; napari names the axes anew from the layers on many
+    # events (a layer added, moved, given data or a scale...): each renaming is answered
     viewer.dims.events.current_step.connect(update, position="last")
+    viewer.dims.events.axis_labels.connect(update, position="last")
     viewer.layers.events.inserted.connect(inserted, position="last")
     viewer.layers.events.removed.connect(update, position="last")
     viewer.layers.selection.events.active.connect(update, position="last")
