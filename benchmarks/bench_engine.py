@@ -46,6 +46,9 @@ class Case:
     methods: tuple[str, ...] = ("engine", "sklearn_default", "sklearn_n_init10", "floor")
     reference_inits: int = 10
     results: dict = field(default_factory=dict)
+    #: the same pixels exactly as the plugin's reader returns them (band axis first, stored
+    #: dtype and memory order); None where that is ``image`` itself (an RGBA picture)
+    as_read: np.ndarray | None = None
 
     @property
     def valid(self) -> np.ndarray | slice:
@@ -71,6 +74,14 @@ QUALITY_SEEDS = range(5)
 
 def engine(case: Case, seed: int = 0) -> np.ndarray:
     res = cluster_image(case.image, case.k, channel_axis=-1, alpha=case.alpha, random_state=seed)
+    return res.labels.ravel()[case.valid]
+
+
+def engine_as_read(case: Case) -> np.ndarray:
+    """The engine on the array the reader hands napari (what the widget clusters)."""
+    if case.as_read is None:
+        return engine(case)
+    res = cluster_image(case.as_read, case.k, channel_axis=0, random_state=0)
     return res.labels.ravel()[case.valid]
 
 
@@ -128,6 +139,7 @@ def floor(case: Case) -> np.ndarray:
 
 METHODS: dict[str, Callable[[Case], np.ndarray | None]] = {
     "engine": engine,
+    "engine_as_read": engine_as_read,
     "seed_method": seed_method,
     "sklearn_default": sklearn_default,
     "sklearn_n_init10": sklearn_n_init10,
@@ -185,7 +197,7 @@ def run_case(case: Case, *, memory: bool) -> None:
         row = {"seconds": seconds}
         if labels is not None:
             row["inertia_ratio"] = inertia_of(case, labels) / ref
-        if memory and name in ("engine", "sklearn_default", "floor"):
+        if memory and name in ("engine", "engine_as_read", "sklearn_default", "floor"):
             row["peak_bytes"] = peak_memory(METHODS[name], case)
         if name == "engine" and case.reference_inits > 1:
             row["inertia_seeds"] = [inertia_of(case, engine(case, s)) / ref for s in QUALITY_SEEDS]
@@ -218,36 +230,65 @@ def synthetic_scene(shape, n_bands, n_materials, *, seed=0, dtype=np.float32) ->
     return scene
 
 
-def load_samson() -> np.ndarray:
+def samson_path() -> Path:
     for path in SAMSON:
         if path.exists():
-            return scipy.io.loadmat(path)["SamSon"]  # 95 x 95 x 156 double, rows x cols x bands
+            return path
     raise FileNotFoundError("Samson.mat not found in tests/data or ../shared/data")
+
+
+def load_samson() -> np.ndarray:
+    return scipy.io.loadmat(samson_path())["SamSon"]  # 95 x 95 x 156 double, rows x cols x bands
+
+
+def samson_as_read() -> np.ndarray:
+    """Samson as the plugin's reader opens it: bands first, float64, MATLAB's memory order."""
+    from napari_spectral_clusters.io.mat import read_mat
+
+    (cube,) = [img for img in read_mat(samson_path()) if img.name == "SamSon"]
+    return np.asarray(cube.data)
+
+
+def hdf5_layout(image: np.ndarray) -> np.ndarray:
+    """A bands-last scene as a v7.3 (HDF5) file's cube reads into memory: bands first, C."""
+    return np.ascontiguousarray(np.moveaxis(image, -1, 0))
 
 
 def cases(quick: bool) -> list[Case]:
     photo = sample_photo()
-    samson = load_samson()
-    full = ("engine", "seed_method", "sklearn_default", "sklearn_n_init10", "spy", "floor")
+    samson, samson_read = load_samson(), samson_as_read()
+    full = (
+        "engine",
+        "engine_as_read",
+        "seed_method",
+        "sklearn_default",
+        "sklearn_n_init10",
+        "spy",
+        "floor",
+    )
+    pines = synthetic_scene((145, 145), 200, 16)
     out = [
-        Case("photo 400x600 RGBA, k=8", photo, 8, alpha=True, methods=(*full[:4], "floor")),
-        Case("Samson 95x95x156, k=3", samson, 3, methods=full),
-        Case("Samson 95x95x156, k=8", samson, 8, methods=full),
+        Case("photo 400x600 RGBA, k=8", photo, 8, alpha=True, methods=(*full[:5], "floor")),
+        Case("Samson 95x95x156, k=3", samson, 3, methods=full, as_read=samson_read),
+        Case("Samson 95x95x156, k=8", samson, 8, methods=full, as_read=samson_read),
         Case(
             "145x145x200 (Indian Pines size), k=16",
-            synthetic_scene((145, 145), 200, 16),
+            pines,
             16,
             methods=full,
+            as_read=hdf5_layout(pines),
         ),
     ]
     if not quick:
+        big = synthetic_scene((1024, 1024), 128, 8, seed=3)
         out.append(
             Case(
                 "1024x1024x128 float32, k=8",
-                synthetic_scene((1024, 1024), 128, 8, seed=3),
+                big,
                 8,
-                methods=("engine", "sklearn_default", "floor"),
+                methods=("engine", "engine_as_read", "sklearn_default", "floor"),
                 reference_inits=3,
+                as_read=hdf5_layout(big),
             )
         )
     return out
@@ -323,19 +364,40 @@ def report(all_cases: list[Case]) -> list[tuple[str, bool, str]]:
         if "seed_method" in r and case.alpha:
             x = r["seed_method"]["seconds"] / ours
             checks.append((f"{case.name}: >= 50x faster than seed", x >= 50, f"{x:.0f}x"))
-        if "sklearn_n_init10" in r and not case.alpha:
-            x = r["sklearn_n_init10"]["seconds"] / ours
-            checks.append((f"{case.name}: >= 15x faster than n_init=10", x >= 15, f"{x:.1f}x"))
-            x = r["sklearn_default"]["seconds"] / ours
-            checks.append((f"{case.name}: >= 2x faster than defaults", x >= 2, f"{x:.1f}x"))
-        if case.name.startswith("1024"):
-            x = ours / r["floor"]["seconds"]
-            checks.append((f"{case.name}: <= 10x the one-pass floor", x <= 10, f"{x:.1f}x"))
-            if "peak_bytes" in r["engine"]:
-                m = r["engine"]["peak_bytes"] / case.image.nbytes
+        # issue 15's targets, for the engine on contiguous bands-last pixels and on the
+        # array as the reader returns it
+        for ours_name in ("engine", "engine_as_read"):
+            if ours_name not in r:
+                continue
+            t = r[ours_name]["seconds"]
+            if "sklearn_n_init10" in r and not case.alpha:
+                x = r["sklearn_n_init10"]["seconds"] / t
                 checks.append(
-                    (f"{case.name}: peak extra memory <= 0.5x input", m <= 0.5, f"{m:.2f}x")
+                    (
+                        f"{case.name}: {ours_name} >= 20x faster than n_init=10",
+                        x >= 20,
+                        f"{x:.1f}x",
+                    )
                 )
+            if "sklearn_default" in r and not case.alpha:
+                x = r["sklearn_default"]["seconds"] / t
+                checks.append(
+                    (f"{case.name}: {ours_name} >= 3x faster than defaults", x >= 3, f"{x:.1f}x")
+                )
+            if case.name.startswith("1024"):
+                x = t / r["floor"]["seconds"]
+                checks.append(
+                    (f"{case.name}: {ours_name} <= 5x the one-pass floor", x <= 5, f"{x:.1f}x")
+                )
+                if "peak_bytes" in r[ours_name]:
+                    m = r[ours_name]["peak_bytes"] / case.image.nbytes
+                    checks.append(
+                        (
+                            f"{case.name}: {ours_name} peak extra memory <= 0.5x input",
+                            m <= 0.5,
+                            f"{m:.2f}x",
+                        )
+                    )
     pixels = [c for c in all_cases if c.name.startswith("sweep pixels")]
     if len(pixels) == 3:
         t = [c.results["engine"]["seconds"] for c in pixels]

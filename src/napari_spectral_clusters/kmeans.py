@@ -626,7 +626,12 @@ class Accumulator:
             np.minimum.at(self.margin, lab, margin.astype(np.float32, copy=False))
         w = np.ones(len(lab), np.float32) if weights is None else weights
         self.dist += float(np.dot(w, dist.astype(np.float64)))
-        dev = np.take(self.centers, lab, axis=0)  # one buffer: gather, subtract, square
+        # one buffer: gather, subtract, square -- laid out as the chunk is (a chunk of a
+        # bands-first cube is a transposed view): mixing layouts costs 10x the subtraction
+        if feats.flags.f_contiguous and not feats.flags.c_contiguous:
+            dev = np.take(self.centers.T, lab, axis=1).T
+        else:
+            dev = np.take(self.centers, lab, axis=0)
         np.subtract(feats, dev, out=dev)
         self.counts += np.bincount(lab, weights=w, minlength=k)
         self.sums += _cluster_sums(lab, w, feats, k)

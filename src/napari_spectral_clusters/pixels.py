@@ -18,7 +18,7 @@ from .kmeans import (
 from .model import Features
 from .recolor import recolor
 
-__all__ = ["Pixels", "prepare_image"]
+__all__ = ["Pixels", "memory_order", "prepare_image"]
 
 #: float32 bytes per chunk in the passes over all pixels: large enough for BLAS, small enough
 #: that a chunk, its distances and its per-cluster sums stay a few tens of MB.
@@ -26,6 +26,13 @@ CHUNK_BYTES = 8 * 2**20
 #: Images whose float32 features fit in this many bytes are converted once and kept for all
 #: passes; larger ones are converted chunk by chunk in every pass, so memory stays flat.
 CACHE_BYTES = 32 * 2**20
+
+
+def memory_order(view: np.ndarray) -> tuple[int, ...]:
+    """The spatial axes of a (spatial..., C) ``view`` from the one farthest apart in memory
+    to the closest (stable: C order stays as it is)."""
+    spatial = view.ndim - 1
+    return tuple(sorted(range(spatial), key=lambda a: -abs(view.strides[a])))
 
 
 def prepare_image(image, channel_axis, mask, alpha):
@@ -80,6 +87,10 @@ class Pixels:
     cache: list | None = None  # the finite allowed pixels as float32 chunks, when small
     last_labels: np.ndarray | None = None  # the last pass's labels (1-based, 0 = excluded)
     feature_cache: tuple | None = None  # (features, their chunks), when small
+    # the spatial axes as ``view`` and ``allowed`` hold them: in memory order (outermost
+    # first), so a chunk is a few contiguous runs of memory; labels are given back in the
+    # image's own order
+    order: tuple | None = None
 
     @classmethod
     def from_image(cls, image, channel_axis=-1, mask=None, alpha=None) -> Pixels:
@@ -90,7 +101,11 @@ class Pixels:
     @classmethod
     def from_view(cls, view: np.ndarray, allowed: np.ndarray, alpha_plane=None) -> Pixels:
         if view.dtype != np.uint8 or view.shape[-1] > 4:
-            data = cls(view, allowed, alpha_plane)
+            order = memory_order(view)
+            spatial = len(order)
+            data = cls(
+                view.transpose(*order, spatial), allowed.transpose(order), alpha_plane, order=order
+            )
             if data.nbytes_float32 <= CACHE_BYTES:  # small: read and convert once, not per pass
                 data.cache = list(data.chunks())
             return data
@@ -184,13 +199,13 @@ class Pixels:
         check = np.issubdtype(view.dtype, np.floating) and not self.finite_checked
         for rows in self._row_chunks():
             ok = allowed[rows].reshape(-1)
-            # one converting copy (none for C-ordered float32), rather than a reshape copy
-            # and then a float32 copy. Bands-first input (as the readers deliver cubes) makes
-            # it a transposing copy, several times slower than a cast: measured, casting in
-            # memory order first and then transposing is no better in general (2.8x worse
-            # for uint16, 1.5x better for 224-band float64)
+            # one converting copy in memory order (none for C-ordered float32): for a cube
+            # with its bands first in memory, as the readers deliver cubes, the chunk's
+            # pixels are contiguous runs in every band and the (pixels, bands) block is a
+            # transposed view of the copy (BLAS takes it as it is); converting it to C order
+            # would be a transposing copy, several times slower than the cast
             with np.errstate(over="ignore"):  # beyond float32: refused just below
-                block = np.asarray(view[rows], dtype=np.float32, order="C").reshape(ok.size, -1)
+                block = np.asarray(view[rows], dtype=np.float32, order="K").reshape(ok.size, -1)
             if not ok.all():
                 block = block[ok]
             # the sum is finite only if every value is (and a sum that overflows is checked
@@ -271,7 +286,10 @@ class Pixels:
             self._finish(labels)
         lut = np.zeros(len(order) + 1, dtype=labels.dtype)
         lut[np.asarray(order) + 1] = np.arange(1, len(order) + 1, dtype=labels.dtype)
-        return lut[labels]
+        if self.order is None or self.order == tuple(range(labels.ndim)):
+            return lut[labels]
+        back = np.transpose(labels, np.argsort(self.order))  # the image's own axis order
+        return lut[np.ascontiguousarray(back)]
 
     def _finish(self, labels: np.ndarray) -> None:
         """Give every pixel its distinct colour's label from the last pass."""
