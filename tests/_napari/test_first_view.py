@@ -1,12 +1,13 @@
 """What a scientist sees when a file opens: layer names that say the file, a representative
 band with robust contrast, and a band slider that says its wavelength."""
 
+import napari
 import numpy as np
 import pytest
 from napari.layers import Image
 
 from napari_spectral_clusters._napari.band_readout import follow_bands
-from napari_spectral_clusters._napari.layer_rules import layer_name, representative_band
+from napari_spectral_clusters._napari.opening import layer_name, representative_band
 from napari_spectral_clusters._napari.reader import get_reader
 from napari_spectral_clusters._napari.sample_data import make_sample_cube
 
@@ -19,6 +20,9 @@ PLUGIN = "napari-spectral-clusters"
         ("Y", "jasperRidge2_R198", "jasperRidge2_R198 Y"),
         ("A", "Samson", "Samson A"),  # "a" is in "samson", but it does not name the file
         ("SamSon", "Samson", "SamSon"),  # already named after the file
+        ("samson_gt", "Samson", "samson_gt"),
+        ("abundances", "a", "a abundances"),  # starts with the stem, but does not name it
+        ("a gt", "a", "a gt"),
         ("coffee", "coffee", "coffee"),
     ],
 )
@@ -92,3 +96,57 @@ def test_a_cube_without_wavelengths_keeps_its_axis_name(make_napari_viewer):
     viewer.dims.set_current_step(0, 2)
     assert viewer.dims.axis_labels[0] == named and "nm" not in named
     assert isinstance(viewer.layers[0], Image)
+
+
+def test_a_closed_viewer_is_not_kept_alive_by_its_band_slider():
+    import gc
+    import weakref
+
+    from napari_spectral_clusters._napari import band_readout
+
+    def closed(follow: bool) -> weakref.ref:
+        viewer = napari.Viewer(show=False)
+        if follow:
+            follow_bands(viewer)
+        (cube, kw, _), _ = make_sample_cube()
+        viewer.add_image(cube, **kw)
+        ref = weakref.ref(viewer)
+        viewer.close()
+        return ref
+
+    plain, followed = closed(False), closed(True)
+    gc.collect()
+    # what the band readout keeps holds no viewer (only weak references to it)
+    for _, update in band_readout._FOLLOWED:
+        cells = [cell.cell_contents for cell in update.__closure__ or ()]
+        assert not any(isinstance(c, napari.Viewer) for c in cells)
+    if plain() is None:  # napari frees a closed viewer (0.6 and later): so does ours
+        assert followed() is None
+
+
+def test_a_layer_of_more_dimensions_or_a_hidden_cube_leaves_no_stale_wavelength(
+    make_napari_viewer,
+):
+    viewer = make_napari_viewer()
+    follow_bands(viewer)
+    (cube, kw, _), _ = make_sample_cube()
+    layer = viewer.add_image(cube, **kw)
+    assert viewer.dims.axis_labels[-3].endswith(" nm")
+    viewer.add_image(np.zeros((3, 10, *cube.shape[1:])), name="4-D")  # an axis in front
+    assert viewer.dims.axis_labels[-3].endswith(" nm")
+    viewer.layers.selection.active = layer
+    layer.visible = False  # a hidden cube says nothing
+    assert not any(str(name).endswith(" nm") for name in viewer.dims.axis_labels)
+    layer.visible = True
+    assert viewer.dims.axis_labels[-3].endswith(" nm")
+    viewer.layers.remove(layer)
+    assert not any(str(name).endswith(" nm") for name in viewer.dims.axis_labels)
+
+
+def test_the_sample_cube_opens_on_its_representative_band(make_napari_viewer):
+    viewer = make_napari_viewer()
+    (layer, _) = viewer.open_sample(PLUGIN, "cube")
+    band = layer.metadata["representative_band"]
+    assert band != layer.data.shape[0] // 2  # not napari's middle band by chance
+    assert viewer.dims.current_step[0] == band
+    assert viewer.dims.axis_labels[0].endswith(" nm")

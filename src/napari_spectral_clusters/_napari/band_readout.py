@@ -18,29 +18,38 @@ from .layer_rules import features_of, wavelengths_of
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["band_label", "follow_bands", "refresh_bands", "show_band"]
+__all__ = ["band_label", "follow_bands", "follow_current_viewer", "refresh_bands", "show_band"]
 
-#: (viewer, its update) for the viewers whose band slider follows (weak: a closed viewer
-#: is not kept alive).
+#: (viewer, its update) for the viewers whose band slider follows; both weak, so a closed
+#: viewer is not kept alive.
 _FOLLOWED: list = []
 
 
 def follow_bands(viewer: napari.viewer.Viewer) -> None:
-    """From now on, the band slider of ``viewer`` names the wavelength shown, and a cube
-    added first opens on its ``representative_band``. Calling it again does nothing."""
+    """From now on, the band slider of ``viewer`` names the wavelength shown while a cube
+    with wavelengths is shown (napari's or the user's name for the axis comes back after),
+    and a cube opens on its ``representative_band``. Calling it again does nothing."""
     _FOLLOWED[:] = [(ref, update) for ref, update in _FOLLOWED if ref() is not None]
     if any(ref() is viewer for ref, _ in _FOLLOWED):
         return
-    state: dict = {}  # axis -> (the name napari had, the name we wrote)
+    ref = weakref.ref(viewer)
+    # axis counted from the last (layers align on their last axes, so a layer of more
+    # dimensions added later does not move it) -> (the name before ours, the name we wrote)
+    state: dict = {}
 
     def update(*_):
-        show_band(viewer, state)
+        followed = ref()
+        if followed is not None:
+            show_band(followed, state)
 
     def inserted(event):
-        _open_on_representative_band(viewer, event.value)
-        update()
+        followed = ref()
+        if followed is not None:
+            _open_on_representative_band(followed, event.value)
+            event.value.events.visible.connect(update)
+            update()
 
-    _FOLLOWED.append((weakref.ref(viewer), update))
+    _FOLLOWED.append((ref, update))
     # after napari's own handlers; napari names the axes anew from the layers on many
     # events (a layer added, moved, given data or a scale...): each renaming is answered
     viewer.dims.events.current_step.connect(update, position="last")
@@ -48,7 +57,18 @@ def follow_bands(viewer: napari.viewer.Viewer) -> None:
     viewer.layers.events.inserted.connect(inserted, position="last")
     viewer.layers.events.removed.connect(update, position="last")
     viewer.layers.selection.events.active.connect(update, position="last")
+    for layer in viewer.layers:
+        layer.events.visible.connect(update)
     update()
+
+
+def follow_current_viewer() -> None:
+    """:func:`follow_bands` for the viewer napari is opening files or samples in, if any."""
+    from napari import current_viewer
+
+    viewer = current_viewer()
+    if viewer is not None:
+        follow_bands(viewer)
 
 
 def refresh_bands(viewer: napari.viewer.Viewer) -> None:
@@ -62,9 +82,9 @@ def _cube(viewer: napari.viewer.Viewer):
     """The cube the slider is about: the active layer when it is a cube with wavelengths,
     else the top-most visible one; with its band axis and wavelengths (None when none)."""
     active = viewer.layers.selection.active
-    layers = [active] + [layer for layer in reversed(viewer.layers) if layer.visible]
+    layers = [active, *reversed(viewer.layers)]
     for layer in layers:
-        if not isinstance(layer, Image) or layer.rgb:
+        if not isinstance(layer, Image) or layer.rgb or not layer.visible:
             continue
         axis, _ = features_of(layer)
         if axis is None:
@@ -85,19 +105,19 @@ def show_band(viewer: napari.viewer.Viewer, state: dict | None = None) -> str | 
     cube with wavelengths is shown). ``state`` remembers the names it replaced."""
     state = {} if state is None else state
     labels = list(viewer.dims.axis_labels)
+    n = len(labels)
     found = _cube(viewer)
     text = None
     wanted = {}
     if found is not None:
         layer, axis, wl = found
-        world_axis = viewer.dims.ndim - layer.ndim + axis
         coords = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim :]
         index = int(np.clip(np.round(layer.world_to_data(coords)[axis]), 0, len(wl) - 1))
         text = band_label(float(wl[index]), str(layer.metadata.get("wavelength_unit", "nm")))
-        wanted[world_axis] = text
+        wanted[axis - layer.ndim] = text  # counted from the last axis
     for axis, (original, written) in list(state.items()):  # give back names no longer ours
         if axis not in wanted:
-            if axis < len(labels) and labels[axis] == written:
+            if -n <= axis and labels[axis] == written:
                 labels[axis] = original
             del state[axis]
     for axis, value in wanted.items():

@@ -4,7 +4,6 @@ x axis is, and whether a result layer holds the user's hand edits."""
 
 from __future__ import annotations
 
-import warnings
 import zlib
 
 import numpy as np
@@ -18,10 +17,7 @@ __all__ = [
     "features_of",
     "has_hand_edits",
     "labels_checksum",
-    "layer_name",
     "pixel_spectrum",
-    "representative_band",
-    "robust_contrast",
     "spatial_axes",
     "spatial_shape",
     "spectrum_axis",
@@ -101,15 +97,6 @@ def spatial_axes(layer: Image, channel_axis: int | None) -> list[int]:
     return [d for d in range(layer.ndim) if d != drop]
 
 
-def layer_name(variable: str, file_stem: str) -> str:
-    """A layer's name for a file's variable: "jasperRidge2_R198 Y", so the layer list says
-    which file each layer comes from; a variable already named after the file (SamSon in
-    Samson.mat) is left as it is."""
-    if variable.casefold().startswith(file_stem.casefold()):
-        return variable
-    return f"{file_stem} {variable}"
-
-
 def spatial_shape(shape: tuple, rgb: bool, channel_axis: int | None) -> tuple:
     """The shape of an image's pixels: ``shape`` without its colour or band axis."""
     if rgb:
@@ -131,10 +118,11 @@ def spectrum_axis(n: int, rgb: bool, wavelengths) -> tuple:
 
 
 def pixel_spectrum(data, where: tuple, channel_axis: int | None, rgb: bool):
-    """The features of the pixel at ``where`` (its spatial index) as float64, or None for a
-    greyscale image (one value: nothing to draw as a spectrum)."""
+    """The features of the pixel at ``where`` (its spatial index): a picture's R, G, B as
+    stored, a cube's spectrum as float64; None for a greyscale image (one value: nothing to
+    draw as a spectrum)."""
     if rgb:
-        return np.asarray(data[tuple(where)], dtype=np.float64)[:3]
+        return np.asarray(data[tuple(where)])[:3]  # the picture's own values (uint8...)
     if channel_axis is None:
         return None
     index = list(where)
@@ -169,52 +157,3 @@ def sub_transform(layer: Image, keep: list[int]) -> dict:
         "shear": shear[np.ix_(keep, keep)],
         "affine": affine[np.ix_(homog, homog)],
     }
-
-
-#: Values a cube's first contrast is taken from, and the percentiles it spans.
-CONTRAST_SAMPLE = 1_000_000
-CONTRAST_PERCENTILES = (0.5, 99.5)
-
-
-def robust_contrast(data) -> tuple[float, float] | None:
-    """Contrast limits for a cube's first view: the 0.5th-99.5th percentiles of up to a
-    million of its values, evenly spread over it (a few hot pixels or a bright band no
-    longer make every other band look black). None for lazy cubes (reading a sample would
-    read whole blocks) and when the values give no range."""
-    if is_lazy(data) or not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
-        return None
-    if data.dtype == bool or data.size == 0:
-        return None
-    at = np.linspace(0, data.size - 1, min(CONTRAST_SAMPLE, data.size)).astype(np.int64)
-    values = np.asarray(data[np.unravel_index(at, data.shape)], dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return None
-    lo, hi = np.percentile(values, CONTRAST_PERCENTILES)
-    if not hi > lo:
-        lo, hi = values.min(), values.max()
-    return (float(lo), float(hi)) if hi > lo else None
-
-
-#: Pixels a cube's representative band is chosen on.
-BAND_SAMPLE = 4096
-
-
-def representative_band(data, channel_axis: int) -> int | None:
-    """The band a cube is first shown on: the one whose values vary most across a sample of
-    pixels (robust spread, 5th-95th percentile), so the first view shows structure rather
-    than a dark or noisy band. None for lazy cubes (a sample would read whole blocks) and
-    when no band varies."""
-    if is_lazy(data) or data.ndim < 3 or not np.issubdtype(data.dtype, np.number):
-        return None
-    if np.iscomplexobj(data) or data.size == 0:
-        return None
-    last = np.moveaxis(data, channel_axis, -1)  # a view: the cube is not copied
-    n = int(np.prod(last.shape[:-1]))
-    at = np.linspace(0, n - 1, min(BAND_SAMPLE, n)).astype(np.int64)
-    sample = np.asarray(last[np.unravel_index(at, last.shape[:-1])], dtype=np.float64)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bands: no spread
-        lo, hi = np.nanpercentile(sample, (5, 95), axis=0)
-    spread = np.nan_to_num(hi - lo, nan=0.0, posinf=0.0, neginf=0.0)
-    return int(np.argmax(spread)) if spread.max(initial=0) > 0 else None

@@ -16,7 +16,8 @@ from napari.utils.notifications import show_error, show_warning
 
 from ..io import ImageData, ReadError
 from ._colors import label_colormap
-from .layer_rules import layer_name, representative_band, robust_contrast
+from .band_readout import follow_current_viewer
+from .opening import layer_name, representative_band, robust_contrast
 
 _SUFFIXES = (".mat", ".png", ".zarr")
 
@@ -66,7 +67,7 @@ def read_files(path):
         jobs = [(f"{len(paths)} PNG files", None, lambda: _read_stack(paths))]
     else:
         jobs = [(Path(p).name, Path(p), lambda p=p: _read_one(p)) for p in paths]
-    _follow_bands()
+    follow_current_viewer()  # its band slider will say the wavelength shown
     layers = []
     for what, path, read in jobs:
         with warnings.catch_warnings(record=True) as caught:
@@ -86,17 +87,6 @@ def read_files(path):
             else:
                 layers.append(layer)
     return layers or _NO_LAYERS
-
-
-def _follow_bands() -> None:
-    """The viewer opening the files names its band slider after the wavelength shown."""
-    from napari import current_viewer
-
-    viewer = current_viewer()
-    if viewer is not None:
-        from .band_readout import follow_bands
-
-        follow_bands(viewer)
 
 
 def layer_data(img: ImageData, path: Path | None = None) -> tuple:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from ..samples import sample_photo, synthetic_cube
-from .layer_rules import representative_band
+from .band_readout import follow_current_viewer
+from .opening import representative_band
 
 CUBE_SEED = 0
 
 
 def make_sample_cube():
+    follow_current_viewer()  # the band slider says the wavelength; opens on a lively band
     cube, gt, wavelengths = synthetic_cube(seed=CUBE_SEED)
     meta = {
         "channel_axis": 0,

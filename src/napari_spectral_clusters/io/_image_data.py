@@ -41,8 +41,9 @@ class ImageData:
         ``translate``, ``units`` (one per axis napari shows, RGB colour axis excluded) and
         ``features`` (a table as a dict of equal-length columns, e.g. cluster names).
     named_after_variable : bool
-        ``name`` is a variable of a file holding several (a layer should also name the
-        file); False for a file's only picture and for layers our writers saved by name.
+        ``name`` is a variable of a named-array file (MATLAB, zarr), so a layer should also
+        name the file; False for pictures (named after their file) and for layers our
+        writers saved, which keep the name they were saved with.
     """
 
     name: str
