@@ -254,6 +254,7 @@ def cluster_file(
             channel_axis=img.channel_axis,
             random_state=random_state,
             preprocessing=preprocessing,
+            wavelengths=wavelengths,  # the true colours, and a pipeline's ranges in nm
         )
     else:
         res = apply_model(data, model, channel_axis=img.channel_axis, wavelengths=wavelengths)

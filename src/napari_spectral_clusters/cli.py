@@ -12,6 +12,16 @@ from pathlib import Path
 DEMO_SCREENSHOT = "spectral-clusters-demo.png"
 
 
+def _pipeline(text: str):
+    """--preprocess: a pipeline, checked before any file is read."""
+    from .spectral import Pipeline, PreprocessingError
+
+    try:
+        return Pipeline.parse(text)
+    except PreprocessingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spectral-clusters",
@@ -79,11 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--seed", type=int, default=0, help="random seed (0): same seed, same labels")
     run.add_argument(
+        "--preprocess",
         "--preprocessing",
+        dest="preprocessing",
         default="none",
-        choices=["none", "standardize", "unit", "pca"],
-        help="features to cluster: as given (none), per-band standardised, "
-        "unit-length spectra (shape, not brightness), or principal components",
+        type=_pipeline,
+        metavar="SPEC",
+        help="what is clustered: none (as given), standardize (per band), unit (spectral "
+        "shape) or pca, or a pipeline of per-spectrum steps ending in one of those, e.g. "
+        "'range(450, 900) | savgol(11, 2, deriv=1) | snv' (steps: range, drop, savgol, "
+        "baseline, despike, snv, vector, area, max, minmax), or a JSON file of steps",
     )
     run.add_argument(
         "--model",

@@ -31,6 +31,7 @@ from .kmeans import (
 from .model import ClusterModel
 from .pixels import Pixels, prepare_image
 from .recolor import color_lut, recolor
+from .spectral import Pipeline, PreprocessingError
 
 __all__ = [
     "Cancelled",
@@ -45,7 +46,9 @@ __all__ = [
     "sweep_k",
 ]
 
-Preprocessing = Literal["none", "standardize", "unit", "pca"]
+#: Today's four spaces, or a spectral pipeline (its text, e.g. "savgol(11, 2) | snv | pca",
+#: or a :class:`~.spectral.Pipeline`).
+Preprocessing = Literal["none", "standardize", "unit", "pca"] | str | Pipeline
 
 
 @dataclass(frozen=True)
@@ -149,10 +152,13 @@ def cluster_image(
     alpha : bool, optional
         Whether the last of 4 channels is alpha (not a feature; alpha = 0 pixels are excluded
         and stay transparent). Default: True for 4-channel integer images, as PNGs are.
-    preprocessing : {"none", "standardize", "unit", "pca"}
+    preprocessing : {"none", "standardize", "unit", "pca"}, str or Pipeline
         Features clustered: as given; each band scaled to zero mean and unit variance; each
         spectrum scaled to unit length (clusters by spectral shape, whatever the brightness);
-        the leading ``n_components`` principal components.
+        the leading ``n_components`` principal components. Or a spectral pipeline applied to
+        every spectrum first, ending in one of those (:mod:`.spectral`), e.g.
+        ``"range(450, 900) | savgol(11, 2, deriv=1) | snv"``; centres and statistics stay in
+        the input's units and bands.
     n_components : int, optional
         For ``preprocessing="pca"``: components kept (default: enough for 99.9% of the
         variance, at most 32).
@@ -203,16 +209,21 @@ def cluster_image(
     """
     if int(n_clusters) < 1:
         raise ClusteringError(f"the number of clusters must be at least 1, not {n_clusters}")
-    if preprocessing not in ("none", "standardize", "unit", "pca"):
-        raise ValueError(f"unknown preprocessing {preprocessing!r}")
+    try:
+        pipeline = Pipeline.parse(preprocessing)
+    except PreprocessingError as exc:
+        raise ValueError(f"unknown preprocessing {preprocessing!r}: {exc}") from None
     report = progress or (lambda event: None)
     with _engine_errors(image):
         source = _pixels(image, channel_axis, mask, alpha, read_once=True, report=report)
+        steps = bind_steps(pipeline, source.n_features, wavelengths)
         params = {
             "n_clusters": int(n_clusters),
             "channel_axis": channel_axis,
             "alpha": source.has_alpha,
-            "preprocessing": preprocessing,
+            "preprocessing": pipeline.space,
+            # the spectral steps before it, replayed by apply_model (None: none)
+            "steps": Pipeline(pipeline.steps).spec if pipeline.steps else None,
             "n_components": n_components,
             "palette": palette,
             "random_state": int(random_state),
@@ -224,7 +235,7 @@ def cluster_image(
             "version": __version__,
         }
         try:
-            found = fit(source, int(n_clusters), params, report)
+            found = fit(source, int(n_clusters), params, report, steps=steps)
         except TooFewDistinct as exc:
             if not reduce_k:
                 raise
@@ -234,8 +245,24 @@ def cluster_image(
                 stacklevel=3,
             )
             params["n_clusters_used"] = exc.n_distinct
-            found = fit(source, exc.n_distinct, params, report)
+            found = fit(source, exc.n_distinct, params, report, steps=steps)
         return _assemble(source, found, params, wavelengths, palette, report)
+
+
+def bind_steps(pipeline: Pipeline, n_bands: int, wavelengths):
+    """The pipeline's spectral steps ready for these spectra (None without steps).
+
+    Raises
+    ------
+    ClusteringError
+        A step does not fit them (the message names the step).
+    """
+    if not pipeline.steps:
+        return None
+    try:
+        return pipeline.bind(n_bands, wavelengths)
+    except PreprocessingError as exc:
+        raise ClusteringError(f"preprocessing: {exc}") from None
 
 
 def apply_model(
@@ -291,6 +318,12 @@ def apply_model(
                     f"{model.wavelengths.min():g}-{model.wavelengths.max():g}, {len(wl)} vs "
                     f"{len(model.wavelengths)} bands)"
                 )
+        steps = model.features.steps
+        if steps is not None and steps.needs_wavelengths and wavelengths is None:
+            raise ClusteringError(
+                f"the model's preprocessing ({steps.pipeline.spec}) selects bands by "
+                "wavelength, and this image has no wavelengths: give them first"
+            )
         acc = source.one_pass(model.features, model.centers, None, None, report)
         if not acc.counts.any():
             raise ClusteringError("no pixel left to label: all are masked, transparent or NaN")
@@ -416,6 +449,7 @@ def sweep_k(
     max_samples: int = 3000,
     random_state: int = 0,
     progress: Callable[[ProgressEvent], None] | None = None,
+    wavelengths: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Help choose k: inertia (for an elbow) and silhouette score for each k, on a sample,
     and the suggested k: the elbow of the inertia curve (:func:`elbow`).
@@ -453,6 +487,7 @@ def sweep_k(
                 preprocessing=preprocessing,
                 random_state=random_state,
                 alpha=False,
+                wavelengths=wavelengths,
             )
         except ClusteringError:  # fewer distinct pixels than k: the sweep ends here
             ks = ks[:i]

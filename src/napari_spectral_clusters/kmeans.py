@@ -157,8 +157,9 @@ class Fit(NamedTuple):
     features: Features
 
 
-def fit(source: PixelSource, k: int, params: dict, report: Report) -> Fit:
-    """Sample fit, Lloyd passes over all pixels, recovery of lost clusters (in fit order)."""
+def fit(source: PixelSource, k: int, params: dict, report: Report, *, steps=None) -> Fit:
+    """Sample fit, Lloyd passes over all pixels, recovery of lost clusters (in fit order);
+    ``steps``: a bound spectral pipeline applied to every pixel first."""
     rng = np.random.default_rng(params["random_state"])
     sample, weights = source.sample(params["max_samples"], rng, report)
     total_weight = source.total_weight
@@ -167,7 +168,7 @@ def fit(source: PixelSource, k: int, params: dict, report: Report) -> Fit:
     check_range(sample)
     if k > source.n_rows or k > total_weight:  # more clusters than pixels: count exactly
         _check_distinct(source, k)
-    features = Features.fit(sample, weights, params)
+    features = Features.fit(sample, weights, params, steps)
     xs = features(sample)
     with _one_blas_thread():  # small products on the sample (see recover)
         centers = _best_start(xs, weights, k, params, rng, report)

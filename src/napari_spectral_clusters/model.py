@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .io.files import written_whole
+from .spectral import BoundPipeline, Pipeline, PreprocessingError
 
 __all__ = ["ClusterModel", "Features", "ModelError", "principal_axes"]
 
@@ -27,16 +28,32 @@ class ModelError(ValueError):
 
 @dataclass
 class Features:
-    """Maps input pixels to the space that is clustered: offset, scale, unit length, PCA."""
+    """Maps input pixels to the space that is clustered: spectral steps (a bound
+    :class:`~.spectral.Pipeline`), then offset, scale, unit length, PCA.
+
+    ``offset`` is in the input's units (raw sums, and so centres in the input's units, are
+    taken around it); with spectral ``steps``, ``steps_offset`` centres their output.
+    """
 
     offset: np.ndarray
     scale: np.ndarray | None = None
     unit: bool = False
     components: np.ndarray | None = None
+    steps: BoundPipeline | None = None
+    steps_offset: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, sample: np.ndarray, weights: np.ndarray, params: dict) -> Features:
+    def fit(cls, sample: np.ndarray, weights: np.ndarray, params: dict, steps=None) -> Features:
         kind = params["preprocessing"]
+        mean = weighted_mean(sample, weights)
+        if steps is not None:  # the kinds below, on the spectra as the steps leave them
+            offset = np.zeros_like(mean) if kind == "unit" else mean
+            fitted = cls._fit_kind(kind, steps(sample), weights, params)
+            return cls(offset, fitted.scale, fitted.unit, fitted.components, steps, fitted.offset)
+        return cls._fit_kind(kind, sample, weights, params)
+
+    @classmethod
+    def _fit_kind(cls, kind: str, sample, weights, params) -> Features:
         mean = weighted_mean(sample, weights)
         if kind == "unit":
             return cls(offset=np.zeros_like(mean), unit=True)
@@ -53,11 +70,15 @@ class Features:
     @property
     def identity(self) -> bool:
         """Features are the input minus the offset: centres and spreads need no raw sums."""
-        return not self.unit and self.scale is None and self.components is None
+        plain = self.steps is None
+        return plain and not self.unit and self.scale is None and self.components is None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """float32 features of the (n, C) pixels ``x``."""
-        x = np.asarray(x, dtype=np.float32) - self.offset.astype(np.float32)
+        if self.steps is not None:
+            x = self.steps(x) - self.steps_offset.astype(np.float32)
+        else:
+            x = np.asarray(x, dtype=np.float32) - self.offset.astype(np.float32)
         if self.unit:
             norm = np.linalg.norm(x, axis=1, keepdims=True)
             x /= np.where(norm > 0, norm, 1)
@@ -158,6 +179,9 @@ class ClusterModel:
             "wavelengths": np.asarray(
                 [] if self.wavelengths is None else self.wavelengths, np.float64
             ),
+            "steps_offset": np.asarray(
+                [] if f.steps_offset is None else f.steps_offset, np.float64
+            ),
             "params": np.array(json.dumps(self.params, default=_jsonable)),
         }
         with written_whole(path) as tmp, open(tmp, "wb") as fh:
@@ -197,6 +221,8 @@ class ClusterModel:
             wavelengths = np.asarray(arrays["wavelengths"], np.float64)
             params = json.loads(str(arrays["params"]))
             unit = bool(arrays["unit"])
+            # models saved before spectral steps existed have none
+            steps_offset = np.asarray(arrays.get("steps_offset", np.zeros(0)), np.float64)
         except (KeyError, ValueError, TypeError, RecursionError) as exc:
             raise ModelError(
                 f"{path.name} is a damaged model file: {type(exc).__name__}: {exc}"
@@ -207,8 +233,20 @@ class ClusterModel:
                 f"components of shape {components.shape}"
             )
         n_in = len(offset)
-        n_feat = len(components) if components.size else n_in
-        finite = all(np.isfinite(a).all() for a in (offset, scale, components, wavelengths))
+        steps = None
+        spec = params.get("steps") if isinstance(params, dict) else None
+        if spec:
+            try:
+                steps = Pipeline.parse(str(spec)).bind(
+                    n_in, wavelengths if wavelengths.size == n_in else None
+                )
+            except PreprocessingError as exc:
+                raise ModelError(f"{path.name}: its preprocessing cannot be used: {exc}") from None
+        n_steps = n_in if steps is None else steps.n_out  # what scale and PCA apply to
+        n_feat = len(components) if components.size else n_steps
+        finite = all(
+            np.isfinite(a).all() for a in (offset, scale, components, wavelengths, steps_offset)
+        )
         problems = [
             (not finite, "non-finite offsets, scales, components or wavelengths"),
             (scale.size and not (scale > 0).all(), "scales that are not positive"),
@@ -220,10 +258,14 @@ class ClusterModel:
                 colors.shape != (len(centers), 3) or colors.dtype != np.uint8,
                 f"colours of shape {colors.shape} for {len(centers)} clusters",
             ),
-            (scale.size not in (0, n_in), f"{scale.size} scales for {n_in} channels"),
+            (scale.size not in (0, n_steps), f"{scale.size} scales for {n_steps} features"),
             (
-                components.size and components.shape[1] != n_in,
-                f"components of shape {components.shape} for {n_in} channels",
+                components.size and components.shape[1] != n_steps,
+                f"components of shape {components.shape} for {n_steps} features",
+            ),
+            (
+                steps is not None and steps_offset.shape != (n_steps,),
+                f"{steps_offset.size} offsets for the {n_steps} preprocessed bands",
             ),
             (wavelengths.size not in (0, n_in), f"{wavelengths.size} wavelengths"),
             (not np.isfinite(centers).all(), "non-finite centres"),
@@ -237,6 +279,8 @@ class ClusterModel:
             scale=scale if scale.size else None,
             unit=unit,
             components=components if components.size else None,
+            steps=steps,
+            steps_offset=steps_offset if steps is not None else None,
         )
         return cls(features, centers, colors, params, wavelengths if wavelengths.size else None)
 

@@ -265,6 +265,7 @@ class ClusterWidget(Container):
                 alpha=alpha,
                 preprocessing=preprocessing,
                 progress=progress,
+                wavelengths=wavelengths,
             )
 
         return self._start(job, "for several k", wait=wait, on_done=self._show_sweep)

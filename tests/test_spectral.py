@@ -1,0 +1,196 @@
+"""The spectral preprocessing pipeline: each step against a reference, the pipeline's text,
+its errors, and what it buys on Raman-like spectra (baselines, brightness, cosmic rays)."""
+
+import json
+
+import dask.array as da
+import numpy as np
+import pytest
+from pybaselines import Baseline
+from scipy.signal import savgol_filter
+from sklearn.metrics import adjusted_rand_score
+
+from napari_spectral_clusters import ClusteringError, apply_model, cluster_image
+from napari_spectral_clusters import lazy as lazy_engine
+from napari_spectral_clusters.model import ClusterModel
+from napari_spectral_clusters.spectral import Pipeline, PreprocessingError, despike
+
+WL = np.linspace(500, 1100, 121)  # 5 nm steps
+
+
+def _spectra(n=20, bands=121, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, bands)) * 3 + np.linspace(0, 2, bands)).astype(np.float32)
+
+
+def test_savgol_is_scipys_with_the_wavelength_step():
+    x = _spectra()
+    out = Pipeline.parse("savgol(11, 2, deriv=1)").bind(121, WL)(x)
+    ref = savgol_filter(x.astype(np.float64), 11, 2, deriv=1, delta=5.0, axis=1)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("step", "by_hand"),
+    [
+        ("snv", lambda x: (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)),
+        ("vector", lambda x: x / np.sqrt((x**2).sum(1, keepdims=True))),
+        ("area", lambda x: x / np.abs(x).sum(1, keepdims=True)),
+        ("max", lambda x: x / np.abs(x).max(1, keepdims=True)),
+        (
+            "minmax",
+            lambda x: (
+                (x - x.min(1, keepdims=True)) / (x.max(1, keepdims=True) - x.min(1, keepdims=True))
+            ),
+        ),
+    ],
+)
+def test_normalisations_as_computed_by_hand(step, by_hand):
+    x = _spectra().astype(np.float64)
+    out = Pipeline.parse(step).bind(121)(x)
+    np.testing.assert_allclose(out, by_hand(x), rtol=1e-5, atol=1e-6)
+
+
+def test_a_constant_spectrum_does_not_become_nan():
+    x = np.ones((2, 10))
+    for step in ("snv", "vector", "area", "max", "minmax"):
+        assert np.isfinite(Pipeline.parse(step).bind(10)(x)).all()
+
+
+def test_baseline_is_pybaselines_subtracted():
+    x = _spectra(n=5).astype(np.float64)
+    out = Pipeline.parse("baseline(asls, lam=1e4, p=0.02)").bind(121, WL)(x)
+    fitter = Baseline(x_data=WL)
+    ref = np.stack([s - fitter.asls(s, lam=1e4, p=0.02)[0] for s in x])
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_despike_removes_known_spikes_and_leaves_the_rest():
+    rng = np.random.default_rng(1)
+    clean = (np.sin(np.linspace(0, 6, 200)) * 5 + 10)[None].repeat(3, 0)
+    clean += rng.normal(0, 0.05, clean.shape)
+    spiky = clean.copy()
+    spikes = [(0, 40), (1, 120), (2, 41), (2, 160)]
+    for row, at in spikes:
+        spiky[row, at] += 80
+    out = despike(spiky, threshold=3.5, width=2)
+    for row, at in spikes:
+        assert abs(out[row, at] - clean[row, at]) < 0.5  # the spike is gone
+    far = np.ones(200, bool)
+    for _, at in spikes:
+        far[max(at - 4, 0) : at + 5] = False
+    np.testing.assert_allclose(out[:, far], spiky[:, far], rtol=1e-6)  # the rest as it was
+
+
+def test_range_and_drop_select_bands_by_wavelength_or_index():
+    bound = Pipeline.parse("range(600, 1000) | drop(700, 750)").bind(121, WL)
+    keep = (WL >= 600) & (WL <= 1000) & ~((WL >= 700) & (WL <= 750))
+    np.testing.assert_array_equal(bound.wavelengths, WL[keep])
+    np.testing.assert_array_equal(bound.bands, np.flatnonzero(keep))
+    x = _spectra()
+    np.testing.assert_array_equal(bound(x), x[:, keep])
+    by_index = Pipeline.parse("range(10, 19, index=True)").bind(121)
+    np.testing.assert_array_equal(by_index.bands, np.arange(10, 20))
+
+
+def test_the_text_the_json_and_a_file_give_the_same_pipeline(tmp_path):
+    text = "range(450, 900) | savgol(11, 2, deriv=1) | baseline(asls, lam=100000.0) | snv | pca"
+    p = Pipeline.parse(text)
+    assert p.spec == text and p.space == "pca" and len(p.steps) == 4
+    assert Pipeline.parse(p.to_json()) == p
+    path = tmp_path / "steps.json"
+    path.write_text(json.dumps(p.to_json()))
+    assert Pipeline.parse(str(path)) == p
+    for name in ("none", "standardize", "unit", "pca"):  # today's names keep working
+        assert Pipeline.parse(name) == Pipeline((), name)
+
+
+@pytest.mark.parametrize(
+    ("spec", "n", "wl", "says"),
+    [
+        ("savgol(10, 2)", 121, WL, "savgol(10, 2): the window is an odd number"),
+        ("savgol(201, 2)", 121, WL, "longer than 121"),
+        ("savgol(5, 5)", 121, WL, "the order"),
+        ("range(100, 200)", 121, WL, "outside the wavelengths"),
+        ("range(600, 900)", 121, None, "selects bands by wavelength"),
+        ("drop(600)", 121, WL, "pairs of limits"),
+        ("smooth(3)", 121, WL, "unknown step 'smooth'"),
+        ("snv | pca | snv", 121, WL, "only be the last step"),
+        ("savgol(11, __import__('os'))", 121, WL, "arguments are numbers or words"),
+        ("baseline(magic)", 121, WL, "the methods are"),
+        ("baseline(asls, lamda=3)", 121, WL, "baseline(asls, lamda=3)"),
+        ("despike(threshold=-1)", 121, WL, "despike(threshold=-1)"),
+    ],
+)
+def test_bad_steps_say_which_and_why(spec, n, wl, says):
+    with pytest.raises(PreprocessingError, match=None) as caught:
+        Pipeline.parse(spec).bind(n, wl)
+    assert says in str(caught.value)
+
+
+def raman_scene(seed=0, side=40, bands=160):
+    """Three materials (Gaussian peaks) under random sloped baselines, brightness 0.3-3x and
+    cosmic-ray spikes in 3% of the pixels: (side, side, bands) and the truth."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 1, bands)
+    peaks = [(0.2, 0.45), (0.3, 0.7), (0.55, 0.8)]
+    spectra = np.stack([sum(np.exp(-(((x - c) / 0.02) ** 2)) for c in pair) for pair in peaks])
+    truth = rng.integers(0, 3, (side, side))
+    bright = rng.uniform(0.3, 3.0, (side, side, 1))
+    offset = rng.uniform(0, 5, (side, side, 1))
+    slope = rng.uniform(-4, 4, (side, side, 1))
+    cube = bright * spectra[truth] + offset + slope * x
+    cube += rng.normal(0, 0.01, cube.shape)
+    hit = rng.random((side, side)) < 0.03
+    where = rng.integers(0, bands, (side, side))
+    cube[hit, where[hit]] += 30
+    return cube, truth
+
+
+PIPELINE = "despike | savgol(9, 3, deriv=2) | snv"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_pipeline_recovers_materials_that_raw_spectra_mix(seed):
+    cube, truth = raman_scene(seed)
+    raw = cluster_image(cube, 3, random_state=seed)
+    prepared = cluster_image(cube, 3, random_state=seed, preprocessing=PIPELINE)
+    assert adjusted_rand_score(truth.ravel(), raw.labels.ravel()) < 0.5
+    assert adjusted_rand_score(truth.ravel(), prepared.labels.ravel()) >= 0.95
+    # centres and spreads stay in the input's units and bands
+    assert prepared.centers.shape == (3, cube.shape[-1])
+    for k in range(3):
+        np.testing.assert_allclose(
+            prepared.centers[k], cube[prepared.labels == k + 1].mean(axis=0), rtol=1e-4
+        )
+
+
+def test_a_saved_model_replays_the_steps(tmp_path):
+    cube, _ = raman_scene(0)
+    wl = np.linspace(600, 1400, cube.shape[-1])
+    spec = "range(650, 1350) | " + PIPELINE
+    res = cluster_image(cube, 3, preprocessing=spec, wavelengths=wl)
+    path = res.model.save(tmp_path / "m.npz")
+    model = ClusterModel.load(path)
+    assert model.params["steps"] == "range(650, 1350) | despike | savgol(9, 3, deriv=2) | snv"
+    again = apply_model(cube, model, wavelengths=wl)
+    np.testing.assert_array_equal(again.labels, res.labels)
+    with pytest.raises(ClusteringError, match="selects bands by wavelength"):
+        apply_model(cube, model)  # a file without wavelengths
+
+
+def test_a_lazy_cube_is_preprocessed_block_by_block_alike(monkeypatch):
+    monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", 0.0)
+    cube, _ = raman_scene(1)
+    eager = cluster_image(cube, 3, preprocessing=PIPELINE)
+    lazy = cluster_image(da.from_array(cube, chunks=(10, 20, -1)), 3, preprocessing=PIPELINE)
+    np.testing.assert_array_equal(np.asarray(lazy.labels), eager.labels)
+    np.testing.assert_allclose(lazy.centers, eager.centers, rtol=1e-5, atol=1e-6)
+
+
+def test_a_bad_pipeline_is_a_clear_error_before_clustering():
+    cube, _ = raman_scene(0)
+    with pytest.raises(ClusteringError, match=r"preprocessing: savgol\(201, 2\)"):
+        cluster_image(cube, 3, preprocessing="savgol(201, 2)")
+    with pytest.raises(ValueError, match="unknown step"):
+        cluster_image(cube, 3, preprocessing="smooth")
