@@ -547,3 +547,26 @@ def test_cluster_file_checks_its_outputs_before_clustering(tmp_path, data_dir, c
     with pytest.raises(batch.BatchError, match="3-D labels cannot be saved as PNG"):
         batch.cluster_file(tmp_path / "volume.mat", out, n_clusters=3, fmt="png")
     assert clustered == []
+
+
+def test_run_with_a_preprocessing_pipeline_and_a_bad_one(tmp_path, inputs, data_dir):
+    import scipy.io
+
+    from napari_spectral_clusters import cluster_image
+    from napari_spectral_clusters.io import read_png
+
+    spec = "range(10, 140, index=True) | savgol(7, 2) | snv"
+    out = tmp_path / "out"
+    proc = _run("run", inputs / "Samson.mat", "-k", 3, "--preprocess", spec, "-o", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cube = scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"]
+    expected = cluster_image(np.moveaxis(cube, -1, 0), 3, channel_axis=0, preprocessing=spec)
+    np.testing.assert_array_equal(read_png(out / "Samson_clusters.png").data, expected.labels)
+    # the model replays the steps on the next file
+    again = tmp_path / "again"
+    proc = _run("run", inputs / "Samson.mat", "--model", out / "Samson_model.npz", "-o", again)
+    assert proc.returncode == 0
+    np.testing.assert_array_equal(read_png(again / "Samson_clusters.png").data, expected.labels)
+    proc = _run("run", inputs, "--preprocess", "savgol(4, 2) | snv", "-o", tmp_path / "bad")
+    assert proc.returncode == 2 and "savgol(4, 2): the window is an odd number" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "bad").exists()

@@ -13,6 +13,7 @@ from sklearn.metrics import adjusted_rand_score
 from napari_spectral_clusters import ClusteringError, apply_model, cluster_image
 from napari_spectral_clusters import lazy as lazy_engine
 from napari_spectral_clusters.model import ClusterModel
+from napari_spectral_clusters.samples import raman_scene
 from napari_spectral_clusters.spectral import Pipeline, PreprocessingError, despike
 
 WL = np.linspace(500, 1100, 121)  # 5 nm steps
@@ -126,25 +127,6 @@ def test_bad_steps_say_which_and_why(spec, n, wl, says):
     with pytest.raises(PreprocessingError, match=None) as caught:
         Pipeline.parse(spec).bind(n, wl)
     assert says in str(caught.value)
-
-
-def raman_scene(seed=0, side=40, bands=160):
-    """Three materials (Gaussian peaks) under random sloped baselines, brightness 0.3-3x and
-    cosmic-ray spikes in 3% of the pixels: (side, side, bands) and the truth."""
-    rng = np.random.default_rng(seed)
-    x = np.linspace(0, 1, bands)
-    peaks = [(0.2, 0.45), (0.3, 0.7), (0.55, 0.8)]
-    spectra = np.stack([sum(np.exp(-(((x - c) / 0.02) ** 2)) for c in pair) for pair in peaks])
-    truth = rng.integers(0, 3, (side, side))
-    bright = rng.uniform(0.3, 3.0, (side, side, 1))
-    offset = rng.uniform(0, 5, (side, side, 1))
-    slope = rng.uniform(-4, 4, (side, side, 1))
-    cube = bright * spectra[truth] + offset + slope * x
-    cube += rng.normal(0, 0.01, cube.shape)
-    hit = rng.random((side, side)) < 0.03
-    where = rng.integers(0, bands, (side, side))
-    cube[hit, where[hit]] += 30
-    return cube, truth
 
 
 PIPELINE = "despike | savgol(9, 3, deriv=2) | snv"

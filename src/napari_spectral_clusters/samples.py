@@ -1,4 +1,5 @@
-"""Deterministic sample data: a synthetic spectral cube with ground truth, and a photograph."""
+"""Deterministic sample data: a synthetic spectral cube with ground truth, Raman-like
+spectra that need preprocessing, and a photograph."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from importlib import resources
 import numpy as np
 from PIL import Image
 
-__all__ = ["sample_photo", "synthetic_cube"]
+__all__ = ["raman_scene", "sample_photo", "synthetic_cube"]
 
 
 def synthetic_cube(
@@ -47,6 +48,35 @@ def synthetic_cube(
     cube = spectra[gt - 1].astype(np.float32)  # (M, N, bands)
     cube += rng.normal(0, noise, cube.shape).astype(np.float32)
     return np.ascontiguousarray(np.moveaxis(cube, -1, 0)), gt, wavelengths
+
+
+def raman_scene(
+    seed: int = 0, side: int = 40, n_bands: int = 160
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raman-like spectra of three materials (two Gaussian peaks each) under what decides the
+    clusters of raw spectra instead of the chemistry: a random sloped baseline per pixel,
+    brightness from 0.3x to 3x, and cosmic-ray spikes in 3% of the pixels.
+
+    Returns
+    -------
+    cube : (side, side, n_bands) ndarray of float64
+    truth : (side, side) ndarray of int
+        The material of each pixel (0, 1, 2).
+    """
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 1, n_bands)
+    peaks = [(0.2, 0.45), (0.3, 0.7), (0.55, 0.8)]
+    spectra = np.stack([sum(np.exp(-(((x - c) / 0.02) ** 2)) for c in pair) for pair in peaks])
+    truth = rng.integers(0, 3, (side, side))
+    bright = rng.uniform(0.3, 3.0, (side, side, 1))
+    offset = rng.uniform(0, 5, (side, side, 1))
+    slope = rng.uniform(-4, 4, (side, side, 1))
+    cube = bright * spectra[truth] + offset + slope * x
+    cube += rng.normal(0, 0.01, cube.shape)
+    hit = rng.random((side, side)) < 0.03
+    where = rng.integers(0, n_bands, (side, side))
+    cube[hit, where[hit]] += 30
+    return cube, truth
 
 
 def sample_photo() -> np.ndarray:

@@ -243,6 +243,22 @@ def _check_arguments(step: Step) -> None:
     for a in numbers:
         if not isinstance(a, int | float) or isinstance(a, bool) or not np.isfinite(a):
             raise PreprocessingError(f"{step.spec}: {a!r} is not a number")
+    if step.name == "savgol":  # what needs no data is checked as soon as it is written
+        window, order = step.args
+        deriv = step.option("deriv")
+        if int(window) != window or window < 1 or window % 2 == 0:
+            raise PreprocessingError(f"{step.spec}: the window is an odd number of bands")
+        if int(order) != order or not 0 <= order < window:
+            raise PreprocessingError(f"{step.spec}: the order is 0 to window - 1, not {order}")
+        if not isinstance(deriv, int | float) or int(deriv) != deriv or not 0 <= deriv <= order:
+            raise PreprocessingError(f"{step.spec}: deriv is 0 to the order, not {deriv}")
+    if step.name == "despike":
+        threshold, width = step.option("threshold"), step.option("width")
+        numeric = all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in (threshold, width)
+        )
+        if not numeric or not threshold > 0 or width < 1 or int(width) != width:
+            raise PreprocessingError(f"{step.spec}: threshold > 0 and width >= 1, please")
 
 
 def _selection(step: Step, bands: np.ndarray, wl) -> tuple[np.ndarray, bool]:
@@ -310,8 +326,6 @@ def _make(step: Step, n: int, wl):
         return _baseline(step, n, wl)
     if name == "despike":
         threshold, width = float(step.option("threshold")), int(step.option("width"))
-        if not threshold > 0 or width < 1:
-            raise PreprocessingError(f"{step.spec}: threshold > 0 and width >= 1, please")
         if n < 3:
             raise PreprocessingError(f"{step.spec} needs at least 3 bands, not {n}")
         return lambda x: despike(x, threshold, width)
@@ -321,16 +335,10 @@ def _make(step: Step, n: int, wl):
 def _savgol(step: Step, n: int, wl):
     from scipy.signal import savgol_filter
 
-    window, order = step.args
+    window, order = step.args  # checked when parsed
     deriv = step.option("deriv")
-    if int(window) != window or window < 1 or window % 2 == 0:
-        raise PreprocessingError(f"{step.spec}: the window is an odd number of bands")
     if window > n:
         raise PreprocessingError(f"{step.spec}: a window of {window} bands is longer than {n}")
-    if int(order) != order or not 0 <= order < window:
-        raise PreprocessingError(f"{step.spec}: the order is 0 to window - 1, not {order}")
-    if int(deriv) != deriv or not 0 <= deriv <= order:
-        raise PreprocessingError(f"{step.spec}: deriv is 0 to the order, not {deriv}")
     delta = 1.0
     if wl is not None and n > 1:
         steps = np.diff(wl)
