@@ -663,6 +663,8 @@ def test_every_control_says_what_it_does(viewer_and_widget):
         w.n_clusters,
         w.suggest_button,
         w.use_k_button,
+        w.steps,
+        w.preview_button,
         w.preprocessing,
         w.palette,
         w.random_state,
@@ -880,3 +882,64 @@ def test_a_clicked_pixels_spectrum_is_plotted_against_its_clusters_mean(viewer_a
     members = cube.data[:, labels.data == labels.data[y, x]]
     np.testing.assert_allclose(lines[0].get_ydata(), members.mean(axis=1), rtol=1e-5)
     assert w.show_pixel((-50.0, 3.0)) is None  # outside the image: nothing changes
+
+
+def test_spectral_steps_in_the_widget_recover_the_materials_and_are_saved(
+    viewer_and_widget, tmp_path
+):
+    from sklearn.metrics import adjusted_rand_score
+
+    from napari_spectral_clusters.model import ClusterModel
+    from napari_spectral_clusters.samples import raman_scene
+
+    viewer, w = viewer_and_widget
+    cube, truth = raman_scene(0)
+    layer = viewer.add_image(np.moveaxis(cube, -1, 0), name="raman", metadata={"channel_axis": 0})
+    w.image.value = layer
+    w.n_clusters.value = 3
+    w.preprocessing.value = "none"
+    w.steps.value = "despike | savgol(9, 3, deriv=2) | snv"
+    w.run(wait=True)
+    labels = viewer.layers["raman clusters"].data
+    assert adjusted_rand_score(truth.ravel(), labels.ravel()) >= 0.95
+    assert w.plot.figure.axes[0].lines[0].get_xdata().shape == (cube.shape[-1],)  # input bands
+    saved = ClusterModel.load(w.save_model(tmp_path / "m.npz"))
+    assert saved.params["steps"] == "despike | savgol(9, 3, deriv=2) | snv"
+
+
+@pytest.mark.parametrize(
+    ("steps", "says"),
+    [
+        ("savgol(4, 2)", "savgol(4, 2): the window is an odd number of bands"),
+        ("savgol(201, 2)", "longer than 64"),
+        ("range(600, 900) | snv", "selects bands by wavelength"),
+        ("snv | pca", "only be the last step"),
+    ],
+)
+def test_bad_spectral_steps_are_named_before_run(viewer_and_widget, errors, steps, says):
+    viewer, w = viewer_and_widget
+    (cube, kw, _), _ = make_sample_cube()
+    kw["metadata"] = {k: v for k, v in kw["metadata"].items() if k != "wavelengths"}
+    viewer.add_image(cube, **kw)
+    w.steps.value = steps
+    assert w.run(wait=True) is None
+    assert errors and says in errors[-1] and errors[-1].startswith("Spectral steps")
+    assert len(viewer.layers) == 1 and w.status.value == "spectral steps do not fit"
+
+
+def test_preview_steps_plots_a_sample_and_a_clicked_pixel_before_and_after(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    layer, _ = _add_cube(viewer)
+    wl = np.asarray(layer.metadata["wavelengths"])
+    w.image.value = layer
+    w.steps.value = f"range({float(wl[10])!r}, {float(wl[40])!r}) | vector"
+    preview = w.preview_steps(position=(0, 5, 7))
+    assert preview["x_after"].shape == (31,) and preview["mean_after"].shape == (31,)
+    np.testing.assert_allclose(
+        preview["mean"], np.asarray(layer.data).mean(axis=(1, 2)), rtol=0.05
+    )
+    spectrum = np.asarray(layer.data)[:, 5, 7]
+    np.testing.assert_allclose(preview["pixel"], spectrum)
+    expected = spectrum[10:41] / np.linalg.norm(spectrum[10:41])
+    np.testing.assert_allclose(preview["pixel_after"], expected, rtol=1e-5)
+    assert w.plots.currentWidget() is w.panel.steps and len(w.panel.steps.figure.axes) == 2

@@ -118,6 +118,20 @@ class ClusterPlot(FigureCanvasQTAgg):
         twin.set_ylabel("silhouette", color="tab:orange")
         self._finish(ax, twin, legend=False)
 
+    def show_before_after(self, before, after, *, xlabel: str) -> None:
+        """Spectra before (top) and after (bottom) the preprocessing steps: each a list of
+        (x, y, label), the mean first, in the theme's text colour then tab colours."""
+        self.figure.clear()
+        top, bottom = self.figure.add_subplot(2, 1, 1), self.figure.add_subplot(2, 1, 2)
+        self.axes = top
+        for ax, lines, title in ((top, before, "as given"), (bottom, after, "after the steps")):
+            for i, (x, y, label) in enumerate(lines):
+                color = self.colors["text"] if i == 0 else f"C{i}"
+                ax.plot(x, y, color=color, linewidth=1.2, label=label)
+            ax.set_ylabel(title, color=self.colors["text"])
+        bottom.set_xlabel(xlabel)
+        self._finish(top, bottom, legend=True)
+
     def _finish(self, *axes, legend: bool) -> None:
         """Legend (a few entries only), the theme's colours, and on screen."""
         if legend:

@@ -17,6 +17,7 @@ __all__ = [
     "features_of",
     "has_hand_edits",
     "labels_checksum",
+    "pixel_sample",
     "pixel_spectrum",
     "spatial_axes",
     "spatial_shape",
@@ -128,6 +129,20 @@ def pixel_spectrum(data, where: tuple, channel_axis: int | None, rgb: bool):
     index = list(where)
     index.insert(channel_axis % data.ndim, slice(None))
     return np.asarray(data[tuple(index)], dtype=np.float64)
+
+
+def pixel_sample(data, channel_axis: int, n: int = 2000) -> np.ndarray:
+    """About ``n`` finite spectra of a cube, evenly spread over its pixels (a regular grid:
+    a lazy cube computes only that), as (pixels, bands) float64."""
+    axis = channel_axis % data.ndim
+    spatial = [d for d in range(data.ndim) if d != axis]
+    per_axis = max(1, round(n ** (1 / len(spatial))))
+    index = [slice(None)] * data.ndim
+    for d in spatial:
+        index[d] = slice(None, None, max(1, data.shape[d] // per_axis))
+    grid = np.asarray(data[tuple(index)], dtype=np.float64)
+    rows = np.moveaxis(grid, axis, -1).reshape(-1, data.shape[axis])
+    return rows[np.isfinite(rows).all(axis=1)]
 
 
 def band_histograms(values: np.ndarray, labels: np.ndarray, clusters, *, bins: int = 50):

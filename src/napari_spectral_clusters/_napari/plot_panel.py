@@ -20,19 +20,21 @@ __all__ = ["PlotPanel"]
 
 
 class PlotPanel:
-    """The *Spectra* and *Suggest k* tabs (``tabs``), hidden until one has something to
-    show; they follow the viewer's theme until ``native`` is destroyed."""
+    """The *Spectra*, *Suggest k* and *Preprocessing* tabs (``tabs``), hidden until one has
+    something to show; they follow the viewer's theme until the tabs are destroyed."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
-        self.spectra, self.sweep = ClusterPlot(), ClusterPlot()
-        self.tabs = plot_tabs({"Spectra": self.spectra, "Suggest k": self.sweep})
+        self.spectra, self.sweep, self.steps = ClusterPlot(), ClusterPlot(), ClusterPlot()
+        self.tabs = plot_tabs(
+            {"Spectra": self.spectra, "Suggest k": self.sweep, "Preprocessing": self.steps}
+        )
         self.follow_theme()
         viewer.events.theme.connect(self.follow_theme)
         self.tabs.destroyed.connect(lambda *_: viewer.events.theme.disconnect(self.follow_theme))
 
     def follow_theme(self, *_):
-        for plot in (self.spectra, self.sweep):
+        for plot in (self.spectra, self.sweep, self.steps):
             plot.follow_theme(self._viewer.theme)
 
     def show_clusters(self, shown: ShownResult, means, stds, colors, labels, *, one_band=None):
@@ -75,6 +77,18 @@ class PlotPanel:
         )
         self.spectra.add_line(x, spectrum, f"pixel {tuple(int(i) for i in where)}")
         self.tabs.setCurrentWidget(self.spectra)
+
+    def show_preview(self, preview: dict) -> None:
+        """What the spectral steps do: the mean spectrum of a sample (and a clicked pixel's)
+        before and after them (``preview``: from the widget's ``preview_steps``)."""
+        before = [(preview["x"], preview["mean"], "mean of a sample")]
+        after = [(preview["x_after"], preview["mean_after"], "mean of a sample")]
+        if preview.get("pixel") is not None:
+            where = tuple(int(i) for i in preview["where"])
+            before.append((preview["x"], preview["pixel"], f"pixel {where}"))
+            after.append((preview["x_after"], preview["pixel_after"], f"pixel {where}"))
+        self.steps.show_before_after(before, after, xlabel=preview["xlabel"])
+        self.tabs.setCurrentWidget(self.steps)
 
     def show_sweep(self, sweep: dict) -> None:
         self.sweep.show_sweep(

@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = ["restore_settings", "save_settings", "settings_store"]
 
 #: Controls remembered between sessions.
-_PERSISTENT = ("n_clusters", "random_state", "preprocessing", "palette")
+_PERSISTENT = ("n_clusters", "random_state", "preprocessing", "steps", "palette")
 
 
 def settings_store():

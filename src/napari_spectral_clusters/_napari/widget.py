@@ -10,15 +10,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, SpinBox
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 
 from .._arrays import is_lazy
 from ..cluster import Cancelled, ClusterResult, apply_model, cluster_image, sweep_k
+from ..spectral import Pipeline, PreprocessingError
 from .band_readout import follow_bands
 from .input_section import InputSection
-from .layer_rules import wavelengths_of
+from .layer_rules import pixel_sample, pixel_spectrum, spatial_axes, wavelengths_of
 from .plot_panel import PlotPanel
 from .results_section import ResultsSection
 from .reuse_section import ReuseSection
@@ -57,6 +58,7 @@ class ClusterWidget(Container):
                 setattr(self, name, getattr(section, name))
         self.runner = Runner(busy=self._busy)
         self.last_sweep: dict | None = None
+        self._clicked = None  # world position of the last Shift-click
         self.sections = {
             "Input": self.input,
             "Clustering": self._clustering_section(),
@@ -96,6 +98,9 @@ class ClusterWidget(Container):
                 ("principal components", "pca"),
             ],
         )
+        self.steps = LineEdit(name="steps", label="spectral steps", value="")
+        self.steps.native.setPlaceholderText("none, or e.g. despike | savgol(9, 2) | snv")
+        self.preview_button = PushButton(name="preview_button", text="Preview steps")
         self.palette = ComboBox(
             name="palette",
             label="colours",
@@ -120,6 +125,17 @@ class ClusterWidget(Container):
                 "different scales count alike); spectral shape only (brightness ignored); or "
                 "the leading principal components (faster on many bands)."
             ),
+            self.steps: (
+                "Steps applied to every spectrum before clustering, joined by '|': "
+                "range(lo, hi) and drop(lo, hi) in nm, savgol(window, order, deriv=0), "
+                "baseline(asls, lam=1e5), despike, snv, vector, area, max, minmax. Saved "
+                "with the model. Change it when baselines, spikes or brightness decide the "
+                "clusters instead of the materials."
+            ),
+            self.preview_button: (
+                "Plot the mean spectrum of a sample (and the last Shift-clicked pixel) "
+                "before and after the spectral steps."
+            ),
             self.palette: (
                 "Cluster colours: the true colour of each mean spectrum (or the centre's own "
                 "colour for pictures), or distinct categorical colours."
@@ -133,6 +149,8 @@ class ClusterWidget(Container):
         }
         for control, tip in tips.items():
             control.tooltip = tip
+        self.steps.native.editingFinished.connect(lambda: self.check_steps())
+        self.preview_button.changed.connect(lambda: self.preview_steps())
         self.suggest_button.changed.connect(lambda: self.suggest_k())
         self.use_k_button.changed.connect(lambda: self.use_suggested_k())
         self.run_button.changed.connect(lambda: self.run())
@@ -155,6 +173,8 @@ class ClusterWidget(Container):
             name="clustering_section",
             widgets=[
                 clusters_row,
+                self.steps,
+                self.preview_button,
                 self.preprocessing,
                 self.palette,
                 self.random_state,
@@ -196,6 +216,7 @@ class ClusterWidget(Container):
     def _on_click(self, viewer, event):
         """Shift-click: the clicked pixel's spectrum against its cluster's."""
         if event.type == "mouse_press" and "Shift" in event.modifiers:
+            self._clicked = event.position  # the pixel Preview steps shows
             self.show_pixel(event.position)
 
     # -- the scriptable actions (each also a button) --------------------------------------
@@ -211,9 +232,9 @@ class ClusterWidget(Container):
         failed), processing Qt events meanwhile: for scripts and the napari console.
         """
         n_clusters, seed = int(self.n_clusters.value), int(self.random_state.value)
-        palette, preprocessing = self.palette.value, self.preprocessing.value
+        palette, preprocessing = self.palette.value, self.check_steps()
         mask = self.input.mask_array()
-        if mask is False:
+        if mask is False or preprocessing is None:
             return None
         save_settings(self)
 
@@ -255,7 +276,9 @@ class ClusterWidget(Container):
         """Sweep k on a sample in the background; plot inertia (elbow) and silhouette.
 
         The result is kept in ``last_sweep``; the status line names the suggested k."""
-        preprocessing = self.preprocessing.value
+        preprocessing = self.check_steps()
+        if preprocessing is None:
+            return None
 
         def job(data, channel_axis, alpha, wavelengths, progress):
             return sweep_k(
@@ -269,6 +292,73 @@ class ClusterWidget(Container):
             )
 
         return self._start(job, "for several k", wait=wait, on_done=self._show_sweep)
+
+    def check_steps(self) -> str | None:
+        """What is clustered: the spectral steps followed by the *features* choice, checked
+        against the chosen layer's bands and wavelengths; None (after a notification naming
+        the step) when they do not fit."""
+        text = str(self.steps.value).strip()
+        if not text:
+            return self.preprocessing.value
+        layer = self.image.value
+        try:
+            pipeline = Pipeline.parse(f"{text} | {self.preprocessing.value}")
+            if layer is not None:
+                axis, _ = self.input.features()
+                if axis is None:
+                    raise PreprocessingError(f"{layer.name} has no band axis for spectral steps")
+                data = layer.data
+                n = data.shape[axis] if not layer.rgb else data.shape[-1]
+                n -= 1 if (layer.rgb and n == 4) else 0  # alpha is not a band
+                pipeline.bind(n, wavelengths_of(layer, data, axis))
+        except PreprocessingError as exc:
+            self.status.value = "spectral steps do not fit"
+            show_error(f"Spectral steps: {exc}")
+            return None
+        return pipeline.spec
+
+    def preview_steps(self, position=None) -> dict | None:
+        """Plot the mean spectrum of a sample of the chosen cube -- and of the pixel at
+        ``position`` (world coordinates; default: the last Shift-clicked one) -- before and
+        after the spectral steps; returns what was plotted (None when nothing can be)."""
+        spec = self.check_steps()
+        layer = self.image.value
+        if spec is None or layer is None:
+            return None
+        axis, _ = self.input.features()
+        if axis is None or layer.rgb:
+            show_error("Preview steps: choose a cube with a band axis.")
+            return None
+        data = layer.data
+        wl = wavelengths_of(layer, data, axis)
+        bound = Pipeline.parse(spec).bind(data.shape[axis], wl)
+        sample = pixel_sample(data, axis)
+        if len(sample) == 0:
+            show_error(f"Preview steps: {layer.name} has no finite pixel.")
+            return None
+        x = wl if wl is not None else np.arange(data.shape[axis])
+        preview = {
+            "x": x,
+            "mean": sample.mean(axis=0),
+            "x_after": x[bound.bands],
+            "mean_after": bound(sample).mean(axis=0),
+            "xlabel": "wavelength (nm)" if wl is not None else "band",
+            "pixel": None,
+        }
+        position = self._clicked if position is None else position
+        if position is not None:
+            spatial = spatial_axes(layer, axis)
+            where = np.round(layer.world_to_data(position)).astype(int)
+            where = where[-layer.ndim :][spatial]
+            shape = np.asarray(data.shape)[spatial]
+            if np.all(where >= 0) and np.all(where < shape):
+                pixel = pixel_spectrum(data, tuple(where), axis, False)
+                if np.isfinite(pixel).all():
+                    preview.update(
+                        pixel=pixel, pixel_after=bound(pixel[None])[0], where=tuple(where)
+                    )
+        self.panel.show_preview(preview)
+        return preview
 
     def use_suggested_k(self):
         """Set the number of clusters to the last sweep's suggestion."""
