@@ -150,3 +150,26 @@ def test_the_sample_cube_opens_on_its_representative_band(make_napari_viewer):
     assert band != layer.data.shape[0] // 2  # not napari's middle band by chance
     assert viewer.dims.current_step[0] == band
     assert viewer.dims.axis_labels[0].endswith(" nm")
+
+
+def test_a_lazy_cube_gets_robust_contrast_from_its_middle_band_alone():
+    import dask
+    import dask.array as da
+
+    from napari_spectral_clusters._napari.opening import robust_contrast
+
+    rng = np.random.default_rng(0)
+    cube = rng.random((9, 60, 80))
+    cube[4, 0, :5] = 1e6  # hot pixels in the band shown first
+    read = []
+
+    def band(b):  # one storage chunk per band, saying when it is read
+        read.append(b)
+        return cube[b]
+
+    lazy = da.stack(
+        [da.from_delayed(dask.delayed(band)(b), cube.shape[1:], cube.dtype) for b in range(9)]
+    )
+    lo, hi = robust_contrast(lazy, 0)
+    assert read == [4]  # one plane, not the cube
+    assert 0 <= lo < 0.02 and 0.98 < hi <= 1.0  # the hot pixels do not set the limits

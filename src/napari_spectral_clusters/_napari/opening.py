@@ -30,17 +30,30 @@ CONTRAST_SAMPLE = 1_000_000
 CONTRAST_PERCENTILES = (0.5, 99.5)
 
 
-def robust_contrast(data) -> tuple[float, float] | None:
+def robust_contrast(data, channel_axis: int | None = None) -> tuple[float, float] | None:
     """Contrast limits for a cube's first view: the 0.5th-99.5th percentiles of up to a
     million of its values, evenly spread over it (a few hot pixels or a bright band no
-    longer make every other band look black). None for lazy cubes (reading a sample would
-    read whole blocks) and when the values give no range."""
-    if is_lazy(data) or not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+    longer make every other band look black). For a lazy cube, of its middle band (the one
+    napari shows first) on a strided grid: one plane read, never the cube. None when the
+    values give no range."""
+    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
         return None
     if data.dtype == bool or data.size == 0:
         return None
+    if is_lazy(data):
+        if channel_axis is None:
+            return None
+        axis = channel_axis % data.ndim
+        plane = data[(slice(None),) * axis + (data.shape[axis] // 2,)]
+        step = max(1, int(np.ceil((plane.size / CONTRAST_SAMPLE) ** (1 / plane.ndim))))
+        values = np.asarray(plane[(slice(None, None, step),) * plane.ndim], dtype=np.float64)
+        return _percentiles(values.ravel())
     at = np.linspace(0, data.size - 1, min(CONTRAST_SAMPLE, data.size)).astype(np.int64)
-    values = np.asarray(data[np.unravel_index(at, data.shape)], dtype=np.float64)
+    return _percentiles(np.asarray(data[np.unravel_index(at, data.shape)], dtype=np.float64))
+
+
+def _percentiles(values: np.ndarray) -> tuple[float, float] | None:
+    """The finite values' contrast percentiles (their range when those coincide)."""
     values = values[np.isfinite(values)]
     if values.size == 0:
         return None

@@ -100,7 +100,7 @@ def layer_data(img: ImageData, path: Path | None = None) -> tuple:
     if img.kind == "image":
         kwargs["rgb"] = img.rgb
         if not img.rgb and img.channel_axis is not None:  # a cube: contrast for every band
-            limits = robust_contrast(img.data)
+            limits = robust_contrast(img.data, img.channel_axis)
             if limits is not None:
                 kwargs["contrast_limits"] = limits
             band = representative_band(img.data, img.channel_axis)
