@@ -101,7 +101,7 @@ def test_the_text_the_json_and_a_file_give_the_same_pipeline(tmp_path):
     assert Pipeline.parse(p.to_json()) == p
     path = tmp_path / "steps.json"
     path.write_text(json.dumps(p.to_json()))
-    assert Pipeline.parse(str(path)) == p
+    assert Pipeline.from_file(path) == p
     for name in ("none", "standardize", "unit", "pca"):  # today's names keep working
         assert Pipeline.parse(name) == Pipeline((), name)
 
@@ -176,3 +176,73 @@ def test_a_bad_pipeline_is_a_clear_error_before_clustering():
         cluster_image(cube, 3, preprocessing="savgol(201, 2)")
     with pytest.raises(ValueError, match="unknown step"):
         cluster_image(cube, 3, preprocessing="smooth")
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        "savgol(" + "-" * 3000 + "5, 2)",  # too deep for the parser
+        "savgol(5, 2, deriv=1, deriv='a')",
+        "baseline(asls, max_iter=-1)",
+        "baseline(asls, lam=nan)",
+        "x" * 300 + ".json",
+        "range(0, 20, index='False')",
+        "despike(width=1e300)",
+        "savgol(11, 2, deriv=True)",
+        "a" * 20_000,
+    ],
+)
+def test_a_damaged_models_steps_are_a_model_error_never_a_crash(tmp_path, steps):
+    import zipfile
+
+    from napari_spectral_clusters.model import ModelError
+
+    cube, _ = raman_scene(0, side=12)
+    path = cluster_image(cube, 2).model.save(tmp_path / "m.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    params = json.loads(str(arrays["params"]))
+    params["steps"] = steps
+    arrays["params"] = np.array(json.dumps(params))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    assert zipfile.is_zipfile(tmp_path / "bad.npz")
+    with pytest.raises(ModelError, match="preprocessing cannot be used"):
+        ClusterModel.load(tmp_path / "bad.npz")
+    with pytest.raises(PreprocessingError):  # and the same text given directly
+        Pipeline.parse(steps).bind(cube.shape[-1], WL[: cube.shape[-1]] * 0 + WL[0])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "range(0, 20, index=True) | snv",
+        "baseline(asls, lam=1e-05, p=0.5) | despike(threshold=2.5, width=3) | pca",
+        "drop(-1.5, 2, 7, 9, index=True) | savgol(7, 3, deriv=2) | minmax",
+    ],
+)
+def test_a_spec_saved_in_a_model_reads_back_as_the_same_pipeline(text):
+    p = Pipeline.parse(text)
+    assert Pipeline.parse(p.spec) == p
+    assert Pipeline.parse(p.to_json()) == p
+
+
+def test_snv_of_flat_spectra_is_zero_and_despike_finds_a_spike_in_flat_counts():
+    flat = np.array([[0.1] * 64, [0.3] * 64, [0.7] * 64], dtype=np.float32)
+    np.testing.assert_array_equal(Pipeline.parse("snv").bind(64)(flat), 0)
+    counts = np.full((1, 40), 5.0)
+    counts[0, 10] = 500
+    assert despike(counts)[0, 10] == pytest.approx(5.0)
+
+
+def test_savgol_never_reaches_across_dropped_bands():
+    with pytest.raises(PreprocessingError, match="put it before them"):
+        Pipeline.parse("drop(700, 750) | savgol(5, 2, deriv=1)").bind(121, WL)
+    Pipeline.parse("savgol(5, 2, deriv=1) | drop(700, 750)").bind(121, WL)  # the other order
+
+
+def test_sweep_k_says_when_the_steps_do_not_fit():
+    from napari_spectral_clusters import sweep_k
+
+    cube, _ = raman_scene(0, side=12)
+    with pytest.raises(ClusteringError, match="selects bands by wavelength"):
+        sweep_k(cube, ks=range(2, 4), preprocessing="range(450, 900) | snv")

@@ -17,6 +17,8 @@ def _pipeline(text: str):
     from .spectral import Pipeline, PreprocessingError
 
     try:
+        if text.strip().endswith(".json"):
+            return Pipeline.from_file(text.strip())
         return Pipeline.parse(text)
     except PreprocessingError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None

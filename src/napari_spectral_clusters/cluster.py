@@ -465,6 +465,10 @@ def sweep_k(
     """
     rng = np.random.default_rng(random_state)
     report = progress or (lambda event: None)
+    try:
+        pipeline = Pipeline.parse(preprocessing)
+    except PreprocessingError as exc:
+        raise ValueError(f"unknown preprocessing {preprocessing!r}: {exc}") from None
     if is_lazy(image):  # sample blocks; never load the cube
         source = _pixels(image, channel_axis, mask, alpha, read_once=False, report=report)
     else:  # every pixel drawn alike (not distinct colours by weight)
@@ -477,6 +481,9 @@ def sweep_k(
         sample = sample[np.sort(pick)]
     if len(sample) == 0:
         raise ClusteringError("no pixel left to cluster: all are masked, transparent or NaN")
+    # steps that do not fit are an error, not an empty sweep (the loop below ends the sweep
+    # quietly where there are fewer distinct pixels than k)
+    bind_steps(pipeline, sample.shape[1], wavelengths)
     ks = [int(k) for k in ks if 1 <= int(k) <= len(sample)]
     inertia, scores = [], []
     for i, k in enumerate(ks):

@@ -240,7 +240,7 @@ class ClusterModel:
                 steps = Pipeline.parse(str(spec)).bind(
                     n_in, wavelengths if wavelengths.size == n_in else None
                 )
-            except PreprocessingError as exc:
+            except (PreprocessingError, TypeError) as exc:  # TypeError: steps not text
                 raise ModelError(f"{path.name}: its preprocessing cannot be used: {exc}") from None
         n_steps = n_in if steps is None else steps.n_out  # what scale and PCA apply to
         n_feat = len(components) if components.size else n_steps

@@ -34,7 +34,7 @@ Example
 >>> bound.n_out, p.spec
 (74, 'range(450, 900) | savgol(5, 2) | snv')
 >>> bound(np.ones((3, 100))).shape
-(3, 75)
+(3, 74)
 """
 
 from __future__ import annotations
@@ -63,6 +63,10 @@ STEPS = {
     "max": ("", {}),
     "minmax": ("", {}),
 }
+#: Longest pipeline text read (a damaged model's text is refused, not parsed for ever).
+MAX_TEXT = 10_000
+#: Widest despike neighbourhood, in bands.
+MAX_WIDTH = 1000
 #: pybaselines methods a ``baseline`` step may use (fitted on one spectrum at a time).
 BASELINES = ("asls", "arpls", "airpls", "iarpls", "drpls", "modpoly", "imodpoly", "poly", "snip")
 
@@ -89,7 +93,10 @@ class Step:
 
 
 def _show(value) -> str:
-    return value if isinstance(value, str) else repr(value)
+    """A value as the pipeline's text writes it: words bare, other text quoted."""
+    if isinstance(value, str):
+        return value if value.isidentifier() else repr(value)
+    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -100,9 +107,20 @@ class Pipeline:
     space: str = "none"
 
     @classmethod
+    def from_file(cls, path) -> Pipeline:
+        """The pipeline in a JSON file: a list of steps, as :meth:`to_json` writes them."""
+        try:
+            return cls.parse(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, RecursionError) as exc:
+            if isinstance(exc, PreprocessingError):
+                raise
+            raise PreprocessingError(f"cannot read the pipeline file {path}: {exc}") from None
+
+    @classmethod
     def parse(cls, spec) -> Pipeline:
-        """A pipeline from its text (``"savgol(11, 2) | snv"``), a JSON file or list of steps
-        (``[{"step": "savgol", "args": [11, 2]}]``), or a pipeline (returned as it is).
+        """A pipeline from its text (``"savgol(11, 2) | snv"``), a list of steps
+        (``[{"step": "savgol", "args": [11, 2]}]``, as in a JSON file: :meth:`from_file`), or
+        a pipeline (returned as it is). Nothing is read from disk, nothing evaluated.
 
         Raises
         ------
@@ -111,13 +129,8 @@ class Pipeline:
         """
         if isinstance(spec, Pipeline):
             return spec
-        if isinstance(spec, Path) or (
-            isinstance(spec, str) and spec.strip().endswith(".json") and Path(spec).is_file()
-        ):
-            try:
-                spec = json.loads(Path(spec).read_text())
-            except (OSError, ValueError) as exc:
-                raise PreprocessingError(f"cannot read the pipeline file {spec}: {exc}") from None
+        if isinstance(spec, str) and len(spec) > MAX_TEXT:
+            raise PreprocessingError(f"a pipeline of {len(spec):,} characters is too long")
         if isinstance(spec, list):
             steps = [_step_from_json(item) for item in spec]
         elif isinstance(spec, str):
@@ -173,6 +186,11 @@ class Pipeline:
                 funcs.append(_Select(keep))
                 bands = bands[keep]
             else:
+                if step.name == "savgol" and len(bands) > 1 and np.any(np.diff(bands) != 1):
+                    raise PreprocessingError(
+                        f"{step.spec} would reach across bands left out by range/drop: put "
+                        "it before them"
+                    )
                 funcs.append(_make(step, len(bands), current))
             if len(bands) == 0:
                 raise PreprocessingError(f"{step.spec} leaves no band")
@@ -184,15 +202,24 @@ def _step_from_text(text: str) -> Step:
     text = text.strip()
     try:
         node = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        raise PreprocessingError(f"cannot read the step {text!r}") from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise PreprocessingError(f"cannot read the step {text[:80]!r}") from None
     if isinstance(node, ast.Name):
         return Step(node.id)
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
         raise PreprocessingError(f"cannot read the step {text!r}: write name(arguments)")
+    if any(k.arg is None for k in node.keywords):
+        raise PreprocessingError(f"{text}: write options as name=value")
+    names = [k.arg for k in node.keywords]
+    if len(set(names)) != len(names):
+        raise PreprocessingError(f"{text}: an option is given twice")
     args = tuple(_value(a, text) for a in node.args)
-    kwargs = tuple(sorted((k.arg, _value(k.value, text)) for k in node.keywords if k.arg))
+    kwargs = tuple(sorted(((k.arg, _value(k.value, text)) for k in node.keywords), key=_key))
     return Step(node.func.id, args, kwargs)
+
+
+def _key(item):
+    return item[0]
 
 
 def _value(node, text):
@@ -217,7 +244,7 @@ def _step_from_json(item) -> Step:
     for value in [*args, *kwargs.values()]:
         if not isinstance(value, int | float | str | bool):
             raise PreprocessingError(f"{item['step']}: arguments are plain values, not {value!r}")
-    return Step(item["step"], tuple(args), tuple(sorted(kwargs.items())))
+    return Step(item["step"], tuple(args), tuple(sorted(kwargs.items(), key=_key)))
 
 
 def _check_arguments(step: Step) -> None:
@@ -243,9 +270,18 @@ def _check_arguments(step: Step) -> None:
     for a in numbers:
         if not isinstance(a, int | float) or isinstance(a, bool) or not np.isfinite(a):
             raise PreprocessingError(f"{step.spec}: {a!r} is not a number")
+    if "index" in dict(step.kwargs) and not isinstance(step.option("index"), bool):
+        raise PreprocessingError(f"{step.spec}: index is True or False")
+    if step.name == "baseline":
+        for key, value in step.kwargs:
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (isinstance(value, bool) or (number and np.isfinite(value))):
+                raise PreprocessingError(f"{step.spec}: {key} is a finite number or True/False")
     if step.name == "savgol":  # what needs no data is checked as soon as it is written
         window, order = step.args
         deriv = step.option("deriv")
+        if isinstance(deriv, bool):
+            raise PreprocessingError(f"{step.spec}: deriv is 0, 1, 2...")
         if int(window) != window or window < 1 or window % 2 == 0:
             raise PreprocessingError(f"{step.spec}: the window is an odd number of bands")
         if int(order) != order or not 0 <= order < window:
@@ -257,8 +293,11 @@ def _check_arguments(step: Step) -> None:
         numeric = all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in (threshold, width)
         )
-        if not numeric or not threshold > 0 or width < 1 or int(width) != width:
-            raise PreprocessingError(f"{step.spec}: threshold > 0 and width >= 1, please")
+        bad = not numeric or not np.isfinite(threshold) or not threshold > 0
+        if bad or not 1 <= width <= MAX_WIDTH or int(width) != width:
+            raise PreprocessingError(
+                f"{step.spec}: a finite threshold > 0 and a whole width 1 to {MAX_WIDTH}, please"
+            )
 
 
 def _selection(step: Step, bands: np.ndarray, wl) -> tuple[np.ndarray, bool]:
@@ -361,10 +400,14 @@ def _baseline(step: Step, n: int, wl):
     fitter = Baseline(x_data=wl if wl is not None else np.arange(n, dtype=float))
     fit = getattr(fitter, method)
     params = dict(step.kwargs)
+    if n < 3:
+        raise PreprocessingError(f"{step.spec} needs at least 3 bands, not {n}")
     try:  # wrong parameters are found now, not halfway through a cube
-        fit(np.linspace(0, 1, n) ** 2, **params)
-    except (TypeError, ValueError) as exc:
-        raise PreprocessingError(f"{step.spec}: {exc}") from None
+        trial = fit(np.linspace(0, 1, n) ** 2, **params)[0]
+    except Exception as exc:  # a third-party library's errors: any kind, all named here
+        raise PreprocessingError(f"{step.spec}: {type(exc).__name__}: {exc}") from None
+    if not np.isfinite(trial).all():
+        raise PreprocessingError(f"{step.spec}: these parameters give no finite baseline")
 
     def subtract(x):
         out = np.empty_like(x)
@@ -389,7 +432,11 @@ def despike(x: np.ndarray, threshold: float = 3.5, width: int = 2) -> np.ndarray
     x = np.asarray(x, dtype=np.float32)
     d = np.diff(x, axis=1)
     med = np.median(d, axis=1, keepdims=True)
-    mad = np.median(np.abs(d - med), axis=1, keepdims=True)
+    dev = np.abs(d - med)
+    mad = np.median(dev, axis=1, keepdims=True)
+    # flat stretches (integer counts) make the MAD 0: then the mean deviation, scaled to the
+    # MAD's for a normal distribution, so one spike in a flat spectrum is still found
+    mad = np.where(mad > 0, mad, dev.mean(axis=1, keepdims=True) / 1.2533)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = 0.6745 * (d - med) / np.where(mad > 0, mad, np.inf)
     flagged = np.abs(z) > threshold
@@ -410,9 +457,11 @@ def despike(x: np.ndarray, threshold: float = 3.5, width: int = 2) -> np.ndarray
 
 
 def _snv(x):
+    x = x.astype(np.float64)  # a flat float32 spectrum keeps a std of exactly 0
     mean = x.mean(axis=1, keepdims=True)
     std = x.std(axis=1, keepdims=True)
-    return (x - mean) / np.where(std > 0, std, 1)
+    flat = std <= 1e-6 * np.maximum(np.abs(mean), np.finfo(np.float32).tiny)
+    return ((x - mean) / np.where(flat, 1, std)).astype(np.float32)
 
 
 def _divide(x, by):

@@ -913,7 +913,7 @@ def test_spectral_steps_in_the_widget_recover_the_materials_and_are_saved(
         ("savgol(4, 2)", "savgol(4, 2): the window is an odd number of bands"),
         ("savgol(201, 2)", "longer than 64"),
         ("range(600, 900) | snv", "selects bands by wavelength"),
-        ("snv | pca", "only be the last step"),
+        ("snv | pca", "pca is chosen under 'features'"),
     ],
 )
 def test_bad_spectral_steps_are_named_before_run(viewer_and_widget, errors, steps, says):

@@ -302,6 +302,10 @@ class ClusterWidget(Container):
             return self.preprocessing.value
         layer = self.image.value
         try:
+            if Pipeline.parse(text).space != "none":
+                raise PreprocessingError(
+                    f"{Pipeline.parse(text).space} is chosen under 'features', not in the steps"
+                )
             pipeline = Pipeline.parse(f"{text} | {self.preprocessing.value}")
             if layer is not None:
                 axis, _ = self.input.features()
