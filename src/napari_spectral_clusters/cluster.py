@@ -209,10 +209,7 @@ def cluster_image(
     """
     if int(n_clusters) < 1:
         raise ClusteringError(f"the number of clusters must be at least 1, not {n_clusters}")
-    try:
-        pipeline = Pipeline.parse(preprocessing)
-    except PreprocessingError as exc:
-        raise ValueError(f"unknown preprocessing {preprocessing!r}: {exc}") from None
+    pipeline = _parse_preprocessing(preprocessing)
     report = progress or (lambda event: None)
     with _engine_errors(image):
         source = _pixels(image, channel_axis, mask, alpha, read_once=True, report=report)
@@ -247,6 +244,14 @@ def cluster_image(
             params["n_clusters_used"] = exc.n_distinct
             found = fit(source, exc.n_distinct, params, report, steps=steps)
         return _assemble(source, found, params, wavelengths, palette, report)
+
+
+def _parse_preprocessing(preprocessing) -> Pipeline:
+    """``preprocessing`` as a pipeline; ValueError (a programming error) when unreadable."""
+    try:
+        return Pipeline.parse(preprocessing)
+    except PreprocessingError as exc:
+        raise ValueError(f"unknown preprocessing {preprocessing!r}: {exc}") from None
 
 
 def bind_steps(pipeline: Pipeline, n_bands: int, wavelengths):
@@ -465,10 +470,7 @@ def sweep_k(
     """
     rng = np.random.default_rng(random_state)
     report = progress or (lambda event: None)
-    try:
-        pipeline = Pipeline.parse(preprocessing)
-    except PreprocessingError as exc:
-        raise ValueError(f"unknown preprocessing {preprocessing!r}: {exc}") from None
+    pipeline = _parse_preprocessing(preprocessing)
     if is_lazy(image):  # sample blocks; never load the cube
         source = _pixels(image, channel_axis, mask, alpha, read_once=False, report=report)
     else:  # every pixel drawn alike (not distinct colours by weight)
@@ -491,7 +493,7 @@ def sweep_k(
             res = cluster_image(
                 sample[:, None, :],
                 k,
-                preprocessing=preprocessing,
+                preprocessing=pipeline,  # parsed once, not once per k
                 random_state=random_state,
                 alpha=False,
                 wavelengths=wavelengths,

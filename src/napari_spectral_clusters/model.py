@@ -45,8 +45,8 @@ class Features:
     @classmethod
     def fit(cls, sample: np.ndarray, weights: np.ndarray, params: dict, steps=None) -> Features:
         kind = params["preprocessing"]
-        mean = weighted_mean(sample, weights)
         if steps is not None:  # the kinds below, on the spectra as the steps leave them
+            mean = weighted_mean(sample, weights)
             offset = np.zeros_like(mean) if kind == "unit" else mean
             fitted = cls._fit_kind(kind, steps(sample), weights, params)
             return cls(offset, fitted.scale, fitted.unit, fitted.components, steps, fitted.offset)

@@ -110,11 +110,10 @@ class Pipeline:
     def from_file(cls, path) -> Pipeline:
         """The pipeline in a JSON file: a list of steps, as :meth:`to_json` writes them."""
         try:
-            return cls.parse(json.loads(Path(path).read_text()))
+            steps = json.loads(Path(path).read_text())
         except (OSError, ValueError, RecursionError) as exc:
-            if isinstance(exc, PreprocessingError):
-                raise
             raise PreprocessingError(f"cannot read the pipeline file {path}: {exc}") from None
+        return cls.parse(steps)
 
     @classmethod
     def parse(cls, spec) -> Pipeline:

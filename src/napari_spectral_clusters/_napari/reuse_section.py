@@ -55,7 +55,7 @@ class ReuseSection(Container):
         from qtpy.QtWidgets import QFileDialog
 
         field = str(self.model_file.value).strip()
-        path = field if field and field != "." and not Path(field).is_dir() else None
+        path = field if _names_a_file(field) else None  # "." (FileEdit's empty) is a folder
         if path is None:
             if action == "save":
                 if self._current_model() is None:
@@ -80,7 +80,7 @@ class ReuseSection(Container):
         if model is None:
             show_error("Nothing to save yet: run a clustering first.")
             return None
-        if not str(path).strip() or Path(path).is_dir():
+        if not _names_a_file(path):
             show_error("Choose a file name (.npz) to save the model to.")
             return None
         try:
@@ -95,7 +95,7 @@ class ReuseSection(Container):
         """Load the model in ``path`` (default: the model file field) and apply it; a missing
         or damaged file is a notification."""
         path = path or self.model_file.value
-        if not str(path).strip() or Path(path).is_dir():
+        if not _names_a_file(path):
             show_error("Choose a model file (.npz, from Save model) to apply.")
             return None
         try:
@@ -104,3 +104,8 @@ class ReuseSection(Container):
             show_error(f"Cannot use the model {Path(path).name}: {exc}")
             return None
         return self._apply(model, path, **kwargs)
+
+
+def _names_a_file(path) -> bool:
+    """``path`` is a file name: not empty, not a folder."""
+    return bool(str(path).strip()) and not Path(path).is_dir()

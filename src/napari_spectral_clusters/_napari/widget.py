@@ -297,37 +297,43 @@ class ClusterWidget(Container):
         """What is clustered: the spectral steps followed by the *features* choice, checked
         against the chosen layer's bands and wavelengths; None (after a notification naming
         the step) when they do not fit."""
+        checked = self._checked_steps()
+        return None if checked is None else checked[0].spec
+
+    def _checked_steps(self):
+        """(pipeline, its steps bound to the chosen layer or None), or None after saying
+        why the steps do not fit."""
         text = str(self.steps.value).strip()
         if not text:
-            return self.preprocessing.value
+            return Pipeline.parse(self.preprocessing.value), None
         layer = self.image.value
         try:
-            if Pipeline.parse(text).space != "none":
+            steps = Pipeline.parse(text)
+            if steps.space != "none":
                 raise PreprocessingError(
-                    f"{Pipeline.parse(text).space} is chosen under 'features', not in the steps"
+                    f"{steps.space} is chosen under 'features', not in the steps"
                 )
-            pipeline = Pipeline.parse(f"{text} | {self.preprocessing.value}")
+            pipeline = Pipeline(steps.steps, self.preprocessing.value)
+            bound = None
             if layer is not None:
-                axis, _ = self.input.features()
+                axis, alpha = self.input.features()
                 if axis is None:
                     raise PreprocessingError(f"{layer.name} has no band axis for spectral steps")
-                data = layer.data
-                n = data.shape[axis] if not layer.rgb else data.shape[-1]
-                n -= 1 if (layer.rgb and n == 4) else 0  # alpha is not a band
-                pipeline.bind(n, wavelengths_of(layer, data, axis))
+                n = layer.data.shape[axis] - int(alpha)  # alpha is not a band
+                bound = pipeline.bind(n, wavelengths_of(layer, layer.data, axis))
         except PreprocessingError as exc:
             self.status.value = "spectral steps do not fit"
             show_error(f"Spectral steps: {exc}")
             return None
-        return pipeline.spec
+        return pipeline, bound
 
     def preview_steps(self, position=None) -> dict | None:
         """Plot the mean spectrum of a sample of the chosen cube -- and of the pixel at
         ``position`` (world coordinates; default: the last Shift-clicked one) -- before and
         after the spectral steps; returns what was plotted (None when nothing can be)."""
-        spec = self.check_steps()
+        checked = self._checked_steps()
         layer = self.image.value
-        if spec is None or layer is None:
+        if checked is None or layer is None:
             return None
         axis, _ = self.input.features()
         if axis is None or layer.rgb:
@@ -335,7 +341,8 @@ class ClusterWidget(Container):
             return None
         data = layer.data
         wl = wavelengths_of(layer, data, axis)
-        bound = Pipeline.parse(spec).bind(data.shape[axis], wl)
+        pipeline, bound = checked
+        bound = bound or pipeline.bind(data.shape[axis], wl)  # no steps: the bands as given
         sample = pixel_sample(data, axis)
         if len(sample) == 0:
             show_error(f"Preview steps: {layer.name} has no finite pixel.")
