@@ -300,16 +300,30 @@ def test_mask_layers_restrict_the_clustering(viewer_and_widget):
     assert (labels.data[:50, :50] > 0).all() and (labels.data[60:, 60:] == 0).all()
 
 
+def _hold_at_first_report(w, stage_word: str) -> list[tuple[int, int]]:
+    """Record the engine's ``stage_word`` reports, holding the worker thread at the first one
+    until Cancel is pressed, so the test does not race a fast machine to the last pass."""
+    from qtpy.QtCore import Qt
+
+    reports = []
+
+    def record(stage, done, total):  # runs in the worker thread (direct connection)
+        if stage_word in stage:
+            reports.append((done, total))
+            if len(reports) == 1:
+                assert w.runner.cancelled.wait(timeout=30)
+
+    w.runner.relay.reported.connect(record, Qt.ConnectionType.DirectConnection)
+    return reports
+
+
 def test_cancel_stops_promptly_and_changes_nothing(viewer_and_widget, qtbot):
     viewer, w = viewer_and_widget
     rng = np.random.default_rng(0)
     big = rng.random((16, 1500, 1500), dtype=np.float32)  # several seconds of work
     viewer.add_image(big, name="big", metadata={"channel_axis": 0})
     w.n_clusters.value = 16
-    passes = []
-    w.runner.relay.reported.connect(
-        lambda stage, done, total: passes.append((done, total)) if "fit" in stage else None
-    )
+    passes = _hold_at_first_report(w, "fit")
     w.run()
     # wait until the engine reports progress: it is running, past its set-up
     qtbot.waitUntil(lambda: bool(passes), timeout=30_000)
@@ -329,10 +343,7 @@ def test_cancel_stops_apply_model_too(viewer_and_widget, qtbot, tmp_path):
     path = cluster_image(rng.random((64, 64, 16)), 16).model.save(tmp_path / "m.npz")
     big = rng.random((16, 3000, 3000), dtype=np.float32)  # one pass: seconds of work
     viewer.add_image(big, name="big", metadata={"channel_axis": 0})
-    blocks = []
-    w.runner.relay.reported.connect(
-        lambda stage, done, total: blocks.append((done, total)) if "blocks" in stage else None
-    )
+    blocks = _hold_at_first_report(w, "blocks")
     w.apply_model(path)
     qtbot.waitUntil(lambda: bool(blocks), timeout=30_000)
     w.cancel()
@@ -516,14 +527,12 @@ def test_cluster_on_a_dask_cluster_with_its_progress_and_cancel(
     assert ("blocks", n_blocks, n_blocks) in reported
     assert sum("_block_sums" in str(t["key"]) for t in stream.data) >= n_blocks
 
-    def cancel_on_blocks(stage, done, total):
-        if stage == "blocks":
-            w.cancel()
-
-    w.runner.relay.reported.connect(cancel_on_blocks)
+    blocks = _hold_at_first_report(w, "blocks")
     w.n_clusters.value = 3
     w.run()
     assert w.status.value.endswith(f" on {dask_cluster.scheduler_address}…")  # where it runs
+    qtbot.waitUntil(lambda: bool(blocks), timeout=60_000)
+    w.cancel()
     qtbot.waitUntil(lambda: not w.running, timeout=60_000)
     assert w.status.value == "cancelled"
     assert labels.data is viewer.layers[f"{layer.name} clusters"].data  # nothing changed
