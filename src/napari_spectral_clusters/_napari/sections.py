@@ -7,7 +7,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFrame, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
-__all__ = ["fit_sections", "plot_tabs", "scroll_area"]
+__all__ = ["fit_sections", "later", "plot_tabs", "scroll_area"]
 
 
 def scroll_area(sections: dict, plot) -> tuple[QScrollArea, list]:
@@ -45,7 +45,6 @@ def fit_sections(boxes: list) -> None:
     Done on the next turn of the event loop, once the new rows and plot have their sizes
     (never by processing events here, which could run a click's handler in the middle of
     another's); dropped if the widget is gone by then."""
-    from qtpy.QtCore import QTimer
 
     def fit():
         for box in boxes:
@@ -53,11 +52,19 @@ def fit_sections(boxes: list) -> None:
                 box.expand(animate=False)
 
     if boxes:
-        timer = QTimer(boxes[0])  # a child of the widget: gone with it, never fired after
-        timer.setSingleShot(True)
-        timer.timeout.connect(fit)
-        timer.timeout.connect(timer.deleteLater)
-        timer.start(0)
+        later(boxes[0], fit)
+
+
+def later(parent, job) -> None:
+    """Run ``job`` on the next turn of the event loop, unless ``parent`` (a QObject) is gone
+    by then: the timer is its child, deleted with it."""
+    from qtpy.QtCore import QTimer
+
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    timer.timeout.connect(job)
+    timer.timeout.connect(timer.deleteLater)
+    timer.start(0)
 
 
 def plot_tabs(plots: dict) -> QTabWidget:

@@ -25,6 +25,7 @@ from .results_section import ResultsSection
 from .reuse_section import ReuseSection
 from .sections import fit_sections, scroll_area
 from .settings import restore_settings, save_settings
+from .steps_editor import StepsEditor
 from .worker import Runner
 
 if TYPE_CHECKING:
@@ -101,6 +102,9 @@ class ClusterWidget(Container):
         self.steps = LineEdit(name="steps", label="spectral steps", value="")
         self.steps.native.setPlaceholderText("none, or e.g. despike | savgol(9, 2) | snv")
         self.preview_button = PushButton(name="preview_button", text="Preview steps")
+        self.steps_editor = StepsEditor(
+            bands=self._bands, edited=self._steps_edited, resized=self._fit
+        )
         self.palette = ComboBox(
             name="palette",
             label="colours",
@@ -150,6 +154,7 @@ class ClusterWidget(Container):
         for control, tip in tips.items():
             control.tooltip = tip
         self.steps.native.editingFinished.connect(lambda: self.check_steps())
+        self.steps.changed.connect(self.steps_editor.show_text)
         self.preview_button.changed.connect(lambda: self.preview_steps())
         self.suggest_button.changed.connect(lambda: self.suggest_k())
         self.use_k_button.changed.connect(lambda: self.use_suggested_k())
@@ -174,6 +179,7 @@ class ClusterWidget(Container):
             widgets=[
                 clusters_row,
                 self.steps,
+                self.steps_editor,
                 self.preview_button,
                 self.preprocessing,
                 self.palette,
@@ -206,7 +212,7 @@ class ClusterWidget(Container):
         return None if shown is None else shown.model
 
     def _fit(self):
-        fit_sections(self._boxes)
+        fit_sections(getattr(self, "_boxes", []))  # none yet while the sections are built
 
     def _busy(self, busy: bool):
         self.run_button.enabled = not busy
@@ -292,6 +298,20 @@ class ClusterWidget(Container):
             )
 
         return self._start(job, "for several k", wait=wait, on_done=self._show_sweep)
+
+    def _bands(self):
+        """(band count, wavelengths or None) of the chosen image, for new steps' limits."""
+        layer = self.image.value
+        if layer is None:
+            return None, None
+        axis, alpha = self.input.features()
+        if axis is None:
+            return None, None
+        return layer.data.shape[axis] - int(alpha), wavelengths_of(layer, layer.data, axis)
+
+    def _steps_edited(self, text: str):
+        self.steps.value = text
+        self.check_steps()  # a step that does not fit this image is named now, not at Run
 
     def check_steps(self) -> str | None:
         """What is clustered: the spectral steps followed by the *features* choice, checked

@@ -1,0 +1,154 @@
+"""The spectral steps editor: adding, removing, reordering steps and setting their parameters
+edits the same pipeline the text entry holds, and what it builds is what gets clustered."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from napari_spectral_clusters import cluster_image
+from napari_spectral_clusters._napari.sample_data import make_sample_cube
+from napari_spectral_clusters.samples import raman_scene
+
+from .notifications import capture_notifications
+
+PLUGIN = "napari-spectral-clusters"
+
+
+@pytest.fixture
+def viewer_and_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    widget.steps.value = ""  # settings from another test are not this one's
+    return viewer, widget
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    return capture_notifications(monkeypatch, "error")
+
+
+def _add_cube(viewer, wavelengths=True):
+    (cube, kw, _), _ = make_sample_cube()
+    if not wavelengths:
+        kw["metadata"] = {k: v for k, v in kw["metadata"].items() if k != "wavelengths"}
+    return viewer.add_image(cube, **kw)
+
+
+def _listed(editor) -> list[str]:
+    return [editor.step_list.item(i).text() for i in range(editor.step_list.count())]
+
+
+def test_steps_built_in_the_editor_are_the_pipeline_clustered(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    cube, truth = raman_scene(1)
+    layer = viewer.add_image(np.moveaxis(cube, -1, 0), name="raman", metadata={"channel_axis": 0})
+    w.image.value = layer
+    editor = w.steps_editor
+    editor.add("despike")
+    editor.add("savgol")
+    assert editor.set_params(window=9, order=3, deriv=2) is not None
+    editor.add("snv")
+    assert w.steps.value == "despike | savgol(9, 3, deriv=2) | snv"
+    assert _listed(editor) == ["1. despike", "2. savgol(9, 3, deriv=2)", "3. snv"]
+    w.n_clusters.value, w.preprocessing.value = 3, "none"
+    w.run(wait=True)
+    labels = viewer.layers["raman clusters"]
+    assert labels.metadata["params"]["steps"] == "despike | savgol(9, 3, deriv=2) | snv"
+    assert adjusted_rand_score(truth.ravel(), labels.data.ravel()) >= 0.95
+    typed = cluster_image(
+        layer.data, 3, channel_axis=0, preprocessing="despike | savgol(9, 3, deriv=2) | snv"
+    )
+    np.testing.assert_array_equal(labels.data, typed.labels)
+
+
+def test_new_steps_start_with_limits_that_fit_the_image(viewer_and_widget, errors):
+    viewer, w = viewer_and_widget
+    layer = _add_cube(viewer)
+    wl = np.asarray(layer.metadata["wavelengths"], dtype=float)
+    w.image.value = layer
+    step = w.steps_editor.add("range")
+    assert step.args == (wl.min(), wl.max())  # the whole range, to narrow
+    w.steps_editor.set_params(lo=float(wl[10]), hi=float(wl[40]))
+    assert w.steps.value == f"range({float(wl[10])!r}, {float(wl[40])!r})"
+    window = w.steps_editor.add("savgol").args[0]
+    assert window % 2 == 1 and window <= layer.data.shape[0]
+    assert w.check_steps() is not None and not errors  # they fit this image as added
+
+    viewer.layers.clear()
+    layer = _add_cube(viewer, wavelengths=False)
+    w.image.value = layer
+    w.steps_editor.remove(0)
+    w.steps_editor.remove(0)
+    step = w.steps_editor.add("range")  # no wavelengths: band numbers
+    assert step.args == (0.0, layer.data.shape[0] - 1.0) and step.option("index") is True
+    assert w.check_steps() is not None and not errors
+
+
+def test_remove_and_reorder(viewer_and_widget):
+    _, w = viewer_and_widget
+    w.steps.value = "despike | savgol(9, 2) | snv"
+    editor = w.steps_editor
+    assert _listed(editor) == ["1. despike", "2. savgol(9, 2)", "3. snv"]  # the typed text
+    editor.select(2)
+    editor.move(-1)
+    assert w.steps.value == "despike | snv | savgol(9, 2)" and editor.selected == 1
+    editor.up_button.changed.emit(True)  # the buttons do the same
+    assert w.steps.value == "snv | despike | savgol(9, 2)" and editor.selected == 0
+    editor.up_button.changed.emit(True)  # already first: nothing changes
+    assert w.steps.value == "snv | despike | savgol(9, 2)"
+    editor.remove_button.changed.emit(True)
+    assert w.steps.value == "despike | savgol(9, 2)" and editor.selected == 0
+    editor.select(1)
+    editor.add_choice.value = "vector"
+    editor.add_button.changed.emit(True)  # after the selected step
+    assert w.steps.value == "despike | savgol(9, 2) | vector"
+    editor.select(0)
+    editor.add("max")
+    assert w.steps.value == "despike | max | savgol(9, 2) | vector"
+    for _ in range(4):
+        editor.remove()
+    assert w.steps.value == "" and editor.steps == [] and not editor.remove_button.enabled
+
+
+def test_bad_parameters_are_named_and_change_nothing(viewer_and_widget, errors):
+    viewer, w = viewer_and_widget
+    w.image.value = _add_cube(viewer)
+    w.steps.value = "savgol(9, 2) | snv"
+    editor = w.steps_editor
+    editor.select(0)
+    assert editor.set_params(window=10) is None
+    assert "savgol(10, 2): the window is an odd number of bands" in errors[-1]
+    assert w.steps.value == "savgol(9, 2) | snv"
+    assert editor.params["window"].value == 9  # the form shows the step as it still is
+    assert editor.set_params(window=201) is not None  # parses, but longer than 64 bands:
+    assert "longer than 64" in errors[-1]  # said as soon as it is set, before Run
+    w.steps.value = "savgol(4"  # typed text that does not parse leaves the list alone
+    assert _listed(editor) == ["1. savgol(201, 2)", "2. snv"]
+
+
+def test_the_parameter_form_edits_the_step(viewer_and_widget, qtbot):
+    viewer, w = viewer_and_widget
+    w.image.value = _add_cube(viewer)
+    w.steps.value = "savgol(9, 2) | despike | baseline(asls, lam=100000.0)"
+    editor = w.steps_editor
+    editor.select(0)
+    assert [c.name for c in editor.params] == ["window", "order", "deriv"]
+    editor.params["deriv"].value = 1
+    qtbot.waitUntil(lambda: w.steps.value.startswith("savgol(9, 2, deriv=1)"), timeout=5000)
+    editor.select(1)
+    assert [c.name for c in editor.params] == ["threshold", "width"]
+    editor.params["width"].value = 4
+    qtbot.waitUntil(lambda: "despike(threshold=3.5, width=4)" in w.steps.value, timeout=5000)
+    editor.select(2)
+    assert editor.params["method"].value == "asls"
+    editor.params["method"].value = "modpoly"  # with its own defaults, not asls's lam
+    qtbot.waitUntil(lambda: w.steps.value.endswith("| baseline(modpoly)"), timeout=5000)
+    editor.params["options"].value = "poly_order=3"
+    editor.params["options"].native.editingFinished.emit()
+    qtbot.waitUntil(
+        lambda: w.steps.value.endswith("baseline(modpoly, poly_order=3)"), timeout=5000
+    )
+    editor.select(1)
+    editor.params["threshold"].value = 5.0
+    qtbot.waitUntil(lambda: "threshold=5.0" in w.steps.value, timeout=5000)
+    assert w.check_steps() is not None
