@@ -246,3 +246,23 @@ def test_sweep_k_says_when_the_steps_do_not_fit():
     cube, _ = raman_scene(0, side=12)
     with pytest.raises(ClusteringError, match="selects bands by wavelength"):
         sweep_k(cube, ks=range(2, 4), preprocessing="range(450, 900) | snv")
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_steps_that_make_pixels_alike_leave_no_empty_cluster(lazy):
+    # three brightnesses of one spectrum and a second spectrum: after "max" two points
+    # remain (a rounding error apart is one point), so k = 3 cannot be met
+    shape = np.linspace(1, 2, 16)
+    img = np.empty((30, 30, 16))
+    img[:10], img[10:20], img[20:] = shape, 2 * shape, 3 * shape
+    img[:, :5] = shape[::-1]
+    data = da.from_array(img, chunks=(10, 30, 16)) if lazy else img
+    with pytest.raises(ClusteringError, match="only 2 distinct spectra after the spectral"):
+        cluster_image(data, 3, preprocessing="max")
+    with pytest.warns(UserWarning, match="clustering into 2 clusters instead"):
+        result = cluster_image(data, 3, preprocessing="max", reduce_k=True)
+    assert result.n_clusters == 2 and sorted(np.asarray(result.counts)) == [150, 750]
+    labels = np.asarray(result.labels)
+    assert (labels[:, :5] == labels[0, 0]).all() and (labels[:, 5:] != labels[0, 0]).all()
+    # without the step the brightnesses are three materials
+    assert cluster_image(data, 4, preprocessing="none").n_clusters == 4

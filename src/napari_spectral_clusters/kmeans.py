@@ -94,10 +94,15 @@ class Cancelled(Exception):
 class TooFewDistinct(ClusteringError):
     """Fewer distinct pixel values than clusters asked for (``n_distinct`` of them)."""
 
-    def __init__(self, n_distinct: int, n_clusters: int):
+    def __init__(self, n_distinct: int, n_clusters: int, *, after_steps: bool = False):
         self.n_distinct = n_distinct
+        what = (
+            "distinct spectra after the spectral steps"
+            if after_steps
+            else ("distinct pixel value(s)")
+        )
         super().__init__(
-            f"the image has only {n_distinct} distinct pixel value(s), fewer than the "
+            f"the image has only {n_distinct} {what}, fewer than the "
             f"{n_clusters} clusters asked for; ask for at most {n_distinct}"
         )
 
@@ -173,7 +178,7 @@ def fit(source: PixelSource, k: int, params: dict, report: Report, *, steps=None
     with _one_blas_thread():  # small products on the sample (see recover)
         centers = _best_start(xs, weights, k, params, rng, report)
     if centers is None:  # the sample has fewer distinct pixels than k: does the image?
-        distinct = _check_distinct(source, k)
+        distinct = _check_distinct(source, k, features)
         with _one_blas_thread():
             centers = _best_start(features(distinct), None, k, params, rng, report)
         if centers is None:  # distinct, but closer than float32 distances resolve: any k
@@ -193,7 +198,7 @@ def fit(source: PixelSource, k: int, params: dict, report: Report, *, steps=None
 
     def check(acc):
         if np.any(acc.counts == 0):
-            _check_distinct(source, k)
+            _check_distinct(source, k, features)
 
     acc, inertia = refine(one_pass, centers, params, report, check)
     if not acc.counts.any():
@@ -206,11 +211,40 @@ def fit(source: PixelSource, k: int, params: dict, report: Report, *, steps=None
     return Fit(acc, inertia, features)
 
 
-def _check_distinct(source: PixelSource, k: int) -> np.ndarray:
-    distinct = source.distinct(k)
+#: Distinct input pixels looked at for ``k`` distinct features (spectral steps or PCA can map
+#: different pixels to one point: scaled copies of a spectrum after a normalisation).
+DISTINCT_SCAN = 100_000
+
+
+def _check_distinct(source: PixelSource, k: int, features: Features | None = None):
+    """At least ``k`` input pixels whose features differ (all of them when fewer), or
+    :class:`TooFewDistinct`."""
+    if features is None:
+        distinct = source.distinct(k)
+    else:
+        distinct = _distinct_features(source.distinct(max(k, DISTINCT_SCAN)), features, k)
     if len(distinct) < k:
-        raise TooFewDistinct(len(distinct), k)
+        after_steps = features is not None and features.steps is not None
+        raise TooFewDistinct(len(distinct), k, after_steps=after_steps)
     return distinct
+
+
+def _distinct_features(rows: np.ndarray, features: Features, k: int) -> np.ndarray:
+    """One row of ``rows`` per distinct point in feature space, until ``k`` are found
+    (transformed a chunk at a time: the steps can be slow, and k is usually met at once).
+
+    Points a millionth of the features' scale apart count as one: a normalisation leaves
+    scaled copies of a spectrum a rounding error apart, which no clustering can separate."""
+    keep, seen = [], np.zeros((0, 0), np.float64)
+    for start in range(0, len(rows), 4096):
+        points = features(rows[start : start + 4096]).astype(np.float64)
+        seen = points if not seen.size else np.concatenate([seen, points])
+        tol = 1e-6 * max(float(np.abs(seen).max()), np.finfo(np.float32).tiny)
+        _, first = np.unique(np.round(seen / tol), axis=0, return_index=True)
+        keep = np.sort(first)
+        if len(keep) >= k:
+            break
+    return rows[:0] if not len(rows) else rows[keep]
 
 
 def refine(one_pass, centers, params: dict, report, check=lambda acc: None):
