@@ -222,7 +222,10 @@ def _check_distinct(source: PixelSource, k: int, features: Features | None = Non
     if features is None:
         distinct = source.distinct(k)
     else:
-        distinct = _distinct_features(source.distinct(max(k, DISTINCT_SCAN)), features, k)
+        rows = source.distinct(max(k, DISTINCT_SCAN))
+        distinct = _distinct_features(rows, features, k)
+        if len(rows) >= DISTINCT_SCAN and len(distinct) < k:
+            return rows  # a partial scan (a lazy cube's first blocks) proves nothing
     if len(distinct) < k:
         after_steps = features is not None and features.steps is not None
         raise TooFewDistinct(len(distinct), k, after_steps=after_steps)

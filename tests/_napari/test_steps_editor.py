@@ -152,3 +152,26 @@ def test_the_parameter_form_edits_the_step(viewer_and_widget, qtbot):
     editor.params["threshold"].value = 5.0
     qtbot.waitUntil(lambda: "threshold=5.0" in w.steps.value, timeout=5000)
     assert w.check_steps() is not None
+
+
+def test_text_the_form_cannot_show_never_breaks_or_is_overwritten(viewer_and_widget, errors):
+    _, w = viewer_and_widget
+    editor = w.steps_editor
+    w.steps.value = "baseline(asls) | snv"
+    editor.select(0)
+    w.steps.value = "baseline(asl) | snv"  # a typo mid-typing: parses, named when bound
+    assert editor.params["method"].value == "asl"
+    w.steps.value = "drop(1340.125, 1450.5)"
+    editor.select(0)
+    editor.set_params(index=False)
+    assert w.steps.value == "drop(1340.125, 1450.5)"  # limits kept to the last digit
+    w.steps.value = "drop(1340.125, 1450.5) | sav"  # does not parse: the editor waits
+    assert not editor.enabled
+    editor.remove()
+    assert w.steps.value == "drop(1340.125, 1450.5) | sav"  # the typed text is not lost
+    w.steps.value = "snv"
+    assert editor.enabled and [s.spec for s in editor.steps] == ["snv"]
+    w.steps.value = "savgol(9, 2)"
+    editor.select(0)
+    assert editor.set_params(window="9, 2) | snv | savgol(9") is None  # one step per form
+    assert w.steps.value == "savgol(9, 2)"

@@ -68,7 +68,7 @@ def fields_of(step: Step) -> dict:
     if step.name == "range":
         return {"lo": float(a[0]), "hi": float(a[1]), "index": bool(step.option("index"))}
     if step.name == "drop":
-        return {"limits": ", ".join(f"{v:g}" for v in a), "index": bool(step.option("index"))}
+        return {"limits": ", ".join(repr(v) for v in a), "index": bool(step.option("index"))}
     if step.name == "savgol":
         return {"window": int(a[0]), "order": int(a[1]), "deriv": int(step.option("deriv"))}
     if step.name == "baseline":
@@ -107,7 +107,7 @@ def default_step(name: str, n_bands: int | None, wavelengths) -> Step:
             lo, hi = float(wl.min()), float(wl.max())
             if name == "drop":
                 lo = hi = float(np.sort(wl)[len(wl) // 2])  # one band: the user widens it
-            text = step_text(name, {"lo": lo, "hi": hi, "limits": f"{lo:g}, {hi:g}"})
+            text = step_text(name, {"lo": lo, "hi": hi, "limits": f"{lo!r}, {hi!r}"})
         else:
             lo, hi = (n // 2, n // 2) if name == "drop" else (0, max(n - 1, 0))
             values = {"lo": float(lo), "hi": float(hi), "limits": f"{lo}, {hi}", "index": True}
@@ -193,9 +193,14 @@ class StepsEditor(Container):
         """Show the steps of ``text`` (the entry's pipeline); False, changing nothing, when it
         does not parse (the entry's check says why)."""
         try:
-            steps = list(Pipeline.parse(str(text)).steps) if str(text).strip() else []
+            pipeline = Pipeline.parse(str(text)) if str(text).strip() else Pipeline()
         except PreprocessingError:
+            pipeline = None
+        # text the list cannot show is never overwritten by an edit: the editor waits
+        self.enabled = pipeline is not None and pipeline.space == "none"
+        if not self.enabled:
             return False
+        steps = list(pipeline.steps)
         if steps != self.steps:
             self._set(steps, self.selected)
         return True
@@ -249,8 +254,11 @@ class StepsEditor(Container):
             values["options"] = ""  # another method's options rarely fit: its defaults
         text = step_text(old.name, values)
         try:
-            step = Pipeline.parse(text).steps[0]
-        except (PreprocessingError, IndexError) as exc:
+            parsed = Pipeline.parse(text)
+            if len(parsed.steps) != 1 or parsed.space != "none":
+                raise PreprocessingError(f"{text}: one {old.name} step, please")
+            step = parsed.steps[0]
+        except PreprocessingError as exc:
             show_error(f"Spectral steps: {exc}")
             self._show_params()  # the form shows the step as it still is
             return None
@@ -262,6 +270,8 @@ class StepsEditor(Container):
     # -- drawing ---------------------------------------------------------------------------
 
     def _set(self, steps: list[Step], selected: int | None, *, edited: bool = False) -> None:
+        if edited and not self.enabled:
+            return  # the entry holds text the list cannot show: it is not overwritten
         self.steps = steps
         self.step_list.blockSignals(True)
         self.step_list.clear()
@@ -317,11 +327,15 @@ class StepsEditor(Container):
 def _control(field: str, kind: str, value):
     if kind == "bool":
         return CheckBox(name=field, value=value, label=field)
+    # ranges and choices always hold the step's value, however it was typed
     if kind == "number":
-        return FloatSpinBox(name=field, value=value, min=-1e12, max=1e12, step=1.0, label=field)
+        limit = max(1e12, abs(value))
+        return FloatSpinBox(name=field, value=value, min=-limit, max=limit, step=1.0, label=field)
     if kind in ("int", "odd"):
         step = 2 if kind == "odd" else 1
-        return SpinBox(name=field, value=value, min=0, max=100_000, step=step, label=field)
+        top = max(100_000, value)
+        return SpinBox(name=field, value=value, min=min(0, value), max=top, step=step, label=field)
     if kind == "method":
-        return ComboBox(name=field, value=value, choices=BASELINES, label=field)
+        choices = BASELINES if value in BASELINES else (*BASELINES, value)
+        return ComboBox(name=field, value=value, choices=choices, label=field)
     return LineEdit(name=field, value=value, label=field)
