@@ -121,6 +121,10 @@ def test_the_text_the_json_and_a_file_give_the_same_pipeline(tmp_path):
         ("baseline(magic)", 121, WL, "the methods are"),
         ("baseline(asls, lamda=3)", 121, WL, "baseline(asls, lamda=3)"),
         ("despike(threshold=-1)", 121, WL, "despike(threshold=-1)"),
+        ("range(1e999, 2)", 121, WL, "is not a number"),
+        ("savgol(99999999999999999999, 2)", 121, WL, "bands is longer than 121"),
+        ("range(" + "9" * 400 + ", 2)", 121, WL, "is not a number"),
+        ("despike(threshold=" + "9" * 400 + ")", 121, WL, "a finite threshold"),
     ],
 )
 def test_bad_steps_say_which_and_why(spec, n, wl, says):

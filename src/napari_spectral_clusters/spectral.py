@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,14 +268,14 @@ def _check_arguments(step: Step) -> None:
         raise PreprocessingError(f"{step.spec}: write {step.name}({STEPS[step.name][0]})")
     numbers = step.args if step.name != "baseline" else ()
     for a in numbers:
-        if not isinstance(a, int | float) or isinstance(a, bool) or not np.isfinite(a):
+        if not isinstance(a, int | float) or isinstance(a, bool) or not _finite(a):
             raise PreprocessingError(f"{step.spec}: {a!r} is not a number")
     if "index" in dict(step.kwargs) and not isinstance(step.option("index"), bool):
         raise PreprocessingError(f"{step.spec}: index is True or False")
     if step.name == "baseline":
         for key, value in step.kwargs:
             number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not (isinstance(value, bool) or (number and np.isfinite(value))):
+            if not (isinstance(value, bool) or (number and _finite(value))):
                 raise PreprocessingError(f"{step.spec}: {key} is a finite number or True/False")
     if step.name == "savgol":  # what needs no data is checked as soon as it is written
         window, order = step.args
@@ -292,11 +293,19 @@ def _check_arguments(step: Step) -> None:
         numeric = all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in (threshold, width)
         )
-        bad = not numeric or not np.isfinite(threshold) or not threshold > 0
+        bad = not numeric or not _finite(threshold) or not threshold > 0
         if bad or not 1 <= width <= MAX_WIDTH or int(width) != width:
             raise PreprocessingError(
                 f"{step.spec}: a finite threshold > 0 and a whole width 1 to {MAX_WIDTH}, please"
             )
+
+
+def _finite(value) -> bool:
+    """A finite number, however large a whole number was typed (numpy cannot take them)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _selection(step: Step, bands: np.ndarray, wl) -> tuple[np.ndarray, bool]:
