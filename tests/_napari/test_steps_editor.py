@@ -175,3 +175,14 @@ def test_text_the_form_cannot_show_never_breaks_or_is_overwritten(viewer_and_wid
     editor.select(0)
     assert editor.set_params(window="9, 2) | snv | savgol(9") is None  # one step per form
     assert w.steps.value == "savgol(9, 2)"
+
+
+def test_a_field_edit_after_its_step_was_removed_changes_nothing(viewer_and_widget, qtbot):
+    _, w = viewer_and_widget
+    w.steps.value = "savgol(9, 2) | savgol(5, 2)"
+    editor = w.steps_editor
+    editor.select(0)
+    editor.params["deriv"].value = 1  # queued for the next turn of the event loop
+    editor.remove(0)  # ... but the step goes first: the edit is not put on the next one
+    qtbot.wait(50)
+    assert w.steps.value == "savgol(5, 2)"

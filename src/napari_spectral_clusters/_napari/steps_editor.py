@@ -319,9 +319,15 @@ class StepsEditor(Container):
         index = self.selected
         if index is None or fields_of(self.steps[index]).get(field) == value:
             return
+        step = self.steps[index]
+
+        def apply():  # only to the step it was typed for, if the list changed meanwhile
+            if index < len(self.steps) and self.steps[index] is step:
+                self.set_params(index, **{field: value})
+
         # applied once this handler returns: the form is rebuilt, and the control that
         # sent this signal must not be deleted while it is still emitting it
-        later(self.native, lambda: self.set_params(index, **{field: value}))
+        later(self.native, apply)
 
 
 def _control(field: str, kind: str, value):
