@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
@@ -257,6 +258,22 @@ def test_reduce_k_warns_and_clusters_into_fewer():
         res = cluster_image(img, 5, reduce_k=True)
     assert res.n_clusters == 2
     assert res.params["n_clusters_used"] == 2
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_reduce_k_counts_again_when_distinct_pixels_meet_as_features(lazy):
+    # three pixel values, but standardised in float32 the 0 and the 1 beside 2,031,874 are
+    # one point: k = 4 is cut to 3 (the pixels), then to 2 (the features), never refused
+    img = np.array([[[1.0], [0.0], [2031874.0]]])
+    data = da.from_array(img, chunks=(1, 2, -1)) if lazy else img
+    with pytest.warns(UserWarning) as warned:
+        res = cluster_image(data, 4, preprocessing="standardize", reduce_k=True)
+    said = [str(w.message) for w in warned]
+    assert "only 3 distinct pixel value(s)" in said[0]
+    assert "only 2 distinct points after standardising" in said[1]
+    labels = np.asarray(res.labels)
+    assert res.n_clusters == res.params["n_clusters_used"] == 2
+    assert labels[0, 0] == labels[0, 1] != labels[0, 2]
 
 
 @pytest.mark.parametrize(

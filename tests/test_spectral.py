@@ -261,7 +261,7 @@ def test_steps_that_make_pixels_alike_leave_no_empty_cluster(lazy):
     img[:10], img[10:20], img[20:] = shape, 2 * shape, 3 * shape
     img[:, :5] = shape[::-1]
     data = da.from_array(img, chunks=(10, 30, 16)) if lazy else img
-    with pytest.raises(ClusteringError, match="only 2 distinct spectra after the spectral"):
+    with pytest.raises(ClusteringError, match="only 2 distinct points after the spectral steps"):
         cluster_image(data, 3, preprocessing="max")
     with pytest.warns(UserWarning, match="clustering into 2 clusters instead"):
         result = cluster_image(data, 3, preprocessing="max", reduce_k=True)

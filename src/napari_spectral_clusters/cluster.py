@@ -231,18 +231,21 @@ def cluster_image(
             # a seed reproduces its labels with the same engine: say which one made them
             "version": __version__,
         }
-        try:
-            found = fit(source, int(n_clusters), params, report, steps=steps)
-        except TooFewDistinct as exc:
-            if not reduce_k:
-                raise
-            warnings.warn(
-                f"{exc}: clustering into {exc.n_distinct} clusters instead",
-                UserWarning,
-                stacklevel=3,
-            )
-            params["n_clusters_used"] = exc.n_distinct
-            found = fit(source, exc.n_distinct, params, report, steps=steps)
+        k = int(n_clusters)
+        while True:
+            try:
+                found = fit(source, k, params, report, steps=steps)
+                break
+            except TooFewDistinct as exc:
+                # distinct pixels can still meet in feature space: count again at the new k
+                if not reduce_k or exc.n_distinct >= k:
+                    raise
+                warnings.warn(
+                    f"{exc}: clustering into {exc.n_distinct} clusters instead",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                k = params["n_clusters_used"] = exc.n_distinct
         return _assemble(source, found, params, wavelengths, palette, report)
 
 

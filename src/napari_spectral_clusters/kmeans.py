@@ -94,13 +94,9 @@ class Cancelled(Exception):
 class TooFewDistinct(ClusteringError):
     """Fewer distinct pixel values than clusters asked for (``n_distinct`` of them)."""
 
-    def __init__(self, n_distinct: int, n_clusters: int, *, after_steps: bool = False):
+    def __init__(self, n_distinct: int, n_clusters: int, *, after: str | None = None):
         self.n_distinct = n_distinct
-        what = (
-            "distinct spectra after the spectral steps"
-            if after_steps
-            else ("distinct pixel value(s)")
-        )
+        what = f"distinct points after {after}" if after else "distinct pixel value(s)"
         super().__init__(
             f"the image has only {n_distinct} {what}, fewer than the "
             f"{n_clusters} clusters asked for; ask for at most {n_distinct}"
@@ -227,8 +223,8 @@ def _check_distinct(source: PixelSource, k: int, features: Features | None = Non
         if len(rows) >= DISTINCT_SCAN and len(distinct) < k:
             return rows  # a partial scan (a lazy cube's first blocks) proves nothing
     if len(distinct) < k:
-        after_steps = features is not None and features.steps is not None
-        raise TooFewDistinct(len(distinct), k, after_steps=after_steps)
+        after = None if features is None else features.describe()
+        raise TooFewDistinct(len(distinct), k, after=after)
     return distinct
 
 

@@ -73,6 +73,17 @@ class Features:
         plain = self.steps is None
         return plain and not self.unit and self.scale is None and self.components is None
 
+    def describe(self) -> str:
+        """What maps pixels to features, in words ("the spectral steps and PCA")."""
+        parts = ["the spectral steps"] if self.steps is not None else []
+        if self.unit:
+            parts.append("unit-length scaling")
+        if self.scale is not None:
+            parts.append("standardising")
+        if self.components is not None:
+            parts.append("PCA")
+        return " and ".join(parts) if parts else "centring in float32"
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """float32 features of the (n, C) pixels ``x``."""
         if self.steps is not None:
