@@ -114,6 +114,37 @@ def test_each_finished_block_is_reported_and_a_cancel_stops_the_pass():
     assert [e.stage for e in seen].count("blocks") == 2 and seen[-1].stage == "blocks"
 
 
+def test_the_distinct_scan_stops_once_it_has_enough_and_can_be_cancelled():
+    from napari_spectral_clusters import Cancelled
+
+    cube = np.random.default_rng(0).random((96, 96, 4))  # every pixel distinct
+    reads = []
+
+    def counted(block, block_info=None):
+        reads.append(block_info[0]["chunk-location"])
+        return block
+
+    lazy_cube = da.from_array(cube, chunks=(16, 16, 4)).map_blocks(counted, dtype=cube.dtype)
+    source = lazy_engine.lazy_pixels(lazy_cube, -1, read_once=False)
+    events = []
+    found = source.distinct(50, events.append)
+    assert len(found) >= 50 and len(np.unique(found, axis=0)) == len(found)
+    assert len(reads) == 8  # the first batch of blocks had enough: 28 of 36 never read
+    assert [(e.stage, e.done, e.total) for e in events] == [
+        ("distinct", i, 36) for i in range(1, 9)
+    ]
+    assert len(source.distinct(10**6)) == 96 * 96  # asked for more than there are: all
+
+    def cancel_in_the_second_batch(event):
+        if event.done == 10:
+            raise Cancelled
+
+    reads.clear()
+    with pytest.raises(Cancelled):
+        source.distinct(10**6, cancel_in_the_second_batch)
+    assert len(reads) < 36
+
+
 @contextmanager
 def _local_cluster(**config):
     """A LocalCluster of 2 single-threaded worker processes, and its client as dask's default."""

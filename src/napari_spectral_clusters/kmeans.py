@@ -143,8 +143,9 @@ class PixelSource(Protocol):
     ) -> Accumulator:
         """Label every pixel with its nearest centre; the clusters' sums (and coreset)."""
 
-    def distinct(self, limit: int) -> np.ndarray:
-        """The distinct finite pixel values, or at least ``limit`` of them."""
+    def distinct(self, limit: int, report: Report) -> np.ndarray:
+        """The distinct finite pixel values, or at least ``limit`` of them (``report`` may
+        stop a long scan: :class:`Cancelled`)."""
 
     def snapshot(self):
         """What :meth:`restore` needs to bring back the last pass's labels."""
@@ -168,13 +169,13 @@ def fit(source: PixelSource, k: int, params: dict, report: Report, *, steps=None
         raise ClusteringError(NO_PIXELS)
     check_range(sample)
     if k > source.n_rows or k > total_weight:  # more clusters than pixels: count exactly
-        _check_distinct(source, k)
+        _check_distinct(source, k, report=report)
     features = Features.fit(sample, weights, params, steps)
     xs = features(sample)
     with _one_blas_thread():  # small products on the sample (see recover)
         centers = _best_start(xs, weights, k, params, rng, report)
     if centers is None:  # the sample has fewer distinct pixels than k: does the image?
-        distinct = _check_distinct(source, k, features)
+        distinct = _check_distinct(source, k, features, report)
         with _one_blas_thread():
             centers = _best_start(features(distinct), None, k, params, rng, report)
         if centers is None:  # distinct, but closer than float32 distances resolve: any k
@@ -194,7 +195,7 @@ def fit(source: PixelSource, k: int, params: dict, report: Report, *, steps=None
 
     def check(acc):
         if np.any(acc.counts == 0):
-            _check_distinct(source, k, features)
+            _check_distinct(source, k, features, report)
 
     acc, inertia = refine(one_pass, centers, params, report, check)
     if not acc.counts.any():
@@ -212,16 +213,27 @@ def fit(source: PixelSource, k: int, params: dict, report: Report, *, steps=None
 DISTINCT_SCAN = 100_000
 
 
-def _check_distinct(source: PixelSource, k: int, features: Features | None = None):
+def _check_distinct(
+    source: PixelSource, k: int, features: Features | None = None, report: Report | None = None
+):
     """At least ``k`` input pixels whose features differ (all of them when fewer), or
     :class:`TooFewDistinct`."""
+    report = report or (lambda event: None)
     if features is None:
-        distinct = source.distinct(k)
+        distinct = source.distinct(k, report)
     else:
-        rows = source.distinct(max(k, DISTINCT_SCAN))
-        distinct = _distinct_features(rows, features, k)
-        if len(rows) >= DISTINCT_SCAN and len(distinct) < k:
-            return rows  # a partial scan (a lazy cube's first blocks) proves nothing
+        # look at k distinct pixels first (they usually are k distinct points too), more only
+        # while the features keep collapsing: a lazy cube is scanned block by block
+        limit = k
+        while True:
+            rows = source.distinct(limit, report)
+            distinct = _distinct_features(rows, features, k)
+            if len(distinct) >= k or len(rows) < limit:
+                break  # enough, or every distinct pixel was looked at
+            if limit >= DISTINCT_SCAN:
+                return rows  # a partial scan (a lazy cube's first blocks) proves nothing
+            # past what came back: a source that gives all its rows is asked once more only
+            limit = min(max(16 * limit, len(rows) + 1), DISTINCT_SCAN)
     if len(distinct) < k:
         after = None if features is None else features.describe()
         raise TooFewDistinct(len(distinct), k, after=after)

@@ -180,16 +180,22 @@ class LazyPixels:
         self._last = (features, centers)
         return reduce(Accumulator.merge, compute_each(parts, report, "blocks"))
 
-    def distinct(self, limit: int) -> np.ndarray:
-        """The distinct finite pixel values, or at least ``limit`` of them (block by block:
-        never more than ``limit`` rows per block kept)."""
+    def distinct(self, limit: int, report=None) -> np.ndarray:
+        """The distinct finite pixel values, or at least ``limit`` of them (eight blocks at a
+        time, stopping once enough are found: never more than ``limit`` rows per block)."""
+        report = report or (lambda event: None)
         tasks = [
             dask.delayed(_block_distinct)(self.view.blocks[(*b, 0)], self.allowed.blocks[b], limit)
             for b in self._blocks()
         ]
         found = np.zeros((0, self.n_features), np.float32)
-        for part in compute_each(tasks, lambda event: None, "distinct", batch=8):
-            found = np.unique(np.concatenate([found, part]), axis=0)
+        for start in range(0, len(tasks), 8):
+
+            def overall(event, start=start):  # this batch's progress as the scan's
+                report(event._replace(done=start + event.done, total=len(tasks)))
+
+            parts = compute_each(tasks[start : start + 8], overall, "distinct")
+            found = np.unique(np.concatenate([found, *parts]), axis=0)
             if len(found) >= limit:
                 break
         return found

@@ -308,7 +308,7 @@ class Pixels:
     def recolored(self, labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
         return recolor(labels, colors, self.alpha_plane)
 
-    def distinct(self, limit: int) -> np.ndarray:
+    def distinct(self, limit: int, report=None) -> np.ndarray:
         """The distinct finite pixel values (only needed in degenerate cases)."""
         if self.uniques is not None:
             return self.uniques

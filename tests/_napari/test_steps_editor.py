@@ -186,3 +186,49 @@ def test_a_field_edit_after_its_step_was_removed_changes_nothing(viewer_and_widg
     editor.remove(0)  # ... but the step goes first: the edit is not put on the next one
     qtbot.wait(50)
     assert w.steps.value == "savgol(5, 2)"
+
+
+def test_an_edit_keeps_the_form_so_the_next_field_keeps_the_focus(viewer_and_widget, qtbot):
+    _, w = viewer_and_widget
+    w.steps.value = "savgol(9, 2) | snv"
+    editor = w.steps_editor
+    editor.select(0)
+    controls = list(editor.params)
+    editor.params["window"].value = 11  # then Tab to the order field
+    qtbot.waitUntil(lambda: w.steps.value == "savgol(11, 2) | snv", timeout=5000)
+    assert list(editor.params) == controls  # the same fields: focus is not moved off them
+    assert [c.value for c in controls] == [11, 2, 0]
+    editor.params["order"].value = 3
+    qtbot.waitUntil(lambda: w.steps.value == "savgol(11, 3) | snv", timeout=5000)
+    w.steps.value = "savgol(7, 1) | snv"  # typed in the entry: the form follows in place
+    assert list(editor.params) == controls and [c.value for c in controls] == [7, 1, 0]
+    w.steps.value = "savgol(200001, 1) | snv"  # past the spin box's range: it widens
+    assert editor.params["window"].value == 200001
+    editor.select(1)
+    assert [c.name for c in editor.params] == ["no_params"]  # another step: another form
+
+
+def test_a_step_added_after_others_starts_from_the_bands_they_leave(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    layer = _add_cube(viewer)
+    wl = np.asarray(layer.metadata["wavelengths"], dtype=float)
+    w.image.value = layer
+    editor = w.steps_editor
+    lo, hi = float(wl[10]), float(wl[15])  # six bands left
+    w.steps.value = f"range({lo!r}, {hi!r})"
+    editor.select(0)
+    assert editor.add("range").args == (lo, hi)  # not the whole image's range
+    window = editor.add("savgol").args[0]
+    assert window == 5  # fits six bands
+    assert w.check_steps() is not None
+    editor.select(0)
+    assert editor.add("drop").args == (float(wl[13]),) * 2  # the middle of those six
+
+    viewer.layers.clear()
+    layer = _add_cube(viewer, wavelengths=False)
+    w.image.value = layer
+    w.steps.value = "range(20, 29, index=True)"
+    editor.select(0)
+    step = editor.add("range")
+    assert step.args == (20.0, 29.0) and step.option("index") is True
+    assert w.check_steps() is not None

@@ -97,11 +97,13 @@ def step_text(name: str, values: dict) -> str:
     return name
 
 
-def default_step(name: str, n_bands: int | None, wavelengths) -> Step:
-    """A step as it is first added: whole-range limits from the image's wavelengths (or band
-    numbers), a window that fits its bands."""
+def default_step(name: str, bands, wavelengths) -> Step:
+    """A step as it is first added where the spectra have ``bands`` (the input band numbers
+    still present, or None when unknown) at ``wavelengths``: limits spanning those bands, a
+    window that fits them."""
     wl = None if wavelengths is None else np.asarray(wavelengths, np.float64)
-    n = n_bands or 0
+    bands = np.arange(0) if bands is None else np.asarray(bands)
+    n = len(bands)
     if name in ("range", "drop"):
         if wl is not None and len(wl):
             lo, hi = float(wl.min()), float(wl.max())
@@ -109,7 +111,8 @@ def default_step(name: str, n_bands: int | None, wavelengths) -> Step:
                 lo = hi = float(np.sort(wl)[len(wl) // 2])  # one band: the user widens it
             text = step_text(name, {"lo": lo, "hi": hi, "limits": f"{lo!r}, {hi!r}"})
         else:
-            lo, hi = (n // 2, n // 2) if name == "drop" else (0, max(n - 1, 0))
+            first, last = (int(bands.min()), int(bands.max())) if n else (0, 0)
+            lo, hi = (int(bands[n // 2]),) * 2 if name == "drop" and n else (first, last)
             values = {"lo": float(lo), "hi": float(hi), "limits": f"{lo}, {hi}", "index": True}
             text = step_text(name, values)
     elif name == "savgol":
@@ -164,6 +167,7 @@ class StepsEditor(Container):
         self._bands, self._edited = bands, edited
         self._resized = resized or (lambda: None)
         self.steps: list[Step] = []
+        self._form = None  # (row, step name) the parameter form was built for
         self.step_list.setToolTip(
             "The spectral steps, applied from the top down; select one to set its parameters."
         )
@@ -215,11 +219,23 @@ class StepsEditor(Container):
     def add(self, name: str) -> Step:
         """Add step ``name`` after the selected step (at the end when none is), starting
         with limits and a window that fit the chosen image; it becomes the selected step."""
-        n_bands, wavelengths = self._bands()
-        step = default_step(name, n_bands, wavelengths)
         at = len(self.steps) if self.selected is None else self.selected + 1
+        step = default_step(name, *self._bands_at(at))
         self._set([*self.steps[:at], step, *self.steps[at:]], at, edited=True)
         return step
+
+    def _bands_at(self, at: int):
+        """(input band numbers, wavelengths) of the spectra as the first ``at`` steps leave
+        them; the chosen image's own when those steps do not fit it (their error is shown
+        when the image is clustered), (None, None) without an image."""
+        n_bands, wavelengths = self._bands()
+        if not n_bands:
+            return None, None
+        try:
+            bound = Pipeline(tuple(self.steps[:at])).bind(n_bands, wavelengths)
+        except PreprocessingError:
+            return np.arange(n_bands), wavelengths
+        return bound.bands, bound.wavelengths
 
     def remove(self, index: int | None = None) -> None:
         """Remove the step at ``index`` (default: the selected one)."""
@@ -289,15 +305,22 @@ class StepsEditor(Container):
             self._edited(self.text)
 
     def _show_params(self) -> None:
-        """The selected step's parameters as a form; edits apply when a field is left."""
-        self.params.clear()
-        self._resized()
+        """The selected step's parameters as a form; edits apply when a field is left.
+
+        The form is rebuilt only for another step: after an edit of this one its fields
+        take the new values in place, so the field Tab moved to keeps the focus."""
         index = self.selected
         for button in (self.remove_button, self.up_button, self.down_button):
             button.enabled = index is not None
-        if index is None:
+        step = None if index is None else self.steps[index]
+        form = None if step is None else (index, step.name)
+        if form is not None and form == self._form and self._refill(fields_of(step)):
             return
-        step = self.steps[index]
+        self._form = form
+        self.params.clear()
+        self._resized()
+        if step is None:
+            return
         values = fields_of(step)
         if not values:
             self.params.append(Label(name="no_params", value=f"{step.name}: no parameters"))
@@ -314,6 +337,22 @@ class StepsEditor(Container):
             else:
                 control.changed.connect(lambda value, f=field: self._field_changed(f, value))
             self.params.append(control)
+
+    def _refill(self, values: dict) -> bool:
+        """Put ``values`` in the form's fields without sending their signals; False when a
+        field cannot hold its value (a method the menu lacks): the form is rebuilt."""
+        controls = {control.name: control for control in self.params}
+        if set(controls) != set(values):
+            return False
+        for field, value in values.items():
+            control = controls[field]
+            if isinstance(control, ComboBox) and value not in control.choices:
+                return False
+            with control.changed.blocked():
+                if isinstance(control, (SpinBox, FloatSpinBox)):
+                    control.min, control.max = min(control.min, value), max(control.max, value)
+                control.value = value
+        return True
 
     def _field_changed(self, field: str, value) -> None:
         index = self.selected
