@@ -1,0 +1,122 @@
+"""Pixels in a feature space (the walkthrough's RGB-space plot) and the pixels selected by a
+region drawn there; cluster edits that keep every other id."""
+
+import doctest
+
+import dask.array as da
+import numpy as np
+import pytest
+from matplotlib.path import Path
+
+from napari_spectral_clusters import feature_space, label_edits
+from napari_spectral_clusters.feature_space import (
+    FeatureAxes,
+    axis_choices,
+    feature_points,
+    select_polygon,
+)
+from napari_spectral_clusters.label_edits import free_ids, new_cluster, split_cluster
+from napari_spectral_clusters.samples import sample_photo, synthetic_cube
+
+
+def test_a_photo_in_rgb_space_is_its_pixels_values():
+    photo = sample_photo()[..., :3]
+    _, points = feature_points(photo, ["R", "G", "B"], max_points=5000, seed=1)
+    h, w = photo.shape[:2]
+    assert points.coords.shape == (5000, 3) and points.shape == (h, w)
+    assert len(np.unique(points.index)) == 5000
+    pixels = photo.reshape(-1, 3)[points.index]
+    np.testing.assert_array_equal(points.coords, pixels.astype(float))
+    assert points.weight.sum() == pytest.approx(h * w)
+    _, all_points = feature_points(photo, ["B", "R"], max_points=10**9)
+    assert len(all_points.index) == h * w  # small enough: every pixel, in order
+    np.testing.assert_array_equal(all_points.coords[:, 0], photo[..., 2].ravel())
+
+
+def test_band_ratios_normalised_differences_and_principal_components():
+    cube, _, _ = synthetic_cube((20, 30), 16, seed=2)  # bands first
+    bands_last = np.moveaxis(cube, 0, -1).reshape(-1, 16).astype(float)
+    _, points = feature_points(
+        cube, ["ratio(5, 2)", "nd(5, 2)", "PC1", "PC2", "band 7"], channel_axis=0
+    )
+    x = bands_last[points.index]
+    np.testing.assert_allclose(points.coords[:, 0], x[:, 5] / x[:, 2])
+    np.testing.assert_allclose(points.coords[:, 1], (x[:, 5] - x[:, 2]) / (x[:, 5] + x[:, 2]))
+    np.testing.assert_array_equal(points.coords[:, 4], x[:, 7])
+    pcs = points.coords[:, 2:4]
+    assert abs(np.corrcoef(pcs.T)[0, 1]) < 1e-6  # uncorrelated, PC1 the widest
+    assert pcs[:, 0].var() > pcs[:, 1].var() > 0
+    centred = x - x.mean(axis=0)
+    assert pcs[:, 0].var() == pytest.approx(
+        np.linalg.svd(centred, compute_uv=False)[0] ** 2 / len(x)
+    )
+    assert axis_choices(3, picture=True)[:3] == ["R", "G", "B"]
+    assert "PC1" in axis_choices(16) and "band 15" in axis_choices(16)
+    for bad in ["band 16", "ratio(1, 99)", "PC0", "hue"]:
+        with pytest.raises(ValueError, match=r"band|axis"):
+            FeatureAxes.fit([bad], bands_last)
+
+
+def _brute_force(image_last, axes, vertices):
+    xy = axes(image_last.reshape(-1, image_last.shape[-1]))[:, :2]
+    ok = np.isfinite(xy).all(axis=1)
+    inside = np.zeros(len(xy), bool)
+    inside[ok] = Path(np.asarray(vertices)).contains_points(xy[ok])
+    return inside.reshape(image_last.shape[:-1])
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_polygon_selects_every_pixel_whose_point_is_inside(lazy):
+    cube, _, _ = synthetic_cube((64, 48), 12, seed=5)
+    cube[:, 3, 4] = np.nan  # a pixel without a point is never selected
+    data = da.from_array(cube, chunks=(12, 16, 16)) if lazy else cube
+    axes, points = feature_points(data, ["PC1", "PC2"], channel_axis=0, max_points=500)
+    assert len(points.index) <= 500 and points.weight.sum() == pytest.approx(64 * 48 - 1, rel=0.01)
+    lo, hi = np.nanpercentile(points.coords, [10, 60], axis=0)
+    vertices = [(lo[0], lo[1]), (hi[0], lo[1]), (hi[0], hi[1]), (lo[0], hi[1])]
+    mask = select_polygon(data, axes, vertices, channel_axis=0)
+    assert isinstance(mask, np.ndarray) and mask.shape == (64, 48) and mask.dtype == bool
+    expected = _brute_force(np.moveaxis(cube, 0, -1), axes, vertices)
+    np.testing.assert_array_equal(mask, expected)
+    assert 0 < mask.sum() < mask.size and not mask[3, 4]
+    # more pixels than the plotted sample: the selection is of the image, not of the points
+    in_sample = Path(np.asarray(vertices)).contains_points(points.coords)
+    assert mask.sum() > in_sample.sum()
+
+
+def test_a_selection_becomes_a_new_cluster_and_nothing_else_changes():
+    labels = np.array([[1, 1, 2, 2], [3, 3, 0, 2]], dtype=np.uint8)
+    before = labels.copy()
+    selection = np.array([[0, 1, 1, 0], [0, 0, 0, 0]], bool)
+    out, new = new_cluster(labels, selection)
+    assert new == 4 and out.tolist() == [[1, 4, 4, 2], [3, 3, 0, 2]]
+    np.testing.assert_array_equal(labels, before)  # the given labels are left as they were
+    full = np.full((2, 2), 255, np.uint8)
+    out, new = new_cluster(full, np.eye(2, dtype=bool))
+    assert new == 256 and out.dtype.itemsize >= 2 and out[0, 0] == 256 and out[0, 1] == 255
+    assert free_ids(np.zeros((2, 2), int), 2) == [1, 2]
+    with pytest.raises(ValueError, match="no pixel"):
+        new_cluster(labels, np.zeros_like(selection))
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_splitting_a_cluster_keeps_every_other_id(lazy):
+    cube, truth, _ = synthetic_cube((48, 48), 16, seed=7)  # materials 1-4: 1511, 417, 161, 215
+    labels = np.where(truth == 3, 2, truth).astype(np.uint8)  # 2 and 3 as one cluster
+    before = labels.copy()
+    data = da.from_array(cube, chunks=(16, 24, 24)) if lazy else cube
+    out, ids = split_cluster(labels, data, 2, 2, channel_axis=0)
+    np.testing.assert_array_equal(labels, before)
+    assert ids == [2, 5]  # the larger half keeps 2; the other takes the next free id
+    untouched = labels != 2
+    np.testing.assert_array_equal(out[untouched], labels[untouched])
+    # the two halves are the two materials that were merged, the larger one still 2
+    assert (out[truth == 2] == 2).all() and (out[truth == 3] == 5).all()
+    with pytest.raises(ValueError, match="no pixel"):
+        split_cluster(labels, cube, 9, 2, channel_axis=0)
+
+
+@pytest.mark.parametrize("module", [feature_space, label_edits])
+def test_the_documented_examples_hold(module):
+    found = doctest.testmod(module)
+    assert found.attempted > 0 and found.failed == 0
