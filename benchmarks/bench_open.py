@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
+from timing import best
 
 from napari_spectral_clusters.io import read_mat
 from napari_spectral_clusters.io.inputs import eager_bytes
@@ -29,15 +30,6 @@ from napari_spectral_clusters.io.mat5 import parse_v5
 HERE = Path(__file__).resolve().parent
 SAMSON = HERE.parent / "tests" / "data" / "hsi" / "Samson.mat"
 SMALL = HERE.parent / "tests" / "data" / "matlab" / "test3dmatrix_6.1_SOL2.mat"
-
-
-def best(fn, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main(argv=None) -> int:

@@ -157,7 +157,10 @@ def feature_points(
     spatial = view.shape[:-1]
     n = int(np.prod(spatial))
     rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(n, min(n, int(max_points)), replace=False))
+    if n <= max_points:  # every pixel: no draw (a permutation of 1 M costs 10x the copy)
+        pick = np.arange(n)
+    else:
+        pick = np.sort(rng.choice(n, int(max_points), replace=False))
     if isinstance(view, da.Array):
         where = np.unravel_index(pick, spatial)
         pixels = np.asarray(view.vindex[where].compute(), dtype=np.float64)
