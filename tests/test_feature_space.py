@@ -71,7 +71,10 @@ def test_a_polygon_selects_every_pixel_whose_point_is_inside(lazy):
     cube[:, 3, 4] = np.nan  # a pixel without a point is never selected
     data = da.from_array(cube, chunks=(12, 16, 16)) if lazy else cube
     axes, points = feature_points(data, ["PC1", "PC2"], channel_axis=0, max_points=500)
-    assert len(points.index) <= 500 and points.weight.sum() == pytest.approx(64 * 48 - 1, rel=0.01)
+    assert len(points.index) <= 500 and points.weight.sum() == pytest.approx(64 * 48, rel=0.05)
+    _, every = feature_points(data, axes, channel_axis=0, max_points=10**6)
+    assert len(every.index) == 64 * 48 - 1 and every.weight.sum() == pytest.approx(64 * 48 - 1)
+    assert 3 * 48 + 4 not in every.index  # the NaN pixel has no point
     lo, hi = np.nanpercentile(points.coords, [10, 60], axis=0)
     vertices = [(lo[0], lo[1]), (hi[0], lo[1]), (hi[0], hi[1]), (lo[0], hi[1])]
     mask = select_polygon(data, axes, vertices, channel_axis=0)
@@ -120,3 +123,36 @@ def test_splitting_a_cluster_keeps_every_other_id(lazy):
 def test_the_documented_examples_hold(module):
     found = doctest.testmod(module)
     assert found.attempted > 0 and found.failed == 0
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_transparent_and_masked_out_pixels_have_no_point_and_are_never_selected(lazy):
+    photo = sample_photo()  # RGBA uint8: the cup on a transparent background
+    opaque = photo[..., 3] > 0
+    mask = np.zeros(opaque.shape, bool)
+    mask[:, : photo.shape[1] // 2] = True  # "only inside" the left half
+    data = da.from_array(photo, chunks=(100, 150, 4)) if lazy else photo
+    axes, points = feature_points(data, ["R", "G"], max_points=10**7)
+    assert axes.names == ("R", "G") and points.coords.shape[1] == 2
+    assert len(points.index) == opaque.sum() and points.weight.sum() == pytest.approx(opaque.sum())
+    assert opaque.ravel()[points.index].all()
+    with pytest.raises(ValueError, match="axis"):
+        feature_points(photo, ["A"])  # the alpha plane is not a colour axis
+    everything = [(-1, -1), (300, -1), (300, 300), (-1, 300)]
+    selected = select_polygon(data, axes, everything, mask=mask)
+    np.testing.assert_array_equal(selected, opaque & mask)
+
+
+def test_label_edits_refuse_ids_no_integer_type_holds_and_keep_left_out_pixels():
+    top = np.iinfo(np.int64).max
+    with pytest.raises(ValueError, match="does not fit"):
+        new_cluster(np.array([[top, 1]]), np.array([[False, True]]))
+    with pytest.raises(ValueError, match="integers"):
+        new_cluster(np.array([[1.0, 2.0]]), np.array([[True, False]]))
+    cube, truth, _ = synthetic_cube((48, 48), 16, seed=7)
+    labels = np.where(truth == 3, 2, truth).astype(np.int32)
+    hole = np.argwhere(labels == 2)[0]
+    cube[:, hole[0], hole[1]] = np.nan  # a pixel of cluster 2 the engine cannot cluster
+    out, ids = split_cluster(labels, cube, 2, 2, channel_axis=0)
+    assert ids == [2, 5] and out.dtype == np.int32
+    assert out[hole[0], hole[1]] == 2  # kept, not erased to 0

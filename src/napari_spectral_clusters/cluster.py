@@ -238,7 +238,7 @@ def cluster_image(
                 break
             except TooFewDistinct as exc:
                 # distinct pixels can still meet in feature space: count again at the new k
-                if not reduce_k or exc.n_distinct >= k:
+                if not reduce_k or exc.n_distinct < 1:
                     raise
                 warnings.warn(
                     f"{exc}: clustering into {exc.n_distinct} clusters instead",

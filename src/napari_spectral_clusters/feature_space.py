@@ -28,12 +28,13 @@ import dask.array as da
 import numpy as np
 from matplotlib.path import Path
 
+from .lazy import lazy_view
 from .model import principal_axes, weighted_mean
 
 __all__ = ["FeatureAxes", "FeaturePoints", "axis_choices", "feature_points", "select_polygon"]
 
 PICTURE_CHANNELS = ("R", "G", "B", "A")
-_PAIR = re.compile(r"^(ratio|nd)\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+_PAIR = re.compile(r"^(ratio|nd)\(\s*(\d+)\s*,\s*(\d+)\s*\)$", re.IGNORECASE)
 
 
 def axis_choices(n_channels: int, *, picture: bool = False, n_components: int = 3) -> list:
@@ -47,7 +48,7 @@ def axis_choices(n_channels: int, *, picture: bool = False, n_components: int = 
     return pcs + channels if not picture else channels + pcs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compared by identity
 class FeatureAxes:
     """The map from (n, C) pixels to (n, d) coordinates along ``names`` (see the module)."""
 
@@ -128,7 +129,7 @@ def _band(i: int, n_channels: int, name: str) -> int:
     return i
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FeaturePoints:
     """A sample of an image's pixels in a feature space: ``coords`` (n, d), the flat index of
     each point's pixel in the image's spatial shape ``index`` (n,), and ``weight`` (n,): the
@@ -145,15 +146,21 @@ def feature_points(
     axes,
     *,
     channel_axis: int = -1,
+    alpha: bool | None = None,
+    mask=None,
     max_points: int = 200_000,
     seed: int = 0,
 ) -> tuple[FeatureAxes, FeaturePoints]:
     """Up to ``max_points`` pixels of ``image`` (numpy or dask, channels along
-    ``channel_axis``), drawn uniformly among those with finite values, at their coordinates
-    along ``axes`` (names, fitted on this sample, or a fitted :class:`FeatureAxes`).
+    ``channel_axis``), drawn uniformly among those the engine clusters (finite, inside
+    ``mask``, not transparent), at their coordinates along ``axes`` (names, fitted on this
+    sample, or a fitted :class:`FeatureAxes`).
 
-    A dask image is read only where the drawn pixels lie (point indexing, block by block)."""
-    view = _view(image, channel_axis)
+    ``alpha``: the last channel is an alpha plane (default: four integer channels, as the
+    engine decides); it is not an axis, and transparent pixels are left out. A dask image is
+    read only in the blocks the drawn pixels lie in (point indexing; a large draw reaches
+    most blocks)."""
+    view, allowed = _view(image, channel_axis, alpha, mask)
     spatial = view.shape[:-1]
     n = int(np.prod(spatial))
     rng = np.random.default_rng(seed)
@@ -163,32 +170,37 @@ def feature_points(
         pick = np.sort(rng.choice(n, int(max_points), replace=False))
     if isinstance(view, da.Array):
         where = np.unravel_index(pick, spatial)
-        pixels = np.asarray(view.vindex[where].compute(), dtype=np.float64)
+        pixels, ok = da.compute(view.vindex[where], allowed.vindex[where])
+        pixels = np.asarray(pixels, dtype=np.float64)
     else:
         pixels = np.asarray(view.reshape(n, -1)[pick], dtype=np.float64)
-    ok = np.isfinite(pixels).all(axis=1)
-    # every drawn finite pixel stands for the same share of the finite ones (exact when all
-    # pixels were drawn, estimated from the draw otherwise)
-    n_finite = n * ok.mean() if len(ok) else 0.0
+        ok = allowed.reshape(n)[pick]
+    ok = np.asarray(ok, dtype=bool) & np.isfinite(pixels).all(axis=1)
+    # every drawn pixel kept stands for the same share of those the engine clusters (exact
+    # when all pixels were drawn, estimated from the draw otherwise)
+    n_kept = n * ok.mean() if len(ok) else 0.0
     pixels, pick = pixels[ok], pick[ok]
-    weight = np.full(len(pick), n_finite / max(len(pick), 1))
+    weight = np.full(len(pick), n_kept / max(len(pick), 1))
     if not isinstance(axes, FeatureAxes):
         axes = FeatureAxes.fit(axes, pixels if len(pixels) else np.zeros((1, view.shape[-1])))
     return axes, FeaturePoints(axes(pixels), pick, weight, tuple(spatial))
 
 
-def select_polygon(image, axes: FeatureAxes, vertices, *, channel_axis: int = -1):
-    """The pixels of ``image`` (every one, not a sample) whose coordinates along the first two
-    ``axes`` fall inside the polygon ``vertices`` ((m, 2), in those coordinates): a boolean mask
-    of the image's spatial shape (numpy for numpy input; for dask computed block by block)."""
+def select_polygon(
+    image, axes: FeatureAxes, vertices, *, channel_axis: int = -1, alpha=None, mask=None
+):
+    """The pixels of ``image`` (every one the engine clusters, not a sample) whose
+    coordinates along the first two ``axes`` fall inside the polygon ``vertices`` ((m, 2), in
+    those coordinates): a boolean mask of the image's spatial shape (numpy for numpy input;
+    for dask computed block by block). ``alpha`` and ``mask`` as for :func:`feature_points`."""
     polygon = Path(np.asarray(vertices, dtype=np.float64).reshape(-1, 2))
-    view = _view(image, channel_axis)
+    view, allowed = _view(image, channel_axis, alpha, mask)
     if isinstance(view, da.Array):
-        view = view.rechunk({view.ndim - 1: -1})
-        return da.map_blocks(
+        inside = da.map_blocks(
             _inside_block, view, axes=axes, polygon=polygon, drop_axis=view.ndim - 1, dtype=bool
-        ).compute()
-    return _inside_block(view, axes=axes, polygon=polygon)
+        )
+        return (inside & allowed).compute()
+    return _inside_block(view, axes=axes, polygon=polygon) & allowed
 
 
 def _inside_block(block: np.ndarray, *, axes: FeatureAxes, polygon: Path) -> np.ndarray:
@@ -210,10 +222,22 @@ def _pad(xy: np.ndarray) -> np.ndarray:
     return np.column_stack([xy[:, 0], np.zeros(len(xy))])
 
 
-def _view(image, channel_axis):
-    """(spatial..., C) view of the image (a single channel gets a channel axis)."""
-    if channel_axis is None:
-        return image[..., None]
+def _view(image, channel_axis, alpha, mask):
+    """(spatial..., C) view of the image's colour or spectral channels, and which pixels the
+    engine clusters (not transparent, inside ``mask``); a dask image gives dask arrays."""
+    n_channels = image.shape[channel_axis] if channel_axis is not None else 1
+    if alpha is None:  # the engine's rule (cluster_image)
+        alpha = n_channels == 4 and np.issubdtype(image.dtype, np.integer)
     if isinstance(image, da.Array):
-        return da.moveaxis(image, channel_axis, -1)
-    return np.moveaxis(np.asarray(image), channel_axis, -1)
+        return lazy_view(image, channel_axis, bool(alpha), mask)
+    image = np.asarray(image)
+    view = image[..., None] if channel_axis is None else np.moveaxis(image, channel_axis, -1)
+    allowed = np.ones(view.shape[:-1], dtype=bool)
+    if alpha:
+        allowed, view = view[..., -1] > 0, view[..., :-1]
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != allowed.shape:
+            raise ValueError(f"mask shape {mask.shape} does not match image {allowed.shape}")
+        allowed = allowed & mask
+    return view, allowed

@@ -27,7 +27,18 @@ def free_ids(labels: np.ndarray, n: int) -> list[int]:
 def _widened(labels: np.ndarray, top: int) -> np.ndarray:
     """A copy of ``labels`` in an integer type that holds ``top``."""
     dtype = np.promote_types(labels.dtype, np.min_scalar_type(top))
+    if not np.issubdtype(dtype, np.integer):  # past int64/uint64: no integer type holds it
+        raise ValueError(f"cluster id {top} does not fit the labels' {labels.dtype}")
     return np.array(labels, dtype=dtype, copy=True)
+
+
+def _integer_labels(labels) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.dtype == bool:
+        return labels.astype(np.uint8)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"cluster labels are integers, not {labels.dtype}")
+    return labels
 
 
 def new_cluster(labels: np.ndarray, selection: np.ndarray) -> tuple[np.ndarray, int]:
@@ -39,7 +50,7 @@ def new_cluster(labels: np.ndarray, selection: np.ndarray) -> tuple[np.ndarray, 
     ValueError
         The selection does not match the labels' shape, or selects no pixel.
     """
-    labels = np.asarray(labels)
+    labels = _integer_labels(labels)
     selection = np.asarray(selection, dtype=bool)
     if selection.shape != labels.shape:
         raise ValueError(f"a selection of shape {selection.shape} for labels {labels.shape}")
@@ -74,16 +85,20 @@ def split_cluster(
     ClusteringError
         The cluster's pixels cannot be split into ``n`` (fewer distinct values).
     """
-    labels = np.asarray(labels)
+    labels = _integer_labels(labels)
     if int(n) < 2:
         raise ValueError(f"a cluster is split into at least 2, not {n}")
     inside = labels == label
     if not inside.any():
         raise ValueError(f"no pixel has label {label}")
-    result = cluster_image(image, int(n), channel_axis=channel_axis, mask=inside, **clustering)
-    sub = np.asarray(result.labels)  # 1 = the largest sub-cluster, 0 outside the cluster
+    mask = clustering.pop("mask", None)  # "only inside": narrows the cluster's pixels
+    where = inside if mask is None else inside & np.asarray(mask, dtype=bool)
+    result = cluster_image(image, int(n), channel_axis=channel_axis, mask=where, **clustering)
+    sub = np.asarray(result.labels)  # 1 = the largest sub-cluster, 0 where not clustered
     ids = [int(label), *free_ids(labels, result.n_clusters - 1)]
     out = _widened(labels, max(ids))
-    lut = np.array([0, *ids])
+    # a pixel of the cluster the engine left out (NaN, transparent, outside the mask) keeps
+    # the cluster's id: it may have been painted by hand
+    lut = np.array([label, *ids], dtype=out.dtype)
     out[inside] = lut[sub[inside]]
     return out, ids

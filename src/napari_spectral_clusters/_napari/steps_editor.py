@@ -348,6 +348,8 @@ class StepsEditor(Container):
             control = controls[field]
             if isinstance(control, ComboBox) and value not in control.choices:
                 return False
+            if control.value == value:
+                continue  # untouched: its text, cursor and selection stay as they are
             with control.changed.blocked():
                 if isinstance(control, (SpinBox, FloatSpinBox)):
                     control.min, control.max = min(control.min, value), max(control.max, value)
