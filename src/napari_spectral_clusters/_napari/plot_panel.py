@@ -31,7 +31,14 @@ class PlotPanel:
         )
         self.follow_theme()
         viewer.events.theme.connect(self.follow_theme)
-        self.tabs.destroyed.connect(lambda *_: viewer.events.theme.disconnect(self.follow_theme))
+        self.tabs.destroyed.connect(lambda *_: self._stop_following(viewer))
+
+    def _stop_following(self, viewer) -> None:
+        try:
+            events = viewer.events
+        except AttributeError:  # the viewer was torn down first: its events went with it
+            return
+        events.theme.disconnect(self.follow_theme)
 
     def follow_theme(self, *_):
         for plot in (self.spectra, self.sweep, self.steps):
