@@ -8,11 +8,17 @@ Run from the project root:  uv run --extra all python docs/make_screenshots.py
 - images/photo.png    the RGBA sample photo reduced to 8 colours, transparent border kept
 - images/widget-1366x768.png, images/widget-1920x1080.png   napari with the clustering
   widget docked on a laptop screen and a desktop one, after clustering Samson
+- images/photo-rgb-space.png   the Feature space widget: the photo's pixels in RGB space (3-D),
+  coloured by its 8 clusters, beside the recoloured photo (the walkthrough's plot, improved)
+- images/samson-feature-space.png   Samson's pixels on PC1/PC2 coloured by 3 clusters, with a
+  region drawn on the plot and its pixels selected over the image
 """
 
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from napari_spectral_clusters._napari.demo import rerun_under_xvfb
 
@@ -43,6 +49,7 @@ def main() -> None:
     photo_figure()
     for size in ((1366, 768), (1920, 1080)):
         widget_figure(*size)
+    feature_space_figures()
 
 
 def _viewer_with_widget():
@@ -108,6 +115,68 @@ def widget_figure(width: int, height: int) -> None:
     path = IMAGES / f"widget-{width}x{height}.png"
     window.grab().save(str(path))
     print(f"wrote {path}")
+    viewer.close()
+
+
+def _laptop_with_both_widgets():
+    """A 1366 x 768 window with the clustering widget and the Feature space widget (on top,
+    tabbed with it)."""
+    import napari
+
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    _, widget = viewer.window.add_plugin_dock_widget(
+        "napari-spectral-clusters", "KMeans clustering"
+    )
+    widget.random_state.value = 0
+    widget.preprocessing.value = "none"
+    widget.palette.value = "auto"
+    _, space = viewer.window.add_plugin_dock_widget(
+        "napari-spectral-clusters", "Feature space", tabify=True
+    )
+    return viewer, widget, space
+
+
+def _window_shot(viewer, path: Path) -> None:
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(10):
+        QApplication.processEvents()
+    window = viewer.window._qt_window
+    if (window.width(), window.height()) != (1366, 768):
+        raise SystemExit(f"the window grew to {window.width()}x{window.height()}")
+    window.grab().save(str(path))
+    print(f"wrote {path}")
+
+
+def feature_space_figures() -> None:
+    viewer, widget, space = _laptop_with_both_widgets()
+    (photo,) = viewer.open(PHOTO, plugin="napari-spectral-clusters")
+    widget.image.value = photo
+    widget.n_clusters.value = 8
+    widget.run(wait=True)
+    viewer.layers[f"{photo.name} clusters"].visible = False  # the recoloured photo shows
+    space.view.value = "3d"
+    space.draw()
+    _window_shot(viewer, IMAGES / "photo-rgb-space.png")
+    viewer.close()
+
+    viewer, widget, space = _laptop_with_both_widgets()
+    layers = viewer.open(SAMSON, plugin="napari-spectral-clusters")
+    (cube,) = [layer for layer in layers if layer.name == "SamSon"]
+    viewer.layers.remove("Samson A")
+    widget.image.value = cube
+    widget.set_wavelengths(SAMSON_WAVELENGTHS)
+    widget.n_clusters.value = 3
+    widget.run(wait=True)
+    viewer.layers["SamSon clusters"].visible = False
+    space.image.value = cube
+    space.draw()
+    # a region drawn around the densest part of the cloud, as a lasso would
+    lo, hi = np.percentile(space.points.coords, [55, 85], axis=0)
+    mid = (lo + hi) / 2
+    space.select_polygon([(lo[0], mid[1]), (mid[0], lo[1]), (hi[0], mid[1]), (mid[0], hi[1])])
+    _window_shot(viewer, IMAGES / "samson-feature-space.png")
     viewer.close()
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from matplotlib.path import Path
 
-from napari_spectral_clusters import feature_space, label_edits
+from napari_spectral_clusters import density, feature_space, label_edits
+from napari_spectral_clusters.density import UNCLUSTERED, density_rgba, robust_extent
 from napari_spectral_clusters.feature_space import (
     FeatureAxes,
     axis_choices,
@@ -119,7 +120,7 @@ def test_splitting_a_cluster_keeps_every_other_id(lazy):
         split_cluster(labels, cube, 9, 2, channel_axis=0)
 
 
-@pytest.mark.parametrize("module", [feature_space, label_edits])
+@pytest.mark.parametrize("module", [feature_space, label_edits, density])
 def test_the_documented_examples_hold(module):
     found = doctest.testmod(module)
     assert found.attempted > 0 and found.failed == 0
@@ -156,3 +157,50 @@ def test_label_edits_refuse_ids_no_integer_type_holds_and_keep_left_out_pixels()
     out, ids = split_cluster(labels, cube, 2, 2, channel_axis=0)
     assert ids == [2, 5] and out.dtype == np.int32
     assert out[hole[0], hole[1]] == 2  # kept, not erased to 0
+
+
+def test_density_bins_wear_their_majority_cluster_and_fade_when_not_highlighted():
+    rng = np.random.default_rng(0)
+    # cluster 1 around (0, 0), cluster 2 around (10, 10), a few of cluster 2 among cluster 1
+    a, b = rng.normal(0, 1, (5000, 2)), rng.normal(10, 1, (5000, 2))
+    coords = np.concatenate([a, b, a[:50]])
+    labels = np.r_[np.ones(5000, int), np.full(5000, 2), np.full(50, 2)]
+    colors = np.array([[255, 0, 0], [0, 0, 255]], np.uint8)
+    extent = (-5, 15, -5, 15)
+    rgba, got = density_rgba(coords, labels, colors, bins=20, extent=extent)
+    assert got == extent and rgba.shape == (20, 20, 4)
+    assert rgba[5, 5, :3].tolist() == [1, 0, 0]  # (0, 0) falls in bin 5: red wins there
+    assert rgba[15, 15, :3].tolist() == [0, 0, 1]
+    assert rgba[0, 19, 3] == 0  # no point, clear
+    assert 0.3 <= rgba[5, 5, 3] <= 1
+    faded, _ = density_rgba(coords, labels, colors, bins=20, extent=extent, highlight={2})
+    assert faded[15, 15, :3].tolist() == [0, 0, 1] and faded[15, 15, 3] == rgba[15, 15, 3]
+    # a bin where cluster 2 has points shows cluster 2 (its 50 points among 1's)
+    assert faded[5, 5, :3].tolist() == [0, 0, 1]
+    blue = coords[labels == 2]
+    no_blue = np.histogram2d(blue[:, 1], blue[:, 0], bins=20, range=[extent[2:], extent[:2]])
+    y, x = np.argwhere((no_blue[0] == 0) & (rgba[..., 3] > 0))[0]  # a bin of cluster 1 only
+    assert faded[y, x, :3].tolist() == list(UNCLUSTERED) and faded[y, x, 3] < rgba[y, x, 3]
+    # weights count as pixels; many labels take the other path to the same answer
+    heavy, _ = density_rgba(
+        coords,
+        labels,
+        colors,
+        bins=20,
+        extent=extent,
+        weight=np.r_[np.ones(10000), np.full(50, 1000.0)],
+    )
+    assert heavy[5, 5, :3].tolist() == [0, 0, 1]
+    many = labels + 300  # ids past the colour table are drawn as unclustered
+    table = np.zeros((400, 3), np.uint8)
+    table[300], table[301] = colors
+    fine, _ = density_rgba(coords, labels, colors, bins=256, extent=extent)
+    again, _ = density_rgba(coords, many, table, bins=256, extent=extent)  # 65536 x 302 pairs
+    np.testing.assert_array_equal(again, fine)
+
+
+def test_robust_extent_ignores_a_few_outliers():
+    coords = np.r_[np.random.default_rng(1).uniform(0, 1, (10000, 2)), [[1e6, -1e6]]]
+    x0, x1, y0, y1 = robust_extent(coords)
+    assert -0.1 < x0 < 0 and 1 < x1 < 1.1 and -0.1 < y0 < 0 and 1 < y1 < 1.1
+    assert robust_extent(np.full((3, 2), np.nan)) == (0.0, 1.0, 0.0, 1.0)

@@ -16,7 +16,17 @@ if TYPE_CHECKING:
 
     from .shown import ShownResult
 
-__all__ = ["PlotPanel"]
+__all__ = ["PlotPanel", "let_go_of_theme"]
+
+
+def let_go_of_theme(viewer, callback) -> None:
+    """Stop calling ``callback`` on theme changes (a closed widget's plot), unless napari
+    tore the viewer down first: its events went with it."""
+    try:
+        events = viewer.events
+    except AttributeError:
+        return
+    events.theme.disconnect(callback)
 
 
 class PlotPanel:
@@ -31,14 +41,7 @@ class PlotPanel:
         )
         self.follow_theme()
         viewer.events.theme.connect(self.follow_theme)
-        self.tabs.destroyed.connect(lambda *_: self._stop_following(viewer))
-
-    def _stop_following(self, viewer) -> None:
-        try:
-            events = viewer.events
-        except AttributeError:  # the viewer was torn down first: its events went with it
-            return
-        events.theme.disconnect(self.follow_theme)
+        self.tabs.destroyed.connect(lambda *_: let_go_of_theme(viewer, self.follow_theme))
 
     def follow_theme(self, *_):
         for plot in (self.spectra, self.sweep, self.steps):

@@ -54,6 +54,8 @@ class ResultsSection(Container):
         self._resized = resized or (lambda: None)
         self.shown: ShownResult | None = None
         self.results: dict[str, ShownResult] = {}
+        self._writing = False  # we are changing a labels layer's data ourselves
+        self._watched: set[int] = set()  # labels layers whose data changes we follow
         self.table.tooltip = (
             "One row per cluster: select rows to see only those clusters, double-click a "
             "name to rename it or a swatch to change its colour."
@@ -87,19 +89,30 @@ class ResultsSection(Container):
             dict(rgb=True, metadata=meta, **transform),
             above=source,
         )
-        put_layer(
-            self._viewer,
-            labels_name,
-            "labels",
-            result.labels,
-            dict(
-                colormap=label_colormap(result.colors),
-                metadata={**meta, "labels_checksum": labels_checksum(result.labels)},
-                opacity=0.7,
-                **transform,
-            ),
-            above=self._viewer.layers[recolored_name],
-        )
+        self._writing = True  # our own data change: no refresh from it
+        try:
+            labels_layer = put_layer(
+                self._viewer,
+                labels_name,
+                "labels",
+                result.labels,
+                dict(
+                    colormap=label_colormap(result.colors),
+                    metadata={
+                        **meta,
+                        "labels_checksum": labels_checksum(result.labels),
+                        "spectral_clusters_recolored": recolored_name,
+                    },
+                    opacity=0.7,
+                    **transform,
+                ),
+                above=self._viewer.layers[recolored_name],
+            )
+        finally:
+            self._writing = False
+        if id(labels_layer) not in self._watched:
+            self._watched.add(id(labels_layer))
+            labels_layer.events.data.connect(self._labels_changed)
         self.shown = ShownResult(
             source=source.name,
             labels=labels_name,
@@ -129,6 +142,21 @@ class ResultsSection(Container):
         if record.table is not None and self.layers(quiet=True) is not None:
             self._draw(*record.plot_args)
             self._fill_table(*record.table)
+
+    def _labels_changed(self, event) -> None:
+        """A result's labels were changed from elsewhere (the *Feature space* widget made a
+        cluster or split one, a script set them): its table, plot and colours follow."""
+        layer = event.source
+        record = self.results.get(layer.name)
+        if self._writing or record is None or is_lazy(layer.data):
+            return
+        if record is not self.shown:
+            self.clear_isolation()
+            self.shown = record
+        colors = layer.metadata.get("colors")
+        if colors is not None and len(colors) > len(record.colors):
+            record.colors = np.asarray(colors, dtype=np.uint8)  # new ids' colours, as given
+        self.refresh(edited=True)
 
     def layers(self, *, quiet: bool = False):
         """The shown result's labels, recoloured and source layers (see ``find_layers``)."""
@@ -207,7 +235,11 @@ class ResultsSection(Container):
         layer = found[0]
         data = np.array(layer.data)
         data[np.isin(data, labels)] = min(labels)
-        layer.data = data
+        self._writing = True
+        try:
+            layer.data = data
+        finally:
+            self._writing = False
         self.refresh(edited=True)
 
     def refresh(self, *, edited: bool = False):

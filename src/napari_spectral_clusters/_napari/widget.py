@@ -204,6 +204,13 @@ class ClusterWidget(Container):
         if isinstance(active, Image) and not active.metadata.get("spectral_clusters_source"):
             if active in self.image.choices:
                 self.image.value = active
+        image = self.image.value
+        if image is not None and active is not None:
+            # a mask the Feature space widget made for this image: the next run uses it
+            if active.metadata.get("spectral_clusters_mask_for") == image.name:
+                self.mask.reset_choices()
+                if active in self.mask.choices:
+                    self.mask.value = active
         if active is not None:
             self.results.follow(active)
 
