@@ -10,7 +10,7 @@ Run from the project root:  uv run --extra all python docs/make_screenshots.py
   widget docked on a laptop screen and a desktop one, after clustering Samson
 - images/photo-rgb-space.png   the Feature space widget: the photo's pixels in RGB space (3-D),
   coloured by its 8 clusters, beside the recoloured photo (the walkthrough's plot, improved)
-- images/samson-feature-space.png   Samson's pixels on PC1/PC2 coloured by 3 clusters, with a
+- images/samson-feature-space.png   Samson's pixels on PC1/PC2 coloured by 4 clusters, with a
   region drawn on the plot and its pixels selected over the image
 """
 
@@ -49,7 +49,8 @@ def main() -> None:
     photo_figure()
     for size in ((1366, 768), (1920, 1080)):
         widget_figure(*size)
-    feature_space_figures()
+    for figure in ("photo_rgb_space_figure", "samson_feature_space_figure"):
+        subprocess.run([sys.executable, __file__, figure], check=True)
 
 
 def _viewer_with_widget():
@@ -149,7 +150,7 @@ def _window_shot(viewer, path: Path) -> None:
     print(f"wrote {path}")
 
 
-def feature_space_figures() -> None:
+def photo_rgb_space_figure() -> None:
     viewer, widget, space = _laptop_with_both_widgets()
     (photo,) = viewer.open(PHOTO, plugin="napari-spectral-clusters")
     widget.image.value = photo
@@ -161,15 +162,20 @@ def feature_space_figures() -> None:
     _window_shot(viewer, IMAGES / "photo-rgb-space.png")
     viewer.close()
 
+
+def samson_feature_space_figure() -> None:
     viewer, widget, space = _laptop_with_both_widgets()
     layers = viewer.open(SAMSON, plugin="napari-spectral-clusters")
     (cube,) = [layer for layer in layers if layer.name == "SamSon"]
-    viewer.layers.remove("Samson A")
+    # hidden, not removed: removing a layer from a shown viewer crashed Mesa's GL draw under
+    # Xvfb here (segmentation fault in glDrawArrays)
+    viewer.layers["Samson A"].visible = False
     widget.image.value = cube
     widget.set_wavelengths(SAMSON_WAVELENGTHS)
-    widget.n_clusters.value = 3
+    widget.n_clusters.value = 4
     widget.run(wait=True)
     viewer.layers["SamSon clusters"].visible = False
+    viewer.layers["SamSon recolored"].visible = False  # the selection shows over the cube
     space.image.value = cube
     space.draw()
     # a region drawn around the densest part of the cloud, as a lasso would
@@ -188,4 +194,8 @@ def _grid_shot(viewer, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1:  # one figure, by its function's name
+        rerun_under_xvfb([__file__, *sys.argv[1:]])
+        globals()[sys.argv[1]]()
+    else:
+        main()

@@ -41,6 +41,7 @@ class FeaturePlot(ClusterPlot):
         self.extent = None  # (xmin, xmax, ymin, ymax) of the 2-D picture
         self._picture = None  # the density picture (updated in place) ...
         self._grid = None  # ... from the bins of the points last drawn
+        self.ring_color = "#00e5ff"  # the selection layer's colour
         self._rings = None  # the selected points' rings
 
     def show_2d(
@@ -57,7 +58,7 @@ class FeaturePlot(ClusterPlot):
     ):
         """The (n, 2) ``coords`` coloured by ``labels`` (``colors``: cluster i in row i - 1);
         ``highlight``: clusters kept in colour; ``chosen``: (m, 2) coordinates of selected
-        pixels, ringed in the theme's text colour. ``same_points``: the points are those last
+        pixels, ringed in ``ring_color``. ``same_points``: the points are those last
         drawn (only colours, highlight or rings changed): the density picture is updated in
         place, axes and all kept."""
         many = len(coords) > MAX_SCATTER
@@ -100,10 +101,10 @@ class FeaturePlot(ClusterPlot):
         self._rings = ax.scatter(
             chosen[:, 0],
             chosen[:, 1],
-            s=4 if many else 14,
+            s=3 if many else 14,
             facecolors="none",
-            edgecolors=self.colors["text"],
-            linewidths=0.6,
+            edgecolors=self.ring_color,
+            linewidths=0.5,
         )
         if self.extent is not None:  # the rings must not widen the picture's axes
             ax.set_xlim(*self.extent[:2])

@@ -86,6 +86,7 @@ class FeatureSpaceWidget(Container):
         self.new_axis.native.setPlaceholderText("ratio(a, b) or nd(a, b)")
         self.tool = ComboBox(name="tool", label="select with", choices=list(TOOLS))
         self.plot = FeaturePlot()
+        self.plot.ring_color = "#{:02x}{:02x}{:02x}".format(*SELECTION_COLOR[0])
         self.status = Label(name="status", value="")
         self.status.native.setWordWrap(True)
         self.new_cluster_button = PushButton(name="new_cluster_button", text="New cluster")
@@ -569,7 +570,11 @@ class FeatureSpaceWidget(Container):
 
     def _say_selected(self) -> int:
         if self.selection is None:
-            self.status.value = "Draw a region on the plot to select its pixels."
+            self.status.value = (
+                "Draw a region on the plot to select its pixels."
+                if self.view.value == "2d"
+                else "Regions are drawn in the 2-D view."
+            )
             return 0
         n = int(self.selection.sum())
         total = max(int(np.prod(self.selection.shape)), 1)
