@@ -214,7 +214,7 @@ def test_use_as_mask_makes_the_next_run_cluster_only_these(docked):
     assert set(np.unique(out[:30, :40])) == {1, 2}
 
 
-def test_lazy_cube_plot_and_selection_block_by_block(make_napari_viewer, monkeypatch):
+def test_lazy_cube_plot_and_selection_block_by_block(make_napari_viewer, monkeypatch, qtbot):
     viewer = make_napari_viewer()
     (cube, kw, _), _ = make_sample_cube()
     lazy = da.from_array(cube, chunks=(cube.shape[0], 16, 16))
@@ -234,6 +234,16 @@ def test_lazy_cube_plot_and_selection_block_by_block(make_napari_viewer, monkeyp
     assert n == expected.sum() > 300 and np.array_equal(fw.selection, expected)
     errors = capture_notifications(monkeypatch, "error")
     assert fw.selection_to_cluster() is None and "choose the clusters" in errors[0]
+    # from the plot, a lazy cube is read in a background thread: the viewer never freezes
+    fw.clear_selection()
+    fw.plot.selected.emit(np.asarray(box))
+    assert fw.selection is None and fw.runner.running
+    qtbot.waitUntil(lambda: fw.selection is not None, timeout=20000)
+    assert np.array_equal(fw.selection, expected)
+    fw.draw(wait=False)
+    assert fw.points is None  # not yet: being read
+    qtbot.waitUntil(lambda: fw.points is not None, timeout=20000)
+    assert len(fw.points.index) == 300
 
 
 def test_picture_axes_3d_view_and_other_axes(docked):

@@ -30,6 +30,7 @@ from .feature_plot import TOOLS, FeaturePlot
 from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform
 from .plot_panel import let_go_of_theme
 from .sections import later
+from .worker import Runner
 
 if TYPE_CHECKING:
     import napari
@@ -72,6 +73,7 @@ class FeatureSpaceWidget(Container):
         self._extra_axes: list[str] = []
         self._followed: Labels | None = None  # the clusters layer whose events we follow
         self._stale = True  # the points no longer match the chosen image and axes
+        self.runner = Runner(busy=self._busy)  # reads of a lazy cube, off the GUI thread
         self._writing = False  # the selection layer is being written by us
 
         self.image = ComboBox(name="image", label="image", choices=self._image_choices)
@@ -146,7 +148,7 @@ class FeatureSpaceWidget(Container):
         self.view.changed.connect(self._view_changed)
         self.tool.changed.connect(lambda value: self.plot.set_tool(value))
         self.new_axis.native.editingFinished.connect(lambda: self.add_axis())
-        self.plot.selected.connect(self.select_polygon)
+        self.plot.selected.connect(lambda vertices: self.select_polygon(vertices, wait=False))
         self.new_cluster_button.changed.connect(lambda: self.selection_to_cluster())
         self.mask_button.changed.connect(lambda: self.use_as_mask())
         self.clear_button.changed.connect(lambda: self.clear_selection())
@@ -162,6 +164,10 @@ class FeatureSpaceWidget(Container):
         self.reset_choices()
         self._follow_active_layer()
         self._image_changed()
+
+    def _busy(self, busy: bool) -> None:
+        for button in (self.new_cluster_button, self.mask_button, self.split_button):
+            button.enabled = not busy
 
     def _tooltips(self) -> None:
         tips = {
@@ -349,12 +355,14 @@ class FeatureSpaceWidget(Container):
 
     def _draw_if_stale(self):
         if self._stale:
-            self.draw()
+            self.draw(wait=False)
 
     # -- drawing --------------------------------------------------------------------------
 
-    def draw(self) -> None:
-        """Compute the plotted points for the chosen image and axes, and draw them."""
+    def draw(self, *, wait: bool = True) -> None:
+        """Compute the plotted points for the chosen image and axes, and draw them. A lazy
+        cube's points are read in a background thread (with napari's progress bar); with
+        ``wait`` this returns once they are drawn, processing Qt events meanwhile."""
         self._stale = False
         layer = self.image.value
         self.points = self.axes = None
@@ -367,21 +375,59 @@ class FeatureSpaceWidget(Container):
         if any(name is None for name in names):
             return
         axis, alpha = features_of(layer)
+
+        def job(data, channel_axis, has_alpha, _wavelengths, _progress):
+            try:
+                return feature_points(
+                    data,
+                    names,
+                    channel_axis=channel_axis,
+                    alpha=has_alpha,
+                    max_points=MAX_POINTS_LAZY if is_lazy(data) else MAX_POINTS,
+                )
+            except ValueError as exc:  # an axis the image lacks: a message, not a bug
+                raise ClusteringError(str(exc)) from exc
+
+        def done(found, error):
+            if error is not None:
+                show_error(f"Feature space of {layer.name}: {error}")
+            elif layer is self.image.value:  # still the chosen image
+                self.axes, self.points = found
+                self._read_labels()
+                self._render(fresh=True)
+                self._say_selected()
+            if self._stale:  # the choices changed while the points were read
+                self._request_draw()
+
+        self._compute(layer, job, (axis, alpha), done, what="reading", wait=wait)
+
+    def _compute(self, layer, job, args, done, *, what: str, wait: bool) -> None:
+        """``done(*job(...))`` for the image ``layer``: at once for an image in memory, in a
+        background thread for a lazy cube (never a frozen viewer while its blocks are read)."""
         data = layer.data if is_lazy(layer.data) else np.asarray(layer.data)
-        try:
-            self.axes, self.points = feature_points(
-                data,
-                names,
-                channel_axis=axis,
-                alpha=alpha,
-                max_points=MAX_POINTS_LAZY if is_lazy(data) else MAX_POINTS,
-            )
-        except ValueError as exc:
-            show_error(f"Feature space of {layer.name}: {exc}")
+        if not is_lazy(data):
+            try:
+                found = job(data, *args, None, None)
+            except ClusteringError as exc:
+                done(None, exc)
+                return
+            done(found, None)
             return
-        self._read_labels()
-        self._render(fresh=True)
-        self._say_selected()
+        if self.runner.running and wait:
+            _wait_for(self.runner.worker)
+        if self.runner.running:
+            self._stale = True  # drawn again when the running job is done
+            return
+        self.status.value = f"{what} {layer.name}…"
+        self.runner.start(
+            job,
+            (data, *args, None),
+            desc=f"Feature space: {what} {layer.name}",
+            scheduler="",
+            on_done=done,
+            on_bug=lambda exc: setattr(self.status, "value", f"failed: {type(exc).__name__}"),
+            wait=wait,
+        )
 
     def _read_labels(self):
         """Each plotted point's cluster, from the chosen Labels layer."""
@@ -476,26 +522,38 @@ class FeatureSpaceWidget(Container):
         return text
 
     def _ensure_drawn(self) -> bool:
+        if self.runner.running:
+            _wait_for(self.runner.worker)
         if self._stale or self.points is None:
-            self.draw()
+            self.draw(wait=True)
         return self.points is not None
 
-    def select_polygon(self, vertices) -> int:
+    def select_polygon(self, vertices, *, wait: bool = True) -> int | None:
         """Select every pixel of the image whose point falls inside the polygon ``vertices``
         ((m, 2) in the plot's x, y coordinates): shown in the selection layer over the image
-        and ringed on the plot. Returns how many pixels were selected."""
+        and ringed on the plot. Returns how many pixels were selected (a lazy cube is read
+        block by block in a background thread: without ``wait``, None at once)."""
         if not self._ensure_drawn():
             return 0
         layer = self.image.value
         axis, alpha = features_of(layer)
-        data = layer.data if is_lazy(layer.data) else np.asarray(layer.data)
         xy = self.axes if len(self.axes.names) == 2 else _first_two(self.axes)
-        self.selection = np.asarray(
-            select_polygon(data, xy, vertices, channel_axis=axis, alpha=alpha), dtype=bool
-        )
-        self._show_selection()
-        self._render()
-        return self._say_selected()
+
+        def job(data, channel_axis, has_alpha, _wavelengths, _progress):
+            return select_polygon(data, xy, vertices, channel_axis=channel_axis, alpha=has_alpha)
+
+        def done(selected, error):
+            if error is not None or layer is not self.image.value:
+                return
+            self.selection = np.asarray(selected, dtype=bool)
+            self._show_selection()
+            self._render()
+            self._say_selected()
+
+        self._compute(layer, job, (axis, alpha), done, what="selecting in", wait=wait)
+        if (is_lazy(layer.data) and not wait) or self.selection is None:
+            return None
+        return int(self.selection.sum())
 
     def select_rectangle(self, x0, x1, y0, y1) -> int:
         """Select the pixels whose points fall in ``[x0, x1] x [y0, y1]``."""
@@ -665,6 +723,17 @@ class FeatureSpaceWidget(Container):
         )
         show_info(f"{name}: the next run of the clustering widget clusters only these pixels.")
         return layer
+
+
+def _wait_for(worker) -> None:
+    """Return once the running ``worker`` finished, processing Qt events meanwhile."""
+    from qtpy.QtCore import QEventLoop
+
+    if worker is None or not worker.is_running:
+        return
+    loop = QEventLoop()
+    worker.finished.connect(loop.quit)
+    loop.exec()
 
 
 def _first_two(axes: FeatureAxes) -> FeatureAxes:
