@@ -302,3 +302,71 @@ def test_every_control_says_what_it_does(docked):
     ]  # fmt: skip
     for control in controls:
         assert control.tooltip and len(control.tooltip) > 15, control.name
+
+
+def test_a_users_layers_of_the_same_names_are_never_written(docked):
+    viewer, _, fw = docked
+    hand = np.zeros((60, 80), np.uint8)
+    hand[5:10, 5:10] = 1
+    mine_mask = viewer.add_labels(hand.copy(), name="blocks mask")
+    mine_selection = viewer.add_labels(hand.copy(), name="blocks selection")
+    viewer.layers.selection.active = viewer.layers["blocks"]
+    fw.select_rectangle(150, 255, 0, 90)
+    made = fw.use_as_mask()
+    assert np.array_equal(mine_mask.data, hand) and np.array_equal(mine_selection.data, hand)
+    assert made.name == "blocks mask (2)" and made.data.sum() == 1200
+    assert viewer.layers["blocks selection (2)"].data.sum() == 1200
+    mine_selection.data = np.ones_like(hand)  # the user's layer does not drive the selection
+    assert fw.selection.sum() == 1200
+    # a second widget finds our selection layer and listens to it
+    ours = viewer.layers["blocks selection (2)"]
+    ours.data = np.zeros_like(hand)
+    assert not fw.selection.any()
+
+
+def test_another_image_has_its_own_selection(docked):
+    viewer, _, fw = docked
+    fw.select_rectangle(150, 255, 0, 90)
+    other = viewer.add_image(_blocks(1), name="other", rgb=True)
+    viewer.layers.selection.active = other
+    assert fw.image.value is other and fw.selection is None
+    viewer.layers["blocks selection"].data = np.ones((60, 80), np.uint8)
+    assert fw.selection is None  # blocks' selection is not other's
+    viewer.layers.selection.active = viewer.layers["blocks"]
+    assert fw.selection.all()  # back on blocks: its selection layer as it is now
+
+
+def test_removed_layers_and_a_closed_widget_are_let_go(docked, qtbot):
+    viewer, _, fw = docked
+    labels = viewer.layers["blocks clusters"]
+    viewer.layers.remove(labels)
+    assert fw.clusters.value is None and fw._followed is None and fw._point_labels is None
+    assert fw._clusters_edited not in [
+        c[1] for c in labels.events.data.callbacks if isinstance(c, tuple)
+    ]
+    assert fw.split_label.choices == ()
+    viewer.layers.remove("blocks selection") if "blocks selection" in viewer.layers else None
+    viewer.layers.remove("blocks recolored")
+    viewer.layers.remove("blocks")
+    assert fw.image.value is None and fw.points is None
+    closed = FeatureSpaceWidget(viewer)
+
+    def follows():
+        return any(
+            getattr(c, "__self__", None) is closed or (isinstance(c, tuple) and c[0]() is closed)
+            for c in viewer.layers.events.inserted.callbacks
+        )
+
+    assert follows()
+    closed.native.deleteLater()
+    qtbot.waitUntil(lambda: not follows(), timeout=3000)
+
+
+def test_an_edit_during_a_table_selection_shows_every_cluster_again(docked):
+    viewer, cw, fw = docked
+    recolored = viewer.layers["blocks recolored"]
+    cw.results.isolate({3})
+    assert not recolored.visible
+    fw.select_rectangle(150, 255, 0, 90)
+    fw.selection_to_cluster()
+    assert recolored.visible and fw.highlighted() is None

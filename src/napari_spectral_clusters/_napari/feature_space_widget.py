@@ -157,13 +157,36 @@ class FeatureSpaceWidget(Container):
         )
         viewer.layers.selection.events.active.connect(self._follow_active_layer)
         viewer.layers.events.inserted.connect(self._layer_inserted)
-        viewer.layers.events.removed.connect(lambda *_: self.reset_choices())
+        viewer.layers.events.removed.connect(self.reset_choices)
         self.plot.follow_theme(viewer.theme)
         viewer.events.theme.connect(self._theme_changed)
-        self.native.destroyed.connect(lambda *_: let_go_of_theme(viewer, self._theme_changed))
+        self.native.destroyed.connect(lambda *_: self._let_go(viewer))
         self.reset_choices()
         self._follow_active_layer()
         self._image_changed()
+
+    def _let_go(self, viewer) -> None:
+        """A closed widget stops following the viewer and its layers."""
+        let_go_of_theme(viewer, self._theme_changed)
+        try:
+            layers = viewer.layers
+        except AttributeError:  # napari tore the viewer down first
+            return
+        layers.selection.events.active.disconnect(self._follow_active_layer)
+        layers.events.inserted.disconnect(self._layer_inserted)
+        layers.events.removed.disconnect(self.reset_choices)
+        self._unfollow()
+        for layer in layers:
+            if isinstance(layer, Labels):
+                layer.events.data.disconnect(self._selection_painted)
+                if hasattr(layer.events, "paint"):
+                    layer.events.paint.disconnect(self._selection_painted)
+
+    def _unfollow(self) -> None:
+        if self._followed is not None:
+            for name in ("data", "colormap", "selected_label", "show_selected_label"):
+                getattr(self._followed.events, name).disconnect(self._clusters_edited)
+            self._followed = None
 
     def _busy(self, busy: bool) -> None:
         for button in (self.new_cluster_button, self.mask_button, self.split_button):
@@ -216,8 +239,14 @@ class FeatureSpaceWidget(Container):
     # -- choices --------------------------------------------------------------------------
 
     def reset_choices(self, *_):
+        image, clusters = self.image.value, self.clusters.value
         super().reset_choices()
         self._inner.reset_choices()  # the controls live in the scroll area, not in self
+        # magicgui drops a removed layer from a choice without saying so: follow it here
+        if self.image.value is not image:
+            self._image_changed()
+        elif self.clusters.value is not clusters or self._followed is not clusters:
+            self._clusters_changed()
 
     def _image_choices(self, _widget=None):
         return [
@@ -300,7 +329,15 @@ class FeatureSpaceWidget(Container):
         self._render(fresh=True)
 
     def _image_changed(self, *_):
-        self.clear_selection(quiet=True)
+        # the points, and the selection, are the new image's own (its selection layer, if we
+        # made one)
+        self.points = self.axes = self._point_labels = None
+        self.selection = None
+        layer = self._selection_layer()
+        if layer is not None:
+            self._listen_to_selection(layer)
+            if np.asarray(layer.data).any():
+                self.selection = np.asarray(layer.data) > 0
         self.clusters.reset_choices()
         self.clusters.value = self._default_clusters()
         self._reset_axes()
@@ -326,9 +363,8 @@ class FeatureSpaceWidget(Container):
 
     def _clusters_changed(self, *_):
         layer = self.clusters.value
-        if self._followed is not None and self._followed is not layer:
-            for name in ("data", "colormap", "selected_label", "show_selected_label"):
-                getattr(self._followed.events, name).disconnect(self._clusters_edited)
+        if self._followed is not layer:
+            self._unfollow()
         if layer is not None and layer is not self._followed:
             for name in ("data", "colormap", "selected_label", "show_selected_label"):
                 getattr(layer.events, name).connect(self._clusters_edited)
@@ -368,6 +404,8 @@ class FeatureSpaceWidget(Container):
         self.points = self.axes = None
         if layer is None:
             self.status.value = "Open an image to see its pixels in feature space."
+            self.plot.figure.clear()
+            self.plot.draw_idle()
             return
         names = [self.x_axis.value, self.y_axis.value]
         if self.view.value == "3d":
@@ -569,11 +607,26 @@ class FeatureSpaceWidget(Container):
                 self._render()
         self._say_selected()
 
+    def _own_layer(self, kind: str, key: str) -> tuple[str, Labels | None]:
+        """The name of this image's ``kind`` layer ("selection", "mask") and the layer if it
+        is there: ours only when its metadata ``key`` names this image and it fits -- a layer
+        of that name the user made is never written to (ours then takes the next name)."""
+        image = self.image.value
+        n = 1
+        while True:
+            name = f"{image.name} {kind}" + ("" if n == 1 else f" ({n})")
+            if name not in self._viewer.layers:
+                return name, None
+            found = self._viewer.layers[name]
+            ours = isinstance(found, Labels) and found.metadata.get(key) == image.name
+            if ours and tuple(found.data.shape) == self._spatial():
+                return name, found
+            n += 1
+
     def _selection_layer(self) -> Labels | None:
-        layer = self.image.value
-        name = f"{layer.name} selection" if layer is not None else None
-        found = self._viewer.layers[name] if name in self._viewer.layers else None
-        return found if isinstance(found, Labels) else None
+        if self.image.value is None:
+            return None
+        return self._own_layer("selection", "spectral_clusters_selection_of")[1]
 
     def _show_selection(self):
         """The selection as a Labels layer over the image (painting it selects too)."""
@@ -585,28 +638,32 @@ class FeatureSpaceWidget(Container):
             if self.selection is None
             else self.selection.astype(np.uint8)
         )
-        layer = self._selection_layer()
+        name, layer = self._own_layer("selection", "spectral_clusters_selection_of")
         self._writing = True
         try:
-            if layer is not None and layer.data.shape == data.shape:
+            if layer is not None:
                 layer.data = data
+                self._listen_to_selection(layer)  # one left by an earlier widget, too
             elif self.selection is not None:
                 axis, _ = features_of(image)
                 layer = self._viewer.add_labels(
                     data,
-                    name=f"{image.name} selection",
+                    name=name,
                     colormap=label_colormap(SELECTION_COLOR),
                     opacity=0.6,
                     metadata={"spectral_clusters_selection_of": image.name},
                     **sub_transform(image, spatial_axes(image, axis)),
                 )
-                layer.events.data.connect(self._selection_painted)
-                if hasattr(layer.events, "paint"):
-                    layer.events.paint.connect(self._selection_painted)
+                self._listen_to_selection(layer)
                 # the image stays the chosen layer: the selection is drawn over it
                 self._viewer.layers.selection.active = image
         finally:
             self._writing = False
+
+    def _listen_to_selection(self, layer: Labels) -> None:
+        layer.events.data.connect(self._selection_painted)  # napari ignores a second connect
+        if hasattr(layer.events, "paint"):
+            layer.events.paint.connect(self._selection_painted)
 
     def _selection_painted(self, event):
         """Pixels painted (or filled, or drawn as a polygon) in the selection layer are the
@@ -614,6 +671,9 @@ class FeatureSpaceWidget(Container):
         if self._writing:
             return
         layer = event.source
+        image = self.image.value
+        if image is None or layer.metadata.get("spectral_clusters_selection_of") != image.name:
+            return  # another image's selection
         if event.type == "paint":  # napari tells of a paint before it writes the pixels
             later(self.native, lambda: self._read_selection(layer))
         else:
@@ -707,13 +767,13 @@ class FeatureSpaceWidget(Container):
         if image is None or self.selection is None or not self.selection.any():
             show_error("Cluster only these: select pixels first (draw a region on the plot).")
             return None
-        name = f"{image.name} mask"
+        name, existing = self._own_layer("mask", "spectral_clusters_mask_for")
         data = self.selection.astype(np.uint8)  # a copy: later selections leave it alone
         axis, _ = features_of(image)
-        existing = self._viewer.layers[name] if name in self._viewer.layers else None
-        if isinstance(existing, Labels) and existing.data.shape == data.shape:
+        if existing is not None:
             existing.data = data
             self._viewer.layers.selection.active = existing  # the clustering widget follows
+            show_info(f"{name} holds the new selection: the next run clusters only these.")
             return existing
         layer = self._viewer.add_labels(
             data,

@@ -150,9 +150,8 @@ class ResultsSection(Container):
         record = self.results.get(layer.name)
         if self._writing or record is None or is_lazy(layer.data):
             return
-        if record is not self.shown:
-            self.clear_isolation()
-            self.shown = record
+        self.clear_isolation()  # the table is refilled: a row selection's hiding ends
+        self.shown = record
         colors = layer.metadata.get("colors")
         if colors is not None and len(colors) > len(record.colors):
             record.colors = np.asarray(colors, dtype=np.uint8)  # new ids' colours, as given
