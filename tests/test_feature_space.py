@@ -204,3 +204,21 @@ def test_robust_extent_ignores_a_few_outliers():
     x0, x1, y0, y1 = robust_extent(coords)
     assert -0.1 < x0 < 0 and 1 < x1 < 1.1 and -0.1 < y0 < 0 and 1 < y1 < 1.1
     assert robust_extent(np.full((3, 2), np.nan)) == (0.0, 1.0, 0.0, 1.0)
+
+
+def test_a_lazy_cube_gives_the_engines_block_sample_each_point_at_its_pixel():
+    from napari_spectral_clusters.lazy import SAMPLE_BLOCKS
+
+    cube, _, _ = synthetic_cube((64, 72), 6, seed=3)  # (bands, rows, cols)
+    cube[:, 5, 7] = np.nan  # never a point
+    lazy = da.from_array(cube, chunks=(6, 8, 8))  # 72 blocks, more than the engine reads
+    _, points = feature_points(lazy, ["band 0", "band 4"], channel_axis=0, max_points=1500)
+    assert len(points.index) == 1500 and len(np.unique(points.index)) == 1500
+    rows, cols = np.unravel_index(points.index, (64, 72))
+    np.testing.assert_array_equal(points.coords[:, 0], cube[0, rows, cols])
+    np.testing.assert_array_equal(points.coords[:, 1], cube[4, rows, cols])
+    assert not ((rows == 5) & (cols == 7)).any()
+    blocks = {(r // 8, c // 8) for r, c in zip(rows, cols, strict=True)}
+    assert len(blocks) <= SAMPLE_BLOCKS < 72
+    # weights: the pixels the sample stands for (the engine's estimate from those blocks)
+    assert points.weight.sum() == pytest.approx(64 * 72 - 1, rel=0.02)

@@ -28,7 +28,7 @@ import dask.array as da
 import numpy as np
 from matplotlib.path import Path
 
-from .lazy import lazy_view
+from .lazy import LazyPixels, lazy_view
 from .model import principal_axes, weighted_mean
 
 __all__ = ["FeatureAxes", "FeaturePoints", "axis_choices", "feature_points", "select_polygon"]
@@ -157,30 +157,34 @@ def feature_points(
     sample, or a fitted :class:`FeatureAxes`).
 
     ``alpha``: the last channel is an alpha plane (default: four integer channels, as the
-    engine decides); it is not an axis, and transparent pixels are left out. A dask image is
-    read only in the blocks the drawn pixels lie in (point indexing; a large draw reaches
-    most blocks)."""
+    engine decides); it is not an axis, and transparent pixels are left out. A dask image
+    gives the engine's block sample (a few random blocks read, each pixel weighted by the
+    pixels it stands for)."""
     view, allowed = _view(image, channel_axis, alpha, mask)
     spatial = view.shape[:-1]
     n = int(np.prod(spatial))
     rng = np.random.default_rng(seed)
-    if n <= max_points:  # every pixel: no draw (a permutation of 1 M costs 10x the copy)
-        pick = np.arange(n)
-    else:
-        pick = np.sort(rng.choice(n, int(max_points), replace=False))
     if isinstance(view, da.Array):
-        where = np.unravel_index(pick, spatial)
-        pixels, ok = da.compute(view.vindex[where], allowed.vindex[where])
-        pixels = np.asarray(pixels, dtype=np.float64)
+        # the engine's own block sample: a few random blocks read whole, not a pixel of
+        # nearly every block (each point's weight: the pixels it stands for)
+        source = LazyPixels(
+            image, channel_axis, bool(_has_alpha(image, channel_axis, alpha)), mask
+        )
+        pixels, weight, pick = source.sample(int(max_points), rng, with_index=True)
+        if weight.sum() > 0:  # the blocks read stand for all of them
+            weight = weight * (source.total_weight / weight.sum())
     else:
+        if n <= max_points:  # every pixel: no draw (a permutation of 1 M costs 10x the copy)
+            pick = np.arange(n)
+        else:
+            pick = np.sort(rng.choice(n, int(max_points), replace=False))
         pixels = np.asarray(view.reshape(n, -1)[pick], dtype=np.float64)
-        ok = allowed.reshape(n)[pick]
-    ok = np.asarray(ok, dtype=bool) & np.isfinite(pixels).all(axis=1)
-    # every drawn pixel kept stands for the same share of those the engine clusters (exact
-    # when all pixels were drawn, estimated from the draw otherwise)
-    n_kept = n * ok.mean() if len(ok) else 0.0
-    pixels, pick = pixels[ok], pick[ok]
-    weight = np.full(len(pick), n_kept / max(len(pick), 1))
+        ok = allowed.reshape(n)[pick] & np.isfinite(pixels).all(axis=1)
+        # every drawn pixel kept stands for the same share of those the engine clusters
+        # (exact when all pixels were drawn, estimated from the draw otherwise)
+        n_kept = n * ok.mean() if len(ok) else 0.0
+        pixels, pick = pixels[ok], pick[ok]
+        weight = np.full(len(pick), n_kept / max(len(pick), 1))
     if not isinstance(axes, FeatureAxes):
         axes = FeatureAxes.fit(axes, pixels if len(pixels) else np.zeros((1, view.shape[-1])))
     return axes, FeaturePoints(axes(pixels), pick, weight, tuple(spatial))
@@ -222,12 +226,18 @@ def _pad(xy: np.ndarray) -> np.ndarray:
     return np.column_stack([xy[:, 0], np.zeros(len(xy))])
 
 
+def _has_alpha(image, channel_axis, alpha) -> bool:
+    """The last channel is alpha: as given, else the engine's rule (four integer channels)."""
+    if alpha is not None:
+        return bool(alpha)
+    n_channels = image.shape[channel_axis] if channel_axis is not None else 1
+    return n_channels == 4 and np.issubdtype(image.dtype, np.integer)
+
+
 def _view(image, channel_axis, alpha, mask):
     """(spatial..., C) view of the image's colour or spectral channels, and which pixels the
     engine clusters (not transparent, inside ``mask``); a dask image gives dask arrays."""
-    n_channels = image.shape[channel_axis] if channel_axis is not None else 1
-    if alpha is None:  # the engine's rule (cluster_image)
-        alpha = n_channels == 4 and np.issubdtype(image.dtype, np.integer)
+    alpha = _has_alpha(image, channel_axis, alpha)
     if isinstance(image, da.Array):
         return lazy_view(image, channel_axis, bool(alpha), mask)
     image = np.asarray(image)

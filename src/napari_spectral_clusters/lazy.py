@@ -129,9 +129,11 @@ class LazyPixels:
     def _blocks(self):
         return list(np.ndindex(*self.view.numblocks[:-1]))
 
-    def sample(self, n: int, rng, report=lambda event: None):
+    def sample(self, n: int, rng, report=lambda event: None, *, with_index: bool = False):
         """Up to ``n`` finite, allowed pixels from up to SAMPLE_BLOCKS random blocks, and the
-        pixels each stands for; also estimates :attr:`total_weight` from those blocks.
+        pixels each stands for; also estimates :attr:`total_weight` from those blocks. With
+        ``with_index``, also each pixel's flat index in the image's spatial shape (what the
+        feature-space plot links its points to pixels with).
 
         Every block gives the same number of pixels, so a pixel of a block that is mostly
         masked or transparent stands for fewer pixels than one of a full block: its weight is
@@ -150,16 +152,31 @@ class LazyPixels:
         ]
         # a few blocks at a time: the threaded scheduler would otherwise read them all first
         parts = compute_each(tasks, report, "sample", batch=4)
-        pixels = np.concatenate([x for x, _ in parts] or [np.empty((0, self.n_features))])
+        pixels = np.concatenate([x for x, _, _ in parts] or [np.empty((0, self.n_features))])
         weights = np.concatenate(
-            [np.full(len(x), n_valid / max(len(x), 1)) for x, n_valid in parts] or [[]]
+            [np.full(len(x), n_valid / max(len(x), 1)) for x, n_valid, _ in parts] or [[]]
         )
-        valid = sum(n_valid for _, n_valid in parts)
+        index = np.concatenate(
+            [self._flat_index(b, where) for b, (_, _, where) in zip(picks, parts, strict=True)]
+            or [np.zeros(0, dtype=np.int64)]
+        )
+        valid = sum(n_valid for _, n_valid, _ in parts)
         self._total_weight = valid * len(blocks) / max(len(picks), 1)
         if len(pixels) > n:  # a uniform pick keeps the weights' meaning
             keep = np.sort(rng.choice(len(pixels), n, replace=False))
-            pixels, weights = pixels[keep], weights[keep]
-        return pixels, weights
+            pixels, weights, index = pixels[keep], weights[keep], index[keep]
+        return (pixels, weights, index) if with_index else (pixels, weights)
+
+    def _flat_index(self, block: tuple, where: np.ndarray) -> np.ndarray:
+        """Flat indices in the spatial shape of the pixels ``where`` (flat in ``block``)."""
+        chunks = self.view.chunks[:-1]
+        start = [sum(c[:i]) for c, i in zip(chunks, block, strict=True)]
+        shape = [c[i] for c, i in zip(chunks, block, strict=True)]
+        local = np.unravel_index(where, shape)
+        spatial = self.view.shape[:-1]
+        return np.ravel_multi_index(
+            tuple(a + o for a, o in zip(local, start, strict=True)), spatial
+        ).astype(np.int64)
 
     @property
     def total_weight(self) -> float:
@@ -243,9 +260,10 @@ def lazy_view(image: da.Array, channel_axis, alpha: bool, mask=None):
     return view, allowed
 
 
-def _block_sample(block, ok, n: int, seed: int) -> tuple[np.ndarray, float]:
-    """About ``n`` finite allowed pixels of one block, picked before any copy is made, and
-    how many finite allowed pixels the block has (estimated from those looked at)."""
+def _block_sample(block, ok, n: int, seed: int) -> tuple[np.ndarray, float, np.ndarray]:
+    """About ``n`` finite allowed pixels of one block, picked before any copy is made, how
+    many finite allowed pixels the block has (estimated from those looked at), and where the
+    picked pixels are (flat indices in the block)."""
     block, ok = np.asarray(block), np.asarray(ok)
     allowed = np.flatnonzero(ok)
     candidates = allowed
@@ -253,9 +271,13 @@ def _block_sample(block, ok, n: int, seed: int) -> tuple[np.ndarray, float]:
     if len(candidates) > 2 * n:  # twice as many, to leave room for NaN pixels
         candidates = np.sort(rng.choice(candidates, 2 * n, replace=False))
     x = block[np.unravel_index(candidates, ok.shape)].astype(np.float64)
-    x = x[np.isfinite(x).all(axis=1)]
+    finite = np.isfinite(x).all(axis=1)
+    x, where = x[finite], candidates[finite]
     n_valid = len(allowed) * len(x) / max(len(candidates), 1)
-    return (x[np.sort(rng.choice(len(x), n, replace=False))] if len(x) > n else x), n_valid
+    if len(x) > n:
+        keep = np.sort(rng.choice(len(x), n, replace=False))
+        x, where = x[keep], where[keep]
+    return x, n_valid, where
 
 
 def _block_pixels(block: np.ndarray, ok: np.ndarray) -> np.ndarray:
