@@ -160,20 +160,18 @@ def feature_points(
     engine decides); it is not an axis, and transparent pixels are left out. A dask image
     gives the engine's block sample (a few random blocks read, each pixel weighted by the
     pixels it stands for)."""
-    view, allowed = _view(image, channel_axis, alpha, mask)
-    spatial = view.shape[:-1]
-    n = int(np.prod(spatial))
     rng = np.random.default_rng(seed)
-    if isinstance(view, da.Array):
+    if isinstance(image, da.Array):
         # the engine's own block sample: a few random blocks read whole, not a pixel of
         # nearly every block (each point's weight: the pixels it stands for)
-        source = LazyPixels(
-            image, channel_axis, bool(_has_alpha(image, channel_axis, alpha)), mask
-        )
+        source = LazyPixels(image, channel_axis, _has_alpha(image, channel_axis, alpha), mask)
+        view = source.view
         pixels, weight, pick = source.sample(int(max_points), rng, with_index=True)
         if weight.sum() > 0:  # the blocks read stand for all of them
             weight = weight * (source.total_weight / weight.sum())
     else:
+        view, allowed = _view(image, channel_axis, alpha, mask)
+        n = int(np.prod(view.shape[:-1]))
         if n <= max_points:  # every pixel: no draw (a permutation of 1 M costs 10x the copy)
             pick = np.arange(n)
         else:
@@ -187,7 +185,7 @@ def feature_points(
         weight = np.full(len(pick), n_kept / max(len(pick), 1))
     if not isinstance(axes, FeatureAxes):
         axes = FeatureAxes.fit(axes, pixels if len(pixels) else np.zeros((1, view.shape[-1])))
-    return axes, FeaturePoints(axes(pixels), pick, weight, tuple(spatial))
+    return axes, FeaturePoints(axes(pixels), pick, weight, tuple(view.shape[:-1]))
 
 
 def select_polygon(

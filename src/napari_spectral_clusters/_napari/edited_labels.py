@@ -23,7 +23,7 @@ def cluster_colors(layer: Labels) -> np.ndarray:
     """(k, 3) uint8 colours of the layer's labels 1..k (the writers' rule: those our results
     carry, else what its colormap paints)."""
     meta = {"metadata": layer.metadata, "colormap": layer.colormap}
-    return labels_colors(np.asarray(layer.data), meta)
+    return labels_colors(layer.data, meta)  # a lazy layer's data is read only if needed
 
 
 def recolored_layer(viewer: napari.viewer.Viewer, layer: Labels) -> Image | None:

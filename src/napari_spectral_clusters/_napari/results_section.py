@@ -55,7 +55,6 @@ class ResultsSection(Container):
         self.shown: ShownResult | None = None
         self.results: dict[str, ShownResult] = {}
         self._writing = False  # we are changing a labels layer's data ourselves
-        self._watched: set[int] = set()  # labels layers whose data changes we follow
         self.table.tooltip = (
             "One row per cluster: select rows to see only those clusters, double-click a "
             "name to rename it or a swatch to change its colour."
@@ -110,9 +109,7 @@ class ResultsSection(Container):
             )
         finally:
             self._writing = False
-        if id(labels_layer) not in self._watched:
-            self._watched.add(id(labels_layer))
-            labels_layer.events.data.connect(self._labels_changed)
+        labels_layer.events.data.connect(self._labels_changed)  # napari ignores a repeat
         self.shown = ShownResult(
             source=source.name,
             labels=labels_name,
