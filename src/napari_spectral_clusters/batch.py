@@ -145,7 +145,14 @@ def planned_format(path: Path) -> str:
 
 def output_paths(out_dir: Path, stem: str, fmt: str, *, with_model: bool = True) -> list[Path]:
     """The files one input writes: labels and recoloured image in ``fmt`` (``png``, ``mat``
-    or ``zarr``), the cluster table, and the model when one is fitted."""
+    or ``zarr``), the cluster table, and the model when one is fitted.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> [p.name for p in output_paths(Path("out"), "scan", "png")]
+    ['scan_clusters.png', 'scan_recolored.png', 'scan_clusters.csv', 'scan_model.npz']
+    """
     paths = [
         out_dir / f"{stem}_clusters.{fmt}",
         out_dir / f"{stem}_recolored.{fmt}",
@@ -339,6 +346,12 @@ def unique_stems(files: list[Path]) -> list[str]:
     Stems are compared ignoring case, as macOS and Windows compare file names, and an added
     suffix never gives another input's own stem (``a``, ``a``, ``a_2`` -> ``a``, ``a_3``,
     ``a_2``): no two inputs write the same file.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> unique_stems([Path("a.mat"), Path("A.png"), Path("b.png")])
+    ['a', 'A_2', 'b']
     """
     own = {p.stem.casefold() for p in files}
     used: set[str] = set()

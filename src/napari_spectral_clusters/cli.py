@@ -9,6 +9,8 @@ import tempfile
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+__all__ = ["main"]
+
 DEMO_SCREENSHOT = "spectral-clusters-demo.png"
 
 

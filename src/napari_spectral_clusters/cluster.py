@@ -306,6 +306,21 @@ def apply_model(
     ClusteringError
         The image has another number of channels or other wavelengths than the model, or no
         pixel to label.
+
+    Examples
+    --------
+    >>> from napari_spectral_clusters.samples import synthetic_cube
+    >>> cube, truth, wl = synthetic_cube((48, 48), seed=1)
+    >>> first = cluster_image(cube, 4, channel_axis=0, random_state=0)
+    >>> other, other_truth, _ = synthetic_cube((48, 48), seed=2)  # same materials, other noise
+    >>> res = apply_model(other, first.model, channel_axis=0)
+    >>> res.labels.shape, res.n_clusters
+    ((48, 48), 4)
+    >>> def cluster_of(labels, truth, material):  # the cluster most of a material's pixels are in
+    ...     return int(np.bincount(labels[truth == material]).argmax())
+    >>> [cluster_of(res.labels, other_truth, m) == cluster_of(first.labels, truth, m)
+    ...  for m in np.unique(truth)]
+    [True, True, True, True]
     """
     report = progress or (lambda event: None)
     with _engine_errors(image):
@@ -422,6 +437,15 @@ def label_statistics(
     dict
         ``label`` (present labels, ascending), ``count``, ``fraction``, ``mean`` (n, C) and
         ``std`` (n, C), in the input's units.
+
+    Examples
+    --------
+    >>> img = np.array([[[0.0], [1.0]], [[3.0], [5.0]]])  # 2 x 2 pixels, one band
+    >>> stats = label_statistics(img, np.array([[1, 1], [2, 2]]))
+    >>> stats['label'].tolist(), stats['count'].tolist(), stats['mean'].ravel().tolist()
+    ([1, 2], [2, 2], [0.5, 4.0])
+    >>> stats['std'].ravel().tolist()
+    [0.5, 1.0]
     """
     _, view, allowed, _ = prepare_image(image, channel_axis, None, alpha)
     labels = np.asarray(labels)
@@ -470,6 +494,16 @@ def sweep_k(
     dict
         ``k``, ``inertia`` and ``silhouette`` arrays (the silhouette NaN where undefined), and
         ``suggested``: the elbow's k (None with fewer than three k).
+
+    Examples
+    --------
+    >>> from napari_spectral_clusters.samples import synthetic_cube
+    >>> cube, truth, wl = synthetic_cube((48, 48))  # four materials
+    >>> sweep = sweep_k(cube, range(2, 9), channel_axis=0)
+    >>> sweep['k'].tolist()
+    [2, 3, 4, 5, 6, 7, 8]
+    >>> int(sweep['suggested'])
+    4
     """
     rng = np.random.default_rng(random_state)
     report = progress or (lambda event: None)
@@ -526,6 +560,12 @@ def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
 
     Written here rather than taken from scikit-learn: importing scikit-learn costs seconds on
     first use in a napari session, more than the whole sweep; this is one distance matrix.
+
+    Examples
+    --------
+    >>> x = np.array([[0.0], [0.1], [5.0], [5.1]])
+    >>> round(silhouette(x, np.array([1, 1, 2, 2])), 3)
+    0.98
     """
     uniq, lab = np.unique(labels, return_inverse=True)
     n, k = len(x), len(uniq)
@@ -552,7 +592,13 @@ def elbow(ks, inertia) -> int | None:
     straight line from its first to its last point, both axes scaled to 0..1 (Kneedle,
     Satopää et al. 2011). Not the best-separated k (the silhouette often prefers k = 2),
     but where adding clusters stops paying. None with fewer than three k, or when the curve
-    is nearly straight (no k stands out)."""
+    is nearly straight (no k stands out).
+
+    Examples
+    --------
+    >>> elbow([1, 2, 3, 4, 5, 6], [100, 40, 12, 10, 9, 8])
+    3
+    """
     ks, inertia = np.asarray(ks, dtype=float), np.asarray(inertia, dtype=float)
     if len(ks) < 3 or not np.all(np.isfinite(inertia)) or inertia[0] <= inertia[-1]:
         return None

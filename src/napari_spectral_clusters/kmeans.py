@@ -578,6 +578,14 @@ def nearest(x: np.ndarray, centers: np.ndarray, *, margin: bool = False, norms=N
     ||x||^2 - 2 x.c + ||c||^2 as one float32 matrix product (BLAS, all cores) instead of a
     (n, k, C) difference array. For a few centres the products come as k rows and a running
     maximum over them: numpy's argmin along short rows costs more than the product itself.
+
+    Examples
+    --------
+    >>> x = np.array([[0.0, 0.0], [1.0, 1.0], [9.0, 9.0]], np.float32)
+    >>> centers = np.array([[0.0, 0.0], [10.0, 10.0]], np.float32)
+    >>> lab, dist = nearest(x, centers)
+    >>> lab.tolist(), dist.tolist()
+    ([0, 0, 1], [0.0, 2.0, 2.0])
     """
     half = 0.5 * np.einsum("ij,ij->i", centers, centers)
     norms = np.einsum("ij,ij->i", x, x) if norms is None else norms
@@ -709,15 +717,15 @@ class Accumulator:
         return bool(np.all(self.margin >= shift + largest_other))
 
     def shift_gain(self) -> float:
-        """sum n |mean - c|^2: how much moving the centres to their means lowers the inertia."""
+        """``sum n |mean - c|^2``: how much moving the centres to their means lowers inertia."""
         shift = self.feature_means() - self.centers
         return float(np.sum(self.counts * np.einsum("ij,ij->i", shift, shift)))
 
     def inertia_about_means(self) -> float:
-        """sum |x - mean|^2 = sum |x - c|^2 - sum n |mean - c|^2 (no second pass).
+        """``sum |x - mean|^2 = sum |x - c|^2 - sum n |mean - c|^2``, with no second pass.
 
-        sum |x - c|^2 from the squared deviations, not from the distances the labelling
-        used: those are |x|^2 - 2 x.c + |c|^2 in float32, which loses most digits for tight
+        ``sum |x - c|^2`` from the squared deviations, not from the distances the labelling
+        used: those are ``|x|^2 - 2 x.c + |c|^2`` in float32, which loses most digits for tight
         clusters far from the origin (unit-length spectra: 0.1% of the inertia).
         """
         return max(float(self.sq.sum()) - self.shift_gain(), 0)
@@ -738,6 +746,13 @@ def _spread(sums, sq, counts) -> np.ndarray:
 
 
 def label_dtype(n_clusters: int) -> np.dtype:
+    """The smallest unsigned integer type that holds labels 0..n_clusters.
+
+    Examples
+    --------
+    >>> label_dtype(8), label_dtype(300)
+    (dtype('uint8'), dtype('uint16'))
+    """
     return np.dtype(
         np.uint8 if n_clusters < 256 else np.uint16 if n_clusters < 65536 else np.uint32
     )

@@ -20,7 +20,6 @@ and clustered in memory (:func:`lazy_pixels`): every pass would otherwise read i
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from contextlib import contextmanager
@@ -330,7 +329,7 @@ def compute_each(tasks: list, report, stage: str, *, batch: int | None = None) -
             while pending:
                 try:  # wake up now and then, so a cancel is seen while blocks take long
                     finished, pending = wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
-                except (TimeoutError, asyncio.TimeoutError):  # not one class before 3.11
+                except TimeoutError:  # not one class before 3.11
                     finished = ()
                 for future in finished:
                     if future.status == "error":

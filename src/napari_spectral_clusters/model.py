@@ -156,6 +156,21 @@ class ClusterModel:
         The parameters of the fit (JSON-compatible).
     wavelengths : (C,) ndarray, optional
         Band wavelengths of the data it was fitted on, when known.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from napari_spectral_clusters import apply_model, cluster_image
+    >>> from napari_spectral_clusters.samples import synthetic_cube
+    >>> cube, truth, wl = synthetic_cube((32, 32))
+    >>> res = cluster_image(cube, 4, channel_axis=0, preprocessing="snv", random_state=0)
+    >>> path = res.model.save(Path(tempfile.mkdtemp()) / "four.npz")
+    >>> model = ClusterModel.load(path)
+    >>> model.n_clusters, model.n_features, model.params["steps"]
+    (4, 64, 'snv')
+    >>> bool((apply_model(cube, model, channel_axis=0).labels == res.labels).all())
+    True
     """
 
     features: Features

@@ -37,7 +37,16 @@ def memory_order(view: np.ndarray) -> tuple[int, ...]:
 
 def prepare_image(image, channel_axis, mask, alpha):
     """Check the image; return it, its (spatial..., C) feature view without alpha, the pixels
-    allowed by mask and alpha, and its alpha plane (None without alpha)."""
+    allowed by mask and alpha, and its alpha plane (None without alpha).
+
+    Examples
+    --------
+    >>> rgba = np.zeros((2, 2, 4), np.uint8)
+    >>> rgba[..., 3] = [[255, 0], [255, 255]]  # one transparent pixel
+    >>> image, view, allowed, alpha = prepare_image(rgba, -1, None, None)
+    >>> view.shape, allowed.tolist()
+    ((2, 2, 3), [[True, False], [True, True]])
+    """
     image = np.asarray(image)
     if image.dtype == bool:
         image = image.view(np.uint8)

@@ -24,6 +24,16 @@ def recolor(labels: np.ndarray, colors: np.ndarray, alpha=None) -> np.ndarray:
     Returns
     -------
     (M, N[, ...], 3 or 4) ndarray of uint8 (uint16 for 16-bit alpha)
+
+    Examples
+    --------
+    >>> labels = np.array([[1, 2], [0, 1]])
+    >>> colors = np.array([[255, 0, 0], [0, 255, 0]], np.uint8)
+    >>> recolor(labels, colors).tolist()
+    [[[255, 0, 0], [0, 255, 0]], [[0, 0, 0], [255, 0, 0]]]
+    >>> alpha = np.array([[255, 40], [0, 255]], np.uint8)  # the picture's own alpha is kept
+    >>> recolor(labels, colors, alpha)[..., 3].tolist()
+    [[255, 40], [0, 255]]
     """
     labels = np.asarray(labels)
     lut = color_lut(colors, alpha=alpha is not None)
@@ -47,7 +57,13 @@ def recolor(labels: np.ndarray, colors: np.ndarray, alpha=None) -> np.ndarray:
 
 
 def color_lut(colors, *, alpha: bool) -> np.ndarray:
-    """(k + 1, 3|4) uint8 colours by label: 0 black (transparent with alpha), i colors[i - 1]."""
+    """(k + 1, 3|4) uint8 colours by label: 0 black (transparent with alpha), i colors[i - 1].
+
+    Examples
+    --------
+    >>> color_lut(np.array([[10, 20, 30]], np.uint8), alpha=True).tolist()
+    [[0, 0, 0, 0], [10, 20, 30, 255]]
+    """
     lut = np.zeros((len(colors) + 1, 4 if alpha else 3), dtype=np.uint8)
     lut[1:, :3] = colors
     if alpha:

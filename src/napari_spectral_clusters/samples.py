@@ -31,6 +31,12 @@ def synthetic_cube(
         Material of each pixel, 1..4.
     wavelengths : (n_bands,) ndarray of float64
         Band centres in nm, 400..1000.
+
+    Examples
+    --------
+    >>> cube, truth, wavelengths = synthetic_cube((32, 48), n_bands=16)
+    >>> cube.shape, truth.shape, np.unique(truth).tolist(), len(wavelengths)
+    ((16, 32, 48), (32, 48), [1, 2, 3, 4], 16)
     """
     rng = np.random.default_rng(seed)
     wavelengths = np.linspace(400.0, 1000.0, n_bands)
@@ -83,6 +89,12 @@ def sample_photo() -> np.ndarray:
     """The CC0 coffee-cup photograph (400 x 600) as RGBA, transparent outside an ellipse.
 
     The alpha channel marks the corners as "not data", as a cut-out photo would be.
+
+    Examples
+    --------
+    >>> photo = sample_photo()
+    >>> photo.shape, photo.dtype.name, int(photo[..., 3].min()), int(photo[..., 3].max())
+    ((400, 600, 4), 'uint8', 0, 255)
     """
     with resources.files("napari_spectral_clusters").joinpath("_data/coffee.png").open("rb") as f:
         rgb = np.asarray(Image.open(f).convert("RGB"))

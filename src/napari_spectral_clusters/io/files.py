@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+__all__ = ["move_in_together", "replace_path", "written_whole"]
+
 
 @contextmanager
 def written_whole(path: str | Path, *, directory: bool = False) -> Iterator[Path]:

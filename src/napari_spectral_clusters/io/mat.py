@@ -57,6 +57,20 @@ def read_mat(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageDa
     ReadError
         The file is not a readable MATLAB file, or holds no image; the message says what it
         holds.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from napari_spectral_clusters.io import ImageData
+    >>> cube = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)  # bands, rows, columns
+    >>> wavelengths = {"wavelengths": np.array([500.0, 600.0])}
+    >>> img = ImageData("cube", cube, channel_axis=0, metadata=wavelengths)
+    >>> path = write_mat(Path(tempfile.mkdtemp()) / "cube.mat", [img])
+    >>> [(back.name, back.data.shape, back.channel_axis) for back in read_mat(path)]
+    [('cube', (2, 3, 4), 0)]
+    >>> read_mat(path)[0].metadata["wavelengths"].tolist()
+    [500.0, 600.0]
     """
     path = Path(path)
     lazy_bytes = lazy_threshold(lazy_bytes)

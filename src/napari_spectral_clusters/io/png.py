@@ -48,6 +48,17 @@ def read_png(path: str | Path) -> ImageData:
     ReadError
         The file is not a readable PNG image, or is too large to decode (more pixels than
         Pillow's ``Image.MAX_IMAGE_PIXELS``): the message gives its size.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> rgba = np.zeros((2, 3, 4), np.uint8)
+    >>> rgba[0, 0] = (255, 0, 0, 128)  # a half-transparent red pixel
+    >>> path = write_png(Path(tempfile.mkdtemp()) / "tiny.png", rgba)
+    >>> img = read_png(path)
+    >>> img.rgb, img.data.shape, img.data[0, 0].tolist()
+    (True, (2, 3, 4), [255, 0, 0, 128])
     """
     path = check_file(path)
     width, height, bit_depth, color_type = _header(path)
@@ -310,6 +321,17 @@ def write_labels_png(
     than 255 labels are written as 16-bit greyscale. Colours, metadata and ``layer_state``
     (scale, translate, units, features such as cluster names) are also kept in a text chunk,
     so :func:`read_png` reopens the file as labels as they were.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> labels = np.array([[0, 1], [2, 2]], np.uint8)
+    >>> colors = np.array([[255, 0, 0], [0, 0, 255]], np.uint8)
+    >>> path = write_labels_png(Path(tempfile.mkdtemp()) / "labels.png", labels, colors)
+    >>> back = read_png(path)
+    >>> back.kind, back.data.tolist()
+    ('labels', [[0, 1], [2, 2]])
     """
     labels = np.asarray(labels)
     colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)

@@ -52,6 +52,17 @@ def read_zarr(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageD
     ------
     ReadError
         ``path`` is not a zarr store, or holds no image; the message says what it holds.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from napari_spectral_clusters.io import ImageData
+    >>> cube = np.ones((3, 8, 8), np.float32)
+    >>> store = Path(tempfile.mkdtemp()) / "cube.zarr"
+    >>> path = write_zarr(store, [ImageData("cube", cube, channel_axis=0)])
+    >>> [(img.name, img.data.shape) for img in read_zarr(path)]
+    [('cube', (3, 8, 8))]
     """
     path = Path(path)
     lazy_bytes = lazy_threshold(lazy_bytes)
