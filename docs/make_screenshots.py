@@ -61,10 +61,16 @@ def _viewer_with_widget():
     _, widget = viewer.window.add_plugin_dock_widget(
         "napari-spectral-clusters", "KMeans clustering"
     )
-    widget.random_state.value = 0  # pictures independent of saved settings
+    _forget_settings(widget)
+    return viewer, widget
+
+
+def _forget_settings(widget) -> None:
+    """The widget as a new user finds it: pictures independent of the settings it saved."""
+    widget.random_state.value = 0
     widget.preprocessing.value = "none"
     widget.palette.value = "auto"
-    return viewer, widget
+    widget.steps.value = ""
 
 
 def samson_figure() -> None:
@@ -92,7 +98,7 @@ def photo_figure() -> None:
     viewer.close()
 
 
-def widget_figure(width: int, height: int) -> None:
+def widget_figure(width: int = 1366, height: int = 768) -> None:
     """The whole window at a screen's size: the widget must fit without growing it."""
     import napari
 
@@ -102,20 +108,14 @@ def widget_figure(width: int, height: int) -> None:
     _, widget = viewer.window.add_plugin_dock_widget(
         "napari-spectral-clusters", "KMeans clustering"
     )
-    widget.random_state.value = 0
-    widget.preprocessing.value = "none"
-    widget.palette.value = "auto"
+    _forget_settings(widget)
     layers = viewer.open(SAMSON, plugin="napari-spectral-clusters")
     (cube,) = [layer for layer in layers if layer.name == "SamSon"]
     widget.image.value = cube
     widget.set_wavelengths(SAMSON_WAVELENGTHS)
     widget.n_clusters.value = 4
     widget.run(wait=True)
-    if (window.width(), window.height()) != (width, height):
-        raise SystemExit(f"the window grew to {window.width()}x{window.height()}")
-    path = IMAGES / f"widget-{width}x{height}.png"
-    window.grab().save(str(path))
-    print(f"wrote {path}")
+    _window_shot(viewer, IMAGES / f"widget-{width}x{height}.png", (width, height))
     viewer.close()
 
 
@@ -129,22 +129,22 @@ def _laptop_with_both_widgets():
     _, widget = viewer.window.add_plugin_dock_widget(
         "napari-spectral-clusters", "KMeans clustering"
     )
-    widget.random_state.value = 0
-    widget.preprocessing.value = "none"
-    widget.palette.value = "auto"
+    _forget_settings(widget)
     _, space = viewer.window.add_plugin_dock_widget(
         "napari-spectral-clusters", "Feature space", tabify=True
     )
     return viewer, widget, space
 
 
-def _window_shot(viewer, path: Path) -> None:
+def _window_shot(viewer, path: Path, size=(1366, 768)) -> None:
+    """The whole window once every pending layout and scroll has happened; it must not have
+    grown beyond the screen it was sized for."""
     from qtpy.QtWidgets import QApplication
 
-    for _ in range(10):
+    for _ in range(10):  # the widget's "next turn" layouts and scrolls run here
         QApplication.processEvents()
     window = viewer.window._qt_window
-    if (window.width(), window.height()) != (1366, 768):
+    if (window.width(), window.height()) != tuple(size):
         raise SystemExit(f"the window grew to {window.width()}x{window.height()}")
     window.grab().save(str(path))
     print(f"wrote {path}")

@@ -952,3 +952,140 @@ def test_preview_steps_plots_a_sample_and_a_clicked_pixel_before_and_after(viewe
     expected = spectrum[10:41] / np.linalg.norm(spectrum[10:41])
     np.testing.assert_allclose(preview["pixel_after"], expected, rtol=1e-5)
     assert w.plots.currentWidget() is w.panel.steps and len(w.panel.steps.figure.axes) == 2
+
+
+def test_after_a_run_on_a_laptop_screen_the_status_and_results_are_in_view(
+    make_napari_viewer, qtbot
+):
+    """At 1366 x 768 the Results start below the fold: a run scrolls them into view, and the
+    status line says what was done in words."""
+    import re
+
+    from qtpy.QtCore import QRect
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    cube, _ = _add_cube(viewer)
+    w.image.value = cube
+    w.n_clusters.value = 4
+    seen = []  # the progress bar as each of the engine's reports reaches the GUI
+    w.runner.relay.reported.connect(
+        lambda *_: seen.append((w.progress_bar.visible, w.progress_bar.native.format()))
+    )
+    assert not w.progress_bar.visible
+    w.run(wait=True)
+    assert seen and all(visible for visible, _ in seen)
+    assert any(re.fullmatch(r"\w[\w ]*: \d+ of \d+", text) for _, text in seen)
+    assert not w.progress_bar.visible  # gone once the run is over
+    pixels = cube.data.shape[1] * cube.data.shape[2]
+    assert re.fullmatch(rf"4 clusters of {pixels:,} pixels in \d+\.\d s", w.status.value)
+    scroll = w.native.findChild(QScrollArea)
+    view = scroll.viewport()
+
+    def in_view(widget) -> bool:
+        top_left = widget.mapTo(view, widget.rect().topLeft())
+        return view.rect().contains(QRect(top_left, widget.size()))
+
+    qtbot.waitUntil(lambda: in_view(w.status.native) and in_view(w.run_button.native))
+    table = w.table.native
+    top = table.mapTo(view, table.rect().topLeft()).y()
+    assert 0 <= top < view.height() - 100  # the table's rows show, not only its header
+
+
+def test_an_empty_steps_editor_takes_one_row(viewer_and_widget):
+    _, w = viewer_and_widget
+    editor = w.steps_editor
+    w.steps.value = ""  # (hidden: not shown even once the dock is; visible needs a window)
+    assert editor.step_list.isHidden() and editor._edit_row.native.isHidden()
+    assert w.preview_button.native.isHidden()
+    w.steps.value = "snv"
+    assert not editor.step_list.isHidden() and not editor._edit_row.native.isHidden()
+    assert not w.preview_button.native.isHidden() and editor.step_list.count() == 1
+
+
+def test_shift_click_on_the_canvas_plots_that_pixels_spectrum(viewer_and_widget):
+    """The route a click takes: napari calls the viewer's mouse callbacks with the event."""
+    from types import SimpleNamespace
+
+    from napari.utils.interactions import mouse_press_callbacks
+
+    viewer, w = viewer_and_widget
+    cube, _ = _add_cube(viewer)
+    w.image.value = cube
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    y, x = 40, 70
+
+    def press(*modifiers):
+        event = SimpleNamespace(
+            type="mouse_press",
+            modifiers=modifiers,
+            position=(0.0, float(y), float(x)),
+            view_direction=None,
+            dims_displayed=[1, 2],
+            handled=False,
+        )
+        mouse_press_callbacks(viewer, event)
+
+    press()  # a plain click is napari's, not a spectrum
+    assert all(line.get_label() != f"pixel ({y}, {x})" for line in _spectra_lines(w))
+    press("Shift")
+    assert [line.get_label() for line in _spectra_lines(w)][-1] == f"pixel ({y}, {x})"
+    np.testing.assert_allclose(_spectra_lines(w)[-1].get_ydata(), cube.data[:, y, x])
+
+
+def _spectra_lines(w):
+    axes = w.plot.figure.axes
+    return axes[0].get_lines() if axes else []
+
+
+def test_the_classify_menu_opens_the_widget_on_the_selected_layer(make_napari_viewer):
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer()
+    (cube, kw, _), _ = make_sample_cube()
+    # "a" would be the widget's first choice and "c", the last added, napari's selection
+    chosen = [viewer.add_image(cube, **{**kw, "name": name}) for name in "abc"][1]
+    viewer.layers.selection.active = chosen
+    menu = next(
+        a.menu()
+        for a in viewer.window._qt_window.menuBar().actions()
+        if a.text().replace("&", "") == "Layers"
+    )
+    classify = next(a.menu() for a in menu.actions() if a.text().replace("&", "") == "Classify")
+    next(a for a in classify.actions() if "KMeans clustering" in a.text()).trigger()
+    QApplication.processEvents()
+    assert _docked_cluster_widget(viewer).image.value.name == "b"
+
+
+def _docked_cluster_widget(viewer) -> ClusterWidget:
+    from qtpy.QtWidgets import QWidget
+
+    found = [
+        getattr(qwidget, "_magic_widget", None)
+        for qwidget in viewer.window._qt_window.findChildren(QWidget)
+    ]
+    (widget,) = [f for f in found if isinstance(f, ClusterWidget)]
+    return widget
+
+
+def test_wavelengths_entered_in_the_widget_are_in_the_saved_file(viewer_and_widget, tmp_path):
+    from napari_spectral_clusters.io import read_mat
+
+    viewer, w = viewer_and_widget
+    (cube, _, _), _ = make_sample_cube()
+    layer = viewer.add_image(cube, name="scan", metadata={"channel_axis": 0})
+    w.image.value = layer
+    assert w.set_wavelengths("450-850") is not None
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    path = tmp_path / "scan.mat"
+    viewer.layers.selection = {layer, viewer.layers["scan clusters"]}
+    viewer.layers.save(str(path), selected=True, plugin=PLUGIN)
+    back = {img.name: img for img in read_mat(path)}
+    expected = np.linspace(450, 850, cube.shape[0])
+    np.testing.assert_allclose(back["scan"].metadata["wavelengths"], expected)
+    assert back["scan"].channel_axis == 0
+    np.testing.assert_allclose(back["scan clusters"].metadata["wavelengths"], expected)

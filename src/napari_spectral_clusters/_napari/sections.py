@@ -3,11 +3,11 @@ dock fits a laptop screen (1366 x 768) instead of growing napari's window."""
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QPoint, Qt
 from qtpy.QtWidgets import QFrame, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
-__all__ = ["fit_sections", "later", "plot_tabs", "scroll_area"]
+__all__ = ["fit_sections", "later", "plot_tabs", "scroll_area", "scroll_to"]
 
 
 def scroll_area(sections: dict, plot) -> tuple[QScrollArea, list]:
@@ -53,6 +53,20 @@ def fit_sections(boxes: list) -> None:
 
     if boxes:
         later(boxes[0], fit)
+
+
+def scroll_to(scroll: QScrollArea, widget: QWidget) -> None:
+    """Scroll so that ``widget`` (inside ``scroll``) is at the top of the view, or as near as
+    the scroll range allows; on the next turn of the event loop, after :func:`fit_sections`
+    has given the sections their new heights."""
+
+    def scroll_now():
+        inner = scroll.widget()
+        if inner is not None and inner.isAncestorOf(widget):
+            top = widget.mapTo(inner, QPoint(0, 0)).y()
+            scroll.verticalScrollBar().setValue(top)
+
+    later(scroll, scroll_now)
 
 
 def later(parent, job) -> None:

@@ -144,7 +144,7 @@ class StepsEditor(Container):
         self.up_button = PushButton(name="up_button", text="Up")
         self.down_button = PushButton(name="down_button", text="Down")
         self.params = Container(name="params", labels=True)
-        edit_row = Container(
+        self._edit_row = edit_row = Container(
             name="edit_row",
             layout="horizontal",
             labels=False,
@@ -173,9 +173,14 @@ class StepsEditor(Container):
         )
         self.add_choice.tooltip = "A step to add after the selected one."
         self.add_button.tooltip = "Add the step chosen on the left after the selected step."
-        self.remove_button.tooltip = "Remove the selected step."
-        self.up_button.tooltip = "Move the selected step earlier."
-        self.down_button.tooltip = "Move the selected step later."
+        self.remove_button.tooltip = (
+            "Remove the selected step, when it changes the spectra in a way you do not want."
+        )
+        self.up_button.tooltip = (
+            "Move the selected step earlier: order matters (e.g. despike before smoothing, "
+            "normalise last)."
+        )
+        self.down_button.tooltip = "Move the selected step later: steps run from the top down."
         self.add_button.changed.connect(lambda: self.add(self.add_choice.value))
         self.remove_button.changed.connect(lambda: self.remove())
         self.up_button.changed.connect(lambda: self.move(-1))
@@ -300,6 +305,9 @@ class StepsEditor(Container):
         row = self.step_list.sizeHintForRow(0)  # -1 while the list is empty
         row = row if row > 0 else self.step_list.fontMetrics().height() + 4
         self.step_list.setFixedHeight(rows * row + 6)
+        # no steps: only the Add row shows (a laptop screen has no room for an empty list)
+        self.step_list.setVisible(bool(steps))
+        self._edit_row.visible = bool(steps)
         self._show_params()
         if edited:
             self._edited(self.text)

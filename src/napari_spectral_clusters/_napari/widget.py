@@ -10,7 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 
@@ -23,7 +31,7 @@ from .layer_rules import pixel_sample, pixel_spectrum, spatial_axes, wavelengths
 from .plot_panel import PlotPanel
 from .results_section import ResultsSection
 from .reuse_section import ReuseSection
-from .sections import fit_sections, scroll_area
+from .sections import fit_sections, scroll_area, scroll_to
 from .settings import restore_settings, save_settings
 from .steps_editor import StepsEditor
 from .worker import Runner
@@ -57,7 +65,7 @@ class ClusterWidget(Container):
         for section, names in named:
             for name in names:
                 setattr(self, name, getattr(section, name))
-        self.runner = Runner(busy=self._busy)
+        self.runner = Runner(busy=self._busy, progressed=self._progressed)
         self.last_sweep: dict | None = None
         self._clicked = None  # world position of the last Shift-click
         self.sections = {
@@ -68,8 +76,8 @@ class ClusterWidget(Container):
         }
         # in a scroll area, so the dock fits a laptop screen (1366 x 768) instead of growing
         # napari's window
-        scroll, self._boxes = scroll_area(self.sections, self.plots)
-        self.native.layout().addWidget(scroll)
+        self._scroll, self._boxes = scroll_area(self.sections, self.plots)
+        self.native.layout().addWidget(self._scroll)
         restore_settings(self)
         viewer.layers.selection.events.active.connect(self._follow_active_layer)
         viewer.mouse_drag_callbacks.append(self._on_click)
@@ -101,7 +109,10 @@ class ClusterWidget(Container):
         )
         self.steps = LineEdit(name="steps", label="spectral steps", value="")
         self.steps.native.setPlaceholderText("none, or e.g. despike | savgol(9, 2) | snv")
-        self.preview_button = PushButton(name="preview_button", text="Preview steps")
+        # shown once there are steps to preview (a laptop screen has no row to spare)
+        self.preview_button = PushButton(
+            name="preview_button", text="Preview steps", visible=False
+        )
         self.steps_editor = StepsEditor(
             bands=self._bands, edited=self._steps_edited, resized=self._fit
         )
@@ -115,10 +126,15 @@ class ClusterWidget(Container):
         )
         self.run_button = PushButton(name="run_button", text="Run")
         self.cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
+        # what the running job is doing, beside napari's own progress bar (activity panel)
+        self.progress_bar = ProgressBar(name="progress_bar", label=" ", visible=False)
         self.status = Label(name="status", value="")
         self.status.native.setWordWrap(True)  # a sentence, not cut at the dock's edge
         tips = {
-            self.n_clusters: "How many clusters (materials) to look for.",
+            self.n_clusters: (
+                "How many clusters (materials) to look for. Not sure? Press Suggest k; raise it "
+                "when two materials share a cluster, lower it when one is split."
+            ),
             self.suggest_button: (
                 "Cluster a sample for k = 2..12 and plot the inertia (and silhouette): the "
                 "suggested k is the elbow, where more clusters stop paying (a few seconds)."
@@ -145,16 +161,21 @@ class ClusterWidget(Container):
                 "colour for pictures), or distinct categorical colours."
             ),
             self.random_state: (
-                "Seed of the random starts: the same seed and settings give the same result."
+                "Seed of the random starts: the same seed and settings give the same result. "
+                "Change it to check that a clustering does not depend on its start."
             ),
             self.run_button: "Cluster the image; the result layers appear above it.",
             self.cancel_button: "Stop the running clustering; nothing is changed.",
+            self.progress_bar: "How far the running job is (stage and blocks done).",
             self.status: "What the last run did.",
         }
         for control, tip in tips.items():
             control.tooltip = tip
         self.steps.native.editingFinished.connect(lambda: self.check_steps())
         self.steps.changed.connect(self.steps_editor.show_text)
+        self.steps.changed.connect(
+            lambda text: setattr(self.preview_button, "visible", bool(str(text).strip()))
+        )
         self.preview_button.changed.connect(lambda: self.preview_steps())
         self.suggest_button.changed.connect(lambda: self.suggest_k())
         self.use_k_button.changed.connect(lambda: self.use_suggested_k())
@@ -167,7 +188,7 @@ class ClusterWidget(Container):
             labels=False,
             widgets=[self.n_clusters, self.suggest_button, self.use_k_button],
         )
-        run_row = Container(
+        self._run_row = run_row = Container(
             name="run_row",
             label=" ",  # no label beside the buttons (an empty one shows the name)
             layout="horizontal",
@@ -178,13 +199,14 @@ class ClusterWidget(Container):
             name="clustering_section",
             widgets=[
                 clusters_row,
+                self.preprocessing,
                 self.steps,
                 self.steps_editor,
                 self.preview_button,
-                self.preprocessing,
                 self.palette,
                 self.random_state,
                 run_row,
+                self.progress_bar,
                 self.status,
             ],
         )
@@ -225,6 +247,22 @@ class ClusterWidget(Container):
         self.run_button.enabled = not busy
         self.apply_model_button.enabled = not busy
         self.cancel_button.enabled = busy
+        bar = self.progress_bar.native
+        bar.setRange(0, 0)  # busy until the first report says how much there is
+        bar.setFormat("starting")
+        self.progress_bar.visible = busy
+
+    def _progressed(self, stage: str, done: int, total: int):
+        bar = self.progress_bar.native
+        bar.setRange(0, max(total, 1))
+        bar.setValue(min(done, max(total, 1)))
+        bar.setFormat(f"{stage}: {done} of {total}")
+
+    def _results_in_view(self):
+        """Scroll so Run, the status line and the Results below them show (on a laptop
+        screen the table would otherwise start below the fold)."""
+        self._fit()
+        scroll_to(self._scroll, self._run_row.native)
 
     def _on_click(self, viewer, event):
         """Shift-click: the clicked pixel's spectrum against its cluster's."""
@@ -504,6 +542,7 @@ class ClusterWidget(Container):
         self.status.value = (
             f"{result.n_clusters} clusters of {int(result.counts.sum()):,} pixels{seconds}"
         )
+        self._results_in_view()
 
     def _show_sweep(self, sweep: dict | None, error: Exception | None):
         if error is not None:
@@ -523,7 +562,7 @@ class ClusterWidget(Container):
         )
         self.use_k_button.text = f"Use k = {suggested}"
         self.use_k_button.visible = True
-        self._fit()
+        self._results_in_view()
 
 
 def _remove(callbacks: list, callback) -> None:

@@ -83,11 +83,13 @@ class Runner:
     """One engine job at a time in a napari worker thread, with a napari progress bar, a
     Cancel that stops it at its next progress report, and the time it took.
 
-    ``busy(True/False)`` is called when a job starts and finishes (to grey out buttons).
+    ``busy(True/False)`` is called when a job starts and finishes (to grey out buttons), and
+    ``progressed(stage, done, total)`` with each of the engine's progress reports.
     """
 
-    def __init__(self, *, busy):
+    def __init__(self, *, busy, progressed=None):
         self._busy = busy
+        self._progressed = progressed or (lambda stage, done, total: None)
         self.worker = None
         self.progress = None
         self.started: float | None = None
@@ -144,6 +146,7 @@ class Runner:
     def _on_progress(self, stage: str, done: int, total: int):
         if self.progress is not None:
             self.progress.set_description(f"KMeans clustering: {stage} {done}/{total}")
+        self._progressed(stage, done, total)
 
     def _finished(self):
         if self.progress is not None:
