@@ -25,7 +25,6 @@ from napari_spectral_clusters._napari.demo import rerun_under_xvfb
 HERE = Path(__file__).resolve().parent
 IMAGES = HERE / "images"
 SAMSON = HERE.parent / "tests" / "data" / "hsi" / "Samson.mat"
-PHOTO = HERE.parent / "src" / "napari_spectral_clusters" / "_data" / "coffee.png"
 #: Samson's band centres: the file stores none; the dataset's description gives 156 bands
 #: evenly spread over 401-889 nm, entered as a user would, in the widget's wavelengths field.
 SAMSON_WAVELENGTHS = "401-889"
@@ -89,8 +88,7 @@ def samson_figure() -> None:
 
 def photo_figure() -> None:
     viewer, widget = _viewer_with_widget()
-    # opened as a user opens a picture (File > Open), through the plugin's reader
-    (photo,) = viewer.open(PHOTO, plugin="napari-spectral-clusters")
+    (photo,) = _open_sample_photo(viewer)
     widget.image.value = photo
     widget.n_clusters.value = 8
     widget.run(wait=True)
@@ -136,6 +134,21 @@ def _laptop_with_both_widgets():
     return viewer, widget, space
 
 
+def _open_sample_photo(viewer) -> list:
+    """File > Open Sample > RGBA photograph: the CC0 cup with its transparent border."""
+    return viewer.open_sample("napari-spectral-clusters", "photo")
+
+
+def _close_notifications(window) -> None:
+    """Notifications stack over the canvas, two at a time drawn over each other in a still
+    picture; what they say is in the pages' text."""
+    from qtpy.QtWidgets import QWidget
+
+    for child in window.findChildren(QWidget):
+        if type(child).__name__ == "NapariQtNotification":
+            child.close()
+
+
 def _window_shot(viewer, path: Path, size=(1366, 768)) -> None:
     """The whole window once every pending layout and scroll has happened; it must not have
     grown beyond the screen it was sized for."""
@@ -144,6 +157,9 @@ def _window_shot(viewer, path: Path, size=(1366, 768)) -> None:
     for _ in range(10):  # the widget's "next turn" layouts and scrolls run here
         QApplication.processEvents()
     window = viewer.window._qt_window
+    _close_notifications(window)
+    for _ in range(3):
+        QApplication.processEvents()
     if (window.width(), window.height()) != tuple(size):
         raise SystemExit(f"the window grew to {window.width()}x{window.height()}")
     window.grab().save(str(path))
@@ -152,7 +168,7 @@ def _window_shot(viewer, path: Path, size=(1366, 768)) -> None:
 
 def photo_rgb_space_figure() -> None:
     viewer, widget, space = _laptop_with_both_widgets()
-    (photo,) = viewer.open(PHOTO, plugin="napari-spectral-clusters")
+    (photo,) = _open_sample_photo(viewer)
     widget.image.value = photo
     widget.n_clusters.value = 8
     widget.run(wait=True)
@@ -187,6 +203,7 @@ def samson_feature_space_figure() -> None:
 
 
 def _grid_shot(viewer, path: Path) -> None:
+    _close_notifications(viewer.window._qt_window)
     getattr(viewer, "canvas", viewer).grid.enabled = True
     viewer.reset_view()
     viewer.screenshot(str(path), canvas_only=False)

@@ -67,6 +67,18 @@ def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
     inputs (a ``.zarr`` store is one input, though a folder).
 
     Returns the files, in order and without repeats, and the items that matched nothing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from napari_spectral_clusters.batch import expand_inputs
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("b.png", "a.mat", "notes.txt"):
+    ...     _ = (folder / name).write_bytes(b"")
+    >>> files, unmatched = expand_inputs([str(folder), str(folder / "*.png"), "missing.mat"])
+    >>> [f.name for f in files], unmatched
+    (['a.mat', 'b.png'], ['missing.mat'])
     """
     files: list[Path] = []
     unmatched = []
@@ -149,6 +161,7 @@ def output_paths(out_dir: Path, stem: str, fmt: str, *, with_model: bool = True)
 
     Examples
     --------
+    >>> from napari_spectral_clusters.batch import output_paths
     >>> from pathlib import Path
     >>> [p.name for p in output_paths(Path("out"), "scan", "png")]
     ['scan_clusters.png', 'scan_recolored.png', 'scan_clusters.csv', 'scan_model.npz']
@@ -349,6 +362,7 @@ def unique_stems(files: list[Path]) -> list[str]:
 
     Examples
     --------
+    >>> from napari_spectral_clusters.batch import unique_stems
     >>> from pathlib import Path
     >>> unique_stems([Path("a.mat"), Path("A.png"), Path("b.png")])
     ['a', 'A_2', 'b']

@@ -27,6 +27,19 @@ def _pipeline(text: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``spectral-clusters`` command: ``demo`` (napari with the sample cube and one
+    clustering) or ``run`` (cluster files headless); their options are listed below.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program's name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 all done, 1 some inputs failed, 2 nothing to do or bad options.
+    """
     parser = argparse.ArgumentParser(
         prog="spectral-clusters",
         description="Cluster the pixels of spectral cubes (.mat) and pictures (.png) with KMeans.",

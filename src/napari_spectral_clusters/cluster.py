@@ -201,6 +201,8 @@ def cluster_image(
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters import cluster_image
     >>> rng = np.random.default_rng(0)
     >>> img = np.where(np.arange(8)[:, None, None] < 4, 0.2, 0.8) + rng.normal(0, .01, (8, 8, 5))
     >>> res = cluster_image(img, 2)
@@ -309,6 +311,9 @@ def apply_model(
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters import apply_model, cluster_image
+    >>> import numpy as np
     >>> from napari_spectral_clusters.samples import synthetic_cube
     >>> cube, truth, wl = synthetic_cube((48, 48), seed=1)
     >>> first = cluster_image(cube, 4, channel_axis=0, random_state=0)
@@ -440,6 +445,8 @@ def label_statistics(
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters import label_statistics
     >>> img = np.array([[[0.0], [1.0]], [[3.0], [5.0]]])  # 2 x 2 pixels, one band
     >>> stats = label_statistics(img, np.array([[1, 1], [2, 2]]))
     >>> stats['label'].tolist(), stats['count'].tolist(), stats['mean'].ravel().tolist()
@@ -497,6 +504,8 @@ def sweep_k(
 
     Examples
     --------
+    >>> from napari_spectral_clusters import sweep_k
+    >>> import numpy as np
     >>> from napari_spectral_clusters.samples import synthetic_cube
     >>> cube, truth, wl = synthetic_cube((48, 48))  # four materials
     >>> sweep = sweep_k(cube, range(2, 9), channel_axis=0)
@@ -563,6 +572,8 @@ def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.cluster import silhouette
     >>> x = np.array([[0.0], [0.1], [5.0], [5.1]])
     >>> round(silhouette(x, np.array([1, 1, 2, 2])), 3)
     0.98
@@ -596,6 +607,7 @@ def elbow(ks, inertia) -> int | None:
 
     Examples
     --------
+    >>> from napari_spectral_clusters.cluster import elbow
     >>> elbow([1, 2, 3, 4, 5, 6], [100, 40, 12, 10, 9, 8])
     3
     """

@@ -91,6 +91,8 @@ def spectra_to_rgb(
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.color import spectra_to_rgb
     >>> wl = np.arange(400.0, 701.0, 10)
     >>> spectra_to_rgb(np.ones(len(wl)), wl, exposure=1).rgb.tolist()
     [255, 255, 255]
@@ -244,13 +246,29 @@ def categorical_colors(n: int) -> np.ndarray:
 
     From colorcet's Glasbey palette (category10 first), so neighbouring labels differ clearly;
     past its 256 colours the palette repeats.
+
+    Examples
+    --------
+    >>> from napari_spectral_clusters.color import categorical_colors
+    >>> colors = categorical_colors(3)
+    >>> colors.shape, colors.dtype.name, len({tuple(c) for c in colors.tolist()})
+    ((3, 3), 'uint8', 3)
     """
     palette = np.asarray(colorcet.glasbey_category10, dtype=np.float64)
     return np.round(palette[np.arange(n) % len(palette)] * 255).astype(np.uint8)
 
 
 def delta_e(rgb_a: np.ndarray, rgb_b: np.ndarray) -> np.ndarray:
-    """CIE 1976 colour difference between sRGB uint8 colours (D65)."""
+    """CIE 1976 colour difference between sRGB uint8 colours (D65).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.color import delta_e
+    >>> white, grey = np.array([255, 255, 255], np.uint8), np.array([119, 119, 119], np.uint8)
+    >>> round(float(delta_e(white, white)), 6), 45 < float(delta_e(white, grey)) < 55
+    (0.0, True)
+    """
     return np.linalg.norm(_srgb8_to_lab(rgb_a) - _srgb8_to_lab(rgb_b), axis=-1)
 
 

@@ -5,6 +5,7 @@ Each bin wears the colour of the cluster most of its points belong to, brighter 
 points fall; with ``highlight`` the bins holding those clusters keep their colour and the rest
 fade to grey.
 
+>>> from napari_spectral_clusters.density import density_rgba
 >>> import numpy as np
 >>> xy = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
 >>> rgba, extent = density_rgba(xy, np.array([1, 1, 2]), np.array([[255, 0, 0], [0, 0, 255]]),
@@ -25,7 +26,17 @@ UNCLUSTERED = (0.62, 0.62, 0.62)
 
 def robust_extent(coords: np.ndarray, *, clip: float = 0.1) -> tuple[float, ...]:
     """(xmin, xmax, ymin, ymax) holding all but ``clip`` percent of the points at each end,
-    with a 3 % margin (a few outliers must not shrink the cloud to a dot)."""
+    with a 3 % margin (a few outliers must not shrink the cloud to a dot).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.density import robust_extent
+    >>> points = np.column_stack([np.linspace(0, 1, 1001), np.linspace(0, 10, 1001)])
+    >>> points[0] = (-1e6, 5)  # one outlier does not make the cloud a dot
+    >>> [round(v, 2) for v in robust_extent(points)]
+    [-0.03, 1.03, -0.28, 10.29]
+    """
     finite = coords[np.isfinite(coords).all(axis=1)]
     if len(finite) == 0:
         return (0.0, 1.0, 0.0, 1.0)

@@ -8,6 +8,7 @@ An axis is named by text: a channel (``"R"``, ``"G"``, ``"B"``, ``"A"`` for pict
 axes come from a sample of its pixels), so the plotted sample and a selection over every pixel
 use one map.
 
+>>> from napari_spectral_clusters.feature_space import feature_points, select_polygon
 >>> import numpy as np
 >>> img = np.zeros((4, 5, 3)); img[:2, :, 0] = 1.0            # top half red
 >>> axes, points = feature_points(img, ["R", "G"])

@@ -581,6 +581,8 @@ def nearest(x: np.ndarray, centers: np.ndarray, *, margin: bool = False, norms=N
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.kmeans import nearest
     >>> x = np.array([[0.0, 0.0], [1.0, 1.0], [9.0, 9.0]], np.float32)
     >>> centers = np.array([[0.0, 0.0], [10.0, 10.0]], np.float32)
     >>> lab, dist = nearest(x, centers)
@@ -750,6 +752,7 @@ def label_dtype(n_clusters: int) -> np.dtype:
 
     Examples
     --------
+    >>> from napari_spectral_clusters.kmeans import label_dtype
     >>> label_dtype(8), label_dtype(300)
     (dtype('uint8'), dtype('uint16'))
     """

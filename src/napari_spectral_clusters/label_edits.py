@@ -2,6 +2,7 @@
 new cluster, one cluster split into sub-clusters. Each returns a new labels array; the one
 given is never modified (it may be a user's hand-edited Labels layer).
 
+>>> from napari_spectral_clusters.label_edits import new_cluster
 >>> import numpy as np
 >>> labels = np.array([[1, 1, 2], [2, 2, 0]])
 >>> out, new = new_cluster(labels, labels == 2)
@@ -84,6 +85,17 @@ def split_cluster(
         ``label`` is not in ``labels``, ``n`` is below 2, or the image does not match.
     ClusteringError
         The cluster's pixels cannot be split into ``n`` (fewer distinct values).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.label_edits import split_cluster
+    >>> image = np.zeros((2, 4, 1))
+    >>> image[:, 2:] = 1.0  # cluster 1 holds two materials: 0 on the left, 1 on the right
+    >>> labels = np.array([[1, 1, 1, 1], [1, 1, 1, 2]])
+    >>> out, ids = split_cluster(labels, image, 1, 2)
+    >>> ids, out.tolist()
+    ([1, 3], [[1, 1, 3, 3], [1, 1, 3, 2]])
     """
     labels = _integer_labels(labels)
     if int(n) < 2:

@@ -159,9 +159,11 @@ class ClusterModel:
 
     Examples
     --------
+    >>> from napari_spectral_clusters import ClusterModel
     >>> import tempfile
     >>> from pathlib import Path
     >>> from napari_spectral_clusters import apply_model, cluster_image
+    >>> import numpy as np
     >>> from napari_spectral_clusters.samples import synthetic_cube
     >>> cube, truth, wl = synthetic_cube((32, 32))
     >>> res = cluster_image(cube, 4, channel_axis=0, preprocessing="snv", random_state=0)

@@ -41,6 +41,8 @@ def prepare_image(image, channel_axis, mask, alpha):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.pixels import prepare_image
     >>> rgba = np.zeros((2, 2, 4), np.uint8)
     >>> rgba[..., 3] = [[255, 0], [255, 255]]  # one transparent pixel
     >>> image, view, allowed, alpha = prepare_image(rgba, -1, None, None)

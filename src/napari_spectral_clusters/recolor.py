@@ -27,6 +27,8 @@ def recolor(labels: np.ndarray, colors: np.ndarray, alpha=None) -> np.ndarray:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.recolor import recolor
     >>> labels = np.array([[1, 2], [0, 1]])
     >>> colors = np.array([[255, 0, 0], [0, 255, 0]], np.uint8)
     >>> recolor(labels, colors).tolist()
@@ -61,6 +63,8 @@ def color_lut(colors, *, alpha: bool) -> np.ndarray:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.recolor import color_lut
     >>> color_lut(np.array([[10, 20, 30]], np.uint8), alpha=True).tolist()
     [[0, 0, 0, 0], [10, 20, 30, 255]]
     """

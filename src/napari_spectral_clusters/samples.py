@@ -34,6 +34,8 @@ def synthetic_cube(
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.samples import synthetic_cube
     >>> cube, truth, wavelengths = synthetic_cube((32, 48), n_bands=16)
     >>> cube.shape, truth.shape, np.unique(truth).tolist(), len(wavelengths)
     ((16, 32, 48), (32, 48), [1, 2, 3, 4], 16)
@@ -68,6 +70,13 @@ def raman_scene(
     cube : (side, side, n_bands) ndarray of float64
     truth : (side, side) ndarray of int
         The material of each pixel (0, 1, 2).
+
+    Examples
+    --------
+    >>> from napari_spectral_clusters.samples import raman_scene
+    >>> cube, truth = raman_scene(seed=0, side=20, n_bands=80)
+    >>> cube.shape, truth.shape, sorted(set(truth.ravel().tolist()))
+    ((20, 20, 80), (20, 20), [0, 1, 2])
     """
     rng = np.random.default_rng(seed)
     x = np.linspace(0, 1, n_bands)
@@ -92,6 +101,7 @@ def sample_photo() -> np.ndarray:
 
     Examples
     --------
+    >>> from napari_spectral_clusters.samples import sample_photo
     >>> photo = sample_photo()
     >>> photo.shape, photo.dtype.name, int(photo[..., 3].min()), int(photo[..., 3].max())
     ((400, 600, 4), 'uint8', 0, 255)

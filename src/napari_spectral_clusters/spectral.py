@@ -29,6 +29,8 @@ in (today's four choices, after the other steps); alone, it is exactly today's o
 
 Example
 -------
+>>> import numpy as np
+>>> from napari_spectral_clusters.spectral import Pipeline
 >>> p = Pipeline.parse("range(450, 900) | savgol(5, 2) | snv")
 >>> bound = p.bind(100, np.linspace(400, 1000, 100))
 >>> bound.n_out, p.spec

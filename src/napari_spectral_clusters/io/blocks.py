@@ -61,6 +61,7 @@ def block_chunks(
     A 3.2 GB float32 cube of 200 bands, stored bands-first in 128 x 64 x 64 chunks (~1,600 of
     them), makes 64 blocks of whole spectra, 52 MB each but the last:
 
+    >>> from napari_spectral_clusters.io.blocks import block_chunks
     >>> chunks = block_chunks((200, 2000, 2000), 4, (128, 64, 64), band_axis=0)
     >>> [c[0] for c in chunks], [len(c) for c in chunks]
     ([200, 64, 1024], [1, 32, 2])

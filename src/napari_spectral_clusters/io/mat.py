@@ -60,6 +60,8 @@ def read_mat(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageDa
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.io import read_mat, write_mat
     >>> import tempfile
     >>> from pathlib import Path
     >>> from napari_spectral_clusters.io import ImageData

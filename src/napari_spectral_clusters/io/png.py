@@ -51,6 +51,8 @@ def read_png(path: str | Path) -> ImageData:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.io import read_png, write_png
     >>> import tempfile
     >>> from pathlib import Path
     >>> rgba = np.zeros((2, 3, 4), np.uint8)
@@ -324,6 +326,8 @@ def write_labels_png(
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.io.png import read_png, write_labels_png
     >>> import tempfile
     >>> from pathlib import Path
     >>> labels = np.array([[0, 1], [2, 2]], np.uint8)

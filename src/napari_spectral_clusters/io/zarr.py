@@ -55,6 +55,8 @@ def read_zarr(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageD
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.io import read_zarr, write_zarr
     >>> import tempfile
     >>> from pathlib import Path
     >>> from napari_spectral_clusters.io import ImageData
