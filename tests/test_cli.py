@@ -570,3 +570,72 @@ def test_run_with_a_preprocessing_pipeline_and_a_bad_one(tmp_path, inputs, data_
     proc = _run("run", inputs, "--preprocess", "savgol(4, 2) | snv", "-o", tmp_path / "bad")
     assert proc.returncode == 2 and "savgol(4, 2): the window is an odd number" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "bad").exists()
+
+
+def _scenes(folder, data_dir):
+    """Two cubes of the same four materials in other sizes, a broken .mat and a PNG of
+    other channels (3 colours, not 16 bands)."""
+    from napari_spectral_clusters.io import ImageData, write_mat
+    from napari_spectral_clusters.samples import synthetic_cube
+
+    folder.mkdir()
+    truths = {}
+    for seed, shape in ((1, (64, 64)), (2, (48, 80))):
+        cube, truth, wl = synthetic_cube(shape, n_bands=16, seed=seed)
+        image = ImageData("cube", cube, channel_axis=0, metadata={"wavelengths": wl})
+        write_mat(folder / f"scene{seed}.mat", [image])
+        truths[f"scene{seed}"] = truth
+    shutil.copy(data_dir / "matlab" / "malformed1.mat", folder)
+    shutil.copy(data_dir / "png" / "pngsuite" / "basn2c08.png", folder)
+    return truths
+
+
+def test_joint_run_on_a_folder_with_a_broken_file_shares_ids(tmp_path, data_dir, capsys):
+    import csv
+
+    from napari_spectral_clusters import ClusterModel
+    from napari_spectral_clusters.io import read_png
+
+    truths = _scenes(tmp_path / "in", data_dir)
+    out = tmp_path / "out"
+    assert _main("run", tmp_path / "in", "--joint", "-k", 4, "-o", out) == 1
+    said = capsys.readouterr()
+    assert "clustered 2 of 4 file(s) jointly" in said.out
+    assert "malformed1.mat" in said.out and "basn2c08.png" in said.out
+    assert "3 channels" in said.out  # why the picture cannot share the cubes' clusters
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [
+            f"scene{i}_{kind}"
+            for i in (1, 2)
+            for kind in ("clusters.png", "recolored.png", "clusters.csv")
+        ]
+        + ["joint_model.npz", "joint_clusters.csv"]
+    )  # no model per input, nothing for the failed ones
+    labels = {stem: read_png(out / f"{stem}_clusters.png").data for stem in truths}
+    majority = {
+        stem: {int(m): int(np.bincount(labels[stem][t == m]).argmax()) for m in np.unique(t)}
+        for stem, t in truths.items()
+    }
+    assert majority["scene1"] == majority["scene2"]  # one material, one id, in both files
+    assert len(set(majority["scene1"].values())) == 4
+    with open(out / "joint_clusters.csv") as f:
+        rows = list(csv.DictReader(f))
+    for stem in truths:
+        counts = np.bincount(labels[stem].ravel(), minlength=5)[1:]
+        assert [int(r[f"pixels_{stem}"]) for r in rows] == counts.tolist()
+    assert [int(r["pixels"]) for r in rows] == [
+        int(r["pixels_scene1"]) + int(r["pixels_scene2"]) for r in rows
+    ]
+    model = ClusterModel.load(out / "joint_model.npz")
+    assert model.n_clusters == 4
+    assert [r["color"] for r in rows] == ["#{:02x}{:02x}{:02x}".format(*c) for c in model.colors]
+    # a second run refuses to replace the joint outputs
+    assert _main("run", tmp_path / "in", "--joint", "-k", 4, "-o", out) == 2
+
+
+def test_joint_run_refuses_a_model_or_a_cluster(tmp_path, inputs, capsys):
+    assert _main("run", inputs, "--joint", "--model", tmp_path / "m.npz", "-o", tmp_path) == 2
+    assert "--joint" in capsys.readouterr().err
+    assert _main("run", inputs, "--joint", "--workers", 2, "-o", tmp_path / "o") == 2
+    assert "this machine" in capsys.readouterr().err

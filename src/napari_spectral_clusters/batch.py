@@ -27,10 +27,12 @@ from .io.zarr import write_zarr
 from .model import ClusterModel
 
 __all__ = [
+    "JOINT_OUTPUTS",
     "BatchError",
     "Conflict",
     "FileReport",
     "cluster_file",
+    "cluster_jointly",
     "expand_inputs",
     "find_conflicts",
     "output_format",
@@ -47,6 +49,12 @@ SUFFIXES = (".mat", ".png", ".zarr")
 FORMATS = ("auto", "png", "mat", "zarr")
 
 
+#: What a joint run writes besides each input's outputs: the shared model and one table.
+JOINT_OUTPUTS = ("joint_model.npz", "joint_clusters.csv")
+#: Pixels drawn from the inputs of a joint run to fit the shared clustering, in all.
+JOINT_SAMPLE = 200_000
+
+
 class BatchError(ValueError):
     """One input could not be processed; the message says which and why."""
 
@@ -60,6 +68,7 @@ class FileReport:
     layer: str = ""
     n_clusters: int = 0
     error: str | None = None
+    counts: np.ndarray | None = None  # pixels per cluster (joint runs)
 
 
 def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
@@ -291,6 +300,163 @@ def cluster_file(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return FileReport(path, outputs, img.name, res.n_clusters)
+
+
+def cluster_jointly(
+    files: list[Path],
+    out_dir: Path,
+    stems: list[str],
+    *,
+    n_clusters: int,
+    random_state: int = 0,
+    preprocessing: str = "none",
+    overwrite: bool = False,
+    fmt: str = "auto",
+    sample: int = JOINT_SAMPLE,
+    on_file=None,
+) -> tuple[list[FileReport], list[Path]]:
+    """One clustering fitted over all the inputs, then each input labelled with it: ids,
+    centres and colours shared by all. Writes each input's labels, recoloured image and table
+    (as :func:`cluster_file`, without a model of its own), then the shared model and one table
+    with every input's pixels per cluster (:data:`JOINT_OUTPUTS`).
+
+    Memory stays bounded by one input plus the sample: the inputs are read one at a time,
+    twice — first for a sample of their pixels (``sample`` in all, shared by pixel count, so
+    a bigger image weighs more, as its pixels do), then to be labelled and written (a lazy
+    input block by block). An input that cannot be read, or has other bands than the first,
+    is reported in its :class:`FileReport` and left out; the others complete.
+
+    ``on_file(report)`` is called as each input is done (or has failed).
+
+    Returns
+    -------
+    (reports, written)
+        A report per input, in order, and the shared files written (none if no input could
+        be clustered).
+    """
+    from .joint import cluster_images
+
+    if fmt not in FORMATS:
+        raise BatchError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
+    on_file = on_file or (lambda report: None)
+    reports = [FileReport(path) for path in files]
+    rng = np.random.default_rng(random_state)
+    drawn, pixels, found_wavelengths = {}, {}, {}
+    for i, path in enumerate(files):
+        try:
+            img = read_image(path)
+            column = _pixel_column(img)
+            wl = img.metadata.get("wavelengths")
+            if wl is not None:
+                found_wavelengths[i] = np.asarray(wl, dtype=np.float64)
+            pixels[i] = column.shape[0]
+            per_file = max(sample // len(files), 1_000)  # the draws in all stay near ``sample``
+            take = np.sort(rng.choice(column.shape[0], min(per_file, column.shape[0]), False))
+            drawn[i] = np.asarray(column[take])
+        except Exception as exc:  # one bad file must not stop the others
+            reports[i].error = describe_error(exc)
+            on_file(reports[i])
+    # the inputs share the channels most of them have (the first of them on a tie); an
+    # input with others cannot share their clusters
+    counted = [drawn[i].shape[-1] for i in sorted(drawn)]
+    channels = max(counted, key=lambda c: (counted.count(c), -counted.index(c)), default=None)
+    for i in sorted(drawn):
+        if drawn[i].shape[-1] != channels:
+            reports[i].error = (
+                f"{files[i].name} has {drawn[i].shape[-1]} channels (bands), most inputs "
+                f"{channels}: it cannot share their clusters"
+            )
+            on_file(reports[i])
+            del drawn[i], pixels[i]
+    wavelengths = next(
+        (found_wavelengths[i] for i in sorted(drawn) if i in found_wavelengths), None
+    )
+    if not drawn:
+        return reports, []
+    # the sample shared by pixel count: every input's draw cut to its share of the pixels
+    total = sum(pixels.values())
+    scale = min(sample / total, *(len(drawn[i]) / pixels[i] for i in drawn))
+    samples = [drawn[i][: max(1, round(scale * pixels[i]))] for i in sorted(drawn)]
+    fitted = cluster_images(
+        samples,
+        n_clusters,
+        channel_axis=-1,
+        wavelengths=wavelengths,
+        random_state=random_state,
+        preprocessing=preprocessing,
+    )
+    model = fitted.model
+    counts = {}
+    for i in sorted(drawn):
+        path, stem = files[i], stems[i]
+        try:
+            report = _label_file(path, out_dir, stem, model, fmt=fmt, overwrite=overwrite)
+            reports[i].outputs, reports[i].layer = report.outputs, report.layer
+            reports[i].n_clusters = report.n_clusters
+            counts[i] = report.counts
+        except Exception as exc:
+            reports[i].error = describe_error(exc)
+        on_file(reports[i])
+    if not counts:
+        return reports, []
+    written = [out_dir / name for name in JOINT_OUTPUTS]
+    staging = Path(tempfile.mkdtemp(prefix=".joint.partial-", dir=out_dir))
+    try:
+        staged = [staging / p.name for p in written]
+        model.save(staged[0])
+        _write_joint_table(staged[1], model, [(stems[i], counts[i]) for i in sorted(counts)])
+        move_in_together(list(zip(staged, written, strict=True)), overwrite=overwrite)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return reports, written
+
+
+def _pixel_column(img: ImageData):
+    """The image's pixels as a (pixels, 1, C) column (lazy for a lazy image)."""
+    data, axis = img.data, img.channel_axis
+    if axis is None:
+        data, axis = data[..., None], -1
+    if is_lazy(data):
+        import dask.array as da
+
+        moved = da.moveaxis(data, axis, -1)
+        return moved.reshape(-1, 1, moved.shape[-1])
+    moved = np.moveaxis(np.asarray(data), axis, -1)
+    return moved.reshape(-1, 1, moved.shape[-1])
+
+
+def _label_file(path, out_dir, stem, model, *, fmt, overwrite):
+    """Label one input with the shared model and write its outputs (no model of its own)."""
+    img = read_image(path)
+    fmt = output_format(img, fmt)
+    outputs = output_paths(out_dir, stem, fmt, with_model=False)
+    existing = [p.name for p in outputs if p.exists()]
+    if existing and not overwrite:
+        raise BatchError(f"{path.name}: would overwrite {', '.join(existing)} (use --overwrite)")
+    wavelengths = img.metadata.get("wavelengths")
+    res = apply_model(img.data, model, channel_axis=img.channel_axis, wavelengths=wavelengths)
+    staging = Path(tempfile.mkdtemp(prefix=f".{stem}.partial-", dir=out_dir))
+    try:
+        staged = [staging / p.name for p in outputs]
+        _write_outputs(staged, res, img, stem, fmt, path, wavelengths, False)
+        move_in_together(list(zip(staged, outputs, strict=True)), overwrite=overwrite)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report = FileReport(path, outputs, img.name, res.n_clusters)
+    report.counts = np.asarray(res.counts, dtype=np.int64)
+    return report
+
+
+def _write_joint_table(path: Path, model: ClusterModel, counts: list) -> Path:
+    """One row per shared cluster: its colour, then its pixels in each input and in all."""
+    with written_whole(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["label", "color", *(f"pixels_{stem}" for stem, _ in counts), "pixels"])
+        for j in range(model.n_clusters):
+            color = "#{:02x}{:02x}{:02x}".format(*model.colors[j])
+            per_file = [int(c[j]) for _, c in counts]
+            w.writerow([j + 1, color, *per_file, sum(per_file)])
+    return path
 
 
 def _write_outputs(outputs, res, img, stem, fmt, path, wavelengths, with_model: bool):

@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             "  STEM_recolored.png  every pixel in its cluster's colour (alpha kept)\n"
             "  STEM_clusters.csv   label, pixels, fraction, colour, mean and std per band\n"
             "  STEM_model.npz      the fitted clustering, for --model on other files\n"
+            "With --joint, one clustering is fitted over all inputs and labels each of them\n"
+            "(shared ids and colours), plus joint_model.npz and joint_clusters.csv.\n"
             "A .mat or .zarr input is clustered on its largest image (the spectral cube).\n"
             "Big v7.3 .mat and zarr cubes are read, clustered and written block by block.\n"
             "Each output appears only once complete: an interrupted run leaves none half-done.\n"
@@ -123,6 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FILE",
         help="apply a saved clustering (STEM_model.npz) instead of fitting one, so "
         "each cluster means the same material in every file",
+    )
+    run.add_argument(
+        "--joint",
+        action="store_true",
+        help="fit one clustering over all inputs (a sample of each, by pixel count; the "
+        "inputs are read one at a time) and label each with it: shared ids and colours; "
+        "writes each input's outputs without a model, plus joint_model.npz and "
+        "joint_clusters.csv (every input's pixels per cluster)",
     )
     run.add_argument(
         "--format",
@@ -187,12 +197,14 @@ def _run(args) -> int:
         stems,
         args.out,
         fmt=args.format,
-        with_model=model is None,
+        with_model=model is None and not args.joint,
         overwrite=args.overwrite,
     )
     if conflicts:
         _report_conflicts(conflicts)
         return 2
+    if args.joint:
+        return _run_jointly(args, files, stems)
     if not (args.scheduler or args.workers):
         return _run_files(args, files, stems, model, lazy=False)
     with ExitStack() as stack:
@@ -219,6 +231,10 @@ def _bad_option(args) -> str | None:
         return "-k must be at least 1"
     if args.seed < 0:  # numpy's generators take no negative seeds
         return f"--seed must be 0 or more, not {args.seed}"
+    if args.joint and args.model is not None:
+        return "--joint fits one clustering; --model applies one: choose one of them"
+    if args.joint and (args.scheduler or args.workers):
+        return "--joint runs on this machine (no --scheduler or --workers)"
     if args.workers is not None and args.workers < 1:
         return f"--workers must be at least 1, not {args.workers}"
     try:
@@ -316,6 +332,48 @@ def _run_files(args, files, stems, model, *, lazy: bool) -> int:
     )
     for path, reason in failed:
         print(f"  {path}: {reason}")
+    return 1 if failed else 0
+
+
+def _run_jointly(args, files, stems) -> int:
+    import time
+
+    from .batch import JOINT_OUTPUTS, cluster_jointly
+
+    taken = [name for name in JOINT_OUTPUTS if (args.out / name).exists()]
+    if taken and not args.overwrite:
+        return _refuse(
+            f"would overwrite {', '.join(taken)} in {args.out}; nothing was clustered "
+            "(use --overwrite, or another -o)"
+        )
+    start = time.perf_counter()
+    done = []
+
+    def on_file(report):
+        done.append(report)
+        status = f"FAILED: {report.error}" if report.error else f"{report.n_clusters} clusters"
+        print(f"{_bar(len(done), len(files))} {report.source.name}: {status}", file=sys.stderr)
+
+    reports, written = cluster_jointly(
+        files,
+        args.out,
+        stems,
+        n_clusters=args.clusters,
+        random_state=args.seed,
+        preprocessing=args.preprocessing,
+        overwrite=args.overwrite,
+        fmt=args.format,
+        on_file=on_file,
+    )
+    failed = [r for r in reports if r.error]
+    print(
+        f"clustered {len(files) - len(failed)} of {len(files)} file(s) jointly into {args.out} "
+        f"in {time.perf_counter() - start:.1f} s" + (f"; {len(failed)} failed:" if failed else "")
+    )
+    for report in failed:
+        print(f"  {report.source}: {report.error}")
+    if not written:
+        return 1
     return 1 if failed else 0
 
 

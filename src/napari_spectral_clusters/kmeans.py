@@ -589,7 +589,12 @@ def nearest(x: np.ndarray, centers: np.ndarray, *, margin: bool = False, norms=N
     >>> lab.tolist(), dist.tolist()
     ([0, 0, 1], [0.0, 2.0, 2.0])
     """
+    absent = ~np.isfinite(centers).all(axis=1)
+    if absent.any():  # a free id (stable_ids): a cluster with no centre is never the nearest
+        centers = np.where(absent[:, None], 0, centers).astype(centers.dtype, copy=False)
     half = 0.5 * np.einsum("ij,ij->i", centers, centers)
+    if absent.any():
+        half[absent] = np.inf
     norms = np.einsum("ij,ij->i", x, x) if norms is None else norms
     second = np.full(len(x), -np.inf, dtype=np.float32) if margin else None
     if len(centers) > 16:

@@ -296,7 +296,11 @@ class ClusterModel:
                 f"{steps_offset.size} offsets for the {n_steps} preprocessed bands",
             ),
             (wavelengths.size not in (0, n_in), f"{wavelengths.size} wavelengths"),
-            (not np.isfinite(centers).all(), "non-finite centres"),
+            # a row of NaN is an id kept free (stable_ids); anything else non-finite is damage
+            (
+                not _centres_ok(centers),
+                "non-finite centres (only whole rows of NaN, free ids, may be)",
+            ),
             (not isinstance(params, dict), "parameters are not a mapping"),
         ]
         for bad, what in problems:
@@ -316,6 +320,13 @@ class ClusterModel:
 #: A model holds k x bands numbers (kilobytes to a few MB); its arrays may unpack to at most
 #: this many bytes, checked in the zip directory before anything is decompressed.
 MODEL_BYTES = 256 * 2**20
+
+
+def _centres_ok(centers: np.ndarray) -> bool:
+    """Finite, but for whole rows of NaN (free ids), and at least one finite row."""
+    finite = np.isfinite(centers).all(axis=1)
+    free = np.isnan(centers).all(axis=1)
+    return bool(finite.any() and (finite | free).all())
 
 
 def _check_sizes(path: Path) -> None:

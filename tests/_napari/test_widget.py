@@ -970,6 +970,8 @@ def test_after_a_run_on_a_laptop_screen_the_status_and_results_are_in_view(
     cube, _ = _add_cube(viewer)
     w.image.value = cube
     w.n_clusters.value = 4
+    w.steps.value = "savgol(9, 2) | snv"  # the steps editor open: a taller Clustering section
+    w.steps_editor.select(0)  # ... with a step's form
     seen = []  # the progress bar as each of the engine's reports reaches the GUI
     w.runner.relay.reported.connect(
         lambda *_: seen.append((w.progress_bar.visible, w.progress_bar.native.format()))
@@ -988,10 +990,14 @@ def test_after_a_run_on_a_laptop_screen_the_status_and_results_are_in_view(
         top_left = widget.mapTo(view, widget.rect().topLeft())
         return view.rect().contains(QRect(top_left, widget.size()))
 
-    qtbot.waitUntil(lambda: in_view(w.status.native) and in_view(w.run_button.native))
-    table = w.table.native
-    top = table.mapTo(view, table.rect().topLeft()).y()
-    assert 0 <= top < view.height() - 100  # the table's rows show, not only its header
+    def table_rows_show() -> bool:  # not only its header
+        table = w.table.native
+        top = table.mapTo(view, table.rect().topLeft()).y()
+        return 0 <= top < view.height() - 100
+
+    qtbot.waitUntil(
+        lambda: in_view(w.status.native) and in_view(w.run_button.native) and table_rows_show()
+    )
 
 
 def test_an_empty_steps_editor_takes_one_row(viewer_and_widget):

@@ -59,7 +59,10 @@ class ResultsSection(Container):
             "One row per cluster: select rows to see only those clusters, double-click a "
             "name to rename it or a swatch to change its colour."
         )
-        self.merge_button.tooltip = "Merge the selected clusters into the first of them."
+        self.merge_button.tooltip = (
+            "Merge the selected clusters into the first of them: for one material that k "
+            "split in two."
+        )
         self.refresh_button.tooltip = (
             "Recount the table from the Labels layer after painting on it by hand."
         )

@@ -36,10 +36,17 @@ class ReuseSection(Container):
             ],
         )
         self._current_model, self._apply = current_model, apply
-        self.model_file.tooltip = "The .npz file a clustering is saved to, or applied from."
-        self.save_model_button.tooltip = "Save the last clustering, to label other images alike."
+        self.model_file.tooltip = (
+            "The .npz file a clustering is saved to, or applied from; leave it empty to be "
+            "asked with a file dialog."
+        )
+        self.save_model_button.tooltip = (
+            "Save the shown clustering (centres, steps, wavelengths, colours), to label other "
+            "images of the same kind alike later."
+        )
         self.apply_model_button.tooltip = (
-            "Label this image with a saved clustering (same bands), without fitting anew."
+            "Label this image with a saved clustering (same bands), without fitting anew: use "
+            "it for a series, so a cluster means the same material in every image."
         )
         self.scheduler.tooltip = (
             "Address of a dask.distributed scheduler (tcp://host:8786) to cluster on, block by "

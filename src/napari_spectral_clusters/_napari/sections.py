@@ -60,13 +60,19 @@ def scroll_to(scroll: QScrollArea, widget: QWidget) -> None:
     the scroll range allows; on the next turn of the event loop, after :func:`fit_sections`
     has given the sections their new heights."""
 
-    def scroll_now():
+    def scroll_now(tries: int):
         inner = scroll.widget()
-        if inner is not None and inner.isAncestorOf(widget):
-            top = widget.mapTo(inner, QPoint(0, 0)).y()
-            scroll.verticalScrollBar().setValue(top)
+        if inner is None or not inner.isAncestorOf(widget):
+            return
+        top = widget.mapTo(inner, QPoint(0, 0)).y()
+        bar = scroll.verticalScrollBar()
+        bar.setValue(top)
+        if bar.value() < top and tries:
+            # the sections' new heights reach the scroll range a turn or two later (layout
+            # requests are events too): try again then, a few times at most
+            later(scroll, lambda: scroll_now(tries - 1))
 
-    later(scroll, scroll_now)
+    later(scroll, lambda: scroll_now(5))
 
 
 def later(parent, job) -> None:

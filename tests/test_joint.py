@@ -1,0 +1,151 @@
+"""Joint clustering of several images (shared ids) and ids that stay put across re-runs."""
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from napari_spectral_clusters import ClusterModel, apply_model, cluster_image
+from napari_spectral_clusters.cluster import ClusteringError
+from napari_spectral_clusters.joint import cluster_images
+from napari_spectral_clusters.samples import sample_photo, synthetic_cube
+from napari_spectral_clusters.stable_ids import keep_ids, match_ids
+
+
+def _majority(labels, truth) -> dict:
+    """The cluster most of each true material's pixels are in."""
+    return {int(m): int(np.bincount(labels[truth == m]).argmax()) for m in np.unique(truth)}
+
+
+def _two_scenes():
+    """The same four materials in two images of other sizes and proportions: the second is a
+    crop holding mostly the background and the disc."""
+    a, truth_a, wl = synthetic_cube((64, 64), n_bands=24, seed=1)
+    b, truth_b, _ = synthetic_cube((96, 96), n_bands=24, seed=2)
+    b, truth_b = b[:, 10:70, 5:90], truth_b[10:70, 5:90]
+    return (a, truth_a), (b, truth_b), wl
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_the_same_material_has_the_same_id_in_both_images(lazy):
+    (a, ta), (b, tb), wl = _two_scenes()
+    fractions = [np.bincount(t.ravel(), minlength=5)[1:] / t.size for t in (ta, tb)]
+    assert not np.allclose(fractions[0], fractions[1], atol=0.05)  # other proportions
+    images = [da.from_array(x, chunks=(24, 32, 32)) for x in (a, b)] if lazy else [a, b]
+    joint = cluster_images(images, 4, channel_axis=0, wavelengths=[wl, wl], random_state=0)
+    labels = [np.asarray(r.labels) for r in joint.results]
+    assert [x.shape for x in labels] == [ta.shape, tb.shape]
+    ids_a, ids_b = _majority(labels[0], ta), _majority(labels[1], tb)
+    assert ids_a == ids_b and len(set(ids_a.values())) == 4
+    # one model, centres and colours for both; counts per image and overall
+    assert all(r.model is joint.model for r in joint.results)
+    np.testing.assert_array_equal(joint.results[0].colors, joint.results[1].colors)
+    np.testing.assert_array_equal(joint.results[0].centers, joint.results[1].centers)
+    for counts, x in zip(joint.counts, labels, strict=True):
+        np.testing.assert_array_equal(counts, np.bincount(x.ravel(), minlength=5)[1:])
+    np.testing.assert_array_equal(joint.total, joint.counts.sum(axis=0))
+    assert list(joint.total) == sorted(joint.total, reverse=True)  # 1 = largest overall
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_joint_equals_clustering_the_concatenated_pixels(lazy):
+    (a, _), (b, _), _ = _two_scenes()
+    images = [da.from_array(x, chunks=(24, 32, 32)) for x in (a, b)] if lazy else [a, b]
+    joint = cluster_images(images, 5, channel_axis=0, random_state=3)
+    pixels = np.concatenate([np.moveaxis(x, 0, -1).reshape(-1, 1, x.shape[0]) for x in (a, b)])
+    alone = cluster_image(pixels, 5, channel_axis=-1, random_state=3)
+    together = np.concatenate([np.asarray(r.labels).ravel() for r in joint.results])
+    np.testing.assert_array_equal(together, alone.labels.ravel())
+    np.testing.assert_allclose(joint.results[0].centers, alone.centers)
+    np.testing.assert_array_equal(joint.total, alone.counts)
+
+
+def test_equal_sampling_weighs_every_image_the_same():
+    """One material, a little brighter in the small image: the centre is the mean over the
+    pixels (the big image decides) or over the images (each counts half)."""
+    big = np.full((30, 30, 3), 1.0)
+    small = np.full((10, 10, 3), 1.2)
+    by_pixels = cluster_images([big, small], 1)
+    equal = cluster_images([big, small], 1, sampling="equal")
+    np.testing.assert_allclose(by_pixels.results[0].centers[0], 1.02, rtol=1e-6)
+    np.testing.assert_allclose(equal.results[0].centers[0], 1.1, rtol=1e-6)
+    # every pixel is still labelled, in both images
+    assert [int(c.sum()) for c in equal.counts] == [900, 100]
+    with pytest.raises(ValueError, match="sampling"):
+        cluster_images([big, small], 1, sampling="per-image")
+
+
+def test_per_image_masks_and_alpha():
+    photo = sample_photo()  # RGBA, transparent outside an ellipse
+    other = photo[::2, ::2].copy()
+    mask = np.zeros(other.shape[:2], bool)
+    mask[:, : other.shape[1] // 2] = True
+    joint = cluster_images([photo, other], 6, masks=[None, mask])
+    first, second = (np.asarray(r.labels) for r in joint.results)
+    assert (first[photo[..., 3] == 0] == 0).all() and (first[photo[..., 3] > 0] > 0).all()
+    inside = mask & (other[..., 3] > 0)
+    assert (second[~inside] == 0).all() and (second[inside] > 0).all()
+    # each result carries its own alpha plane where it has labels; excluded pixels are clear
+    expected = np.where(inside, other[..., 3], 0)
+    np.testing.assert_array_equal(joint.results[1].recolored[..., 3], expected)
+
+
+def test_images_that_cannot_share_clusters_are_refused():
+    cube, _, wl = synthetic_cube((16, 16), n_bands=8)
+    with pytest.raises(ClusteringError, match="numbers of channels"):
+        cluster_images([cube, cube[:5]], 2, channel_axis=0)
+    with pytest.raises(ClusteringError, match="wavelengths differ"):
+        cluster_images([cube, cube], 2, channel_axis=0, wavelengths=[wl, wl + 5])
+    with pytest.raises(ClusteringError, match="masks"):
+        cluster_images([cube, cube], 2, channel_axis=0, masks=[None])
+    with pytest.raises(ClusteringError, match="at least one"):
+        cluster_images([], 2)
+
+
+def test_match_ids_pairs_the_nearest_centres_and_numbers_new_ones_after():
+    previous = np.array([[0.0], [10.0], [20.0]])
+    assert match_ids(previous, np.array([[19.0], [1.0], [9.0], [30.0]])).tolist() == [3, 1, 2, 4]
+    assert match_ids(previous, np.array([[11.0], [19.5]])).tolist() == [2, 3]  # 1 stays free
+    free = np.array([[0.0], [np.nan], [20.0]])  # id 2 was free: it matches nothing
+    assert match_ids(free, np.array([[9.0], [1.0]])).tolist() == [3, 1]
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_rerun_with_one_more_cluster_keeps_the_old_ids_and_colours(lazy):
+    cube, _truth, _ = synthetic_cube((64, 64), n_bands=16, seed=1)
+    data = da.from_array(cube, chunks=(16, 32, 32)) if lazy else cube
+    before = cluster_image(cube, 3, channel_axis=0, random_state=0)
+    after, ids = keep_ids(
+        cluster_image(data, 4, channel_axis=0, random_state=7), before.centers, before.colors
+    )
+    labels = np.asarray(after.labels)
+    assert sorted(ids.tolist()) == [1, 2, 3, 4]
+    for old in (1, 2, 3):  # most of an old cluster's pixels keep its id, and its colour
+        assert np.bincount(labels[before.labels == old]).argmax() == old
+        np.testing.assert_array_equal(after.colors[old - 1], before.colors[old - 1])
+    np.testing.assert_array_equal(after.counts, np.bincount(labels.ravel(), minlength=5)[1:])
+    lut = np.vstack([[0, 0, 0], after.colors])
+    np.testing.assert_array_equal(np.asarray(after.recolored), lut[labels])
+    # the renumbered model gives these ids again
+    np.testing.assert_array_equal(apply_model(cube, after.model, channel_axis=0).labels, labels)
+
+
+def test_fewer_clusters_leave_free_ids_that_survive_a_saved_model(tmp_path):
+    cube, _, _ = synthetic_cube((64, 64), n_bands=16, seed=1)
+    before = cluster_image(cube, 4, channel_axis=0, random_state=0)
+    after, ids = keep_ids(
+        cluster_image(cube, 2, channel_axis=0, random_state=0), before.centers, before.colors
+    )
+    assert len(after.centers) == 4 and len(set(ids.tolist())) == 2
+    free = np.setdiff1d([1, 2, 3, 4], ids) - 1
+    assert np.isnan(after.centers[free]).all() and (after.counts[free] == 0).all()
+    np.testing.assert_array_equal(after.colors[free], before.colors[free])
+    model = ClusterModel.load(after.model.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(apply_model(cube, model, channel_axis=0).labels, after.labels)
+    assert set(np.unique(after.labels)) == set(ids.tolist())
+
+
+def test_rgba_ids_kept_keep_the_alpha_plane():
+    photo = sample_photo()
+    before = cluster_image(photo, 6)
+    after, _ = keep_ids(cluster_image(photo, 7, random_state=4), before.centers, before.colors)
+    np.testing.assert_array_equal(after.recolored[..., 3], photo[..., 3])
