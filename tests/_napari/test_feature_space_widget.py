@@ -211,7 +211,8 @@ def test_use_as_mask_makes_the_next_run_cluster_only_these(docked):
     cw.run(wait=True)
     out = viewer.layers["blocks clusters"].data
     assert (out[30:, :] == 0).all() and (out[:, 40:] == 0).all()
-    assert set(np.unique(out[:30, :40])) == {1, 2}
+    inside = set(np.unique(out[:30, :40]).tolist())
+    assert len(inside) == 2 and 0 not in inside  # (ids kept from the last run's clusters)
 
 
 def test_lazy_cube_plot_and_selection_block_by_block(make_napari_viewer, monkeypatch, qtbot):

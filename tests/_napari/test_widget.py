@@ -668,7 +668,10 @@ def test_every_control_says_what_it_does(viewer_and_widget):
         w.channel_axis,
         w.wavelengths,
         w.mask,
+        w.together,
         w.true_colour_button,
+        w.stack_button,
+        w.keep_ids,
         w.n_clusters,
         w.suggest_button,
         w.use_k_button,
@@ -1095,3 +1098,87 @@ def test_wavelengths_entered_in_the_widget_are_in_the_saved_file(viewer_and_widg
     np.testing.assert_allclose(back["scan"].metadata["wavelengths"], expected)
     assert back["scan"].channel_axis == 0
     np.testing.assert_allclose(back["scan clusters"].metadata["wavelengths"], expected)
+
+
+def _material_ids(labels, truth) -> dict:
+    return {int(m): int(np.bincount(labels[truth == m]).argmax()) for m in np.unique(truth)}
+
+
+def test_layers_clustered_together_share_ids_colours_and_a_table(viewer_and_widget):
+    from napari_spectral_clusters.samples import synthetic_cube
+
+    viewer, w = viewer_and_widget
+    cube, truth = _add_cube(viewer)
+    other_cube, other_truth, wl = synthetic_cube((96, 80), seed=5)  # the same materials
+    other = viewer.add_image(
+        other_cube, name="second scan", metadata={"channel_axis": 0, "wavelengths": wl}
+    )
+    viewer.add_image(other_cube[:10], name="ten bands")  # other bands: not offered
+    w.image.value = cube
+    w.together.reset_choices()
+    assert [layer.name for layer in w.together.choices] == ["second scan"]
+    w.together.value = [other]
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    first = viewer.layers["sample cube clusters"]
+    second = viewer.layers["second scan clusters"]
+    assert "second scan recolored" in viewer.layers
+    assert _material_ids(first.data, truth) == _material_ids(second.data, other_truth)
+    np.testing.assert_array_equal(first.metadata["colors"], second.metadata["colors"])
+    table = w.table.to_dict("list")  # the chosen layer's result, with every layer's pixels
+    per_layer = {"sample cube": first.data, "second scan": second.data}
+    for name, labels in per_layer.items():
+        counts = np.bincount(labels.ravel(), minlength=5)
+        assert table[f"in {name}"] == [int(counts[v]) for v in table["label"]]
+    assert w.status.value.startswith("4 clusters of ") and "in 2 layers" in w.status.value
+
+
+def test_a_rerun_keeps_the_ids_names_and_colours_of_the_same_materials(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    cube, _ = _add_cube(viewer)
+    w.image.value = cube
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    labels = viewer.layers["sample cube clusters"]
+    before, colors = labels.data.copy(), labels.metadata["colors"].copy()
+    w.rename(2, "coating")
+    w.n_clusters.value = 4
+    w.random_state.value = 11
+    w.run(wait=True)
+    after = viewer.layers["sample cube clusters (2)"]  # the renamed result is kept
+    for old in (1, 2, 3):  # most of an old cluster's pixels keep its id and colour
+        assert np.bincount(after.data[before == old]).argmax() == old
+        np.testing.assert_array_equal(after.metadata["colors"][old - 1], colors[old - 1])
+    assert 4 in np.unique(after.data)  # the new cluster takes a new id
+    table = w.table.to_dict("list")
+    assert table["name"][table["label"].index(2)] == "coating"
+    w.keep_ids.value = False  # numbered by size again
+    w.run(wait=True)
+    latest = viewer.layers["sample cube clusters (2)"].data
+    counts = np.bincount(latest.ravel(), minlength=5)[1:]
+    assert list(counts) == sorted(counts, reverse=True)
+
+
+def test_channel_layers_stack_into_one_cube_with_their_wavelengths(viewer_and_widget, errors):
+    from napari_spectral_clusters.samples import synthetic_cube
+
+    cube, truth, wl = synthetic_cube((64, 64), n_bands=12)
+    viewer, w = viewer_and_widget
+    # a lambda stack a reader split into channels, listed out of order, named by nm
+    order = [3, 0, 2, 1, *range(4, cube.shape[0])]
+    planes = [viewer.add_image(cube[i], name=f"Ch{i} {wl[i]:.1f}nm") for i in order]
+    stacked = w.stack_selected(planes)
+    assert stacked is not None and w.image.value.name == stacked.name
+    assert stacked.data.shape == cube.shape and not isinstance(stacked.data, np.ndarray)
+    np.testing.assert_allclose(stacked.metadata["wavelengths"], np.round(wl, 1))
+    np.testing.assert_array_equal(np.asarray(stacked.data), cube)  # bands back in nm order
+    assert not any(p.visible for p in planes)
+    np.testing.assert_array_equal(planes[0].data, cube[3])  # the channels are untouched
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    labels = viewer.layers[f"{stacked.name} clusters"].data
+    assert len(set(_material_ids(np.asarray(labels), truth).values())) == 4
+    assert w.stack_selected([planes[0]]) is None and "two or more" in errors[-1]
+    viewer.add_image(cube[0, :10], name="small")
+    assert w.stack_selected([planes[1], viewer.layers["small"]]) is None
+    assert "different shapes" in errors[-1]

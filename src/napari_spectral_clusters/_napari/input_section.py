@@ -7,11 +7,12 @@ import re
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, LineEdit, PushButton, create_widget
+from magicgui.widgets import ComboBox, Container, LineEdit, PushButton, Select, create_widget
 from napari.layers import Image, Labels, Shapes
 from napari.utils.notifications import show_error, show_info
 
 from ..color import spectra_to_rgb
+from ..stacking import stack_channels
 from .band_readout import refresh_bands
 from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform, wavelengths_of
 from .result_layers import put_layer
@@ -59,7 +60,12 @@ class InputSection(Container):
         self.wavelengths = LineEdit(name="wavelengths", label="wavelengths", value="")
         self.wavelengths.native.setPlaceholderText("first-last nm, e.g. 401-889")
         self.mask = ComboBox(name="mask", label="only inside", choices=self._mask_choices)
+        self.together = Select(
+            name="together", label="together with", choices=self._together_choices
+        )
+        self.together.native.setMaximumHeight(72)  # a few rows: the list scrolls
         self.true_colour_button = PushButton(name="true_colour_button", text="True-colour view")
+        self.stack_button = PushButton(name="stack_button", text="Stack selected layers")
         super().__init__(
             name="input_section",
             widgets=[
@@ -67,7 +73,14 @@ class InputSection(Container):
                 self.channel_axis,
                 self.wavelengths,
                 self.mask,
-                self.true_colour_button,
+                self.together,
+                Container(
+                    name="view_row",
+                    label=" ",
+                    layout="horizontal",
+                    labels=False,
+                    widgets=[self.true_colour_button, self.stack_button],
+                ),
             ],
         )
         self._wavelengths_shown = ""  # what the entry shows of the layer's own wavelengths
@@ -80,6 +93,11 @@ class InputSection(Container):
             "Cluster only the pixels inside this Labels or Shapes layer (drawn over this "
             "image); the others get label 0."
         )
+        self.together.tooltip = (
+            "Other image layers with the same bands to cluster in one go with this one "
+            "(Ctrl/Shift-click for several): one clustering of all their pixels, so a cluster "
+            "id means the same material in every layer. Leave empty to cluster this one alone."
+        )
         self.wavelengths.tooltip = (
             "The bands' wavelengths, when the file does not give them: the first and "
             "last in nm (e.g. 401-889), spread evenly over the bands. Kept in the layer's "
@@ -89,9 +107,16 @@ class InputSection(Container):
             "Add an RGB view of the cube: CIE true colour from the wavelengths when known, "
             "else a false-colour picture of its leading principal components."
         )
+        self.stack_button.tooltip = (
+            "Stack the single-channel image layers selected in the layer list (same shape; "
+            "e.g. a lambda stack a reader split into channels) into one cube layer, bands "
+            'ordered by the wavelengths their names or metadata give ("520 nm"), lazily.'
+        )
+        self.stack_button.changed.connect(lambda: self.stack_selected())
         self.wavelengths.native.editingFinished.connect(lambda: self.set_wavelengths())
         self.true_colour_button.changed.connect(lambda: self.true_colour())
         self.image.changed.connect(self.channel_axis.reset_choices)
+        self.image.changed.connect(self.together.reset_choices)
         self.image.changed.connect(self._show_wavelengths)
 
     def features(self) -> tuple[int | None, bool]:
@@ -166,6 +191,74 @@ class InputSection(Container):
         choices += [(f"{axis}: {name}", axis) for axis, name in enumerate(names)]
         return choices
 
+    def _together_choices(self, _widget=None) -> list[tuple[str, object]]:
+        """Image layers that can share the chosen layer's clusters: the same number of
+        channels (bands, or colours), not one of our results."""
+        chosen = self.image.value
+        if chosen is None:
+            return []
+        axis, alpha = self.features()
+        n = _channels(chosen, axis, alpha)
+        found = []
+        for layer in self._viewer.layers:
+            if not isinstance(layer, Image) or layer is chosen:
+                continue
+            if layer.metadata.get("spectral_clusters_source"):
+                continue
+            other_axis, other_alpha = features_of(layer)
+            if _channels(layer, other_axis, other_alpha) == n:
+                found.append((layer.name, layer))
+        return found
+
+    def stack_selected(self, layers=None):
+        """The selected single-channel image layers (or ``layers``) as one cube layer, band
+        axis first, chosen for clustering; returns it (None, after saying why, when they
+        cannot be stacked)."""
+        chosen = list(self._viewer.layers.selection) if layers is None else list(layers)
+        chosen = [layer for layer in self._viewer.layers if layer in chosen]  # list order
+        planes = [layer for layer in chosen if isinstance(layer, Image) and not layer.rgb]
+        if len(planes) < 2 or len(planes) != len(chosen):
+            show_error(
+                "Stack selected layers: select two or more single-channel image layers "
+                "(not RGB pictures) in the layer list."
+            )
+            return None
+        try:
+            cube, wavelengths = stack_channels(
+                [layer.data for layer in planes],
+                [layer.name for layer in planes],
+                [layer.metadata for layer in planes],
+            )
+        except ValueError as exc:
+            show_error(f"Stack selected layers: {exc}")
+            return None
+        first = planes[0]
+        meta = {"channel_axis": 0, "stacked_from": [layer.name for layer in planes]}
+        if wavelengths is not None:
+            meta |= {"wavelengths": wavelengths, "wavelength_unit": "nm"}
+        name = f"{first.name} … {planes[-1].name} ({len(planes)} bands)"
+        layer = self._viewer.add_image(
+            cube,
+            name=name,
+            metadata=meta,
+            scale=(1, *first.scale),
+            translate=(0, *first.translate),
+            axis_labels=("band", *first.axis_labels[-first.ndim :])
+            if hasattr(first, "axis_labels")
+            else None,
+        )
+        for plane in planes:  # the cube shows instead of its channels, which stay as they are
+            plane.visible = False
+        self.image.reset_choices()
+        self.image.value = layer
+        said = "" if wavelengths is None else f", {wavelengths[0]:g}-{wavelengths[-1]:g} nm"
+        show_info(f"{len(planes)} layers stacked into one cube{said}")
+        return layer
+
+    def together_layers(self) -> list:
+        """The layers chosen under *together with* that are still in the viewer."""
+        return [layer for layer in self.together.value if layer in self._viewer.layers]
+
     def _mask_choices(self, _widget=None) -> list[tuple[str, object]]:
         """No mask, or any Labels/Shapes layer that is not one of our results."""
         layers = [
@@ -226,3 +319,8 @@ class InputSection(Container):
         )
         show_info(f"{layer.name}: {rendering.method}")
         return out
+
+
+def _channels(layer, axis, alpha: bool) -> int:
+    """Features per pixel: bands or colours along ``axis`` (alpha is not one), 1 without."""
+    return 1 if axis is None else layer.data.shape[axis] - int(alpha)

@@ -76,9 +76,23 @@ class ResultsSection(Container):
 
     # -- a new result ---------------------------------------------------------------------
 
-    def show_result(self, source: Image, channel_axis: int | None, result: ClusterResult):
+    def previous(self, source_name: str) -> ShownResult | None:
+        """The latest result of this session for the layer ``source_name``."""
+        found = [r for r in self.results.values() if r.source == source_name]
+        return found[-1] if found else None
+
+    def show_result(
+        self,
+        source: Image,
+        channel_axis: int | None,
+        result: ClusterResult,
+        *,
+        names: dict | None = None,
+        per_layer: dict | None = None,
+    ):
         """Add the result layers above the source (or update them in place on a rerun), then
-        the table and the plot."""
+        the table and the plot. ``names``: cluster names to keep (label -> name);
+        ``per_layer``: a joint clustering's pixels per cluster in each of its layers."""
         transform = sub_transform(source, spatial_axes(source, channel_axis))
         self.clear_isolation()
         meta = {"spectral_clusters_source": source.name, **result.summary()}
@@ -123,7 +137,11 @@ class ResultsSection(Container):
             colors=result.colors,
             wavelengths=result.model.wavelengths,
             model=result.model,
+            names=dict(names or {}),
+            centers=np.asarray(result.centers, dtype=np.float64),
+            per_layer=dict(per_layer or {}),
         )
+        self.results.pop(labels_name, None)  # the latest result of a layer comes last
         self.results[labels_name] = self.shown
         present = result.counts > 0
         labels = np.flatnonzero(present) + 1
@@ -358,13 +376,20 @@ class ResultsSection(Container):
         shown = self.shown
         shown.table = (stats, colors)
         names = [shown.name_of(v) for v in stats["label"]]
-        self.table.value = {
+        columns = {
             "colour": [""] * len(stats["label"]),
             "name": names,
             "label": [int(v) for v in stats["label"]],
             "pixels": [int(v) for v in stats["count"]],
             "fraction": [f"{v:.1%}" for v in stats["fraction"]],
         }
+        for layer_name, counts in shown.per_layer.items():  # a joint clustering's layers
+            if layer_name == shown.source:  # this layer's own column: as its labels are now
+                counts = dict(zip(columns["label"], columns["pixels"], strict=True))
+            else:
+                counts = {i + 1: int(n) for i, n in enumerate(counts)}
+            columns[f"in {layer_name}"] = [counts.get(v, 0) for v in columns["label"]]
+        self.table.value = columns
         for row, color in enumerate(colors):
             swatch = QTableWidgetItem()  # an empty cell painted in the cluster's colour
             swatch.setBackground(QColor(*map(int, color)))

@@ -44,6 +44,12 @@ class ShownResult:
         ``(x, xlabel, ticks)`` of the spectra plot.
     recolored_visible : bool or None
         The recoloured layer's visibility before a table selection hid it (None: not hidden).
+    centers : ndarray or None
+        Cluster centres in the input's units (row ``i`` = label ``i + 1``; NaN for a free
+        id): what a re-run's clusters are matched to, to keep their ids.
+    per_layer : dict
+        For a joint clustering: layer name -> pixels of each cluster in that layer (row
+        ``i`` = label ``i + 1``), shown as one table column per layer.
     """
 
     source: str
@@ -61,6 +67,8 @@ class ShownResult:
     plotted: dict = field(default_factory=dict)
     axis: tuple | None = None
     recolored_visible: bool | None = None
+    centers: np.ndarray | None = None
+    per_layer: dict = field(default_factory=dict)
 
     def name_of(self, label) -> str:
         """The cluster's name: the user's, else "cluster N"."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     Label,
@@ -24,10 +25,18 @@ from napari.utils.notifications import show_error, show_info
 
 from .._arrays import is_lazy
 from ..cluster import Cancelled, ClusterResult, apply_model, cluster_image, sweep_k
+from ..joint import JointResult, cluster_images
 from ..spectral import Pipeline, PreprocessingError
+from ..stable_ids import keep_ids
 from .band_readout import follow_bands
 from .input_section import InputSection
-from .layer_rules import pixel_sample, pixel_spectrum, spatial_axes, wavelengths_of
+from .layer_rules import (
+    features_of,
+    pixel_sample,
+    pixel_spectrum,
+    spatial_axes,
+    wavelengths_of,
+)
 from .plot_panel import PlotPanel
 from .results_section import ResultsSection
 from .reuse_section import ReuseSection
@@ -40,7 +49,15 @@ if TYPE_CHECKING:
     import napari
 
 #: Controls reachable by name on the widget (``w.image``, ``w.n_clusters``...), by section.
-_INPUT = ("image", "channel_axis", "wavelengths", "mask", "true_colour_button")
+_INPUT = (
+    "image",
+    "channel_axis",
+    "wavelengths",
+    "mask",
+    "together",
+    "true_colour_button",
+    "stack_button",
+)
 _RESULTS = ("table", "merge_button", "refresh_button")
 _REUSE = ("model_file", "save_model_button", "apply_model_button", "scheduler")
 
@@ -124,6 +141,7 @@ class ClusterWidget(Container):
         self.random_state = SpinBox(
             name="random_state", label="seed", value=0, min=0, max=2**31 - 1
         )
+        self.keep_ids = CheckBox(name="keep_ids", text="keep cluster ids", value=True)
         self.run_button = PushButton(name="run_button", text="Run")
         self.cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
         # what the running job is doing, beside napari's own progress bar (activity panel)
@@ -163,6 +181,12 @@ class ClusterWidget(Container):
             self.random_state: (
                 "Seed of the random starts: the same seed and settings give the same result. "
                 "Change it to check that a clustering does not depend on its start."
+            ),
+            self.keep_ids: (
+                "On a re-run of the same layer, clusters that match the last run's (nearest "
+                "centres, Hungarian matching) keep their ids, names and colours; new ones get "
+                "new ids (a change of colours numbers them anew). Turn off to number them by "
+                "size again (1 = largest)."
             ),
             self.run_button: "Cluster the image; the result layers appear above it.",
             self.cancel_button: "Stop the running clustering; nothing is changed.",
@@ -205,6 +229,7 @@ class ClusterWidget(Container):
                 self.preview_button,
                 self.palette,
                 self.random_state,
+                self.keep_ids,
                 run_row,
                 self.progress_bar,
                 self.status,
@@ -288,6 +313,9 @@ class ClusterWidget(Container):
         if mask is False or preprocessing is None:
             return None
         save_settings(self)
+        others = self.input.together_layers()
+        if others:
+            return self._run_jointly(others, n_clusters, seed, palette, preprocessing, mask, wait)
 
         def job(data, channel_axis, alpha, wavelengths, progress):
             return cluster_image(
@@ -304,6 +332,39 @@ class ClusterWidget(Container):
             )
 
         return self._start(job, f"into {n_clusters}", wait=wait)
+
+    def _run_jointly(self, others, n_clusters, seed, palette, preprocessing, mask, wait):
+        """One clustering of the chosen layer and the *together with* layers: each gets its
+        result layers, with shared ids, colours and model."""
+        layers = [self.image.value, *others]
+        axes = [self.input.features()] + [features_of(layer) for layer in others]
+        data = [layer.data if is_lazy(layer.data) else np.asarray(layer.data) for layer in layers]
+        wavelengths = [
+            wavelengths_of(layer, d, a)
+            for layer, d, (a, _) in zip(layers, data, axes, strict=True)
+        ]
+        moved = [_bands_last(d, a) for d, (a, _) in zip(data, axes, strict=True)]
+        alpha = axes[0][1]
+
+        def job(_data, _channel_axis, _alpha, _wavelengths, progress):
+            return cluster_images(
+                moved,
+                n_clusters,
+                channel_axis=-1,
+                masks=[mask] + [None] * len(others),
+                wavelengths=wavelengths,
+                alpha=alpha,
+                random_state=seed,
+                palette=palette,
+                preprocessing=preprocessing,
+                progress=progress,
+            )
+
+        def on_done(result, error):
+            self._show_joint(layers, axes, result, error)
+
+        what = f"into {n_clusters}, with {len(others)} other layer(s)"
+        return self._start(job, what, wait=wait, on_done=on_done)
 
     def apply_model(self, path=None, *, wait: bool = False):
         """Label the chosen layer with the clustering saved in ``path`` (default: the model
@@ -451,6 +512,10 @@ class ClusterWidget(Container):
         """Wavelengths "first-last" nm for the chosen cube (:class:`InputSection`)."""
         return self.input.set_wavelengths(text)
 
+    def stack_selected(self, layers=None):
+        """Stack single-channel layers into one cube layer (:class:`InputSection`)."""
+        return self.input.stack_selected(layers)
+
     def true_colour(self):
         """A true- (or false-) colour view of the chosen cube (:class:`InputSection`)."""
         return self.input.true_colour()
@@ -532,7 +597,8 @@ class ClusterWidget(Container):
             self.status.value = "source removed"
             show_info(f"{source.name} was removed while it was clustered; the result is dropped.")
             return
-        self.results.show_result(source, channel_axis, result)
+        result, names = self._kept_ids(source, result)
+        self.results.show_result(source, channel_axis, result, names=names)
         how = result.params.get("colors", "")
         if self.palette.value == "auto" and str(how).startswith("categorical"):
             # true colours were asked for but two clusters would look alike: say why not
@@ -541,6 +607,54 @@ class ClusterWidget(Container):
         seconds = f" in {elapsed:.1f} s" if elapsed is not None else ""
         self.status.value = (
             f"{result.n_clusters} clusters of {int(result.counts.sum()):,} pixels{seconds}"
+        )
+        self._results_in_view()
+
+    def _kept_ids(self, source: Image, result: ClusterResult, previous=None):
+        """``result`` renumbered to keep the ids, colours and names of the last result of
+        ``source`` (with *keep cluster ids*), and the names to keep."""
+        previous = previous or self.results.previous(source.name)
+        if (
+            not self.keep_ids.value
+            or previous is None
+            or previous.centers is None
+            or previous.centers.shape[1:] != result.centers.shape[1:]
+            # other colours asked for: the new palette's, numbered anew
+            or previous.model is None
+            or previous.model.params.get("palette") != result.params.get("palette")
+        ):
+            return result, {}
+        result, ids = keep_ids(result, previous.centers, previous.colors)
+        names = {int(i): previous.names[int(i)] for i in ids if int(i) in previous.names}
+        return result, names
+
+    def _show_joint(self, layers, axes, joint: JointResult | None, error):
+        """Each layer's result layers, the chosen layer's shown last (its table and plot)."""
+        if error is not None or joint is None:
+            self._show(layers[0], axes[0][0], None, error)
+            return
+        gone = [layer.name for layer in layers if layer not in self._viewer.layers]
+        if gone:
+            self.status.value = "source removed"
+            show_info(f"{', '.join(gone)} removed while clustered; the result is dropped.")
+            return
+        previous = self.results.previous(layers[0].name)  # the ids follow the chosen layer's
+        kept = [
+            self._kept_ids(layer, r, previous)
+            for layer, r in zip(layers, joint.results, strict=True)
+        ]
+        per_layer = {layer.name: r.counts for layer, (r, _) in zip(layers, kept, strict=True)}
+        order = [*range(1, len(layers)), 0]
+        for i in order:
+            result, names = kept[i]
+            self.results.show_result(
+                layers[i], axes[i][0], result, names=names, per_layer=per_layer
+            )
+        elapsed = self.runner.elapsed()
+        seconds = f" in {elapsed:.1f} s" if elapsed is not None else ""
+        self.status.value = (
+            f"{joint.n_clusters} clusters of {int(joint.total.sum()):,} pixels in "
+            f"{len(layers)} layers{seconds}"
         )
         self._results_in_view()
 
@@ -563,6 +677,17 @@ class ClusterWidget(Container):
         self.use_k_button.text = f"Use k = {suggested}"
         self.use_k_button.visible = True
         self._results_in_view()
+
+
+def _bands_last(data, axis):
+    """The layer's data with its bands (or colours) last (a view, or a lazy view)."""
+    if axis is None:
+        return data[..., None]
+    if is_lazy(data):
+        import dask.array as da
+
+        return da.moveaxis(data, axis, -1)
+    return np.moveaxis(data, axis, -1)
 
 
 def _remove(callbacks: list, callback) -> None:
