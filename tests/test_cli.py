@@ -639,3 +639,19 @@ def test_joint_run_refuses_a_model_or_a_cluster(tmp_path, inputs, capsys):
     assert "--joint" in capsys.readouterr().err
     assert _main("run", inputs, "--joint", "--workers", 2, "-o", tmp_path / "o") == 2
     assert "this machine" in capsys.readouterr().err
+
+
+def test_a_scheduler_never_reached_does_not_hang_later_lazy_work(tmp_path, inputs, capsys):
+    """The client of a wrong --scheduler stays 'connecting' as dask's default: later lazy
+    clustering in the same process (a napari session, a notebook) must not wait on it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import dask.array as da
+
+    assert _main("run", inputs / "basn6a08.png", "--scheduler", "nowhere", "-o", tmp_path) == 2
+    assert "cannot use a dask cluster" in capsys.readouterr().err
+    cube = np.random.default_rng(0).random((4, 16, 16))
+    lazy = da.from_array(cube, chunks=(4, 8, 8))
+    with ThreadPoolExecutor(1) as pool:  # a hang fails the test instead of stopping the suite
+        res = pool.submit(cluster_image, lazy, 2, channel_axis=0).result(timeout=120)
+    assert np.asarray(res.labels).shape == (16, 16)

@@ -279,10 +279,14 @@ def _dask_client(address: str | None, workers: int | None):
     """A dask.distributed client of the cluster at ``address``, or of a new local cluster of
     ``workers`` processes (closed again afterwards). While it is open, every dask computation
     of the engine runs there."""
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if address:
-        with Client(address, timeout=10) as client:
+        # not dask's default until connected: a scheduler never reached would otherwise stay
+        # the default, and every later dask computation in this process would wait on it
+        client = Client(address, timeout=10, set_as_default=False)
+        with client, client.as_current(), dask.config.set(scheduler=client.get):
             yield client
         return
     with (

@@ -1,8 +1,9 @@
 """The "KMeans clustering" dock widget: its sections in the order of the work (Input,
 Clustering, Results, Reuse and scale) in a scroll area, and the runs that connect them.
 
-Each section is its own module: ``input_section``, ``results_section`` (table and edits),
-``plot_panel`` (the plots), ``reuse_section`` (models, dask) and ``worker`` (running jobs).
+Each section is its own module: ``input_section``, ``clustering_section`` (its controls),
+``results_section`` (table and edits), ``plot_panel`` (the plots), ``reuse_section`` (models,
+dask) and ``worker`` (running jobs); this one holds the actions that connect them.
 """
 
 from __future__ import annotations
@@ -10,16 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    Label,
-    LineEdit,
-    ProgressBar,
-    PushButton,
-    SpinBox,
-)
+from magicgui.widgets import Container
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 
@@ -29,6 +21,7 @@ from ..joint import JointResult, cluster_images
 from ..spectral import Pipeline, PreprocessingError
 from ..stable_ids import keep_ids
 from .band_readout import follow_bands
+from .clustering_section import ClusteringSection
 from .input_section import InputSection
 from .layer_rules import (
     features_of,
@@ -42,7 +35,6 @@ from .results_section import ResultsSection
 from .reuse_section import ReuseSection
 from .sections import fit_sections, scroll_area, scroll_to
 from .settings import restore_settings, save_settings
-from .steps_editor import StepsEditor
 from .worker import Runner
 
 if TYPE_CHECKING:
@@ -57,6 +49,22 @@ _INPUT = (
     "together",
     "true_colour_button",
     "stack_button",
+)
+_CLUSTERING = (
+    "n_clusters",
+    "suggest_button",
+    "use_k_button",
+    "preprocessing",
+    "steps",
+    "steps_editor",
+    "preview_button",
+    "palette",
+    "random_state",
+    "keep_ids",
+    "run_button",
+    "cancel_button",
+    "progress_bar",
+    "status",
 )
 _RESULTS = ("table", "merge_button", "refresh_button")
 _REUSE = ("model_file", "save_model_button", "apply_model_button", "scheduler")
@@ -85,9 +93,21 @@ class ClusterWidget(Container):
         self.runner = Runner(busy=self._busy, progressed=self._progressed)
         self.last_sweep: dict | None = None
         self._clicked = None  # world position of the last Shift-click
+        self.clustering = ClusteringSection(
+            bands=self._bands, steps_edited=self._steps_edited, resized=self._fit
+        )
+        for name in _CLUSTERING:
+            setattr(self, name, getattr(self.clustering, name))
+        self._run_row = self.clustering.run_row
+        self.steps.native.editingFinished.connect(lambda: self.check_steps())
+        self.preview_button.changed.connect(lambda: self.preview_steps())
+        self.suggest_button.changed.connect(lambda: self.suggest_k())
+        self.use_k_button.changed.connect(lambda: self.use_suggested_k())
+        self.run_button.changed.connect(lambda: self.run())
+        self.cancel_button.changed.connect(self.cancel)
         self.sections = {
             "Input": self.input,
-            "Clustering": self._clustering_section(),
+            "Clustering": self.clustering,
             "Results": self.results,
             "Reuse and scale": self.reuse,
         }
@@ -109,132 +129,6 @@ class ClusterWidget(Container):
         )
         follow_bands(viewer)
         self.reset_choices()
-
-    def _clustering_section(self) -> Container:
-        self.n_clusters = SpinBox(name="n_clusters", label="clusters", value=8, min=1, max=255)
-        self.suggest_button = PushButton(name="suggest_button", text="Suggest k")
-        self.use_k_button = PushButton(name="use_k_button", text="Use k", visible=False)
-        self.preprocessing = ComboBox(
-            name="preprocessing",
-            label="features",
-            choices=[
-                ("as given", "none"),
-                ("standardised bands", "standardize"),
-                ("spectral shape (unit length)", "unit"),
-                ("principal components", "pca"),
-            ],
-        )
-        self.steps = LineEdit(name="steps", label="spectral steps", value="")
-        self.steps.native.setPlaceholderText("none, or e.g. despike | savgol(9, 2) | snv")
-        # shown once there are steps to preview (a laptop screen has no row to spare)
-        self.preview_button = PushButton(
-            name="preview_button", text="Preview steps", visible=False
-        )
-        self.steps_editor = StepsEditor(
-            bands=self._bands, edited=self._steps_edited, resized=self._fit
-        )
-        self.palette = ComboBox(
-            name="palette",
-            label="colours",
-            choices=[("true colour / centre colour", "auto"), ("categorical", "categorical")],
-        )
-        self.random_state = SpinBox(
-            name="random_state", label="seed", value=0, min=0, max=2**31 - 1
-        )
-        self.keep_ids = CheckBox(name="keep_ids", text="keep cluster ids", value=True)
-        self.run_button = PushButton(name="run_button", text="Run")
-        self.cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
-        # what the running job is doing, beside napari's own progress bar (activity panel)
-        self.progress_bar = ProgressBar(name="progress_bar", label=" ", visible=False)
-        self.status = Label(name="status", value="")
-        self.status.native.setWordWrap(True)  # a sentence, not cut at the dock's edge
-        tips = {
-            self.n_clusters: (
-                "How many clusters (materials) to look for. Not sure? Press Suggest k; raise it "
-                "when two materials share a cluster, lower it when one is split."
-            ),
-            self.suggest_button: (
-                "Cluster a sample for k = 2..12 and plot the inertia (and silhouette): the "
-                "suggested k is the elbow, where more clusters stop paying (a few seconds)."
-            ),
-            self.use_k_button: "Set the number of clusters to the suggested k.",
-            self.preprocessing: (
-                "What is compared: the values as given; each band standardised (bands of "
-                "different scales count alike); spectral shape only (brightness ignored); or "
-                "the leading principal components (faster on many bands)."
-            ),
-            self.steps: (
-                "Steps applied to every spectrum before clustering, joined by '|': "
-                "range(lo, hi) and drop(lo, hi) in nm, savgol(window, order, deriv=0), "
-                "baseline(asls, lam=1e5), despike, snv, vector, area, max, minmax. Saved "
-                "with the model. Change it when baselines, spikes or brightness decide the "
-                "clusters instead of the materials."
-            ),
-            self.preview_button: (
-                "Plot the mean spectrum of a sample (and the last Shift-clicked pixel) "
-                "before and after the spectral steps."
-            ),
-            self.palette: (
-                "Cluster colours: the true colour of each mean spectrum (or the centre's own "
-                "colour for pictures), or distinct categorical colours."
-            ),
-            self.random_state: (
-                "Seed of the random starts: the same seed and settings give the same result. "
-                "Change it to check that a clustering does not depend on its start."
-            ),
-            self.keep_ids: (
-                "On a re-run of the same layer, clusters that match the last run's (nearest "
-                "centres, Hungarian matching) keep their ids, names and colours; new ones get "
-                "new ids (a change of colours numbers them anew). Turn off to number them by "
-                "size again (1 = largest)."
-            ),
-            self.run_button: "Cluster the image; the result layers appear above it.",
-            self.cancel_button: "Stop the running clustering; nothing is changed.",
-            self.progress_bar: "How far the running job is (stage and blocks done).",
-            self.status: "What the last run did.",
-        }
-        for control, tip in tips.items():
-            control.tooltip = tip
-        self.steps.native.editingFinished.connect(lambda: self.check_steps())
-        self.steps.changed.connect(self.steps_editor.show_text)
-        self.steps.changed.connect(
-            lambda text: setattr(self.preview_button, "visible", bool(str(text).strip()))
-        )
-        self.preview_button.changed.connect(lambda: self.preview_steps())
-        self.suggest_button.changed.connect(lambda: self.suggest_k())
-        self.use_k_button.changed.connect(lambda: self.use_suggested_k())
-        self.run_button.changed.connect(lambda: self.run())
-        self.cancel_button.changed.connect(self.cancel)
-        clusters_row = Container(
-            name="clusters_row",
-            label="clusters",
-            layout="horizontal",
-            labels=False,
-            widgets=[self.n_clusters, self.suggest_button, self.use_k_button],
-        )
-        self._run_row = run_row = Container(
-            name="run_row",
-            label=" ",  # no label beside the buttons (an empty one shows the name)
-            layout="horizontal",
-            labels=False,
-            widgets=[self.run_button, self.cancel_button],
-        )
-        return Container(
-            name="clustering_section",
-            widgets=[
-                clusters_row,
-                self.preprocessing,
-                self.steps,
-                self.steps_editor,
-                self.preview_button,
-                self.palette,
-                self.random_state,
-                self.keep_ids,
-                run_row,
-                self.progress_bar,
-                self.status,
-            ],
-        )
 
     # -- what the sections share ----------------------------------------------------------
 
