@@ -16,7 +16,7 @@ Each run is a fresh child process, (a) and (b) in turn for each seed, one after 
 Measured: the inertia of each answer, the same way for both (float64 sum of squared
 distances of every pixel to the reported centre of its label, in the input's units; the
 labels are computed after the timing and the memory reading); the peak RSS of the child
-above its RSS after imports, before the images are opened (``ru_maxrss``), and a 5 ms
+above its RSS after imports, before the images are opened (``VmHWM``, reset there), and a 5 ms
 sampling of ``/proc/self/status`` that splits it into anonymous memory and mapped file
 pages; the wall time of the run, (b)'s including its concatenation. Targets: (a)/(b)
 inertia <= 1.01 for every seed; (a)'s peak extra RSS <= one image's bytes + 64 MiB (2x an
@@ -56,7 +56,7 @@ K = 6
 EXTRA = [(500, 25, 0.55), (760, 35, 0.65)]
 
 PROBE = r"""
-import json, resource, sys, threading, time
+import json, os, sys, threading, time
 import numpy as np
 import dask.array as da
 from napari_spectral_clusters import cluster_image
@@ -67,7 +67,15 @@ args = json.loads(sys.argv[1])
 def status():
     with open("/proc/self/status") as f:
         fields = dict(line.split(":", 1) for line in f)
-    return {key: int(fields[key].split()[0]) * 1024 for key in ("VmRSS", "RssAnon", "RssFile")}
+    keys = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
+    return {key: int(fields[key].split()[0]) * 1024 for key in keys}
+
+def reset_peak():
+    # VmHWM from here on (Linux >= 4.0). Not ru_maxrss: Linux carries it over fork and
+    # exec, so a child's ru_maxrss is at least its parent's RSS at the fork (this script's
+    # parent holds the images it wrote: every child read 385.6 MiB)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 class Sampler(threading.Thread):
     def __init__(self):
@@ -79,16 +87,33 @@ class Sampler(threading.Thread):
             self.peak = {key: max(self.peak[key], now[key]) for key in now}
 
 class NpyFile:
-    # An .npy file as dask reads it: each block through its own np.load(mmap_mode="r"),
-    # copied, the mapping closed. Not da.from_array(np.load(path, mmap_mode="r")): dask
-    # >= 2024.12 copies an array given to from_array (x.copy(), dask issue 11850), which
-    # reads the whole file into memory at once; and a mapping kept open leaves every page
-    # read counted in the process's RSS. This reads like the plugin's HDF5 and zarr readers.
+    # An .npy file as a chunked reader reads it (h5py, zarr): each block's bytes read with
+    # os.pread into the process's own memory, band by band (the rows the block spans), the
+    # file never mapped. Not da.from_array(np.load(path, mmap_mode="r")): dask >= 2024.12
+    # copies an array given to from_array (x.copy(), dask issue 11850), which reads the
+    # whole file into memory at once; and reading through a mapping counts every page it
+    # touches (a 64 x 128 x 128 block of a band-first file touches 16 MiB for 4 MiB of data)
+    # in the process's RSS while mapped: the file's page cache, not the engine's memory.
     def __init__(self, path):
         mm = np.load(path, mmap_mode="r")
         self.path, self.shape, self.dtype, self.ndim = path, mm.shape, mm.dtype, mm.ndim
+        self.offset = mm.offset
+        del mm
     def __getitem__(self, key):
-        return np.array(np.load(self.path, mmap_mode="r")[key])
+        bands, rows, cols = (k.indices(n) for k, n in zip(key, self.shape))
+        height, width = self.shape[1:]
+        size = self.dtype.itemsize
+        n_rows = rows[1] - rows[0]
+        out = np.empty((len(range(*bands)), n_rows, len(range(*cols))), self.dtype)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for i, band in enumerate(range(*bands)):
+                start = self.offset + (band * height + rows[0]) * width * size
+                strip = np.frombuffer(os.pread(fd, n_rows * width * size, start), self.dtype)
+                out[i] = strip.reshape(n_rows, width)[:, cols[0] : cols[1] : cols[2]]
+        finally:
+            os.close(fd)
+        return out
     def __dask_tokenize__(self):
         return (self.path, self.shape, str(self.dtype))
 
@@ -99,6 +124,7 @@ def progress(event):
     if event.stage == "refine":
         passes.append(event.done)
 
+reset_peak()
 base = status()
 if method == "joint":
     if args["plain"]:
@@ -121,7 +147,7 @@ else:
     res = cluster_image(pixels, k, channel_axis=-1, random_state=seed, progress=progress)
     centers, counts = res.centers, res.counts
 seconds = time.perf_counter() - t0
-peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak_rss = status()["VmHWM"]
 sampler.stop.set()
 sampler.join()
 # not timed, not in the peak above: the labels, for the parent to measure the inertia
@@ -138,7 +164,7 @@ print(json.dumps({
     "after_open": opened,
     "peak_rss_bytes": peak_rss,
     "sampled_peak": sampler.peak,
-    "peak_rss_with_labels_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "peak_rss_with_labels_bytes": status()["VmHWM"],
     "centers": np.asarray(centers).tolist(),
     "counts": np.asarray(counts).tolist(),
 }))
