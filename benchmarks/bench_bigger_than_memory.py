@@ -8,6 +8,13 @@ peak RSS, then deletes the file. Run from the project root:
     uv run python benchmarks/bench_bigger_than_memory.py [--gib 48] [--dir /var/tmp] [--keep]
 
 It needs that much free disk. ``--gib 2`` gives a quick check of the same code path.
+``--drop-caches`` (root only) empties the page cache before the clustering process starts,
+so the cube is read from disk, not partly from the memory its writing left it in.
+
+The peak is the child's ``VmHWM`` (``/proc/self/status``), reset through
+``/proc/self/clear_refs`` as the child starts. Runs before 2026-12-03 reported ``ru_maxrss``,
+which Linux carries over fork and exec: at least the parent's RSS at the fork (the parent
+holds the cube writer's noise tiles), an overestimate.
 """
 
 from __future__ import annotations
@@ -29,6 +36,15 @@ CHUNK = 512  # pixels a side of one HDF5 chunk (64 bands x 512 x 512 float32 = 6
 
 PROBE = r"""
 import json, resource, sys, time
+import numpy as np
+# the peak from here on (VmHWM, Linux >= 4.0); not ru_maxrss, which Linux carries over fork
+# and exec (a child's is at least its parent's RSS at the fork)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+def vm_hwm():
+    with open("/proc/self/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return int(fields["VmHWM"].split()[0]) * 1024
 t0 = time.perf_counter()
 from napari_spectral_clusters import cluster_image
 from napari_spectral_clusters.io import read_mat
@@ -36,7 +52,8 @@ from napari_spectral_clusters.io import read_mat
 events = []
 res = cluster_image(img.data, 8, channel_axis=0, max_refine=int(sys.argv[2]),
                     progress=lambda e: events.append((e.stage, e.done, time.perf_counter() - t0)))
-corner = res.labels[:1024, :1024].compute()
+# np.asarray: a cube that fits in memory is read once and its labels are numpy
+corner = np.asarray(res.labels[:1024, :1024])
 print(json.dumps({
     "lazy": type(img.data).__module__,
     "shape": list(img.data.shape),
@@ -45,7 +62,10 @@ print(json.dumps({
     "counts": res.counts.tolist(),
     "inertia": res.inertia,
     "corner_labels": sorted(set(corner.ravel().tolist())),
-    "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "peak_rss_bytes": vm_hwm(),
+    "peak_rss_measure": "VmHWM after clear_refs",
+    # what earlier runs reported, for comparison: includes the parent's RSS at the fork
+    "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
 }))
 """
 
@@ -56,34 +76,57 @@ def available_bytes() -> int:
     return int(info["MemAvailable"].split()[0]) * 1024
 
 
-def write_cube(path: Path, side: int, seed: int = 0) -> float:
-    """A (side x side x BANDS) MATLAB cube of 8 materials in blobs, written chunk by chunk."""
+def material_map(cols: np.ndarray, rows: np.ndarray, n_materials: int = 8) -> np.ndarray:
+    """The material (0 .. n_materials - 1) of each pixel: rectangular blobs of 131 x 97."""
+    return ((rows // 97) * 7 + (cols // 131) * 3) % n_materials
+
+
+def material_counts(side: int, n_materials: int = 8) -> np.ndarray:
+    """Pixels of each material in a cube of ``side`` x ``side`` (what write_cube writes)."""
+    cols, rows = np.mgrid[:side, :side]
+    return np.bincount(material_map(cols, rows, n_materials).ravel(), minlength=n_materials)
+
+
+def write_cube(
+    path: Path,
+    side: int,
+    seed: int = 0,
+    *,
+    bands: int = BANDS,
+    chunks: tuple[int, int, int] = (BANDS, CHUNK, CHUNK),
+    tile: int = CHUNK,
+    n_materials: int = 8,
+    name: str = "cube",
+) -> float:
+    """A (side x side x bands) MATLAB v7.3 cube of ``n_materials`` materials in blobs plus
+    noise, written ``tile`` x ``tile`` pixels at a time (a multiple of the HDF5 ``chunks``,
+    which are in the file's (band, column, row) order); returns the seconds it took."""
+    if tile % chunks[1] or tile % chunks[2]:
+        raise ValueError(f"tile {tile} is not a multiple of the chunks {chunks}")
     rng = np.random.default_rng(seed)
     # noise tiles drawn once and cycled: drawing fresh noise for 50 GB would take longer
     # than the clustering being measured
-    tiles = rng.normal(0, 0.01, (4, BANDS, CHUNK, CHUNK)).astype(np.float32)
-    wl = np.linspace(0, 1, BANDS)
+    tiles = rng.normal(0, 0.01, (4, bands, tile, tile)).astype(np.float32)
+    wl = np.linspace(0, 1, bands)
     spectra = np.stack(
         [
             0.2 + 0.5 * rng.random() * np.exp(-0.5 * ((wl - rng.random()) / 0.15) ** 2)
-            for _ in range(8)
+            for _ in range(n_materials)
         ]
     ).astype(np.float32)
     t0 = time.perf_counter()
     with h5py.File(path, "w", userblock_size=512) as f:
         # MATLAB's v7.3 layout: axes reversed, so MATLAB sees rows x cols x bands
-        ds = f.create_dataset(
-            "cube", shape=(BANDS, side, side), dtype="f4", chunks=(BANDS, CHUNK, CHUNK)
-        )
+        ds = f.create_dataset(name, shape=(bands, side, side), dtype="f4", chunks=chunks)
         ds.attrs["MATLAB_class"] = np.bytes_("single")
-        for c0 in range(0, side, CHUNK):
-            for r0 in range(0, side, CHUNK):
-                cols, rows = min(CHUNK, side - c0), min(CHUNK, side - r0)
+        for c0 in range(0, side, tile):
+            for r0 in range(0, side, tile):
+                cols, rows = min(tile, side - c0), min(tile, side - r0)
                 # built directly in the file's (band, col, row) order: no transposed copy
                 xx, yy = np.mgrid[c0 : c0 + cols, r0 : r0 + rows]
-                material = ((yy // 97) * 7 + (xx // 131) * 3) % 8
-                tile = tiles[(r0 // CHUNK + c0 // CHUNK) % len(tiles), :, :cols, :rows]
-                ds[:, c0 : c0 + cols, r0 : r0 + rows] = spectra.T[:, material] + tile
+                material = material_map(xx, yy, n_materials)
+                noise = tiles[(r0 // tile + c0 // tile) % len(tiles), :, :cols, :rows]
+                ds[:, c0 : c0 + cols, r0 : r0 + rows] = spectra.T[:, material] + noise
     with open(path, "r+b") as fh:
         fh.write(
             b"MATLAB 7.3 MAT-file, benchmark cube, HDF5 schema 1.00 .".ljust(116, b" ")
@@ -91,6 +134,18 @@ def write_cube(path: Path, side: int, seed: int = 0) -> float:
             + b"\x00\x02IM"
         )
     return time.perf_counter() - t0
+
+
+def drop_page_cache() -> bool:
+    """Write dirty pages out and empty the page cache (root only); whether it was done."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3")
+    except OSError as exc:
+        print(f"page cache not dropped: {exc}", flush=True)
+        return False
+    return True
 
 
 def main(argv=None) -> int:
@@ -103,6 +158,11 @@ def main(argv=None) -> int:
         "--reuse",
         action="store_true",
         help="cluster the cube a --keep run left instead of writing one",
+    )
+    parser.add_argument(
+        "--drop-caches",
+        action="store_true",
+        help="empty the page cache before clustering (root: sync; echo 3 > drop_caches)",
     )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
@@ -123,6 +183,9 @@ def main(argv=None) -> int:
         else:
             write_s = write_cube(path, side)
             print(f"written in {write_s:.0f} s", flush=True)
+        dropped = drop_page_cache() if args.drop_caches else False
+        if dropped:
+            print("page cache dropped", flush=True)
         out = subprocess.run(
             [sys.executable, "-c", PROBE, str(path), str(args.refine)],
             capture_output=True,
@@ -137,7 +200,11 @@ def main(argv=None) -> int:
             path.unlink(missing_ok=True)
     # from the shape read, not the size asked for: a reused cube may differ
     result.update(
-        cube_bytes=int(np.prod(result["shape"])) * 4, ram_bytes=ram, write_seconds=write_s
+        cube_bytes=int(np.prod(result["shape"])) * 4,
+        ram_bytes=ram,
+        write_seconds=write_s,
+        page_cache_dropped=dropped,
+        date=time.strftime("%Y-%m-%d %H:%M"),
     )
     print(json.dumps({k: v for k, v in result.items() if k != "events"}, indent=1))
     for stage, done, t in result["events"]:
