@@ -163,3 +163,27 @@ def test_a_cube_that_fits_in_memory_is_read_once(monkeypatch):
     assert sorted(reads) == sorted(set(reads)) and len(reads) == 3 * 2  # each block once
     assert [e.done for e in events if e.stage == "read"] == list(range(1, 7))
     _assert_same(cluster_image(img, 4), res)
+
+
+@pytest.mark.parametrize("channel_axis", [-1, 0], ids=["bands last", "bands first"])
+@pytest.mark.parametrize("share", [0.25, 0.0], ids=["read once", "block by block"])
+def test_fortran_ordered_blocks_cluster_like_the_in_memory_cube(monkeypatch, share, channel_axis):
+    """A v7.3 cube comes as the transpose of its HDF5 dataset: every block Fortran-ordered. Its
+    rows are taken in memory order and its labels put back in place, masked and NaN pixels
+    too."""
+    monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", share)
+    img, _ = _scene()
+    img[3, 5] = np.nan
+    mask = np.ones(img.shape[:2], bool)
+    mask[10:20, 30:50] = False
+    matlab = np.moveaxis(img, -1, channel_axis)  # the cube as MATLAB shows it
+    stored = np.ascontiguousarray(matlab.T)  # as HDF5 holds it
+    chunks = tuple(-1 if n == img.shape[-1] else 30 for n in stored.shape)
+    read = da.from_array(stored, chunks=chunks).map_blocks(np.ascontiguousarray)  # as h5py
+    lazy = read.T  # as the reader gives it
+    assert lazy.to_delayed().ravel()[0].compute().flags.f_contiguous
+    res = cluster_image(lazy, 4, channel_axis=channel_axis, mask=mask)
+    labels = np.asarray(res.labels)
+    assert labels[3, 5] == 0 and (labels[10:20, 30:50] == 0).all()
+    assert (labels > 0).sum() == mask.sum() - 1
+    _assert_same(cluster_image(img, 4, mask=mask), res)

@@ -49,6 +49,7 @@ __all__ = [
     "fit",
     "label_dtype",
     "nearest",
+    "one_blas_thread",
 ]
 
 #: Rows summed in float32 before the sum is added to float64 totals.
@@ -172,11 +173,11 @@ def fit(source: PixelSource, k: int, params: dict, report: Report, *, steps=None
         _check_distinct(source, k, report=report)
     features = Features.fit(sample, weights, params, steps)
     xs = features(sample)
-    with _one_blas_thread():  # small products on the sample (see recover)
+    with one_blas_thread():  # small products on the sample (see recover)
         centers = _best_start(xs, weights, k, params, rng, report)
     if centers is None:  # the sample has fewer distinct pixels than k: does the image?
         distinct = _check_distinct(source, k, features, report)
-        with _one_blas_thread():
+        with one_blas_thread():
             centers = _best_start(features(distinct), None, k, params, rng, report)
         if centers is None:  # distinct, but closer than float32 distances resolve: any k
             pick = np.sort(rng.choice(len(distinct), k, replace=False))
@@ -344,7 +345,7 @@ def recover(acc, inertia, source: PixelSource, k, params, rng, report, one_pass,
         return None
     # hundreds of small products: BLAS threads cost more than they give (and far more
     # when other processes share the cores)
-    with _one_blas_thread():
+    with one_blas_thread():
         centers = acc.centers.astype(np.float32)
         reduced, project = xs, centers
         if xs.shape[1] > 8:  # swaps and Lloyd in the coreset's leading principal components
@@ -378,7 +379,10 @@ def _blas_controller():
     return ThreadpoolController()  # inspects the loaded libraries once, not per limit
 
 
-def _one_blas_thread():
+def one_blas_thread():
+    """A context in which BLAS runs on one thread (process-wide, through threadpoolctl):
+    for many small products, and for passes whose blocks run in parallel dask threads, where
+    BLAS's own threads on top of dask's spin against each other."""
     return _blas_controller().limit(limits=1, user_api="blas")
 
 

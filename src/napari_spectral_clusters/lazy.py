@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import reduce
 
 import dask
@@ -38,9 +38,10 @@ from .kmeans import (
     check_range,
     label_dtype,
     nearest,
+    one_blas_thread,
 )
 from .model import Features
-from .pixels import Pixels
+from .pixels import Pixels, memory_order
 from .recolor import color_lut, recolor
 
 __all__ = [
@@ -67,19 +68,33 @@ def lazy_pixels(
     n_channels = image.shape[channel_axis] if channel_axis is not None else 1
     if alpha is None:
         alpha = n_channels == 4 and np.issubdtype(image.dtype, np.integer)
-    view = image[..., None] if channel_axis is None else da.moveaxis(image, channel_axis, -1)
     share = float(os.environ.get("SPECTRAL_CLUSTERS_READ_ONCE_SHARE", READ_ONCE_SHARE))
-    if read_once and _active_client() is None and view.nbytes <= share * _available():
-        whole = np.empty(view.shape, dtype=view.dtype)
-        pieces = _each_block(view)
-        tasks = [
-            dask.delayed(_put_block)(whole, pieces[b], b, view.chunks)
-            for b in np.ndindex(*view.numblocks)
-        ]
-        compute_each(tasks, report or (lambda event: None), "read")
+    if read_once and _active_client() is None and image.nbytes <= share * _available():
+        whole = _read_whole(image, report or (lambda event: None))
         mask = None if mask is None else np.asarray(mask)
-        return Pixels.from_image(whole, -1, mask, alpha)
+        return Pixels.from_image(whole, channel_axis, mask, alpha)
     return LazyPixels(image, channel_axis, bool(alpha), mask)
+
+
+def _read_whole(image: da.Array, report) -> np.ndarray:
+    """All of ``image`` in one array laid out in memory as its blocks come (progress: stage
+    "read", a step per block).
+
+    A reader's blocks are often not in C order (an HDF5 cube is read through its transposed
+    view: Fortran order); copying them into a C-ordered array is a transposing copy, which
+    made reading the 3.2 GB cube of benchmarks/bench_lazy_read.py 4x one h5py read of it.
+    The first block is read alone, to see its layout."""
+    pieces = _each_block(image)
+    grid = list(np.ndindex(*image.numblocks))
+    (first,) = dask.compute(pieces[grid[0]])
+    first = np.asarray(first)
+    order = sorted(range(image.ndim), key=lambda a: -abs(first.strides[a]))  # outermost first
+    whole = np.empty([image.shape[a] for a in order], image.dtype).transpose(np.argsort(order))
+    _put_block(whole, first, grid[0], image.chunks)
+    report(ProgressEvent("read", 1, len(grid)))
+    tasks = [dask.delayed(_put_block)(whole, pieces[b], b, image.chunks) for b in grid[1:]]
+    compute_each(tasks, lambda event: report(event._replace(done=event.done + 1)), "read")
+    return whole
 
 
 def _available() -> int:
@@ -210,7 +225,8 @@ class LazyPixels:
             for b, seed in zip(blocks, seeds, strict=True)
         ]
         self._last = (features, centers)
-        return reduce(Accumulator.merge, compute_each(parts, report, "blocks"))
+        with _blas_threads_for_blocks():
+            return reduce(Accumulator.merge, compute_each(parts, report, "blocks"))
 
     def distinct(self, limit: int, report=None) -> np.ndarray:
         """The distinct finite pixel values, or at least ``limit`` of them (eight blocks at a
@@ -243,6 +259,9 @@ class LazyPixels:
         features, centers = self._last
         lut = np.zeros(len(order) + 1, dtype=label_dtype(len(order)))
         lut[np.asarray(order) + 1] = np.arange(1, len(order) + 1, dtype=lut.dtype)
+        # the band axis is kept (length 1) and dropped after: with drop_axis, dask hands each
+        # block over concatenated along it, a C-ordered copy of a block that is a transposed
+        # view (every block of a v7.3 cube), which doubled the labels' pass
         return da.map_blocks(
             _label_block,
             self.view,
@@ -251,8 +270,8 @@ class LazyPixels:
             centers=centers,
             lut=lut,
             dtype=lut.dtype,
-            drop_axis=self.view.ndim - 1,
-        )
+            chunks=(*self.view.chunks[:-1], (1,)),
+        )[..., 0]
 
     def recolored(self, labels: da.Array, colors) -> da.Array:
         return _lazy_recolor(labels, colors, self.image, self.channel_axis, self.has_alpha)
@@ -295,16 +314,39 @@ def _block_sample(block, ok, n: int, seed: int) -> tuple[np.ndarray, float, np.n
     return x, n_valid, where
 
 
+def _block_rows(block, ok) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """A (spatial..., C) block as (n, C) rows and its allowed mask as (n,), both with the
+    spatial axes in memory order (:func:`~.pixels.memory_order`), and that order.
+
+    In memory order the rows are a view: a block of a bands-first cube comes Fortran-ordered
+    (an HDF5 cube read through its transposed view), and reshaping it in C order was a
+    transposing copy that took half of every pass (benchmarks/bench_lazy_read.py)."""
+    block = np.asarray(block)
+    order = memory_order(block)
+    x = block.transpose(*order, len(order)).reshape(-1, block.shape[-1])
+    return x, np.asarray(ok).transpose(order).reshape(-1), order
+
+
+def _finite_rows(x: np.ndarray) -> np.ndarray | None:
+    """Which rows of ``x`` are finite, or None when all are."""
+    # the sum is finite only if every value is: 4x cheaper than isfinite(x).all(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum: row by row
+        if not np.issubdtype(x.dtype, np.floating) or np.isfinite(x.sum()):
+            return None
+    finite = np.isfinite(x).all(axis=1)
+    return None if finite.all() else finite
+
+
 def _block_pixels(block: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """The finite allowed pixels of one block as (n, C) float32 (one copy of the block)."""
-    x = np.asarray(block).reshape(-1, block.shape[-1])
-    ok = np.asarray(ok).reshape(-1)
+    """The finite allowed pixels of one block as (n, C) float32 (a copy only where the block
+    is masked or not float32)."""
+    x, ok, _ = _block_rows(block, ok)
     if not ok.all():
         x = x[ok]
     with np.errstate(over="ignore"):  # beyond float32: refused just below
         x32 = x.astype(np.float32, copy=False)
-    finite = np.isfinite(x32).all(axis=1)
-    if finite.all():
+    finite = _finite_rows(x32)
+    if finite is None:
         return x32
     check_range(x[~finite])  # finite before the cast, not after: beyond float32, refused
     return x32[finite]
@@ -368,6 +410,20 @@ def compute_each(tasks: list, report, stage: str, *, batch: int | None = None) -
         return [r for i in range(0, total, step) for r in dask.compute(*tasks[i : i + step])]
 
 
+def _blas_threads_for_blocks():
+    """One BLAS thread while dask's threads compute blocks in parallel (not on a cluster,
+    whose workers are other processes): BLAS's own threads on top of dask's spin against
+    each other, which made a block-by-block pass 2x slower on 2 cores, far more when another
+    process holds one (benchmarks/bench_lazy_read.py)."""
+    if _active_client() is not None or dask.config.get("scheduler", None) in SERIAL:
+        return nullcontext()
+    return one_blas_thread()
+
+
+#: dask scheduler names that compute one task at a time (BLAS may use every core then).
+SERIAL = ("sync", "synchronous", "single-threaded")
+
+
 def _active_client():
     """The ``dask.distributed`` client dask would compute on now, if any."""
     if "distributed" not in sys.modules:
@@ -418,13 +474,17 @@ def _recolor_block(block: np.ndarray, alpha: np.ndarray, colors: np.ndarray) -> 
 
 
 def _label_block(block, ok, *, features: Features, centers, lut) -> np.ndarray:
-    """Labels of one block: nearest centre, numbered by ``lut``; 0 where not allowed or not
-    finite."""
-    shape = block.shape[:-1]
-    x = np.asarray(block).reshape(-1, block.shape[-1]).astype(np.float32, copy=False)
-    valid = np.asarray(ok).reshape(-1) & np.isfinite(x).all(axis=1)
+    """Labels of one block as (spatial..., 1): nearest centre, numbered by ``lut``; 0 where
+    not allowed or not finite."""
+    x, valid, order = _block_rows(block, np.asarray(ok)[..., 0])  # ok came as (spatial..., 1)
+    x = x.astype(np.float32, copy=False)
+    finite = _finite_rows(x)
+    if finite is not None:
+        valid = valid & finite
     out = np.zeros(len(x), dtype=lut.dtype)
-    if valid.any():
-        lab, _ = nearest(features(x[valid]), centers)
-        out[valid] = lut[lab + 1]
-    return out.reshape(shape)
+    if valid.all():
+        out[:] = lut[nearest(features(x), centers)[0] + 1]
+    elif valid.any():
+        out[valid] = lut[nearest(features(x[valid]), centers)[0] + 1]
+    spatial = [block.shape[a] for a in order]
+    return np.ascontiguousarray(out.reshape(spatial).transpose(np.argsort(order)))[..., None]
