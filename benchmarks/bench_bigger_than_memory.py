@@ -30,21 +30,17 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from timing import PEAK_PROBE
 
 BANDS = 64
 CHUNK = 512  # pixels a side of one HDF5 chunk (64 bands x 512 x 512 float32 = 64 MiB)
 
-PROBE = r"""
+PROBE = (
+    PEAK_PROBE
+    + r"""
 import json, resource, sys, time
 import numpy as np
-# the peak from here on (VmHWM, Linux >= 4.0); not ru_maxrss, which Linux carries over fork
-# and exec (a child's is at least its parent's RSS at the fork)
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-def vm_hwm():
-    with open("/proc/self/status") as f:
-        fields = dict(line.split(":", 1) for line in f)
-    return int(fields["VmHWM"].split()[0]) * 1024
+reset_peak()
 t0 = time.perf_counter()
 from napari_spectral_clusters import cluster_image
 from napari_spectral_clusters.io import read_mat
@@ -62,12 +58,13 @@ print(json.dumps({
     "counts": res.counts.tolist(),
     "inertia": res.inertia,
     "corner_labels": sorted(set(corner.ravel().tolist())),
-    "peak_rss_bytes": vm_hwm(),
+    "peak_rss_bytes": status()["VmHWM"],
     "peak_rss_measure": "VmHWM after clear_refs",
     # what earlier runs reported, for comparison: includes the parent's RSS at the fork
     "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
 }))
 """
+)
 
 
 def available_bytes() -> int:

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import dask
 import numpy as np
+from timing import PEAK_PROBE
 
 import napari_spectral_clusters
 from napari_spectral_clusters.samples import synthetic_cube
@@ -55,7 +56,9 @@ K = 6
 #: the two extra materials (peak nm, width nm, amplitude), as synthetic_cube's four are made
 EXTRA = [(500, 25, 0.55), (760, 35, 0.65)]
 
-PROBE = r"""
+PROBE = (
+    PEAK_PROBE
+    + r"""
 import json, os, sys, threading, time
 import numpy as np
 import dask.array as da
@@ -63,19 +66,6 @@ from napari_spectral_clusters import cluster_image
 from napari_spectral_clusters.joint import cluster_images
 
 args = json.loads(sys.argv[1])
-
-def status():
-    with open("/proc/self/status") as f:
-        fields = dict(line.split(":", 1) for line in f)
-    keys = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
-    return {key: int(fields[key].split()[0]) * 1024 for key in keys}
-
-def reset_peak():
-    # VmHWM from here on (Linux >= 4.0). Not ru_maxrss: Linux carries it over fork and
-    # exec, so a child's ru_maxrss is at least its parent's RSS at the fork (this script's
-    # parent holds the images it wrote: every child read 385.6 MiB)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
 
 class Sampler(threading.Thread):
     def __init__(self):
@@ -169,6 +159,7 @@ print(json.dumps({
     "counts": np.asarray(counts).tolist(),
 }))
 """
+)
 
 
 def scene(seed: int, side: int) -> tuple[np.ndarray, np.ndarray]:
