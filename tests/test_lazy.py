@@ -262,9 +262,10 @@ def test_block_margins_stop_the_refinement_as_in_memory():
     labels = res.labels.compute()
     d = ((img[..., None, :] - res.centers) ** 2).sum(axis=-1)
     np.testing.assert_array_equal(labels, np.argmin(d, axis=-1) + 1)
-    # a continuous spread: pixels near the borders of some block keep it going
+    # a continuous spread: pixels near the borders of some block keep it going (82,944
+    # pixels: above ALL_ROWS, so refined pass by pass rather than settled whole)
     events = []
-    spread = da.from_array(rng.random((96, 96, 2)), chunks=(32, 32, 2))
+    spread = da.from_array(rng.random((288, 288, 2)), chunks=(96, 96, 2))
     res = cluster_image(spread, 6, tol=0.0, max_refine=3, progress=events.append)
     passes = [e.done for e in events if e.stage == "refine"]
     # every refinement (the first, and any a recovered cluster starts) runs all 3 passes

@@ -131,7 +131,7 @@ def cluster_image(
     max_samples: int = 8_000,
     n_init: int = 6,
     max_refine: int = 10,
-    tol: float = 1e-3,
+    tol: float | None = None,
     progress: Callable[[ProgressEvent], None] | None = None,
 ) -> ClusterResult:
     """Cluster the pixels of an image with KMeans.
@@ -183,9 +183,11 @@ def cluster_image(
         5,000 pixels ended over 1% above it for 3 and 4 seeds, 6 starts on 8,000 for none.
     max_refine : int
         At most this many Lloyd passes over all pixels.
-    tol : float
+    tol : float, optional
         Refinement stops when moving the centres to their clusters' means lowers the inertia
-        by less than this fraction of it.
+        by less than this fraction of it. Default: 1e-6 for images of up to 65,536 pixels (or
+        distinct colours), which are searched and settled whole, 1e-3 for larger ones, where
+        every refinement pass reads every pixel.
     progress : callable, optional
         Called with a :class:`ProgressEvent` after each step; raise :class:`Cancelled` in it
         to stop the run promptly.
@@ -229,7 +231,7 @@ def cluster_image(
             "max_samples": int(max_samples),
             "n_init": int(n_init),
             "max_refine": int(max_refine),
-            "tol": float(tol),
+            "tol": None if tol is None else float(tol),
             # a seed reproduces its labels with the same engine: say which one made them
             "version": __version__,
         }
