@@ -202,8 +202,12 @@ def fit(source: PixelSource, k: int, params: dict, report: Report, *, steps=None
             centers = features(distinct[pick]).astype(np.float32)
 
     # every pass draws its coreset with chances planned from what is known before it: the
-    # sample for the first, the previous pass for the others (any chances keep it unbiased)
-    if source.n_rows <= ALL_ROWS:  # small: search on every pixel, not a coreset
+    # sample for the first, the previous pass for the others (any chances keep it unbiased).
+    # A small image is searched whole after one pass (every pixel in its coreset), then
+    # refined from what the search found: refining before the search would be passes spent
+    # on a start the search replaces
+    whole = source.n_rows <= ALL_ROWS
+    if whole:
         plan = [CoresetRates.every_row(k)]
     else:
         lab, dist = nearest(xs, centers)
@@ -212,7 +216,7 @@ def fit(source: PixelSource, k: int, params: dict, report: Report, *, steps=None
 
     def one_pass(centers):
         acc = source.one_pass(features, centers, plan[0], rng, report)
-        if source.n_rows > ALL_ROWS:
+        if not whole:
             plan[0] = CoresetRates.plan(acc.counts, acc.dist)
         return acc
 
@@ -220,10 +224,6 @@ def fit(source: PixelSource, k: int, params: dict, report: Report, *, steps=None
         if np.any(acc.counts == 0):
             _check_distinct(source, k, features, report)
 
-    # a small image is searched whole after one pass (every pixel in its coreset), then
-    # refined from what the search found: refining before the search would be passes spent
-    # on a start the search replaces
-    whole = source.n_rows <= ALL_ROWS
     if params["tol"] is None:
         params = dict(params, tol=WHOLE_TOL if whole else TOL)
     acc, inertia = refine(
