@@ -507,3 +507,38 @@ def test_parameters_record_the_engine_version():
 
     res = cluster_image(np.random.default_rng(0).random((6, 7, 3)), 2)
     assert res.params["version"] == __version__ == res.model.params["version"]
+
+
+def test_a_small_cube_is_settled_in_full_feature_space():
+    # 64 bands, 25,600 pixels, k = 8 (twice its materials: clusters split along the noise,
+    # outside the leading principal components): settled in those components only, the
+    # refinement ran 21 passes over all pixels and still left 126-174 pixels off their
+    # nearest centre
+    cube, _, _ = synthetic_cube((160, 160))
+    x = np.moveaxis(cube, 0, -1).reshape(-1, cube.shape[0]).astype(np.float64)
+    for seed in range(2):
+        events = []
+        res = cluster_image(cube, 8, channel_axis=0, random_state=seed, progress=events.append)
+        assert [e.stage for e in events].count("refine") <= 4
+        d = (x**2).sum(1)[:, None] - 2 * x @ res.centers.T + (res.centers**2).sum(1)
+        assert np.count_nonzero(res.labels.ravel() != d.argmin(1) + 1) <= 0.001 * len(x)
+
+
+def test_only_an_image_in_memory_is_searched_whole(monkeypatch):
+    # searching whole copies every pixel's features: a lazy cube's memory must stay a few
+    # blocks, so it takes the coreset path however small it is
+    from napari_spectral_clusters import kmeans, lazy
+
+    monkeypatch.setattr(lazy, "READ_ONCE_SHARE", 0.0)
+    calls = []
+    every_row = kmeans.CoresetRates.every_row
+    monkeypatch.setattr(
+        kmeans.CoresetRates,
+        "every_row",
+        classmethod(lambda cls, k: calls.append(k) or every_row(k)),
+    )
+    img = np.random.default_rng(3).random((64, 64, 5)).astype(np.float32)
+    cluster_image(da.from_array(img, chunks=(16, 16, 5)), 4)
+    assert calls == []
+    cluster_image(img, 4)
+    assert calls == [4]

@@ -185,9 +185,10 @@ def cluster_image(
         At most this many Lloyd passes over all pixels.
     tol : float, optional
         Refinement stops when moving the centres to their clusters' means lowers the inertia
-        by less than this fraction of it. Default: 1e-6 for images of up to 65,536 pixels (or
-        distinct colours), which are searched and settled whole, 1e-3 for larger ones, where
-        every refinement pass reads every pixel.
+        by less than this fraction of it. Default: 1e-6 for an image in memory of up to
+        65,536 pixels (or distinct colours) and 32 MiB of float32 features, which is searched
+        and settled whole; 1e-3 otherwise (larger images, and dask arrays not read into
+        memory), where every refinement pass reads every pixel.
     progress : callable, optional
         Called with a :class:`ProgressEvent` after each step; raise :class:`Cancelled` in it
         to stop the run promptly.

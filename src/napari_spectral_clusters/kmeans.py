@@ -11,12 +11,13 @@ over pixels:
 3. refine with Lloyd passes over all pixels in full feature space until the centres stop
    moving or no pixel can change cluster; every pass also draws a coreset of all pixels by
    their distance to its centres (:class:`CoresetRates`) — for an image of at most
-   ``ALL_ROWS`` pixels, every pixel, after a single pass;
+   ``ALL_ROWS`` pixels held in memory, every pixel, after a single pass;
 4. on that coreset, in its leading principal components, search for a better clustering:
    swap moves, split-merge moves (a material lumped in with another while a third is split,
    :func:`_split_merge`), swaps judged after Lloyd, and one fresh k-means++ start; refine
    the best over all pixels when it is better (:func:`recover`). An image searched whole is
-   settled there to full convergence, so its refinement over all pixels takes a pass or two.
+   settled on every pixel there, in the components and then in full feature space, so its
+   refinement over all pixels takes a pass or two.
 
 A source (:class:`PixelSource`) hands out the sample and runs one pass: label every pixel
 with its nearest centre and sum up the clusters (:class:`Accumulator`). The last pass's sums
@@ -71,9 +72,11 @@ FEW = 8
 CORESET_ROWS = 8_000
 CORESET_ROWS_PER_CLUSTER = 50
 RECOVER_GAIN = 1e-3
-#: Images of at most this many rows (pixels, or distinct colours) are searched whole: the
-#: coreset is every row.
+#: Images in memory of at most this many rows (pixels, or distinct colours) and float32
+#: features of at most WHOLE_BYTES are searched whole: the coreset is every row (a copy of
+#: the features, so not for lazy cubes, whose memory must stay a few blocks).
 ALL_ROWS = 65_536
+WHOLE_BYTES = 32 * 2**20
 #: Refinement stops when moving the centres to their clusters' means would lower the
 #: inertia by less than this share of it (``tol=None``): tightly for images searched whole,
 #: whose passes cost milliseconds (at 1e-3 the engine's median ended 0.02-0.13% above
@@ -154,6 +157,8 @@ class PixelSource(Protocol):
     n_features: int
     #: rows a pass goes over (pixels, or distinct colours): k above it needs a distinct count
     n_rows: int
+    #: whether every pixel is held in memory (a small image may then be searched whole)
+    in_memory: bool
 
     def sample(
         self, n: int, rng: np.random.Generator, report: Report = ...
@@ -213,7 +218,11 @@ def fit(source: PixelSource, k: int, params: dict, report: Report, *, steps=None
     # A small image is searched whole after one pass (every pixel in its coreset), then
     # refined from what the search found: refining before the search would be passes spent
     # on a start the search replaces
-    whole = source.n_rows <= ALL_ROWS
+    whole = (
+        source.in_memory
+        and source.n_rows <= ALL_ROWS
+        and 4 * source.n_rows * source.n_features <= WHOLE_BYTES
+    )
     if whole:
         plan = [CoresetRates.every_row(k)]
     else:
@@ -431,22 +440,38 @@ def recover(acc, inertia, source: PixelSource, k, params, rng, report, one_pass,
             kept, cost = _lloyd(reduced, w, project, max_iter=200, tol=1e-7)
             if cost < found:
                 swapped, found = kept, cost
-    if gain == 0 and acc.settled() and _same_partition(lab, nearest(reduced, swapped)[0]):
-        # the pass's labels stay as they are for its clusters' means, and the search found
-        # them again: a pass would change nothing (its cost, computed another way, can still
-        # differ by float32 rounding: scipy/numpy versions disagreed on a 1e-9 margin)
-        return None
+        start = _full_means(xs, w, nearest(reduced, swapped)[0], centers)
+        if gain == 0:
+            # and then in full feature space, where the refinement's fixed point lies: the
+            # leading components can leave out what separates some clusters (the sample
+            # cube at k = 8: 21 passes over all pixels, still 126-174 pixels short of a fixed
+            # point, when settled in 32 components only)
+            start, found = _lloyd(xs, w, start, max_iter=100, tol=1e-7)
+            lab, dist = nearest(xs, centers)
+            now = float(w @ dist)
+            if acc.settled() and _same_partition(lab, nearest(xs, start)[0]):
+                # the pass's labels stay as they are for its clusters' means, and the search
+                # found them again: a pass would change nothing (its cost, computed another
+                # way, can differ by float32 rounding: numpy versions disagreed at 1e-9)
+                return None
+        elif search is not reduced:  # judged on the rows ``now`` was measured on
+            found = float(w @ nearest(reduced, swapped)[1])
     if found >= (1 - gain) * now:
         return None
-    lab, _ = nearest(reduced, swapped)
-    counts, sums = _weighted_sums(lab, w, xs, k)
-    start = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1e-12)[:, None], centers)
     kept = source.snapshot()
-    acc2, inertia2 = refine(one_pass, start.astype(np.float32), params, report, check)
+    acc2, inertia2 = refine(one_pass, start, params, report, check)
     if inertia2 < (1 - gain) * inertia:
         return acc2, inertia2
     source.restore(kept)
     return None
+
+
+def _full_means(xs, w, lab, centers) -> np.ndarray:
+    """The clusters' means in full feature space (float32); a cluster without rows keeps its
+    centre."""
+    counts, sums = _weighted_sums(lab, w, xs, len(centers))
+    means = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1e-12)[:, None], centers)
+    return means.astype(np.float32)
 
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:

@@ -142,6 +142,8 @@ def worker_deaths_reported():
 class LazyPixels:
     """The pixels of a dask array, read block by block (a :class:`~.kmeans.PixelSource`)."""
 
+    in_memory = False
+
     def __init__(self, image: da.Array, channel_axis, alpha: bool, mask=None):
         self.image, self.channel_axis, self.has_alpha = image, channel_axis, alpha
         self.view, self.allowed = lazy_view(image, channel_axis, alpha, mask)

@@ -102,6 +102,7 @@ class Pixels:
     # first), so a chunk is a few contiguous runs of memory; labels are given back in the
     # image's own order
     order: tuple | None = None
+    in_memory = True  # (not a field) every pixel is here: a small image is searched whole
 
     @classmethod
     def from_image(cls, image, channel_axis=-1, mask=None, alpha=None) -> Pixels:
