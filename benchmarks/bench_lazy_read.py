@@ -96,9 +96,10 @@ print(json.dumps({
 """
 )
 
-# what filling fresh memory the size of the cube costs, in a fresh child as (a)-(c) are: on
-# this machine (a Firecracker microVM) memory the host has not yet backed costs ~0.4 GB/s on
-# first touch, ~9 GB/s after -- what made the first h5py read of every run 5x its second
+# what filling fresh memory the size of the cube costs, in a fresh child as (a)-(c) are. An
+# earlier session suspected memory the VM's host has not yet backed (~0.4 GB/s on first
+# touch) of making the first h5py read of every run several times its second; on 2026-12-06
+# it measured 0.67 s for 3,355 MB (5 GB/s) and 0.36 s again, so that is not the cause here
 TOUCH = (
     _PEAK
     + r"""
