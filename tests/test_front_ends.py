@@ -130,8 +130,11 @@ def test_apply_model_keeps_a_dask_input_lazy_and_gives_the_same_labels():
     _assert_same(eager, lazy)
 
 
-def test_apply_model_on_dask_reads_block_by_block():
-    """Bounded memory: the labels are computed block by block, never the cube at once."""
+def test_apply_model_on_dask_reads_block_by_block(monkeypatch):
+    """Bounded memory: the labels are computed block by block, never the cube at once (or
+    kept from the pass that labelled every pixel: no block is read again)."""
+    from napari_spectral_clusters import lazy as lazy_engine
+
     img, _ = _scene()
     model = cluster_image(img, 4).model
     biggest = []
@@ -144,7 +147,12 @@ def test_apply_model_on_dask_reads_block_by_block():
     res = apply_model(lazy, model)
     assert biggest and max(biggest) <= 20 * 40 * img.shape[-1]  # the sums' pass: per block
     biggest.clear()
-    res.labels.compute()
+    kept = res.labels.compute()
+    assert not biggest
+    monkeypatch.setattr(lazy_engine, "KEEP_LABELS_SHARE", 0.0)  # labels too big to keep
+    res = apply_model(lazy, model)
+    biggest.clear()
+    np.testing.assert_array_equal(res.labels.compute(), kept)
     assert biggest and max(biggest) <= 20 * 40 * img.shape[-1]
 
 

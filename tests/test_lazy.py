@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from napari_spectral_clusters import cluster_image
+from napari_spectral_clusters import apply_model, cluster_image, kmeans
 from napari_spectral_clusters import lazy as lazy_engine
 from napari_spectral_clusters.samples import sample_photo, synthetic_cube
 
@@ -71,7 +71,71 @@ def test_lazy_path_reads_blocks_not_the_whole_cube():
     assert len(reads) <= 32 + passes * n_blocks
     reads.clear()
     res.labels[:32, :32].compute()
-    assert len(reads) == 1  # showing a corner reads one block
+    assert not reads  # the last pass's labels are kept
+
+
+def _counted_cube(reads: list):
+    cube, _, _ = synthetic_cube((256, 256), 16, seed=1)
+
+    def counted(block, block_info=None):
+        reads.append(block_info[0]["chunk-location"])
+        return block
+
+    return cube, da.from_array(cube, chunks=(16, 32, 32)).map_blocks(counted, dtype=cube.dtype)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_labels_come_from_the_last_pass_without_reading_the_cube_again(monkeypatch, keep):
+    """The last pass keeps its labels when they fit KEEP_LABELS_SHARE of free memory: the
+    labels, the recoloured image and apply_model's labels read no block again. Labels too
+    big to keep are made block by block from the last pass's centres: the same labels."""
+    if not keep:
+        monkeypatch.setattr(lazy_engine, "KEEP_LABELS_SHARE", 0.0)
+    reads = []
+    cube, lazy_cube = _counted_cube(reads)
+    res = cluster_image(lazy_cube, 4, channel_axis=0)
+    eager = cluster_image(cube, 4, channel_axis=0)
+    reads.clear()
+    labels = res.labels.compute()
+    np.testing.assert_array_equal(labels, eager.labels)
+    np.testing.assert_array_equal(res.recolored.compute(), res.colors[labels - 1])
+    assert len(reads) == (0 if keep else 2 * 64)  # labels, then recoloured from them again
+    reads.clear()
+    res.labels[:32, :32].compute()
+    assert len(reads) == (0 if keep else 1)  # not kept: showing a corner reads one block
+    assert res.labels.chunks == ((32,) * 8, (32,) * 8)  # the cube's blocks, kept or not
+    # applying the model reads every block once (its pass), or twice (and its labels)
+    reads.clear()
+    applied = apply_model(lazy_cube, res.model, channel_axis=0)
+    np.testing.assert_array_equal(applied.labels.compute(), labels)
+    assert len(reads) == (64 if keep else 2 * 64)
+
+
+def test_a_refused_recovery_keeps_the_labels_of_the_pass_it_restores(monkeypatch):
+    """A recovery refines a better coreset clustering over all pixels and keeps the result only
+    if its inertia is lower too: otherwise the earlier pass's centres and kept labels come
+    back together -- the same labels as made again from those centres, block by block."""
+    _, lazy_cube = _counted_cube([])
+    real_refine, calls = kmeans.refine, []
+
+    def refine(*args, **kwargs):  # every refinement after the first looks far worse
+        acc, inertia = real_refine(*args, **kwargs)
+        calls.append(acc)
+        return acc, inertia * (1 if len(calls) == 1 else 1e6)
+
+    monkeypatch.setattr(kmeans, "refine", refine)
+    monkeypatch.setattr(kmeans, "RECOVER_GAIN", -1.0)  # every recovery refines: none is kept
+    res = cluster_image(lazy_cube, 6, channel_axis=0)
+    # the refused refinement ended on another partition, whose labels must not be kept
+    assert len(calls) > 1
+    assert not np.array_equal(np.sort(calls[0].counts), np.sort(calls[-1].counts))
+    first = list(calls)
+    calls.clear()
+    monkeypatch.setattr(lazy_engine, "KEEP_LABELS_SHARE", 0.0)
+    remade = cluster_image(lazy_cube, 6, channel_axis=0)  # the same run, labels made again
+    assert [a.counts.tolist() for a in calls] == [a.counts.tolist() for a in first]
+    np.testing.assert_array_equal(res.labels.compute(), remade.labels.compute())
+    np.testing.assert_array_equal(np.bincount(res.labels.compute().ravel())[1:], res.counts)
 
 
 def test_sweep_k_on_a_dask_cube():

@@ -58,6 +58,11 @@ SAMPLE_BLOCKS = 32
 #: available now (leaving room for the labels, the recoloured image and the user's session);
 #: the environment variable SPECTRAL_CLUSTERS_READ_ONCE_SHARE overrides it (0: never).
 READ_ONCE_SHARE = 0.25
+#: A pass keeps its labels (a small integer a pixel) when they take at most this share of the
+#: memory available now: the result's labels and recoloured image, and ``apply_model``, then
+#: need no other read of the cube (making the labels again read the 3.2 GB cube of
+#: benchmarks/bench_lazy_read.py a second time: 2.9 of its 7.6 s, block by block).
+KEEP_LABELS_SHARE = 1 / 16
 
 
 def lazy_pixels(
@@ -151,7 +156,9 @@ class LazyPixels:
         self.dtype = self.view.dtype
         self.n_rows = int(np.prod(self.view.shape[:-1]))
         self._total_weight: float | None = None
-        self._last: tuple | None = None  # (features, centres) of the last pass
+        # (features, centres, labels or None) of the last pass; its labels (spatial, 0 =
+        # excluded, else 1 + the pass's cluster) when small enough to keep
+        self._last: tuple | None = None
         self._pieces: tuple | None = None  # each block of view and allowed, as delayed
 
     def _block_pieces(self):
@@ -218,17 +225,28 @@ class LazyPixels:
         return float(self.n_rows if self._total_weight is None else self._total_weight)
 
     def one_pass(self, features, centers, rates: CoresetRates | None, rng, report):
-        """One pass: per-block cluster sums (and coreset rows) as dask tasks, added up."""
+        """One pass: per-block cluster sums (and coreset rows) as dask tasks, added up; each
+        block's labels are kept too, when all of them fit :data:`KEEP_LABELS_SHARE`."""
         blocks = self._blocks()
         seeds = [None] * len(blocks) if rates is None else rng.integers(0, 2**63, len(blocks))
         view, allowed = self._block_pieces()
+        dtype = label_dtype(len(centers))
+        keep = self.n_rows * dtype.itemsize <= KEEP_LABELS_SHARE * _available()
         parts = [
-            dask.delayed(_block_sums)(view[(*b, 0)], allowed[b], features, centers, rates, seed)
+            dask.delayed(_block_sums)(
+                view[(*b, 0)], allowed[b], features, centers, rates, seed, keep=keep
+            )
             for b, seed in zip(blocks, seeds, strict=True)
         ]
-        self._last = (features, centers)
         with _blas_threads_for_blocks():
-            return reduce(Accumulator.merge, compute_each(parts, report, "blocks"))
+            done = compute_each(parts, report, "blocks")
+        kept = None
+        if keep:
+            kept = np.empty(self.view.shape[:-1], dtype=dtype)
+            for b, (_, lab) in zip(blocks, done, strict=True):
+                _put_block(kept, lab, b, self.view.chunks[:-1])
+        self._last = (features, centers, kept)
+        return reduce(Accumulator.merge, [acc for acc, _ in done])
 
     def distinct(self, limit: int, report=None) -> np.ndarray:
         """The distinct finite pixel values, or at least ``limit`` of them (eight blocks at a
@@ -257,10 +275,14 @@ class LazyPixels:
         self._last = state
 
     def labels(self, order: np.ndarray) -> da.Array:
-        """Labels with the last pass's centres, cluster ``order[i]`` numbered ``i + 1``."""
-        features, centers = self._last
+        """Labels with the last pass's centres, cluster ``order[i]`` numbered ``i + 1``: the
+        pass's own labels when it kept them (no block is read again), else made block by
+        block when computed."""
+        features, centers, kept = self._last
         lut = np.zeros(len(order) + 1, dtype=label_dtype(len(order)))
         lut[np.asarray(order) + 1] = np.arange(1, len(order) + 1, dtype=lut.dtype)
+        if kept is not None:  # name=False: a random name, not a hash of all the labels
+            return da.from_array(lut[kept], chunks=self.view.chunks[:-1], name=False)
         # the band axis is kept (length 1) and dropped after: with drop_axis, dask hands each
         # block over concatenated along it, a C-ordered copy of a block that is a transposed
         # view (every block of a v7.3 cube), which doubled the labels' pass
@@ -339,29 +361,53 @@ def _finite_rows(x: np.ndarray) -> np.ndarray | None:
     return None if finite.all() else finite
 
 
-def _block_pixels(block: np.ndarray, ok: np.ndarray) -> np.ndarray:
+def _block_pixels(block: np.ndarray, ok: np.ndarray, *, where: bool = False):
     """The finite allowed pixels of one block as (n, C) float32 (a copy only where the block
-    is masked or not float32)."""
-    x, ok, _ = _block_rows(block, ok)
-    if not ok.all():
-        x = x[ok]
+    is masked or not float32); with ``where``, also which of the block's rows (in memory
+    order) they are -- a mask, None when all -- and that order (:func:`_block_rows`)."""
+    x, ok, order = _block_rows(block, ok)
+    valid = None if ok.all() else ok
+    if valid is not None:
+        x = x[valid]
     with np.errstate(over="ignore"):  # beyond float32: refused just below
         x32 = x.astype(np.float32, copy=False)
     finite = _finite_rows(x32)
-    if finite is None:
-        return x32
-    check_range(x[~finite])  # finite before the cast, not after: beyond float32, refused
-    return x32[finite]
+    if finite is not None:
+        check_range(x[~finite])  # finite before the cast, not after: beyond float32, refused
+        x32 = x32[finite]
+        if valid is None:
+            valid = finite
+        else:
+            valid = valid.copy()
+            valid[np.flatnonzero(valid)[~finite]] = False
+    return (x32, valid, order) if where else x32
 
 
-def _block_sums(block, ok, features: Features, centers, rates, seed) -> Accumulator:
+def _block_sums(
+    block, ok, features: Features, centers, rates, seed, *, keep: bool = False
+) -> tuple[Accumulator, np.ndarray | None]:
+    """One block's cluster sums, and with ``keep`` its labels (spatial block, 0 = excluded,
+    else 1 + the nearest centre)."""
     acc = Accumulator(centers, block.shape[-1], features.identity)
-    x = _block_pixels(block, ok)
+    x, valid, order = _block_pixels(block, ok, where=True)
+    lab = None
     if len(x):
         raw = None if features.identity else x - features.offset.astype(np.float32)
         rng = None if seed is None else np.random.default_rng(seed)
-        acc.add_chunk(features(x), None, raw, rates, rng)
-    return acc
+        lab = acc.add_chunk(features(x), None, raw, rates, rng)
+    if not keep:
+        return acc, None
+    out = np.zeros(int(np.prod(block.shape[:-1])), dtype=label_dtype(len(centers)))
+    if lab is not None:
+        out[slice(None) if valid is None else valid] = lab + 1
+    return acc, _spatial(out, order, block.shape)
+
+
+def _spatial(rows: np.ndarray, order: tuple, shape: tuple) -> np.ndarray:
+    """A block's per-pixel values, given in memory ``order``, as a C-ordered array of the
+    block's spatial ``shape`` (its own axis order)."""
+    spatial = [shape[a] for a in order]
+    return np.ascontiguousarray(rows.reshape(spatial).transpose(np.argsort(order)))
 
 
 def _block_distinct(block, ok, limit: int) -> np.ndarray:
@@ -488,5 +534,4 @@ def _label_block(block, ok, *, features: Features, centers, lut) -> np.ndarray:
         out[:] = lut[nearest(features(x), centers)[0] + 1]
     elif valid.any():
         out[valid] = lut[nearest(features(x[valid]), centers)[0] + 1]
-    spatial = [block.shape[a] for a in order]
-    return np.ascontiguousarray(out.reshape(spatial).transpose(np.argsort(order)))[..., None]
+    return _spatial(out, order, block.shape)[..., None]
