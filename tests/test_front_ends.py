@@ -7,6 +7,7 @@ import pytest
 
 from napari_spectral_clusters import Cancelled, ClusteringError, apply_model, cluster_image
 from napari_spectral_clusters import lazy as lazy_engine
+from napari_spectral_clusters.samples import sample_photo
 
 
 @pytest.fixture(autouse=True)
@@ -171,6 +172,47 @@ def test_a_cube_that_fits_in_memory_is_read_once(monkeypatch):
     assert sorted(reads) == sorted(set(reads)) and len(reads) == 3 * 2  # each block once
     assert [e.done for e in events if e.stage == "read"] == list(range(1, 7))
     _assert_same(cluster_image(img, 4), res)
+
+
+def test_a_bigger_cube_that_fits_keeps_its_blocks_as_first_read(monkeypatch):
+    """Above READ_WHOLE_BYTES a cube read once is not read whole first: the sample and the
+    first pass read each block once and keep it, later passes and the labels read none. The
+    result is the block-by-block one (same sample, same passes), with numpy labels."""
+    monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", 0.25)
+    monkeypatch.setattr(lazy_engine, "READ_WHOLE_BYTES", 0)
+    img, _ = _scene(seed=2)
+    mask = np.ones(img.shape[:2], bool)
+    mask[:7, :9] = False
+    img[30, 40] = np.nan
+    reads = []
+
+    def counted(block, block_info=None):
+        reads.append(block_info[0]["chunk-location"])
+        return block
+
+    lazy = da.from_array(img, chunks=(20, 20, -1)).map_blocks(counted, dtype=img.dtype)
+    events = []
+    # at least two passes: a second one must not read a block again
+    res = cluster_image(lazy, 5, mask=mask, tol=0, max_refine=3, progress=events.append)
+    assert [e.stage for e in events].count("refine") >= 2
+    assert "read" not in {e.stage for e in events}  # no read before the clustering
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == 3 * 4  # each block once
+    assert isinstance(res.labels, np.ndarray) and isinstance(res.recolored, np.ndarray)
+    assert res.labels[30, 40] == 0 and (res.labels[:7, :9] == 0).all()
+    monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", 0.0)  # block by block: the same
+    _assert_same(cluster_image(lazy, 5, mask=mask, tol=0, max_refine=3), res)
+    assert len(reads) > 3 * 4 * 2
+
+
+def test_colour_pictures_are_read_whole_however_big(monkeypatch):
+    """8-bit colour is clustered by its distinct colours, which needs every pixel at once."""
+    monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", 0.25)
+    monkeypatch.setattr(lazy_engine, "READ_WHOLE_BYTES", 0)
+    photo = np.asarray(sample_photo())
+    events = []
+    res = cluster_image(da.from_array(photo, chunks=(100, 150, 4)), 5, progress=events.append)
+    assert "read" in {e.stage for e in events}
+    _assert_same(cluster_image(photo, 5), res)
 
 
 @pytest.mark.parametrize("channel_axis", [-1, 0], ids=["bands last", "bands first"])

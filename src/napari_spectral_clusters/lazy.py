@@ -14,14 +14,17 @@ A :class:`LazyPixels` is a dask array as the engine reads it, block by block:
    shows them or as a writer stores them, block by block.
 
 Peak memory is a few blocks plus the sample, whatever the cube's size. A cube that fits
-comfortably in free memory (READ_ONCE_SHARE of it) is read once instead, block by block,
-and clustered in memory (:func:`lazy_pixels`): every pass would otherwise read it again.
+comfortably in free memory (READ_ONCE_SHARE of it) is read once instead (:func:`lazy_pixels`):
+every pass would otherwise read it again. A small one is read whole and clustered as a numpy
+image; a bigger one keeps every block as the sample and the first pass read it, so reading
+and the first pass are one sweep, and its labels are computed with the clustering.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import uuid
 from contextlib import contextmanager, nullcontext
 from functools import reduce
 
@@ -41,7 +44,7 @@ from .kmeans import (
     one_blas_thread,
 )
 from .model import Features
-from .pixels import Pixels, memory_order
+from .pixels import CHUNK_BYTES, Pixels, memory_order
 from .recolor import color_lut, recolor
 
 __all__ = [
@@ -63,6 +66,11 @@ READ_ONCE_SHARE = 0.25
 #: need no other read of the cube (making the labels again read the 3.2 GB cube of
 #: benchmarks/bench_lazy_read.py a second time: 2.9 of its 7.6 s, block by block).
 KEEP_LABELS_SHARE = 1 / 16
+#: A cube read once of at most this many bytes is read whole before clustering and clustered
+#: as a numpy image (a small image is searched whole: :mod:`.kmeans`); a bigger one keeps its
+#: blocks as they are first read: reading it whole first took as long as the clustering
+#: (benchmarks/bench_lazy_read.py).
+READ_WHOLE_BYTES = 64 * 2**20
 
 
 def lazy_pixels(
@@ -75,6 +83,10 @@ def lazy_pixels(
         alpha = n_channels == 4 and np.issubdtype(image.dtype, np.integer)
     share = float(os.environ.get("SPECTRAL_CLUSTERS_READ_ONCE_SHARE", READ_ONCE_SHARE))
     if read_once and _active_client() is None and image.nbytes <= share * _available():
+        # 8-bit colour is clustered by its distinct colours, which needs every pixel at once
+        colour = image.dtype == np.uint8 and n_channels <= 4
+        if image.nbytes > READ_WHOLE_BYTES and not alpha and not colour:
+            return LazyPixels(image, channel_axis, False, mask, keep_blocks=True)
         whole = _read_whole(image, report or (lambda event: None))
         mask = None if mask is None else np.asarray(mask)
         return Pixels.from_image(whole, channel_axis, mask, alpha)
@@ -145,12 +157,22 @@ def worker_deaths_reported():
 
 
 class LazyPixels:
-    """The pixels of a dask array, read block by block (a :class:`~.kmeans.PixelSource`)."""
+    """The pixels of a dask array, read block by block (a :class:`~.kmeans.PixelSource`).
+
+    With ``keep_blocks`` (a cube read once), every block is kept in memory as it is first
+    read -- by the sample, the first pass, or a scan for distinct pixels -- and read from
+    there afterwards; the labels, kept by every pass, are then given as numpy arrays, as for
+    an image in memory (and can be painted on in napari).
+    """
 
     in_memory = False
 
-    def __init__(self, image: da.Array, channel_axis, alpha: bool, mask=None):
+    def __init__(
+        self, image: da.Array, channel_axis, alpha: bool, mask=None, *, keep_blocks=False
+    ):
         self.image, self.channel_axis, self.has_alpha = image, channel_axis, alpha
+        # block index -> (block, allowed) as first read, when keeping blocks
+        self._kept_blocks: dict | None = {} if keep_blocks else None
         self.view, self.allowed = lazy_view(image, channel_axis, alpha, mask)
         self.n_features = self.view.shape[-1]
         self.dtype = self.view.dtype
@@ -186,13 +208,10 @@ class LazyPixels:
         picks = [blocks[i] for i in rng.permutation(len(blocks))[:SAMPLE_BLOCKS]]
         each = -(-n // max(len(picks), 1))  # per block, so only the sample is ever kept
         seeds = rng.integers(0, 2**31, len(picks))
-        view, allowed = self._block_pieces()
-        tasks = [
-            dask.delayed(_block_sample)(view[(*b, 0)], allowed[b], each, seed)
-            for b, seed in zip(picks, seeds, strict=True)
-        ]
         # a few blocks at a time: the threaded scheduler would otherwise read them all first
-        parts = compute_each(tasks, report, "sample", batch=4)
+        parts = self._each_block(
+            _block_sample, picks, [(each, seed) for seed in seeds], report, "sample", batch=4
+        )
         pixels = np.concatenate([x for x, _, _ in parts] or [np.empty((0, self.n_features))])
         weights = np.concatenate(
             [np.full(len(x), n_valid / max(len(x), 1)) for x, n_valid, _ in parts] or [[]]
@@ -229,17 +248,12 @@ class LazyPixels:
         block's labels are kept too, when all of them fit :data:`KEEP_LABELS_SHARE`."""
         blocks = self._blocks()
         seeds = [None] * len(blocks) if rates is None else rng.integers(0, 2**63, len(blocks))
-        view, allowed = self._block_pieces()
         dtype = label_dtype(len(centers))
         keep = self.n_rows * dtype.itemsize <= KEEP_LABELS_SHARE * _available()
-        parts = [
-            dask.delayed(_block_sums)(
-                view[(*b, 0)], allowed[b], features, centers, rates, seed, keep=keep
-            )
-            for b, seed in zip(blocks, seeds, strict=True)
-        ]
+        keep = keep or self._kept_blocks is not None  # far smaller than the blocks kept
+        args = [(features, centers, rates, seed) for seed in seeds]
         with _blas_threads_for_blocks():
-            done = compute_each(parts, report, "blocks")
+            done = self._each_block(_block_sums, blocks, args, report, "blocks", keep=keep)
         kept = None
         if keep:
             kept = np.empty(self.view.shape[:-1], dtype=dtype)
@@ -252,21 +266,41 @@ class LazyPixels:
         """The distinct finite pixel values, or at least ``limit`` of them (eight blocks at a
         time, stopping once enough are found: never more than ``limit`` rows per block)."""
         report = report or (lambda event: None)
-        view, allowed = self._block_pieces()
-        tasks = [
-            dask.delayed(_block_distinct)(view[(*b, 0)], allowed[b], limit) for b in self._blocks()
-        ]
+        blocks = self._blocks()
         found = np.zeros((0, self.n_features), np.float32)
-        for start in range(0, len(tasks), 8):
+        for start in range(0, len(blocks), 8):
 
             def overall(event, start=start):  # this batch's progress as the scan's
-                report(event._replace(done=start + event.done, total=len(tasks)))
+                report(event._replace(done=start + event.done, total=len(blocks)))
 
-            parts = compute_each(tasks[start : start + 8], overall, "distinct")
+            batch = blocks[start : start + 8]
+            parts = self._each_block(
+                _block_distinct, batch, [(limit,)] * len(batch), overall, "distinct"
+            )
             found = np.unique(np.concatenate([found, *parts]), axis=0)
             if len(found) >= limit:
                 break
         return found
+
+    def _each_block(self, fn, blocks, args, report, stage, *, batch=None, **kwargs) -> list:
+        """``fn(block, allowed, *args[i], **kwargs)`` for every block ``blocks[i]``, as dask
+        tasks (:func:`compute_each`); a block read from storage is kept if blocks are kept,
+        and a kept block is not read again."""
+        view, allowed = self._block_pieces()
+        kept = self._kept_blocks
+        tasks = []
+        for b, extra in zip(blocks, args, strict=True):
+            name = f"{fn.__name__}-{uuid.uuid4().hex}"  # named as fn: the task stream shows it
+            if kept is not None and b in kept:
+                pieces, keep = kept[b], False
+            else:
+                pieces, keep = (view[(*b, 0)], allowed[b]), kept is not None
+            call = dask.delayed(_read_and_keep)
+            tasks.append(call(fn, *pieces, *extra, keep_block=keep, dask_key_name=name, **kwargs))
+        done = compute_each(tasks, report, stage, batch=batch)
+        if kept is not None:
+            kept.update((b, pieces) for b, (_, pieces) in zip(blocks, done) if pieces)
+        return [out for out, _ in done]
 
     def snapshot(self):
         return self._last
@@ -281,6 +315,8 @@ class LazyPixels:
         features, centers, kept = self._last
         lut = np.zeros(len(order) + 1, dtype=label_dtype(len(order)))
         lut[np.asarray(order) + 1] = np.arange(1, len(order) + 1, dtype=lut.dtype)
+        if kept is not None and self._kept_blocks is not None:  # read once: in memory
+            return lut[kept]
         if kept is not None:  # name=False: a random name, not a hash of all the labels
             return da.from_array(lut[kept], chunks=self.view.chunks[:-1], name=False)
         # the band axis is kept (length 1) and dropped after: with drop_axis, dask hands each
@@ -298,6 +334,8 @@ class LazyPixels:
         )[..., 0]
 
     def recolored(self, labels: da.Array, colors) -> da.Array:
+        if isinstance(labels, np.ndarray):  # kept blocks: no alpha (see lazy_pixels)
+            return recolor(labels, colors)
         return _lazy_recolor(labels, colors, self.image, self.channel_axis, self.has_alpha)
 
 
@@ -316,6 +354,12 @@ def lazy_view(image: da.Array, channel_axis, alpha: bool, mask=None):
             raise ClusteringError(f"mask shape {mask.shape} does not match image {allowed.shape}")
         allowed = allowed & mask.astype(bool).rechunk(allowed.chunks)
     return view, allowed
+
+
+def _read_and_keep(fn, block, ok, *args, keep_block: bool, **kwargs):
+    """``fn``'s result for a block, and the block and its allowed mask to keep, if asked."""
+    out = fn(block, ok, *args, **kwargs)
+    return out, ((np.asarray(block), np.asarray(ok)) if keep_block else None)
 
 
 def _block_sample(block, ok, n: int, seed: int) -> tuple[np.ndarray, float, np.ndarray]:
@@ -392,9 +436,17 @@ def _block_sums(
     x, valid, order = _block_pixels(block, ok, where=True)
     lab = None
     if len(x):
-        raw = None if features.identity else x - features.offset.astype(np.float32)
         rng = None if seed is None else np.random.default_rng(seed)
-        lab = acc.add_chunk(features(x), None, raw, rates, rng)
+        # in pieces of CHUNK_BYTES, as a pass over an image in memory goes: the labelling
+        # and the sums sweep a piece several times, and a 40 MiB block's sweeps went to
+        # memory, not the cache (1.5x slower on the v7.3 blocks of bench_lazy_read.py)
+        step = max(1, CHUNK_BYTES // (4 * x.shape[1]))
+        labs = []
+        for start in range(0, len(x), step):
+            part = x[start : start + step]
+            raw = None if features.identity else part - features.offset.astype(np.float32)
+            labs.append(acc.add_chunk(features(part), None, raw, rates, rng))
+        lab = np.concatenate(labs)
     if not keep:
         return acc, None
     out = np.zeros(int(np.prod(block.shape[:-1])), dtype=label_dtype(len(centers)))
