@@ -201,6 +201,32 @@ def test_progress_reported_and_cancel_stops():
     assert calls[-1].stage == "refine" and calls[-1].done == 1  # stopped at the first pass
 
 
+@pytest.mark.parametrize("kept", [True, False], ids=["features kept", "converted per pass"])
+def test_a_pass_in_threads_gives_the_one_thread_result_to_the_bit(monkeypatch, kept):
+    """Chunks are labelled in PASS_THREADS threads and added up in chunk order, each chunk's
+    coreset draws made in order first: the same clustering as one chunk after the other."""
+    from napari_spectral_clusters import pixels
+
+    cube, _, _ = synthetic_cube((300, 300), 12, seed=4)  # above ALL_ROWS: coreset draws
+    cube = cube.astype(np.float64)  # converted to float32 chunk by chunk
+    monkeypatch.setattr(pixels, "CHUNK_BYTES", 64 * 1024)  # many chunks
+    monkeypatch.setattr(pixels, "CACHE_BYTES", 2**40 if kept else 0)
+    results = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(pixels, "PASS_THREADS", threads)
+        events = []
+        res = cluster_image(cube, 6, channel_axis=0, random_state=2, progress=events.append)
+        blocks = [e.done for e in events if e.stage == "blocks"]
+        n_chunks = events[[e.stage for e in events].index("blocks")].total
+        assert n_chunks > 10 and blocks[:n_chunks] == list(range(1, n_chunks + 1))
+        results.append(res)
+    for res in results[1:]:
+        np.testing.assert_array_equal(res.labels, results[0].labels)
+        assert res.inertia == results[0].inertia
+        np.testing.assert_array_equal(res.centers, results[0].centers)
+        np.testing.assert_array_equal(res.std, results[0].std)
+
+
 def test_per_cluster_statistics():
     rng = np.random.default_rng(11)
     img, _ = _blobs(rng)

@@ -368,9 +368,15 @@ class CoresetRates:
         """Every row, with its own weight: for images small enough to search on whole."""
         return cls(np.full(k, np.inf, dtype=np.float32), 0.0)
 
+    @property
+    def takes_every_row(self) -> bool:
+        """Every row is drawn (:meth:`every_row`): no random numbers are used."""
+        return bool(np.isinf(self.uniform[0]))
+
     def draw(self, feats, weights, dist, lab, rng) -> tuple[np.ndarray, np.ndarray]:
-        """The rows of one chunk drawn into the coreset, and their weights."""
-        if np.isinf(self.uniform[0]):
+        """The rows of one chunk drawn into the coreset, and their weights. ``rng``: a
+        generator, or the chunk's uniform draws already made (float32, one a row)."""
+        if self.takes_every_row:
             w = np.ones(len(feats)) if weights is None else np.asarray(weights, np.float64)
             return feats.astype(np.float32, copy=False), w  # kept as they are: not modified
         # float32 and scalar weights where pixels are unweighted: this runs in every pass,
@@ -379,7 +385,8 @@ class CoresetRates:
         chance = self.uniform[lab] * w
         if self.per_cost > 0:
             chance += np.float32(self.per_cost) * (dist if weights is None else w * dist)
-        take = np.flatnonzero(rng.random(len(feats), dtype=np.float32) < chance)
+        u = rng if isinstance(rng, np.ndarray) else rng.random(len(feats), dtype=np.float32)
+        take = np.flatnonzero(u < chance)
         p = np.minimum(chance[take], 1).astype(np.float64)
         wt = 1.0 if weights is None else w[take].astype(np.float64)
         return feats[take].astype(np.float32), wt / p

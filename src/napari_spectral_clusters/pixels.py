@@ -3,6 +3,9 @@ masked, and handed out in float32 chunks, with every pass's labels written as it
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +17,7 @@ from .kmeans import (
     ProgressEvent,
     check_range,
     label_dtype,
+    one_blas_thread,
 )
 from .model import Features
 from .recolor import recolor
@@ -23,6 +27,8 @@ __all__ = ["Pixels", "memory_order", "prepare_image"]
 #: float32 bytes per chunk in the passes over all pixels: large enough for BLAS, small enough
 #: that a chunk, its distances and its per-cluster sums stay a few tens of MB.
 CHUNK_BYTES = 8 * 2**20
+#: Threads a pass over an image in memory labels its chunks in (this machine class has 2 cores).
+PASS_THREADS = 2
 #: Images whose float32 features fit in this many bytes are converted once and kept for all
 #: passes; larger ones are converted chunk by chunk in every pass, so memory stays flat.
 CACHE_BYTES = 32 * 2**20
@@ -260,7 +266,13 @@ class Pixels:
 
     def one_pass(self, features, centers, rates: CoresetRates | None, rng, report) -> Accumulator:
         """Label every pixel with its nearest centre and sum up the clusters, chunk by chunk
-        (each reported as a step of stage "blocks", where a cancel stops the pass)."""
+        (each reported as a step of stage "blocks", where a cancel stops the pass).
+
+        Chunks are labelled and summed in PASS_THREADS threads, one BLAS thread each (a
+        chunk's products are small: BLAS's own threads gained little), and added up in
+        chunk order, with each chunk's coreset draws made in order beforehand: the result is
+        the same, to the bit, as one chunk after the other.
+        """
         acc = Accumulator(centers, self.n_features, features.identity)
         if self.last_labels is None or self.last_labels.dtype != label_dtype(len(centers)):
             self.last_labels = np.zeros(self.allowed.shape, dtype=label_dtype(len(centers)))
@@ -268,11 +280,41 @@ class Pixels:
             n_chunks = 1
         else:
             n_chunks = len(self.cache) if self.cache is not None else len(self._row_chunks())
-        for i, (feats, w, where, raw) in enumerate(self.feature_chunks(features)):
-            lab = acc.add_chunk(feats, w, raw, rates, rng)
+        random = rates is not None and not rates.takes_every_row
+        done = 0
+
+        def finish(task, where):
+            nonlocal acc, done
+            part, lab = task.result()
+            acc = acc.merge(part)
             self._put(where, lab)
-            report(ProgressEvent("blocks", i + 1, n_chunks))
+            done += 1
+            report(ProgressEvent("blocks", done, n_chunks))
+
+        threads = min(PASS_THREADS, n_chunks)
+        blas = one_blas_thread() if threads > 1 else nullcontext()  # one chunk: BLAS's threads
+        with ThreadPoolExecutor(threads) as pool, blas:
+            pending = deque()
+            for rows, w, where, converted in self._pass_chunks(features):
+                draws = rng.random(len(rows), dtype=np.float32) if random else None
+                args = (rows, w, converted, features, centers, self.n_features, rates, draws)
+                pending.append((pool.submit(_chunk_sums, *args), where))
+                while len(pending) > threads:  # a few chunks in flight: memory stays flat
+                    finish(*pending.popleft())
+            while pending:
+                finish(*pending.popleft())
         return acc
+
+    def _pass_chunks(self, features: Features):
+        """(rows, weights, where, converted) for every chunk of a pass: features kept from
+        the last pass for a small image (converted), else pixels to convert in the thread
+        that labels them (converted None)."""
+        if self.nbytes_float32 <= CACHE_BYTES:  # kept: converted once
+            for feats, w, where, raw in self.feature_chunks(features):
+                yield feats, w, where, (raw,)
+        else:
+            for block, w, where in self.chunks():
+                yield block, w, where, None
 
     def _put(self, where, lab: np.ndarray) -> None:
         """Store a chunk's labels (0-based); distinct colours wait for :meth:`labels`."""
@@ -327,3 +369,16 @@ class Pixels:
         return np.unique(np.concatenate([b for b, _, _ in self.chunks()]), axis=0).astype(
             np.float32
         )
+
+
+def _chunk_sums(rows, w, converted, features, centers, n_input, rates, draws):
+    """One chunk's cluster sums and labels (run in a pass's threads). ``converted``: (the
+    chunk's input minus the offset or None,) when ``rows`` are features already, else None
+    (``rows`` are pixels, converted here)."""
+    if converted is None:
+        raw = None if features.identity else rows - features.offset.astype(np.float32)
+        feats = features(rows)
+    else:
+        feats, (raw,) = rows, converted
+    acc = Accumulator(centers, n_input, features.identity)
+    return acc, acc.add_chunk(feats, w, raw, rates, draws)
