@@ -98,6 +98,9 @@ SEARCH_ROWS = 4_000
 #: A swap trial still this share above the cost to beat after 3 Lloyd iterations is given
 #: up (0.01 gave up the slow trials that find Indian Pines' 4-cluster partition for a seed).
 GIVE_UP = 0.05
+#: Lloyd iterations over at least this many (row, centre) pairs keep bounds and label again
+#: only the rows that may have moved (:func:`_lloyd_bounded`).
+BOUNDED_WORK = 2**19
 
 
 class ProgressEvent(NamedTuple):
@@ -247,8 +250,8 @@ def fit(source: PixelSource, k: int, params: dict, report: Report, *, steps=None
     )
     if not acc.counts.any():
         raise ClusteringError(NO_PIXELS)
+    gain = 0.0 if whole else RECOVER_GAIN
     for _ in range(WHOLE_ROUNDS if whole else RECOVER_ROUNDS):
-        gain = 0.0 if whole else RECOVER_GAIN
         found = recover(acc, inertia, source, k, params, rng, report, one_pass, check, gain)
         if found is None:
             break
@@ -732,6 +735,8 @@ def _lloyd(x, weights, centers, max_iter: int = 30, tol: float = 1e-4, give_up=N
     (a trial that will not win; returned as it is, worse than the cost to beat).
     """
     k = len(centers)
+    if len(x) * k >= BOUNDED_WORK:
+        return _lloyd_bounded(x, weights, centers, max_iter, tol, give_up)
     wx = (x * weights[:, None]).T.copy() if x.shape[1] <= FEW else None  # once, not per pass
     norms = np.einsum("ij,ij->i", x, x)
     prev = np.inf
@@ -749,6 +754,65 @@ def _lloyd(x, weights, centers, max_iter: int = 30, tol: float = 1e-4, give_up=N
         if prev - inertia <= tol * inertia:
             break
         prev = inertia
+    _, dist = nearest(x, centers, norms=norms)
+    return centers, float(np.dot(weights, dist))
+
+
+def _lloyd_bounded(x, weights, centers, max_iter: int, tol: float, give_up=None):
+    """:func:`_lloyd` for many rows and clusters, where most iterations move few rows: each
+    row keeps a lower bound on how much nearer its centre is than any other (Hamerly's
+    k-means, 2010, in one number), lowered by the centres' shifts, and only rows whose bound
+    goes below zero are labelled again; the clusters' sums follow the rows that moved, and
+    the inertia comes from the sums. The same iterations as :func:`_lloyd` (up to float32
+    rounding at the bounds), at a fraction of the cost once few rows move: settling a
+    65,536-pixel image at k = 32 spent 2.7 s of 3.6 s in full Lloyd iterations.
+
+    Written here: scikit-learn's Elkan k-means has neither weights on our terms nor the
+    ``give_up`` rule, and runs its own initialisation checks on every call.
+    """
+    k = len(centers)
+    w = np.asarray(weights, dtype=np.float64)
+    norms = np.einsum("ij,ij->i", x, x)
+    total_sq = float(w @ norms)  # sum w |x|^2: inertia = total_sq - 2 sum c.S + sum n |c|^2
+    lab, dist, gap = nearest(x, centers, margin=True, norms=norms)
+    counts, sums = _weighted_sums(lab, w, x, k)
+    prev = np.inf
+    for it in range(max_iter):
+        c = centers.astype(np.float64)
+        inertia = total_sq - 2 * float(np.einsum("ij,ij->", c, sums)) + counts @ (c * c).sum(1)
+        if give_up is not None and it == give_up[0] and inertia > give_up[1]:
+            return centers, inertia
+        means = sums / np.maximum(counts, 1e-300)[:, None]
+        empty = counts == 0
+        if empty.any():  # restart empty clusters on the rows farthest from their centre
+            _, dist = nearest(x, centers, norms=norms)
+            means[empty] = x[np.argsort(-dist)[: int(empty.sum())]]
+        new = means.astype(np.float32)
+        if prev - inertia <= tol * inertia:
+            centers = new
+            break
+        prev = inertia
+        shift = np.sqrt(np.einsum("ij,ij->i", *(2 * [(new - centers).astype(np.float64)])))
+        centers = new
+        # a row's own centre comes at most its shift nearer, any other at most the largest
+        # other shift: the margin to the second nearest shrinks by at most their sum
+        order = np.argsort(shift)
+        other = np.full(k, shift[order[-1]])
+        other[order[-1]] = shift[order[-2]] if k > 1 else 0.0
+        gap -= (shift + other)[lab].astype(np.float32)
+        again = np.flatnonzero(gap < 0) if not empty.any() else np.arange(len(x))
+        if len(again):
+            old = lab[again]
+            new_lab, _, gap[again] = nearest(x[again], centers, margin=True, norms=norms[again])
+            moved = new_lab != old
+            if moved.any():
+                rows, a, b = again[moved], old[moved], new_lab[moved]
+                wm = w[rows]
+                counts += np.bincount(b, wm, k) - np.bincount(a, wm, k)
+                sums += _cluster_sums(b, wm, x[rows], k) - _cluster_sums(a, wm, x[rows], k)
+                lab[rows] = b
+            if empty.any():  # the sums of every row again: the restarts moved centres far
+                counts, sums = _weighted_sums(lab, w, x, k)
     _, dist = nearest(x, centers, norms=norms)
     return centers, float(np.dot(weights, dist))
 

@@ -299,7 +299,7 @@ class LazyPixels:
             tasks.append(call(fn, *pieces, *extra, keep_block=keep, dask_key_name=name, **kwargs))
         done = compute_each(tasks, report, stage, batch=batch)
         if kept is not None:
-            kept.update((b, pieces) for b, (_, pieces) in zip(blocks, done) if pieces)
+            kept.update((b, kept_) for b, (_, kept_) in zip(blocks, done, strict=True) if kept_)
         return [out for out, _ in done]
 
     def snapshot(self):

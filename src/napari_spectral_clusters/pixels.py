@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kmeans import (
+    WHOLE_BYTES,
     Accumulator,
     ClusteringError,
     CoresetRates,
@@ -30,8 +31,9 @@ CHUNK_BYTES = 8 * 2**20
 #: Threads a pass over an image in memory labels its chunks in (this machine class has 2 cores).
 PASS_THREADS = 2
 #: Images whose float32 features fit in this many bytes are converted once and kept for all
-#: passes; larger ones are converted chunk by chunk in every pass, so memory stays flat.
-CACHE_BYTES = 32 * 2**20
+#: passes; larger ones are converted chunk by chunk in every pass, so memory stays flat. The
+#: engine's limit for searching an image whole: its coreset of every row is the kept chunks.
+CACHE_BYTES = WHOLE_BYTES
 
 
 def memory_order(view: np.ndarray) -> tuple[int, ...]:
