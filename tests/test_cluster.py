@@ -228,23 +228,32 @@ def test_a_pass_in_threads_gives_the_one_thread_result_to_the_bit(monkeypatch, k
 
 
 @pytest.mark.parametrize("far_start", [False, True], ids=["plain start", "an empty cluster"])
-def test_lloyd_with_bounds_takes_the_plain_lloyd_steps(monkeypatch, far_start):
+@pytest.mark.parametrize("n_features", [6, 24], ids=["bincount sums", "one-hot sums"])
+def test_lloyd_with_bounds_takes_the_plain_lloyd_steps(monkeypatch, far_start, n_features):
     """Many rows and clusters: the bounds only skip rows that cannot change cluster, so each
     iteration moves the centres as plain Lloyd does (an empty cluster restarted alike)."""
     from napari_spectral_clusters import kmeans
 
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(40_000, 6)).astype(np.float32)  # no structure: rows keep moving
+    x = rng.normal(size=(40_000, n_features)).astype(np.float32)  # no structure: rows move
     w = rng.uniform(0.5, 2.0, len(x))
     start = x[rng.choice(len(x), 16, replace=False)].copy()
     if far_start:
         start[3] = 100.0  # nearest to no row: restarted on the farthest row
     assert len(x) * len(start) >= kmeans.BOUNDED_WORK
+    bounded_calls = []
+    real = kmeans._lloyd_bounded
+    monkeypatch.setattr(
+        kmeans, "_lloyd_bounded", lambda *a, **kw: bounded_calls.append(1) or real(*a, **kw)
+    )
     for iters in (1, 3, 8):
         bounded = kmeans._lloyd(x, w, start, max_iter=iters, tol=0)
-        monkeypatch.setattr(kmeans, "BOUNDED_WORK", 2**62)
-        plain = kmeans._lloyd(x, w, start, max_iter=iters, tol=0)
-        monkeypatch.undo()
+        assert len(bounded_calls) == 1
+        bounded_calls.clear()
+        with monkeypatch.context() as plain_only:
+            plain_only.setattr(kmeans, "BOUNDED_WORK", 2**62)
+            plain = kmeans._lloyd(x, w, start, max_iter=iters, tol=0)
+        assert not bounded_calls
         np.testing.assert_allclose(bounded[0], plain[0], atol=1e-4)
         assert bounded[1] == pytest.approx(plain[1], rel=1e-5)
     assert (np.bincount(kmeans.nearest(x, bounded[0])[0], minlength=16) > 0).all()

@@ -134,8 +134,6 @@ def test_apply_model_keeps_a_dask_input_lazy_and_gives_the_same_labels():
 def test_apply_model_on_dask_reads_block_by_block(monkeypatch):
     """Bounded memory: the labels are computed block by block, never the cube at once (or
     kept from the pass that labelled every pixel: no block is read again)."""
-    from napari_spectral_clusters import lazy as lazy_engine
-
     img, _ = _scene()
     model = cluster_image(img, 4).model
     biggest = []
@@ -157,16 +155,21 @@ def test_apply_model_on_dask_reads_block_by_block(monkeypatch):
     assert biggest and max(biggest) <= 20 * 40 * img.shape[-1]
 
 
-def test_a_cube_that_fits_in_memory_is_read_once(monkeypatch):
-    monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", 0.25)
-    img, _ = _scene()
-    reads = []
+def _counted(img, chunks, reads: list):
+    """``img`` as a dask array that notes the location of every block it reads in ``reads``."""
 
     def counted(block, block_info=None):
         reads.append(block_info[0]["chunk-location"])
         return block
 
-    lazy = da.from_array(img, chunks=(20, 40, -1)).map_blocks(counted, dtype=img.dtype)
+    return da.from_array(img, chunks=chunks).map_blocks(counted, dtype=img.dtype)
+
+
+def test_a_cube_that_fits_in_memory_is_read_once(monkeypatch):
+    monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", 0.25)
+    img, _ = _scene()
+    reads = []
+    lazy = _counted(img, (20, 40, -1), reads)
     events = []
     res = cluster_image(lazy, 4, progress=events.append)
     assert sorted(reads) == sorted(set(reads)) and len(reads) == 3 * 2  # each block once
@@ -185,12 +188,7 @@ def test_a_bigger_cube_that_fits_keeps_its_blocks_as_first_read(monkeypatch):
     mask[:7, :9] = False
     img[30, 40] = np.nan
     reads = []
-
-    def counted(block, block_info=None):
-        reads.append(block_info[0]["chunk-location"])
-        return block
-
-    lazy = da.from_array(img, chunks=(20, 20, -1)).map_blocks(counted, dtype=img.dtype)
+    lazy = _counted(img, (20, 20, -1), reads)
     events = []
     # at least two passes: a second one must not read a block again
     res = cluster_image(lazy, 5, mask=mask, tol=0, max_refine=3, progress=events.append)
@@ -204,13 +202,16 @@ def test_a_bigger_cube_that_fits_keeps_its_blocks_as_first_read(monkeypatch):
     assert len(reads) > 3 * 4 * 2
 
 
-def test_colour_pictures_are_read_whole_however_big(monkeypatch):
-    """8-bit colour is clustered by its distinct colours, which needs every pixel at once."""
+@pytest.mark.parametrize("bands", [3, 4], ids=["RGB", "RGBA"])
+def test_colour_pictures_are_read_whole_however_big(monkeypatch, bands):
+    """8-bit colour is clustered by its distinct colours, which needs every pixel at once (and
+    an alpha plane is carried over from the whole picture)."""
     monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", 0.25)
     monkeypatch.setattr(lazy_engine, "READ_WHOLE_BYTES", 0)
-    photo = np.asarray(sample_photo())
+    photo = np.ascontiguousarray(np.asarray(sample_photo())[..., :bands])
     events = []
-    res = cluster_image(da.from_array(photo, chunks=(100, 150, 4)), 5, progress=events.append)
+    lazy = da.from_array(photo, chunks=(100, 150, bands))
+    res = cluster_image(lazy, 5, progress=events.append)
     assert "read" in {e.stage for e in events}
     _assert_same(cluster_image(photo, 5), res)
 

@@ -778,6 +778,8 @@ def _lloyd_bounded(x, weights, centers, max_iter: int, tol: float, give_up=None)
     counts, sums = _weighted_sums(lab, w, x, k)
     prev = np.inf
     for it in range(max_iter):
+        if (counts <= 1e-9 * counts.sum()).any():  # nearly empty: exact sums, not updated ones
+            counts, sums = _weighted_sums(lab, w, x, k)
         c = centers.astype(np.float64)
         inertia = total_sq - 2 * float(np.einsum("ij,ij->", c, sums)) + counts @ (c * c).sum(1)
         if give_up is not None and it == give_up[0] and inertia > give_up[1]:

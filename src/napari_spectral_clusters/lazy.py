@@ -10,10 +10,14 @@ A :class:`LazyPixels` is a dask array as the engine reads it, block by block:
    when a client exists). Every finished block is reported as progress (on a cluster: as its
    future completes), and a cancel raised from the progress callback stops the pass (on a
    cluster: cancels the futures left);
-3. labels and the recoloured image are ``map_blocks`` over the cube: lazy, computed as napari
-   shows them or as a writer stores them, block by block.
+3. the last pass keeps its labels (a small integer a pixel) when they fit KEEP_LABELS_SHARE
+   of free memory and no ``dask.distributed`` client computes them: the labels and the
+   recoloured image are then dask arrays over them, which read no block again (but a cube's
+   alpha plane); otherwise they are ``map_blocks`` over the cube, computed as napari shows
+   them or as a writer stores them, block by block.
 
-Peak memory is a few blocks plus the sample, whatever the cube's size. A cube that fits
+Peak memory is a few blocks, the sample and the kept labels, whatever the cube's size. A
+cube that fits
 comfortably in free memory (READ_ONCE_SHARE of it) is read once instead (:func:`lazy_pixels`):
 every pass would otherwise read it again. A small one is read whole and clustered as a numpy
 image; a bigger one keeps every block as the sample and the first pass read it, so reading
@@ -209,7 +213,7 @@ class LazyPixels:
         each = -(-n // max(len(picks), 1))  # per block, so only the sample is ever kept
         seeds = rng.integers(0, 2**31, len(picks))
         # a few blocks at a time: the threaded scheduler would otherwise read them all first
-        parts = self._each_block(
+        parts = self._per_block(
             _block_sample, picks, [(each, seed) for seed in seeds], report, "sample", batch=4
         )
         pixels = np.concatenate([x for x, _, _ in parts] or [np.empty((0, self.n_features))])
@@ -249,11 +253,15 @@ class LazyPixels:
         blocks = self._blocks()
         seeds = [None] * len(blocks) if rates is None else rng.integers(0, 2**63, len(blocks))
         dtype = label_dtype(len(centers))
-        keep = self.n_rows * dtype.itemsize <= KEEP_LABELS_SHARE * _available()
+        # up to four copies at once: the blocks' labels as they come, the pass's, the last
+        # pass's and a recovery's snapshot of it; on a dask.distributed cluster the workers
+        # make labels block by block (kept ones would travel in every graph computing them)
+        size = 4 * self.n_rows * dtype.itemsize
+        keep = _active_client() is None and size <= KEEP_LABELS_SHARE * _available()
         keep = keep or self._kept_blocks is not None  # far smaller than the blocks kept
         args = [(features, centers, rates, seed) for seed in seeds]
         with _blas_threads_for_blocks():
-            done = self._each_block(_block_sums, blocks, args, report, "blocks", keep=keep)
+            done = self._per_block(_block_sums, blocks, args, report, "blocks", keep=keep)
         kept = None
         if keep:
             kept = np.empty(self.view.shape[:-1], dtype=dtype)
@@ -274,7 +282,7 @@ class LazyPixels:
                 report(event._replace(done=start + event.done, total=len(blocks)))
 
             batch = blocks[start : start + 8]
-            parts = self._each_block(
+            parts = self._per_block(
                 _block_distinct, batch, [(limit,)] * len(batch), overall, "distinct"
             )
             found = np.unique(np.concatenate([found, *parts]), axis=0)
@@ -282,7 +290,7 @@ class LazyPixels:
                 break
         return found
 
-    def _each_block(self, fn, blocks, args, report, stage, *, batch=None, **kwargs) -> list:
+    def _per_block(self, fn, blocks, args, report, stage, *, batch=None, **kwargs) -> list:
         """``fn(block, allowed, *args[i], **kwargs)`` for every block ``blocks[i]``, as dask
         tasks (:func:`compute_each`); a block read from storage is kept if blocks are kept,
         and a kept block is not read again."""
@@ -308,7 +316,7 @@ class LazyPixels:
     def restore(self, state) -> None:
         self._last = state
 
-    def labels(self, order: np.ndarray) -> da.Array:
+    def labels(self, order: np.ndarray) -> da.Array | np.ndarray:
         """Labels with the last pass's centres, cluster ``order[i]`` numbered ``i + 1``: the
         pass's own labels when it kept them (no block is read again), else made block by
         block when computed."""
@@ -333,7 +341,7 @@ class LazyPixels:
             chunks=(*self.view.chunks[:-1], (1,)),
         )[..., 0]
 
-    def recolored(self, labels: da.Array, colors) -> da.Array:
+    def recolored(self, labels: da.Array | np.ndarray, colors) -> da.Array | np.ndarray:
         if isinstance(labels, np.ndarray):  # kept blocks: no alpha (see lazy_pixels)
             return recolor(labels, colors)
         return _lazy_recolor(labels, colors, self.image, self.channel_axis, self.has_alpha)
