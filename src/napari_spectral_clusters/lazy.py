@@ -451,9 +451,8 @@ def _block_sums(
         step = max(1, CHUNK_BYTES // (4 * x.shape[1]))
         labs = []
         for start in range(0, len(x), step):
-            part = x[start : start + step]
-            raw = None if features.identity else part - features.offset.astype(np.float32)
-            labs.append(acc.add_chunk(features(part), None, raw, rates, rng))
+            feats, raw = features.convert(x[start : start + step])
+            labs.append(acc.add_chunk(feats, None, raw, rates, rng))
         lab = np.concatenate(labs)
     if not keep:
         return acc, None

@@ -84,6 +84,12 @@ class Features:
             parts.append("PCA")
         return " and ".join(parts) if parts else "centring in float32"
 
+    def convert(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The features of the (n, C) pixels ``x`` and, when they are not just the input
+        minus the offset, that too (float32): what a pass sums up for the input's spreads."""
+        raw = None if self.identity else x - self.offset.astype(np.float32)
+        return self(x), raw
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """float32 features of the (n, C) pixels ``x``."""
         if self.steps is not None:

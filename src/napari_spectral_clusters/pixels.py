@@ -107,7 +107,7 @@ class Pixels:
     finite_checked: bool = False
     cache: list | None = None  # the finite allowed pixels as float32 chunks, when small
     last_labels: np.ndarray | None = None  # the last pass's labels (1-based, 0 = excluded)
-    feature_cache: tuple | None = None  # (features, their chunks), when small
+    feature_cache: tuple | None = None  # (features, their converted chunks), when small
     # the spatial axes as ``view`` and ``allowed`` hold them: in memory order (outermost
     # first), so a chunk is a few contiguous runs of memory; labels are given back in the
     # image's own order
@@ -252,22 +252,6 @@ class Pixels:
         step = max(1, CHUNK_BYTES // (4 * view.shape[-1] * per_row))
         return [slice(i, min(i + step, view.shape[0])) for i in range(0, view.shape[0], step)]
 
-    def feature_chunks(self, features: Features):
-        """(features, weights, where, input pixels - offset or None) for every chunk; kept
-        from one pass to the next when small (converted once, not once per pass)."""
-        if self.feature_cache is not None and self.feature_cache[0] is features:
-            return self.feature_cache[1]
-        chunks = self._convert(features)
-        if self.nbytes_float32 <= CACHE_BYTES:
-            chunks = list(chunks)
-            self.feature_cache = (features, chunks)
-        return chunks
-
-    def _convert(self, features: Features):
-        for block, w, where in self.chunks():
-            raw = None if features.identity else block - features.offset.astype(np.float32)
-            yield features(block), w, where, raw
-
     def one_pass(self, features, centers, rates: CoresetRates | None, rng, report) -> Accumulator:
         """Label every pixel with its nearest centre and sum up the clusters, chunk by chunk
         (each reported as a step of stage "blocks", where a cancel stops the pass).
@@ -299,9 +283,9 @@ class Pixels:
         blas = one_blas_thread() if threads > 1 else nullcontext()  # one chunk: BLAS's threads
         with blas, ThreadPoolExecutor(threads) as pool:  # the pool ends first, then BLAS
             pending = deque()
-            for rows, w, where, converted in self._pass_chunks(features):
-                draws = rng.random(len(rows), dtype=np.float32) if random else None
-                args = (rows, w, converted, features, centers, self.n_features, rates, draws)
+            for chunk, n, w, where in self._pass_chunks(features):
+                draws = rng.random(n, dtype=np.float32) if random else None
+                args = (chunk, w, features, centers, self.n_features, rates, draws)
                 pending.append((pool.submit(_chunk_sums, *args), where))
                 while len(pending) > threads:  # a few chunks in flight: memory stays flat
                     finish(*pending.popleft())
@@ -310,15 +294,18 @@ class Pixels:
         return acc
 
     def _pass_chunks(self, features: Features):
-        """(rows, weights, where, converted) for every chunk of a pass: features kept from
-        the last pass for a small image (converted), else pixels to convert in the thread
-        that labels them (converted None)."""
-        if self.nbytes_float32 <= CACHE_BYTES:  # kept: converted once
-            for feats, w, where, raw in self.feature_chunks(features):
-                yield feats, w, where, (raw,)
-        else:
+        """(chunk, rows, weights, where) for every chunk of a pass. A small image's chunks
+        are converted once and kept from one pass to the next: ``(features, input - offset
+        or None)`` (:meth:`Features.convert`); a larger image's are its pixels, converted in
+        the thread that labels them, so memory stays flat."""
+        if self.nbytes_float32 > CACHE_BYTES:
             for block, w, where in self.chunks():
-                yield block, w, where, None
+                yield block, len(block), w, where
+            return
+        if self.feature_cache is None or self.feature_cache[0] is not features:
+            kept = [(features.convert(b), len(b), w, where) for b, w, where in self.chunks()]
+            self.feature_cache = (features, kept)
+        yield from self.feature_cache[1]
 
     def _put(self, where, lab: np.ndarray) -> None:
         """Store a chunk's labels (0-based); distinct colours wait for :meth:`labels`."""
@@ -375,14 +362,9 @@ class Pixels:
         )
 
 
-def _chunk_sums(rows, w, converted, features, centers, n_input, rates, draws):
-    """One chunk's cluster sums and labels (run in a pass's threads). ``converted``: (the
-    chunk's input minus the offset or None,) when ``rows`` are features already, else None
-    (``rows`` are pixels, converted here)."""
-    if converted is None:
-        raw = None if features.identity else rows - features.offset.astype(np.float32)
-        feats = features(rows)
-    else:
-        feats, (raw,) = rows, converted
+def _chunk_sums(chunk, w, features, centers, n_input, rates, draws):
+    """One chunk's cluster sums and labels (run in a pass's threads); ``chunk`` as
+    :meth:`Pixels._pass_chunks` gives it: converted already, or pixels converted here."""
+    feats, raw = chunk if isinstance(chunk, tuple) else features.convert(chunk)
     acc = Accumulator(centers, n_input, features.identity)
     return acc, acc.add_chunk(feats, w, raw, rates, draws)
