@@ -259,6 +259,24 @@ def test_lloyd_with_bounds_takes_the_plain_lloyd_steps(monkeypatch, far_start, n
     assert (np.bincount(kmeans.nearest(x, bounded[0])[0], minlength=16) > 0).all()
 
 
+@pytest.mark.parametrize("k", [6, 40], ids=["dense one-hot", "sparse one-hot"])
+def test_cluster_sums_alike_for_rows_in_either_layout(k):
+    """Rows laid out column by column (a bands-first block) are summed by another product:
+    the same per-cluster sums as a float64 reference, in either layout."""
+    from napari_spectral_clusters import kmeans
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(2.0, 1.0, (50_000, 20)).astype(np.float32)  # over ACC_ROWS: two pieces
+    lab, w = rng.integers(0, k, len(x)), rng.uniform(0.5, 2.0, len(x))
+    reference = np.stack(
+        [np.bincount(lab, w * col.astype(np.float64), minlength=k) for col in x.T], 1
+    )
+    for rows in (x, np.asfortranarray(x)):
+        sums = kmeans._cluster_sums(lab, w, rows, k)
+        assert isinstance(sums, np.ndarray) and sums.shape == (k, 20)
+        np.testing.assert_allclose(sums, reference, rtol=1e-5)
+
+
 def test_per_cluster_statistics():
     rng = np.random.default_rng(11)
     img, _ = _blobs(rng)

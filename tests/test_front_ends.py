@@ -1,6 +1,7 @@
 """One engine, two front ends: the same calls on a numpy array and on a dask array of it give
 the same results, option by option."""
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -175,6 +176,26 @@ def test_a_cube_that_fits_in_memory_is_read_once(monkeypatch):
     assert sorted(reads) == sorted(set(reads)) and len(reads) == 3 * 2  # each block once
     assert [e.done for e in events if e.stage == "read"] == list(range(1, 7))
     _assert_same(cluster_image(img, 4), res)
+
+
+@pytest.mark.parametrize("read_whole_bytes", [2**40, 0], ids=["read whole", "blocks kept"])
+def test_on_the_processes_scheduler_nothing_is_kept_from_its_workers(
+    monkeypatch, read_whole_bytes
+):
+    """The processes scheduler's workers hold copies: a cube read once by them into an array of
+    this process stayed unset (wrong labels), and blocks kept would be sent to them in every
+    pass. Such a cube is clustered block by block, with the in-memory result."""
+    monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", 0.25)
+    monkeypatch.setattr(lazy_engine, "READ_WHOLE_BYTES", read_whole_bytes)
+    img, _ = _scene(seed=4)
+    lazy = da.from_array(img, chunks=(30, 40, -1))
+    with dask.config.set(scheduler="processes", num_workers=2):
+        events = []
+        res = cluster_image(lazy, 4, progress=events.append)
+        assert "read" not in {e.stage for e in events}  # not read whole first
+        n_blocks = lazy.numblocks[0] * lazy.numblocks[1]
+        assert {e.total for e in events if e.stage == "blocks"} == {n_blocks}
+        _assert_same(cluster_image(img, 4), res)
 
 
 def test_a_bigger_cube_that_fits_keeps_its_blocks_as_first_read(monkeypatch):

@@ -54,26 +54,6 @@ def test_lazy_rgba_keeps_alpha_and_masks():
     assert (out[~mask] == 0).all() and (out[mask & ~transparent] > 0).all()
 
 
-def test_lazy_path_reads_blocks_not_the_whole_cube():
-    """Fitting reads only the sample blocks; each pass reads each block once."""
-    cube, _, _ = synthetic_cube((256, 256), 16, seed=1)
-    reads = []
-
-    def counted(block, block_info=None):
-        reads.append(block_info[0]["chunk-location"])
-        return block
-
-    lazy_cube = da.from_array(cube, chunks=(16, 32, 32)).map_blocks(counted, dtype=cube.dtype)
-    events = []
-    res = cluster_image(lazy_cube, 4, channel_axis=0, max_refine=2, progress=events.append)
-    n_blocks = 8 * 8
-    passes = [e.stage for e in events].count("refine")  # no pass but the refinement's
-    assert len(reads) <= 32 + passes * n_blocks
-    reads.clear()
-    res.labels[:32, :32].compute()
-    assert not reads  # the last pass's labels are kept
-
-
 def _counted_cube(reads: list):
     cube, _, _ = synthetic_cube((256, 256), 16, seed=1)
 
@@ -82,6 +62,33 @@ def _counted_cube(reads: list):
         return block
 
     return cube, da.from_array(cube, chunks=(16, 32, 32)).map_blocks(counted, dtype=cube.dtype)
+
+
+@pytest.mark.parametrize("keep_sample", [True, False], ids=["sample kept", "sample let go"])
+def test_lazy_path_reads_blocks_not_the_whole_cube(monkeypatch, keep_sample):
+    """Fitting reads only the sample blocks; each pass reads each block once, but the first
+    reads none of the sample's blocks again while they fit SAMPLE_KEEP_SHARE of free memory.
+    Kept or read again, the blocks give the same clustering."""
+    if not keep_sample:
+        monkeypatch.setattr(lazy_engine, "SAMPLE_KEEP_SHARE", 0.0)
+    reads = []
+    cube, lazy_cube = _counted_cube(reads)
+    events = []
+    res = cluster_image(lazy_cube, 4, channel_axis=0, max_refine=3, progress=events.append)
+    n_blocks, n_sample = 8 * 8, lazy_engine.SAMPLE_BLOCKS
+    passes = [e.stage for e in events].count("refine")  # no pass but the refinement's
+    assert passes >= 1
+    sampled = reads[:n_sample]
+    assert len(set(sampled)) == n_sample
+    first_pass = reads[n_sample : n_sample + n_blocks - (n_sample if keep_sample else 0)]
+    assert bool(set(first_pass) & set(sampled)) == (not keep_sample)
+    assert len(reads) == n_sample + passes * n_blocks - (n_sample if keep_sample else 0)
+    reads.clear()
+    res.labels[:32, :32].compute()
+    assert not reads  # the last pass's labels are kept
+    np.testing.assert_array_equal(
+        res.labels.compute(), cluster_image(cube, 4, channel_axis=0, max_refine=3).labels
+    )
 
 
 @pytest.mark.parametrize("keep", [True, False])

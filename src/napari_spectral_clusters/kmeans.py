@@ -829,16 +829,20 @@ def _cluster_sums(lab, weights, x, k, wx=None) -> np.ndarray:
 
     Few columns: one float64 bincount each (``wx``: the weighted columns, if already made).
     More: float32 one-hot products over at most ``ACC_ROWS`` rows at a time, added up in
-    float64, so no float64 copy of ``x`` is made and rounding stays small.
+    float64, so no float64 copy of ``x`` is made and rounding stays small. Rows laid out
+    column by column (a block of a bands-first cube) are multiplied as ``(x.T @ onehot.T).T``:
+    the same sums, 2x faster there than ``onehot @ x`` (and 1.5x slower for C-ordered rows).
     """
     if x.shape[1] <= FEW:
         wx = (x * weights[:, None]).T if wx is None else wx
         return np.stack([np.bincount(lab, weights=col, minlength=k) for col in wx], 1)
     sums = np.zeros((k, x.shape[1]))
     w = np.asarray(weights, dtype=np.float32)
+    by_column = x.flags.f_contiguous and not x.flags.c_contiguous
     for start in range(0, len(lab), ACC_ROWS):
         rows = slice(start, start + ACC_ROWS)
-        sums += _onehot(lab[rows], w[rows], k) @ x[rows].astype(np.float32, copy=False)
+        onehot, part = _onehot(lab[rows], w[rows], k), x[rows].astype(np.float32, copy=False)
+        sums += (part.T @ onehot.T).T if by_column else onehot @ part
     return sums
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
 from functools import reduce
 
@@ -75,6 +76,11 @@ KEEP_LABELS_SHARE = 1 / 16
 #: blocks as they are first read: reading it whole first took as long as the clustering
 #: (benchmarks/bench_lazy_read.py).
 READ_WHOLE_BYTES = 64 * 2**20
+#: Block by block, the sample's blocks are kept for the first pass when together they take at
+#: most this share of the memory available now: that pass then reads only the other blocks
+#: (the 3.2 GB cube of benchmarks/bench_lazy_read.py: 32 of its 80 blocks, 1.3 GB, were read
+#: twice). They are let go as the pass ends.
+SAMPLE_KEEP_SHARE = 1 / 8
 
 
 def lazy_pixels(
@@ -86,7 +92,7 @@ def lazy_pixels(
     if alpha is None:
         alpha = n_channels == 4 and np.issubdtype(image.dtype, np.integer)
     share = float(os.environ.get("SPECTRAL_CLUSTERS_READ_ONCE_SHARE", READ_ONCE_SHARE))
-    if read_once and _active_client() is None and image.nbytes <= share * _available():
+    if read_once and _may_keep_blocks() and image.nbytes <= share * _available():
         # 8-bit colour is clustered by its distinct colours, which needs every pixel at once
         colour = image.dtype == np.uint8 and n_channels <= 4
         if image.nbytes > READ_WHOLE_BYTES and not alpha and not colour:
@@ -128,6 +134,18 @@ def _available() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+def _may_keep_blocks() -> bool:
+    """Whether blocks read may be kept in this process and handed to later tasks: not when a
+    dask.distributed client computes (they would travel in every graph), nor on the processes
+    scheduler, whose workers get copies (a cube read once into ``np.empty`` by them stayed
+    unset in this process)."""
+    scheduler = dask.config.get("scheduler", None)
+    processes = scheduler in ("processes", "multiprocessing") or isinstance(
+        scheduler, ProcessPoolExecutor
+    )
+    return not processes and _active_client() is None
+
+
 def _each_block(array: da.Array) -> np.ndarray:
     """Every block of ``array`` as a delayed value, in an object array of its block grid.
 
@@ -166,7 +184,8 @@ class LazyPixels:
     With ``keep_blocks`` (a cube read once), every block is kept in memory as it is first
     read -- by the sample, the first pass, or a scan for distinct pixels -- and read from
     there afterwards; the labels, kept by every pass, are then given as numpy arrays, as for
-    an image in memory (and can be painted on in napari).
+    an image in memory (and can be painted on in napari). Without, only the sample's blocks
+    are kept, until the first pass has used them (:data:`SAMPLE_KEEP_SHARE`).
     """
 
     in_memory = False
@@ -175,8 +194,11 @@ class LazyPixels:
         self, image: da.Array, channel_axis, alpha: bool, mask=None, *, keep_blocks=False
     ):
         self.image, self.channel_axis, self.has_alpha = image, channel_axis, alpha
-        # block index -> (block, allowed) as first read, when keeping blocks
+        # block index -> (block, allowed) as first read: every block when keeping them all,
+        # else the sample's until the first pass; and whether blocks read now are kept
+        self._keep_all = keep_blocks
         self._kept_blocks: dict | None = {} if keep_blocks else None
+        self._keep_read = keep_blocks
         self.view, self.allowed = lazy_view(image, channel_axis, alpha, mask)
         self.n_features = self.view.shape[-1]
         self.dtype = self.view.dtype
@@ -212,10 +234,19 @@ class LazyPixels:
         picks = [blocks[i] for i in rng.permutation(len(blocks))[:SAMPLE_BLOCKS]]
         each = -(-n // max(len(picks), 1))  # per block, so only the sample is ever kept
         seeds = rng.integers(0, 2**31, len(picks))
+        if not self._keep_all:  # the sample's blocks, for the first pass, if they fit
+            block_bytes = sum(self._block_bytes(b) for b in picks)
+            self._keep_read = (
+                _may_keep_blocks() and block_bytes <= SAMPLE_KEEP_SHARE * _available()
+            )
+            self._kept_blocks = {} if self._keep_read else None
         # a few blocks at a time: the threaded scheduler would otherwise read them all first
-        parts = self._per_block(
-            _block_sample, picks, [(each, seed) for seed in seeds], report, "sample", batch=4
-        )
+        try:
+            parts = self._per_block(
+                _block_sample, picks, [(each, seed) for seed in seeds], report, "sample", batch=4
+            )
+        finally:
+            self._keep_read = self._keep_all
         pixels = np.concatenate([x for x, _, _ in parts] or [np.empty((0, self.n_features))])
         weights = np.concatenate(
             [np.full(len(x), n_valid / max(len(x), 1)) for x, n_valid, _ in parts] or [[]]
@@ -230,6 +261,11 @@ class LazyPixels:
             keep = np.sort(rng.choice(len(pixels), n, replace=False))
             pixels, weights, index = pixels[keep], weights[keep], index[keep]
         return (pixels, weights, index) if with_index else (pixels, weights)
+
+    def _block_bytes(self, block: tuple) -> int:
+        """Bytes of one block of the view."""
+        shape = [c[i] for c, i in zip(self.view.chunks[:-1], block, strict=True)]
+        return int(np.prod(shape)) * self.n_features * self.view.dtype.itemsize
 
     def _flat_index(self, block: tuple, where: np.ndarray) -> np.ndarray:
         """Flat indices in the spatial shape of the pixels ``where`` (flat in ``block``)."""
@@ -258,10 +294,12 @@ class LazyPixels:
         # make labels block by block (kept ones would travel in every graph computing them)
         size = 4 * self.n_rows * dtype.itemsize
         keep = _active_client() is None and size <= KEEP_LABELS_SHARE * _available()
-        keep = keep or self._kept_blocks is not None  # far smaller than the blocks kept
+        keep = keep or self._keep_all  # far smaller than the blocks kept
         args = [(features, centers, rates, seed) for seed in seeds]
         with _blas_threads_for_blocks():
             done = self._per_block(_block_sums, blocks, args, report, "blocks", keep=keep)
+        if not self._keep_all:  # the sample's blocks have served
+            self._kept_blocks = None
         kept = None
         if keep:
             kept = np.empty(self.view.shape[:-1], dtype=dtype)
@@ -292,21 +330,22 @@ class LazyPixels:
 
     def _per_block(self, fn, blocks, args, report, stage, *, batch=None, **kwargs) -> list:
         """``fn(block, allowed, *args[i], **kwargs)`` for every block ``blocks[i]``, as dask
-        tasks (:func:`compute_each`); a block read from storage is kept if blocks are kept,
-        and a kept block is not read again."""
+        tasks (:func:`compute_each`); a block read from storage now is kept if asked
+        (``_keep_read``), and a kept block is not read again."""
         view, allowed = self._block_pieces()
         kept = self._kept_blocks
+        keep_read = self._keep_read and kept is not None
         tasks = []
         for b, extra in zip(blocks, args, strict=True):
             name = f"{fn.__name__}-{uuid.uuid4().hex}"  # named as fn: the task stream shows it
             if kept is not None and b in kept:
                 pieces, keep = kept[b], False
             else:
-                pieces, keep = (view[(*b, 0)], allowed[b]), kept is not None
+                pieces, keep = (view[(*b, 0)], allowed[b]), keep_read
             call = dask.delayed(_read_and_keep)
             tasks.append(call(fn, *pieces, *extra, keep_block=keep, dask_key_name=name, **kwargs))
         done = compute_each(tasks, report, stage, batch=batch)
-        if kept is not None:
+        if keep_read:
             kept.update((b, kept_) for b, (_, kept_) in zip(blocks, done, strict=True) if kept_)
         return [out for out, _ in done]
 
@@ -323,7 +362,7 @@ class LazyPixels:
         features, centers, kept = self._last
         lut = np.zeros(len(order) + 1, dtype=label_dtype(len(order)))
         lut[np.asarray(order) + 1] = np.arange(1, len(order) + 1, dtype=lut.dtype)
-        if kept is not None and self._kept_blocks is not None:  # read once: in memory
+        if kept is not None and self._keep_all:  # read once: in memory
             return lut[kept]
         if kept is not None:  # name=False: a random name, not a hash of all the labels
             return da.from_array(lut[kept], chunks=self.view.chunks[:-1], name=False)
