@@ -209,13 +209,23 @@ def test_a_pass_in_threads_gives_the_one_thread_result_to_the_bit(monkeypatch, k
 
     cube, _, _ = synthetic_cube((300, 300), 12, seed=4)  # above ALL_ROWS: coreset draws
     cube = cube.astype(np.float64)  # converted to float32 chunk by chunk
+    # pixels left out: non-finite ones are found by the threads that read the chunks
+    cube[3, 5, 7] = np.nan
+    cube[:, 100:103, 50] = np.inf
+    mask = np.ones((300, 300), bool)
+    mask[200:230, 10:40] = False
     monkeypatch.setattr(pixels, "CHUNK_BYTES", 64 * 1024)  # many chunks
     monkeypatch.setattr(pixels, "CACHE_BYTES", 2**40 if kept else 0)
     results = []
     for threads in (1, 2, 3):
         monkeypatch.setattr(pixels, "PASS_THREADS", threads)
         events = []
-        res = cluster_image(cube, 6, channel_axis=0, random_state=2, progress=events.append)
+        res = cluster_image(
+            cube, 6, channel_axis=0, mask=mask, random_state=2, progress=events.append
+        )
+        assert res.labels[5, 7] == 0 and (res.labels[100:103, 50] == 0).all()
+        assert (res.labels[200:230, 10:40] == 0).all()
+        assert (res.labels > 0).sum() == mask.sum() - 4
         blocks = [e.done for e in events if e.stage == "blocks"]
         n_chunks = events[[e.stage for e in events].index("blocks")].total
         assert n_chunks > 10 and blocks[:n_chunks] == list(range(1, n_chunks + 1))

@@ -157,6 +157,20 @@ def test_values_too_large_for_float32_are_refused_the_same_way_numpy_and_dask(la
         cluster_image(data, 2, channel_axis=-1)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_value_too_large_found_by_a_pass_thread_is_refused(monkeypatch, seed):
+    """An image converted chunk by chunk in a pass's threads: one pixel beyond float32 (seldom
+    in the sample) is found by the thread reading its chunk, and refused with the reason."""
+    from napari_spectral_clusters import pixels
+
+    monkeypatch.setattr(pixels, "CACHE_BYTES", 0)
+    monkeypatch.setattr(pixels, "CHUNK_BYTES", 64 * 1024)
+    image = np.random.default_rng(seed).random((300, 300, 4))
+    image[250, 17, 2] = 1e300
+    with pytest.raises(ClusteringError, match="too large for the engine's float32"):
+        cluster_image(image, 3, channel_axis=-1, random_state=seed)
+
+
 def test_a_few_pixels_of_very_many_bands_need_no_bands_squared_memory():
     image = np.random.default_rng(0).random((1, 3, 100_000))
     tracemalloc.start()

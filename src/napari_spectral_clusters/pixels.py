@@ -8,6 +8,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -27,8 +28,11 @@ from .recolor import recolor
 __all__ = ["Pixels", "memory_order", "prepare_image"]
 
 #: float32 bytes per chunk in the passes over all pixels: large enough for BLAS, small enough
-#: that a chunk, its distances and its per-cluster sums stay a few tens of MB.
-CHUNK_BYTES = 8 * 2**20
+#: that a chunk, its distances and its per-cluster sums stay a few tens of MB. A pass sweeps a
+#: chunk several times (features, distances, deviations, sums): 4 MiB chunks made the
+#: 1024 x 1024 x 128 cube of benchmarks/bench_engine.py 5% faster than 8 MiB (median of 6
+#: runs, bands last and as read; 2 MiB was slower), one thread 1.6x faster.
+CHUNK_BYTES = 4 * 2**20
 #: Threads a pass over an image in memory labels its chunks in: one a core, at most 4 (measured
 #: on 2 cores only: 1.3-1.8x faster a pass than one thread with BLAS on both).
 PASS_THREADS = max(1, min(4, os.cpu_count() or 1))
@@ -217,34 +221,48 @@ class Pixels:
         if self.cache is not None:
             yield from self.cache
             return
-        view, allowed = self.view, self.allowed
-        check = np.issubdtype(view.dtype, np.floating) and not self.finite_checked
+        check = self._needs_finite_check()
         for rows in self._row_chunks():
-            ok = allowed[rows].reshape(-1)
-            # one converting copy in memory order (none for C-ordered float32): for a cube
-            # with its bands first in memory, as the readers deliver cubes, the chunk's
-            # pixels are contiguous runs in every band and the (pixels, bands) block is a
-            # transposed view of the copy (BLAS takes it as it is); converting it to C order
-            # would be a transposing copy, several times slower than the cast
-            with np.errstate(over="ignore"):  # beyond float32: refused just below
-                block = np.asarray(view[rows], dtype=np.float32, order="K").reshape(ok.size, -1)
-            if not ok.all():
-                block = block[ok]
-            # the sum is finite only if every value is (and a sum that overflows is checked
-            # row by row): 4x cheaper than isfinite(...).all(axis=1) when all are finite
-            with np.errstate(over="ignore"):  # an overflowing sum is checked row by row
-                overflow = check and not np.isfinite(block.sum())
-            if overflow:
-                finite = np.isfinite(block).all(axis=1)
-                if not finite.all():
-                    # finite before the cast, not after: beyond float32, refused
-                    check_range(np.asarray(view[rows]).reshape(ok.size, -1)[ok][~finite])
-                    ok = ok.copy()
-                    ok[np.flatnonzero(ok)[~finite]] = False
-                    allowed[rows] = ok.reshape(allowed[rows].shape)
-                    block = block[finite]
-            yield block, None, (rows, ok)
+            block, where, _ = self._read_chunk(rows, check)
+            yield block, None, where
         self.finite_checked = True
+
+    def _needs_finite_check(self) -> bool:
+        return np.issubdtype(self.view.dtype, np.floating) and not self.finite_checked
+
+    def _read_chunk(self, rows: slice, check: bool):
+        """One chunk's finite allowed pixels as float32, where they go, and which of its
+        allowed pixels were finite (None: all). With ``check``, non-finite pixels are looked
+        for and dropped from ``allowed`` (chunks are disjoint: chunks may be read in
+        threads)."""
+        view, allowed = self.view, self.allowed
+        ok = allowed[rows].reshape(-1)
+        # one converting copy in memory order (none for C-ordered float32): for a cube with
+        # its bands first in memory, as the readers deliver cubes, the chunk's pixels are
+        # contiguous runs in every band and the (pixels, bands) block is a transposed view of
+        # the copy (BLAS takes it as it is); converting it to C order would be a transposing
+        # copy, several times slower than the cast
+        with np.errstate(over="ignore"):  # beyond float32: refused just below
+            block = np.asarray(view[rows], dtype=np.float32, order="K").reshape(ok.size, -1)
+        if not ok.all():
+            block = block[ok]
+        # the sum is finite only if every value is (and a sum that overflows is checked row
+        # by row): 4x cheaper than isfinite(...).all(axis=1) when all are finite
+        with np.errstate(over="ignore"):  # an overflowing sum is checked row by row
+            overflow = check and not np.isfinite(block.sum())
+        finite = None
+        if overflow:
+            finite = np.isfinite(block).all(axis=1)
+            if finite.all():
+                finite = None
+            else:
+                # finite before the cast, not after: beyond float32, refused
+                check_range(np.asarray(view[rows]).reshape(ok.size, -1)[ok][~finite])
+                ok = ok.copy()
+                ok[np.flatnonzero(ok)[~finite]] = False
+                allowed[rows] = ok.reshape(allowed[rows].shape)
+                block = block[finite]
+        return block, (rows, ok), finite
 
     def _row_chunks(self) -> list[slice]:
         view = self.view
@@ -273,7 +291,8 @@ class Pixels:
 
         def finish(task, where):
             nonlocal acc, done
-            part, lab = task.result()
+            part, lab, read_where = task.result()
+            where = read_where or where
             acc = acc.merge(part)
             self._put(where, lab)
             done += 1
@@ -296,11 +315,22 @@ class Pixels:
     def _pass_chunks(self, features: Features):
         """(chunk, rows, weights, where) for every chunk of a pass. A small image's chunks
         are converted once and kept from one pass to the next: ``(features, input - offset
-        or None)`` (:meth:`Features.convert`); a larger image's are its pixels, converted in
-        the thread that labels them, so memory stays flat."""
-        if self.nbytes_float32 > CACHE_BYTES:
-            for block, w, where in self.chunks():
+        or None)`` (:meth:`Features.convert`). A larger image's are read, checked for
+        non-finite pixels (the first time) and converted in the thread that labels them, so
+        memory stays flat and the pass's threads share that work too (read here, they took
+        an eighth of the 1024 x 1024 x 128 cube's time, in one thread): the chunk is then a
+        function that reads it, ``rows`` its allowed pixels and ``where`` None (the thread
+        gives it, less any non-finite pixel)."""
+        if self.nbytes_float32 > CACHE_BYTES and self.uniques is not None:
+            for block, w, where in self.chunks():  # the distinct colours, converted each pass
                 yield block, len(block), w, where
+            return
+        if self.nbytes_float32 > CACHE_BYTES:
+            check = self._needs_finite_check()
+            for rows in self._row_chunks():
+                n = int(np.count_nonzero(self.allowed[rows]))
+                yield partial(self._read_chunk, rows, check), n, None, None
+            self.finite_checked = True
             return
         if self.feature_cache is None or self.feature_cache[0] is not features:
             kept = [(features.convert(b), len(b), w, where) for b, w, where in self.chunks()]
@@ -363,8 +393,18 @@ class Pixels:
 
 
 def _chunk_sums(chunk, w, features, centers, n_input, rates, draws):
-    """One chunk's cluster sums and labels (run in a pass's threads); ``chunk`` as
-    :meth:`Pixels._pass_chunks` gives it: converted already, or pixels converted here."""
-    feats, raw = chunk if isinstance(chunk, tuple) else features.convert(chunk)
+    """One chunk's cluster sums, labels and, when read here, where they go (run in a pass's
+    threads); ``chunk`` as :meth:`Pixels._pass_chunks` gives it: converted already,
+    pixels, or a function that reads them (``draws``: one for each of its allowed pixels)."""
+    where = None
+    if isinstance(chunk, tuple):
+        feats, raw = chunk
+    elif isinstance(chunk, np.ndarray):
+        feats, raw = features.convert(chunk)
+    else:
+        block, where, finite = chunk()
+        feats, raw = features.convert(block)
+        if draws is not None and finite is not None:
+            draws = draws[finite]
     acc = Accumulator(centers, n_input, features.identity)
-    return acc, acc.add_chunk(feats, w, raw, rates, draws)
+    return acc, acc.add_chunk(feats, w, raw, rates, draws), where
