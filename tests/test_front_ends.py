@@ -193,6 +193,7 @@ def test_on_the_processes_scheduler_nothing_is_kept_from_its_workers(
         events = []
         res = cluster_image(lazy, 4, progress=events.append)
         assert "read" not in {e.stage for e in events}  # not read whole first
+        assert isinstance(res.labels, da.Array)  # nor kept block by block
         n_blocks = lazy.numblocks[0] * lazy.numblocks[1]
         assert {e.total for e in events if e.stage == "blocks"} == {n_blocks}
         _assert_same(cluster_image(img, 4), res)

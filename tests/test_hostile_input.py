@@ -167,8 +167,17 @@ def test_a_value_too_large_found_by_a_pass_thread_is_refused(monkeypatch, seed):
     monkeypatch.setattr(pixels, "CHUNK_BYTES", 64 * 1024)
     image = np.random.default_rng(seed).random((300, 300, 4))
     image[250, 17, 2] = 1e300
+    samples, real_sample = [], pixels.Pixels.sample
+
+    def sample(self, *args, **kwargs):
+        drawn = real_sample(self, *args, **kwargs)
+        samples.append(drawn[0])
+        return drawn
+
+    monkeypatch.setattr(pixels.Pixels, "sample", sample)
     with pytest.raises(ClusteringError, match="too large for the engine's float32"):
         cluster_image(image, 3, channel_axis=-1, random_state=seed)
+    assert samples and all(np.abs(x).max() < 2 for x in samples)  # not found by the sample
 
 
 def test_a_few_pixels_of_very_many_bands_need_no_bands_squared_memory():

@@ -91,6 +91,41 @@ def test_lazy_path_reads_blocks_not_the_whole_cube(monkeypatch, keep_sample):
     )
 
 
+@pytest.mark.parametrize("pass_ends", ["done", "cancelled"])
+def test_the_sample_blocks_are_let_go_by_the_first_pass_and_never_kept_for_sampling_only(
+    pass_ends,
+):
+    """A clustering's source keeps its sample's blocks until the first pass ends (done or
+    cancelled); a source that only samples (k sweep, feature space) keeps none."""
+    from napari_spectral_clusters import Cancelled
+    from napari_spectral_clusters.model import Features
+
+    reads = []
+    _, lazy_cube = _counted_cube(reads)
+    sampler = lazy_engine.lazy_pixels(lazy_cube, 0, read_once=False)
+    sampler.sample(2000, np.random.default_rng(0))
+    assert sampler._kept_blocks is None
+    source = lazy_engine.lazy_pixels(lazy_cube, 0, read_once=True)
+    rng = np.random.default_rng(0)
+    sample, weights = source.sample(2000, rng)
+    assert len(source._kept_blocks) == lazy_engine.SAMPLE_BLOCKS
+    features = Features.fit(sample, weights, {"preprocessing": "none"})
+    centers = features(sample[:4]).astype(np.float32)
+
+    def report(event):
+        if pass_ends == "cancelled" and event.stage == "blocks" and event.done == 3:
+            raise Cancelled
+
+    reads.clear()
+    if pass_ends == "cancelled":
+        with pytest.raises(Cancelled):
+            source.one_pass(features, centers, None, rng, report)
+    else:
+        source.one_pass(features, centers, None, rng, report)
+        assert len(reads) == 64 - lazy_engine.SAMPLE_BLOCKS  # the kept ones were not read
+    assert source._kept_blocks is None
+
+
 @pytest.mark.parametrize("keep", [True, False])
 def test_labels_come_from_the_last_pass_without_reading_the_cube_again(monkeypatch, keep):
     """The last pass keeps its labels when they fit KEEP_LABELS_SHARE of free memory: the

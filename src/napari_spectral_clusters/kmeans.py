@@ -842,7 +842,8 @@ def _cluster_sums(lab, weights, x, k, wx=None) -> np.ndarray:
     for start in range(0, len(lab), ACC_ROWS):
         rows = slice(start, start + ACC_ROWS)
         onehot, part = _onehot(lab[rows], w[rows], k), x[rows].astype(np.float32, copy=False)
-        sums += (part.T @ onehot.T).T if by_column else onehot @ part
+        dense = isinstance(onehot, np.ndarray)  # a sparse one is multiplied as it is
+        sums += (part.T @ onehot.T).T if by_column and dense else onehot @ part
     return sums
 
 

@@ -16,12 +16,13 @@ A :class:`LazyPixels` is a dask array as the engine reads it, block by block:
    alpha plane); otherwise they are ``map_blocks`` over the cube, computed as napari shows
    them or as a writer stores them, block by block.
 
-Peak memory is a few blocks, the sample and the kept labels, whatever the cube's size. A
-cube that fits
-comfortably in free memory (READ_ONCE_SHARE of it) is read once instead (:func:`lazy_pixels`):
-every pass would otherwise read it again. A small one is read whole and clustered as a numpy
-image; a bigger one keeps every block as the sample and the first pass read it, so reading
-and the first pass are one sweep, and its labels are computed with the clustering.
+Peak memory is a few blocks, the sample (and its blocks, until the first pass, when they fit
+SAMPLE_KEEP_SHARE of free memory) and the kept labels, whatever the cube's size. A cube that
+fits comfortably in free memory (READ_ONCE_SHARE of it) is read once instead
+(:func:`lazy_pixels`): every pass would otherwise read it again. A small one is read whole
+and clustered as a numpy image; a bigger one keeps every block as the sample and the first
+pass read it, so reading and the first pass are one sweep, and its labels are computed with
+the clustering.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from functools import reduce
 
@@ -87,7 +88,10 @@ def lazy_pixels(
     image: da.Array, channel_axis, mask=None, alpha=None, *, read_once=True, report=None
 ):
     """The pixels of a dask array: read once into memory when it fits comfortably (and no
-    dask.distributed client is active, which the user chose to compute on), else lazy."""
+    dask.distributed client is active, which the user chose to compute on, nor the processes
+    scheduler: :func:`_may_keep_blocks`), else lazy. ``read_once``: for a clustering (whose
+    passes follow its sample), which lazily keeps its sample's blocks for the first pass too;
+    False for a source that only samples or only labels."""
     n_channels = image.shape[channel_axis] if channel_axis is not None else 1
     if alpha is None:
         alpha = n_channels == 4 and np.issubdtype(image.dtype, np.integer)
@@ -100,7 +104,7 @@ def lazy_pixels(
         whole = _read_whole(image, report or (lambda event: None))
         mask = None if mask is None else np.asarray(mask)
         return Pixels.from_image(whole, channel_axis, mask, alpha)
-    return LazyPixels(image, channel_axis, bool(alpha), mask)
+    return LazyPixels(image, channel_axis, bool(alpha), mask, keep_sample=read_once)
 
 
 def _read_whole(image: da.Array, report) -> np.ndarray:
@@ -135,15 +139,16 @@ def _available() -> int:
 
 
 def _may_keep_blocks() -> bool:
-    """Whether blocks read may be kept in this process and handed to later tasks: not when a
-    dask.distributed client computes (they would travel in every graph), nor on the processes
-    scheduler, whose workers get copies (a cube read once into ``np.empty`` by them stayed
-    unset in this process)."""
-    scheduler = dask.config.get("scheduler", None)
-    processes = scheduler in ("processes", "multiprocessing") or isinstance(
-        scheduler, ProcessPoolExecutor
-    )
-    return not processes and _active_client() is None
+    """Whether blocks read may be kept in this process and handed to later tasks: only on
+    dask's threads, not when a dask.distributed client computes (they would travel in every
+    graph), nor on the processes scheduler or another executor, whose workers get copies (a
+    cube read once into ``np.empty`` by them stayed unset in this process)."""
+    import dask.multiprocessing
+
+    chosen = dask.config.get("scheduler", None)
+    if isinstance(chosen, Executor) and not isinstance(chosen, ThreadPoolExecutor):
+        return False
+    return dask.base.get_scheduler() is not dask.multiprocessing.get and _active_client() is None
 
 
 def _each_block(array: da.Array) -> np.ndarray:
@@ -184,21 +189,28 @@ class LazyPixels:
     With ``keep_blocks`` (a cube read once), every block is kept in memory as it is first
     read -- by the sample, the first pass, or a scan for distinct pixels -- and read from
     there afterwards; the labels, kept by every pass, are then given as numpy arrays, as for
-    an image in memory (and can be painted on in napari). Without, only the sample's blocks
-    are kept, until the first pass has used them (:data:`SAMPLE_KEEP_SHARE`).
+    an image in memory (and can be painted on in napari). Without, ``keep_sample`` (a source
+    that passes follow: a clustering's) keeps the sample's blocks until the first pass has
+    used them, when they fit :data:`SAMPLE_KEEP_SHARE` of free memory.
     """
 
     in_memory = False
 
     def __init__(
-        self, image: da.Array, channel_axis, alpha: bool, mask=None, *, keep_blocks=False
+        self,
+        image: da.Array,
+        channel_axis,
+        alpha: bool,
+        mask=None,
+        *,
+        keep_blocks=False,
+        keep_sample=False,
     ):
         self.image, self.channel_axis, self.has_alpha = image, channel_axis, alpha
         # block index -> (block, allowed) as first read: every block when keeping them all,
-        # else the sample's until the first pass; and whether blocks read now are kept
-        self._keep_all = keep_blocks
+        # else the sample's until the first pass (None: none kept)
+        self._keep_all, self._keep_sample = keep_blocks, keep_sample
         self._kept_blocks: dict | None = {} if keep_blocks else None
-        self._keep_read = keep_blocks
         self.view, self.allowed = lazy_view(image, channel_axis, alpha, mask)
         self.n_features = self.view.shape[-1]
         self.dtype = self.view.dtype
@@ -232,21 +244,18 @@ class LazyPixels:
         """
         blocks = self._blocks()
         picks = [blocks[i] for i in rng.permutation(len(blocks))[:SAMPLE_BLOCKS]]
-        each = -(-n // max(len(picks), 1))  # per block, so only the sample is ever kept
+        each = -(-n // max(len(picks), 1))  # per block: the sample is drawn block by block
         seeds = rng.integers(0, 2**31, len(picks))
-        if not self._keep_all:  # the sample's blocks, for the first pass, if they fit
+        keep = self._keep_all
+        if self._keep_sample and not keep:  # the sample's blocks, for the first pass
             block_bytes = sum(self._block_bytes(b) for b in picks)
-            self._keep_read = (
-                _may_keep_blocks() and block_bytes <= SAMPLE_KEEP_SHARE * _available()
-            )
-            self._kept_blocks = {} if self._keep_read else None
+            keep = _may_keep_blocks() and block_bytes <= SAMPLE_KEEP_SHARE * _available()
+            self._kept_blocks = {} if keep else None
         # a few blocks at a time: the threaded scheduler would otherwise read them all first
-        try:
-            parts = self._per_block(
-                _block_sample, picks, [(each, seed) for seed in seeds], report, "sample", batch=4
-            )
-        finally:
-            self._keep_read = self._keep_all
+        args = [(each, seed) for seed in seeds]
+        parts = self._per_block(
+            _block_sample, picks, args, report, "sample", batch=4, keep_read=keep
+        )
         pixels = np.concatenate([x for x, _, _ in parts] or [np.empty((0, self.n_features))])
         weights = np.concatenate(
             [np.full(len(x), n_valid / max(len(x), 1)) for x, n_valid, _ in parts] or [[]]
@@ -263,7 +272,8 @@ class LazyPixels:
         return (pixels, weights, index) if with_index else (pixels, weights)
 
     def _block_bytes(self, block: tuple) -> int:
-        """Bytes of one block of the view."""
+        """Bytes of one block of the view (a kept block of a cube with alpha also holds the
+        alpha plane, which this leaves out: a fourth more for RGBA)."""
         shape = [c[i] for c, i in zip(self.view.chunks[:-1], block, strict=True)]
         return int(np.prod(shape)) * self.n_features * self.view.dtype.itemsize
 
@@ -296,10 +306,20 @@ class LazyPixels:
         keep = _active_client() is None and size <= KEEP_LABELS_SHARE * _available()
         keep = keep or self._keep_all  # far smaller than the blocks kept
         args = [(features, centers, rates, seed) for seed in seeds]
-        with _blas_threads_for_blocks():
-            done = self._per_block(_block_sums, blocks, args, report, "blocks", keep=keep)
-        if not self._keep_all:  # the sample's blocks have served
-            self._kept_blocks = None
+        try:
+            with _blas_threads_for_blocks():
+                done = self._per_block(
+                    _block_sums,
+                    blocks,
+                    args,
+                    report,
+                    "blocks",
+                    keep=keep,
+                    keep_read=self._keep_all,
+                )
+        finally:
+            if not self._keep_all:  # the sample's blocks have served (or the pass stopped)
+                self._kept_blocks = None
         kept = None
         if keep:
             kept = np.empty(self.view.shape[:-1], dtype=dtype)
@@ -321,20 +341,27 @@ class LazyPixels:
 
             batch = blocks[start : start + 8]
             parts = self._per_block(
-                _block_distinct, batch, [(limit,)] * len(batch), overall, "distinct"
+                _block_distinct,
+                batch,
+                [(limit,)] * len(batch),
+                overall,
+                "distinct",
+                keep_read=self._keep_all,
             )
             found = np.unique(np.concatenate([found, *parts]), axis=0)
             if len(found) >= limit:
                 break
         return found
 
-    def _per_block(self, fn, blocks, args, report, stage, *, batch=None, **kwargs) -> list:
+    def _per_block(
+        self, fn, blocks, args, report, stage, *, batch=None, keep_read=False, **kwargs
+    ) -> list:
         """``fn(block, allowed, *args[i], **kwargs)`` for every block ``blocks[i]``, as dask
-        tasks (:func:`compute_each`); a block read from storage now is kept if asked
-        (``_keep_read``), and a kept block is not read again."""
+        tasks (:func:`compute_each`); a block read from storage now is kept with
+        ``keep_read`` (when blocks are kept), and a kept block is not read again."""
         view, allowed = self._block_pieces()
         kept = self._kept_blocks
-        keep_read = self._keep_read and kept is not None
+        keep_read = keep_read and kept is not None
         tasks = []
         for b, extra in zip(blocks, args, strict=True):
             name = f"{fn.__name__}-{uuid.uuid4().hex}"  # named as fn: the task stream shows it
