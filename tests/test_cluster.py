@@ -237,6 +237,20 @@ def test_a_pass_in_threads_gives_the_one_thread_result_to_the_bit(monkeypatch, k
         np.testing.assert_array_equal(res.std, results[0].std)
 
 
+def test_distinct_colours_converted_in_every_pass_give_the_kept_result(monkeypatch):
+    """A picture with too many distinct colours to keep converted has them converted in
+    every pass's threads: the same clustering as converted once."""
+    from napari_spectral_clusters import pixels
+
+    photo = np.asarray(sample_photo())
+    kept = cluster_image(photo, 6, random_state=1)
+    monkeypatch.setattr(pixels, "CACHE_BYTES", 0)
+    converted = cluster_image(photo, 6, random_state=1)
+    np.testing.assert_array_equal(converted.labels, kept.labels)
+    np.testing.assert_array_equal(converted.recolored, kept.recolored)
+    assert converted.inertia == kept.inertia
+
+
 @pytest.mark.parametrize("far_start", [False, True], ids=["plain start", "an empty cluster"])
 @pytest.mark.parametrize("n_features", [6, 24], ids=["bincount sums", "one-hot sums"])
 def test_lloyd_with_bounds_takes_the_plain_lloyd_steps(monkeypatch, far_start, n_features):

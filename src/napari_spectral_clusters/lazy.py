@@ -271,18 +271,19 @@ class LazyPixels:
             pixels, weights, index = pixels[keep], weights[keep], index[keep]
         return (pixels, weights, index) if with_index else (pixels, weights)
 
+    def _block_shape(self, block: tuple) -> list[int]:
+        """The spatial shape of one block."""
+        return [c[i] for c, i in zip(self.view.chunks[:-1], block, strict=True)]
+
     def _block_bytes(self, block: tuple) -> int:
         """Bytes of one block of the view (a kept block of a cube with alpha also holds the
         alpha plane, which this leaves out: a fourth more for RGBA)."""
-        shape = [c[i] for c, i in zip(self.view.chunks[:-1], block, strict=True)]
-        return int(np.prod(shape)) * self.n_features * self.view.dtype.itemsize
+        return int(np.prod(self._block_shape(block))) * self.n_features * self.view.dtype.itemsize
 
     def _flat_index(self, block: tuple, where: np.ndarray) -> np.ndarray:
         """Flat indices in the spatial shape of the pixels ``where`` (flat in ``block``)."""
-        chunks = self.view.chunks[:-1]
-        start = [sum(c[:i]) for c, i in zip(chunks, block, strict=True)]
-        shape = [c[i] for c, i in zip(chunks, block, strict=True)]
-        local = np.unravel_index(where, shape)
+        start = [sum(c[:i]) for c, i in zip(self.view.chunks[:-1], block, strict=True)]
+        local = np.unravel_index(where, self._block_shape(block))
         spatial = self.view.shape[:-1]
         return np.ravel_multi_index(
             tuple(a + o for a, o in zip(local, start, strict=True)), spatial

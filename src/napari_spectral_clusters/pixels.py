@@ -326,7 +326,7 @@ class Pixels:
         gives it, less any non-finite pixel)."""
         if self.nbytes_float32 > CACHE_BYTES and self.uniques is not None:
             for block, w, where in self.chunks():  # the distinct colours, converted each pass
-                yield block, len(block), w, where
+                yield partial(_as_read, block), len(block), w, where
             return
         if self.nbytes_float32 > CACHE_BYTES:
             check = self._needs_finite_check()
@@ -400,13 +400,12 @@ class Pixels:
 
 def _chunk_sums(chunk, w, features, centers, n_input, rates, draws):
     """One chunk's cluster sums, labels and, when read here, where they go (run in a pass's
-    threads); ``chunk`` as :meth:`Pixels._pass_chunks` gives it: converted already,
-    pixels, or a function that reads them (``draws``: one for each of its allowed pixels)."""
+    threads); ``chunk`` as :meth:`Pixels._pass_chunks` gives it: converted already, or a
+    function that reads its pixels, as :meth:`Pixels._read_chunk` (``draws``: one for each of
+    its allowed pixels)."""
     where = None
     if isinstance(chunk, tuple):
         feats, raw = chunk
-    elif isinstance(chunk, np.ndarray):
-        feats, raw = features.convert(chunk)
     else:
         block, where, finite = chunk()
         feats, raw = features.convert(block)
@@ -414,3 +413,8 @@ def _chunk_sums(chunk, w, features, centers, n_input, rates, draws):
             draws = draws[finite]
     acc = Accumulator(centers, n_input, features.identity)
     return acc, acc.add_chunk(feats, w, raw, rates, draws), where
+
+
+def _as_read(block: np.ndarray):
+    """Pixels already read, as :meth:`Pixels._read_chunk` gives them (where they go: known)."""
+    return block, None, None
