@@ -487,12 +487,17 @@ def test_elbow(inertia, expected):
 
 
 @pytest.mark.parametrize("k", [1, 2, 7, 16, 17, 40])
-def test_nearest_centre_distance_and_margin_match_brute_force(k):
+@pytest.mark.parametrize(
+    "n_features, order", [(6, "C"), (40, "C"), (40, "F")], ids=["6", "40 C", "40 F"]
+)
+def test_nearest_centre_distance_and_margin_match_brute_force(k, n_features, order):
+    # few or many features, stored pixel by pixel or band after band: the product is taken
+    # the way round BLAS is fastest for each
     from napari_spectral_clusters.kmeans import nearest as _nearest
 
     rng = np.random.default_rng(k)
-    x = rng.normal(size=(500, 6)).astype(np.float32)
-    centers = rng.normal(size=(k, 6)).astype(np.float32)
+    x = np.asarray(rng.normal(size=(500, n_features)), np.float32, order=order)
+    centers = rng.normal(size=(k, n_features)).astype(np.float32)
     d = ((x[:, None, :].astype(np.float64) - centers[None]) ** 2).sum(axis=-1)
     lab, dist, margin = _nearest(x, centers, margin=True)
     np.testing.assert_array_equal(lab, np.argmin(d, axis=1))

@@ -69,3 +69,33 @@ def test_memory_order_puts_the_outermost_axis_first():
     cube = np.zeros((4, 5, 3))
     assert memory_order(cube) == (0, 1)  # C order, bands last: as it is
     assert memory_order(np.moveaxis(np.asfortranarray(cube), -1, 0).transpose(1, 2, 0)) == (1, 0)
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_a_big_images_sample_is_gathered_from_any_layout(layout, monkeypatch):
+    # too big to keep converted: the sample is gathered from the image as it lies in memory
+    # (along each band's plane for a cube with its bands first)
+    monkeypatch.setattr(pixel_source, "CACHE_BYTES", 0)
+    cube, _ = _scene(bands=7)
+    reference, _ = pixel_source.Pixels.from_image(cube).sample(500, np.random.default_rng(4))
+    data, axis = LAYOUTS[layout](cube)
+    pixels = pixel_source.Pixels.from_image(data, channel_axis=axis)
+    x, weights = pixels.sample(500, np.random.default_rng(4))
+    assert x.dtype == np.float64 and (weights == 1).all()
+    if pixels.order == (0, 1):  # the same pixel order: the same pixels drawn
+        np.testing.assert_array_equal(x, reference)
+    else:  # (x, y) in memory order: other pixels for the same seed, each one drawn once
+        assert len(x) >= 499  # the NaN pixel may be drawn, and is left out
+        rows = {tuple(p) for p in cube.reshape(-1, 7)}
+        assert all(tuple(p) in rows for p in x) and len({tuple(p) for p in x}) == len(x)
+
+
+def test_pixels_not_evenly_spaced_in_memory_are_sampled_through_their_indices(monkeypatch):
+    monkeypatch.setattr(pixel_source, "CACHE_BYTES", 0)
+    cube, _ = _scene(bands=7)
+    every_other_row = np.ascontiguousarray(np.moveaxis(cube, -1, 0))[:, ::2]
+    pixels = pixel_source.Pixels.from_image(every_other_row, channel_axis=0)
+    assert pixels._pixel_rows() is None  # only a copy could flatten (y, x)
+    x, _ = pixels.sample(400, np.random.default_rng(1))
+    reference, _ = pixel_source.Pixels.from_image(cube[::2]).sample(400, np.random.default_rng(1))
+    np.testing.assert_array_equal(x, reference)

