@@ -26,13 +26,19 @@ def test_help_lists_demo():
     reason="the headless demo runs napari under xvfb-run on Linux",
 )
 def test_demo_without_display_writes_a_screenshot(tmp_path):
-    """The README's first command on a headless machine: napari under Xvfb, a screenshot."""
+    """The README's first command on a headless machine: napari under Xvfb, a screenshot;
+    the user's saved widget settings are left as they were (the demo sets its own k)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")  # Qt's and napari's settings: here
+    saved = tmp_path / "config" / "napari-spectral-clusters" / "kmeans-widget.ini"
+    saved.parent.mkdir(parents=True)
+    saved.write_text("[General]\nn_clusters=6\nrandom_state=11\n")
     exe = shutil.which("spectral-clusters", path=os.path.dirname(sys.executable))
     proc = subprocess.run(
         [exe, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr
+    assert saved.read_text() == "[General]\nn_clusters=6\nrandom_state=11\n"
     shot = np.asarray(Image.open(tmp_path / "spectral-clusters-demo.png").convert("RGB"))
     assert shot.shape[0] > 400 and shot.shape[1] > 600
     # the recoloured image is on screen: every one of the 4 cluster colours covers pixels

@@ -97,6 +97,13 @@ def test_all_result_layers_reopen_from_one_mat(edited, make_napari_viewer, tmp_p
     np.testing.assert_array_equal(back["sample cube recolored"].data, recolored.data)
     np.testing.assert_allclose(back["sample cube recolored"].scale, recolored.scale)
     np.testing.assert_array_equal(back["sample cube clusters"].data, layer.data)
+    # the file's cluster statistics are those of the edited labels: 3 and 4 merged, 9 painted
+    counts = np.bincount(layer.data.ravel(), minlength=10)[1:]
+    assert counts[3] == 0 and counts[8] == 35
+    for reopened in back.values():
+        np.testing.assert_array_equal(reopened.metadata["counts"], counts)
+        assert np.isnan(reopened.metadata["centers"][3]).all()
+        assert "inertia" not in reopened.metadata
 
 
 def test_recolored_png_keeps_scale_translate_and_pixel_size(edited, make_napari_viewer, tmp_path):

@@ -260,9 +260,24 @@ def test_cluster_table_selection_merge_and_refresh(viewer_and_widget):
     assert rgb.visible
 
     _select_rows(w, [2, 3])
+    assert "inertia" in labels.metadata
     w.merge(w.selected_labels())
     assert set(np.unique(labels.data)) == {1, 2, 3}
     assert w.table.to_dict("list")["pixels"][2] == counts[2] + counts[3]
+    # what a saved file says follows the merge: counts, means and spreads of the labels now
+    # (cluster 4 has no pixel left), no inertia of a clustering the labels no longer are
+    cube = viewer.layers["sample cube"].data
+    np.testing.assert_array_equal(
+        labels.metadata["counts"], [counts[0], counts[1], counts[2] + counts[3], 0]
+    )
+    merged = np.moveaxis(cube, 0, -1)[labels.data == 3].astype(np.float64)
+    np.testing.assert_allclose(labels.metadata["centers"][2], merged.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(labels.metadata["std"][2], merged.std(axis=0), rtol=1e-6)
+    assert np.isnan(labels.metadata["centers"][3]).all()
+    assert "inertia" not in labels.metadata and labels.metadata["hand_edited"]
+    rgb_meta = viewer.layers["sample cube recolored"].metadata
+    np.testing.assert_array_equal(rgb_meta["counts"], labels.metadata["counts"])
+    assert w.status.value == f"3 clusters of {int(counts.sum()):,} pixels, edited by hand"
     colors, _ = _colormap_rgb(labels)
     np.testing.assert_array_equal(colors, viewer.layers["sample cube recolored"].data)
 
@@ -354,6 +369,18 @@ def test_cancel_stops_apply_model_too(viewer_and_widget, qtbot, tmp_path):
     assert w.status.value == "cancelled"
 
 
+def test_cancel_stops_suggest_k_and_says_so(viewer_and_widget, qtbot):
+    viewer, w = viewer_and_widget
+    _add_cube(viewer)
+    sweeps = _hold_at_first_report(w, "sweep")
+    w.suggest_k(ks=range(2, 9))
+    qtbot.waitUntil(lambda: bool(sweeps), timeout=30_000)
+    w.cancel()
+    qtbot.waitUntil(lambda: not w.running, timeout=30_000)
+    assert sweeps[-1][0] < sweeps[-1][1]  # stopped part-way
+    assert w.status.value == "cancelled" and w.last_sweep is None
+
+
 def test_settings_persist_between_sessions(make_napari_viewer):
     viewer = make_napari_viewer()
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
@@ -394,6 +421,9 @@ def test_spectra_plot_and_suggest_k(viewer_and_widget):
         if line.get_label().startswith("suggested")
     ]
     assert len(marks) == 1 and marks[0].get_xdata()[0] == 4
+    w.sweep_plot.figure.canvas.draw()  # (tick positions are chosen when drawn)
+    ticks = w.sweep_plot.figure.axes[0].get_xticks()
+    assert len(ticks) and np.array_equal(ticks, np.round(ticks))  # no k = 2.5
     # the sweep has its own tab: the spectra are still there, and the sweep's tab is open
     assert w.plots.currentWidget() is w.sweep_plot
     assert len(w.plot.axes.get_lines()) == 4

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from qtpy.QtCore import Signal
 
 
@@ -112,6 +113,7 @@ class ClusterPlot(FigureCanvasQTAgg):
             )
             ax.legend(fontsize="x-small")
         ax.set_xlabel("clusters k")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no k = 2.5
         ax.set_ylabel("inertia", color="tab:blue")
         twin = ax.twinx()
         twin.plot(k, silhouette, "s--", color="tab:orange")

@@ -49,6 +49,7 @@ def run_demo(clusters: int, screenshot: Path | None) -> int:
         "napari-spectral-clusters", "KMeans clustering"
     )
     widget.image.value = viewer.layers["sample cube"]
+    widget.remember_settings = False  # the user's saved settings are theirs, not the demo's
     widget.n_clusters.value = clusters
     widget.random_state.value = 0  # the demo is the same whatever the user's saved settings
     widget.run(wait=True)

@@ -36,9 +36,12 @@ __all__ = ["ResultsSection"]
 class ResultsSection(Container):
     """The cluster table (``table``), *Merge* and *Refresh*; ``shown`` is the result they act
     on, ``results`` every result of this session by its labels layer's name. ``resized`` is
-    called when the section's contents changed size."""
+    called when the section's contents changed size, ``edited(n_clusters, n_pixels)`` when a
+    refresh finds the labels changed by hand."""
 
-    def __init__(self, viewer: napari.viewer.Viewer, panel: PlotPanel, *, resized=None):
+    def __init__(
+        self, viewer: napari.viewer.Viewer, panel: PlotPanel, *, resized=None, edited=None
+    ):
         self.table = Table(name="table", label="clusters")
         self.merge_button = PushButton(name="merge_button", text="Merge selected clusters")
         self.refresh_button = PushButton(name="refresh_button", text="Refresh from labels")
@@ -52,6 +55,7 @@ class ResultsSection(Container):
         self._viewer = viewer
         self._panel = panel
         self._resized = resized or (lambda: None)
+        self._edited = edited or (lambda n_clusters, n_pixels: None)
         self.shown: ShownResult | None = None
         self.results: dict[str, ShownResult] = {}
         self._writing = False  # we are changing a labels layer's data ourselves
@@ -287,11 +291,16 @@ class ResultsSection(Container):
         if top > len(shown.colors):
             shown.colors = colors_for(np.arange(1, top + 1), shown.colors)
         colors = np.asarray(shown.colors, dtype=np.uint8)
-        edited = edited or labels_checksum(labels) != labels_layer.metadata.get("labels_checksum")
+        changed = labels_checksum(labels) != labels_layer.metadata.get("labels_checksum")
+        edited = edited or changed
         labels_layer.colormap = label_colormap(colors)
+        # what a saved file says of the clusters follows the labels as they are now: counts,
+        # means and spreads recounted; the clustering's inertia no longer describes them
+        summary = {"colors": colors, **(_label_summary(stats, len(colors)) if changed else {})}
+        stale = ("inertia",) if changed else ()
         labels_layer.metadata = {
-            **labels_layer.metadata,
-            "colors": colors,
+            **{key: v for key, v in labels_layer.metadata.items() if key not in stale},
+            **summary,
             "hand_edited": bool(edited or labels_layer.metadata.get("hand_edited")),
         }
         present = colors[stats["label"] - 1]
@@ -299,8 +308,13 @@ class ResultsSection(Container):
         alpha_plane = data[..., -1] if shown.alpha else None
         if recolored is not None:  # the user may have closed it: the labels carry on
             recolored.data = recolor(labels, colors, alpha_plane)
-            recolored.metadata = {**recolored.metadata, "colors": colors}
+            recolored.metadata = {
+                **{key: v for key, v in recolored.metadata.items() if key not in stale},
+                **summary,
+            }
         self._fill_table(stats, present)
+        if changed:
+            self._edited(len(stats["label"]), int(stats["count"].sum()))
 
     def rename(self, label: int, name: str):
         """Name a cluster (e.g. after the material it shows); table and features follow."""
@@ -405,3 +419,16 @@ class ResultsSection(Container):
             "fraction": np.concatenate([[0.0], stats["fraction"]]),
         }
         self._resized()
+
+
+def _label_summary(stats: dict, n: int) -> dict:
+    """Per-label ``counts``, ``centers`` and ``std`` for labels 1..n from
+    :func:`~napari_spectral_clusters.label_statistics` (a label no pixel has: 0 pixels, NaN
+    mean and spread), as a result's :meth:`~napari_spectral_clusters.ClusterResult.summary`
+    holds them."""
+    rows = np.asarray(stats["label"]) - 1
+    counts = np.zeros(n, np.int64)
+    centers = np.full((n, stats["mean"].shape[1]), np.nan)
+    std = np.full_like(centers, np.nan)
+    counts[rows], centers[rows], std[rows] = stats["count"], stats["mean"], stats["std"]
+    return {"counts": counts, "centers": centers, "std": std}

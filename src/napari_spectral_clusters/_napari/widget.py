@@ -84,7 +84,9 @@ class ClusterWidget(Container):
         self.plot, self.sweep_plot = self.panel.spectra, self.panel.sweep
         self.plots = self.panel.tabs
         self.input = InputSection(viewer)
-        self.results = ResultsSection(viewer, self.panel, resized=self._fit)
+        self.results = ResultsSection(
+            viewer, self.panel, resized=self._fit, edited=self._edited_status
+        )
         self.reuse = ReuseSection(current_model=self._current_model, apply=self._apply_model)
         named = ((self.input, _INPUT), (self.results, _RESULTS), (self.reuse, _REUSE))
         for section, names in named:
@@ -116,6 +118,9 @@ class ClusterWidget(Container):
         self._scroll, self._boxes = scroll_area(self.sections, self.plots)
         self.native.layout().addWidget(self._scroll)
         restore_settings(self)
+        #: whether a run saves k, seed, features, steps and palette as the user's next defaults
+        #: (the demo sets its own and leaves the user's as they were)
+        self.remember_settings = True
         viewer.layers.selection.events.active.connect(self._follow_active_layer)
         viewer.mouse_drag_callbacks.append(self._on_click)
         self.native.destroyed.connect(
@@ -206,7 +211,8 @@ class ClusterWidget(Container):
         mask = self.input.mask_array()
         if mask is False or preprocessing is None:
             return None
-        save_settings(self)
+        if self.remember_settings:
+            save_settings(self)
         others = self.input.together_layers()
         if others:
             return self._run_jointly(others, n_clusters, seed, palette, preprocessing, mask, wait)
@@ -504,6 +510,10 @@ class ClusterWidget(Container):
         )
         self._results_in_view()
 
+    def _edited_status(self, n_clusters: int, n_pixels: int):
+        """The status line after a merge or painting: what the labels now hold."""
+        self.status.value = f"{n_clusters} clusters of {n_pixels:,} pixels, edited by hand"
+
     def _kept_ids(self, source: Image, result: ClusterResult, previous=None):
         """``result`` renumbered to keep the ids, colours and names of the last result of
         ``source`` (with *keep cluster ids*), and the names to keep."""
@@ -554,7 +564,7 @@ class ClusterWidget(Container):
 
     def _show_sweep(self, sweep: dict | None, error: Exception | None):
         if error is not None:
-            self.status.value = "no suggestion"
+            self.status.value = "cancelled" if isinstance(error, Cancelled) else "no suggestion"
             if not isinstance(error, Cancelled):
                 show_error(f"Cannot sweep k: {error}")
             return
