@@ -661,3 +661,51 @@ def test_a_scheduler_never_reached_does_not_hang_later_lazy_work(tmp_path, input
     with ThreadPoolExecutor(1) as pool:  # a hang fails the test instead of stopping the suite
         res = pool.submit(cluster_image, lazy, 2, channel_axis=0).result(timeout=120)
     assert np.asarray(res.labels).shape == (16, 16)
+
+
+def test_run_gives_wavelengths_to_a_cube_whose_file_has_none(tmp_path, inputs, data_dir):
+    import csv
+
+    import scipy.io
+
+    from napari_spectral_clusters import cluster_image
+    from napari_spectral_clusters.io import read_png
+
+    steps = "range(450, 900) | snv"  # a range in nm: Samson.mat gives no wavelengths
+    proc = _run("run", inputs / "Samson.mat", "-k", 3, "--preprocess", steps, "-o", tmp_path / "a")
+    assert proc.returncode == 1 and "give the wavelengths" in proc.stdout
+    out = tmp_path / "b"
+    proc = _run(
+        "run", inputs / "Samson.mat", inputs / "basn6a08.png", "-k", 3, "--preprocess", steps,
+        "--wavelengths", "401-889", "-o", out,
+    )  # fmt: skip
+    # the picture has colours, not bands: its range step is refused; the cube is clustered
+    assert proc.returncode == 1 and "clustered 1 of 2" in proc.stdout, proc.stdout
+    cube = np.moveaxis(scipy.io.loadmat(data_dir / "hsi" / "Samson.mat")["SamSon"], -1, 0)
+    wavelengths = np.linspace(401, 889, 156)
+    expected = cluster_image(cube, 3, channel_axis=0, preprocessing=steps, wavelengths=wavelengths)
+    np.testing.assert_array_equal(read_png(out / "Samson_clusters.png").data, expected.labels)
+    np.testing.assert_array_equal(read_png(out / "Samson_recolored.png").data, expected.recolored)
+    with open(out / "Samson_clusters.csv") as f:
+        header = next(csv.reader(f))
+    assert "mean_401" in header and "mean_889" in header  # columns named by wavelength
+    proc = _run("run", inputs / "Samson.mat", "--wavelengths", "889-401", "-o", tmp_path / "c")
+    assert proc.returncode == 2 and "--wavelengths" in proc.stderr and "larger last" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "c").exists()
+
+
+def test_given_wavelengths_never_replace_a_files_own(tmp_path):
+    import scipy.io
+
+    from napari_spectral_clusters.batch import read_image
+
+    cube = np.random.default_rng(0).random((20, 30, 8))
+    own = np.arange(400.0, 480.0, 10.0)
+    scipy.io.savemat(tmp_path / "with.mat", {"cube": cube, "wavelengths": own})
+    scipy.io.savemat(tmp_path / "without.mat", {"cube": cube})
+    kept = read_image(tmp_path / "with.mat", wavelength_range=(500, 900))
+    np.testing.assert_array_equal(np.ravel(kept.metadata["wavelengths"]), own)
+    given = read_image(tmp_path / "without.mat", wavelength_range=(500, 900))
+    np.testing.assert_array_equal(given.metadata["wavelengths"], np.linspace(500, 900, 8))
+    assert given.metadata["wavelength_source"] == "given on the command line: 500-900 nm"
+    assert "wavelengths" not in read_image(tmp_path / "without.mat").metadata

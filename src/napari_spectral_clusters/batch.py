@@ -8,6 +8,7 @@ known before anything is clustered (:func:`output_paths`, :func:`find_conflicts`
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import shutil
 import tempfile
@@ -25,6 +26,7 @@ from .io.mat import write_mat
 from .io.png import write_labels_png, write_png
 from .io.zarr import write_zarr
 from .model import ClusterModel
+from .wavelengths import even_wavelengths
 
 __all__ = [
     "JOINT_OUTPUTS",
@@ -110,10 +112,14 @@ def _is_input(path: Path) -> bool:
     return suffix in SUFFIXES and (path.is_dir() if suffix == ".zarr" else path.is_file())
 
 
-def read_image(path: Path, *, lazy_bytes: int | None = None) -> ImageData:
+def read_image(
+    path: Path, *, lazy_bytes: int | None = None, wavelength_range: tuple | None = None
+) -> ImageData:
     """The image to cluster: for ``.mat`` and ``.zarr``, the largest image (cubes first).
 
     ``lazy_bytes`` is passed to the .mat and zarr readers (arrays above it open lazily).
+    ``wavelength_range``: ``(first, last)`` nm, spread evenly over the bands of a cube whose file
+    gives none (a file's own wavelengths are kept; pictures have colours, not bands).
     """
     suffix = path.suffix.lower()
     if suffix == ".png":
@@ -124,7 +130,19 @@ def read_image(path: Path, *, lazy_bytes: int | None = None) -> ImageData:
     images = [img for img in read(path, lazy_bytes=lazy_bytes) if img.kind == "image"]
     if not images:
         raise BatchError(f"{path.name} holds only labels, no image to cluster")
-    return max(images, key=lambda img: (img.channel_axis is not None, img.data.size))
+    img = max(images, key=lambda img: (img.channel_axis is not None, img.data.size))
+    if wavelength_range is None or img.rgb or img.channel_axis is None:
+        return img
+    if img.metadata.get("wavelengths") is not None:
+        return img
+    first, last = wavelength_range
+    spread = even_wavelengths(first, last, img.data.shape[img.channel_axis])
+    given = {
+        "wavelengths": spread,
+        "wavelength_unit": "nm",
+        "wavelength_source": f"given on the command line: {first:g}-{last:g} nm",
+    }
+    return dataclasses.replace(img, metadata={**img.metadata, **given})
 
 
 def labels_ndim(img: ImageData) -> int:
@@ -247,11 +265,13 @@ def cluster_file(
     stem: str | None = None,
     lazy: bool = False,
     fmt: str = "auto",
+    wavelength_range: tuple | None = None,
 ) -> FileReport:
     """Cluster one file and write ``<stem>_clusters.png`` and ``<stem>_recolored.png`` (or
     ``.mat``/``.zarr``, see :data:`FORMATS`), ``<stem>_clusters.csv`` and
     ``<stem>_model.npz``. Each output appears only when complete; lazy results are computed
-    and written block by block.
+    and written block by block. ``wavelength_range``: ``(first, last)`` nm for a cube whose file
+    gives none (:func:`read_image`).
 
     Raises
     ------
@@ -261,7 +281,7 @@ def cluster_file(
     stem = stem or path.stem
     if fmt not in FORMATS:
         raise BatchError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
-    img = read_image(path)
+    img = read_image(path, wavelength_range=wavelength_range)
     data = img.data  # dask for big v7.3 cubes and zarr stores: clustered block by block
     if fmt == "png" and labels_ndim(img) != 2:
         raise BatchError(f"{path.name}: {labels_ndim(img)}-D labels cannot be saved as PNG")
@@ -314,6 +334,7 @@ def cluster_jointly(
     fmt: str = "auto",
     sample: int = JOINT_SAMPLE,
     on_file=None,
+    wavelength_range: tuple | None = None,
 ) -> tuple[list[FileReport], list[Path]]:
     """One clustering fitted over all the inputs, then each input labelled with it: ids,
     centres and colours shared by all. Writes each input's labels, recoloured image and table
@@ -327,6 +348,8 @@ def cluster_jointly(
     is reported in its :class:`FileReport` and left out; the others complete.
 
     ``on_file(report)`` is called as each input is done (or has failed).
+    ``wavelength_range``: ``(first, last)`` nm for the cubes whose files give none
+    (:func:`read_image`).
 
     Returns
     -------
@@ -344,7 +367,7 @@ def cluster_jointly(
     drawn, pixels, found_wavelengths = {}, {}, {}
     for i, path in enumerate(files):
         try:
-            img = read_image(path)
+            img = read_image(path, wavelength_range=wavelength_range)
             column = _pixel_column(img)
             wl = img.metadata.get("wavelengths")
             if wl is not None:
@@ -390,7 +413,15 @@ def cluster_jointly(
     for i in sorted(drawn):
         path, stem = files[i], stems[i]
         try:
-            report = _label_file(path, out_dir, stem, model, fmt=fmt, overwrite=overwrite)
+            report = _label_file(
+                path,
+                out_dir,
+                stem,
+                model,
+                fmt=fmt,
+                overwrite=overwrite,
+                wavelength_range=wavelength_range,
+            )
             reports[i].outputs, reports[i].layer = report.outputs, report.layer
             reports[i].n_clusters = report.n_clusters
             counts[i] = report.counts
@@ -425,9 +456,9 @@ def _pixel_column(img: ImageData):
     return moved.reshape(-1, 1, moved.shape[-1])
 
 
-def _label_file(path, out_dir, stem, model, *, fmt, overwrite):
+def _label_file(path, out_dir, stem, model, *, fmt, overwrite, wavelength_range=None):
     """Label one input with the shared model and write its outputs (no model of its own)."""
-    img = read_image(path)
+    img = read_image(path, wavelength_range=wavelength_range)
     fmt = output_format(img, fmt)
     outputs = output_paths(out_dir, stem, fmt, with_model=False)
     existing = [p.name for p in outputs if p.exists()]

@@ -26,6 +26,16 @@ def _pipeline(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _wavelength_range(text: str) -> tuple[float, float]:
+    """--wavelengths: first-last nm, checked before any file is read."""
+    from .wavelengths import parse_wavelength_range
+
+    try:
+        return parse_wavelength_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``spectral-clusters`` command: ``demo`` (napari with the sample cube and one
     clustering) or ``run`` (cluster files headless); their options are listed below.
@@ -118,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         "shape) or pca, or a pipeline of per-spectrum steps ending in one of those, e.g. "
         "'range(450, 900) | savgol(11, 2, deriv=1) | snv' (steps: range, drop, savgol, "
         "baseline, despike, snv, vector, area, max, minmax), or a JSON file of steps",
+    )
+    run.add_argument(
+        "--wavelengths",
+        type=_wavelength_range,
+        metavar="FIRST-LAST",
+        help="band wavelengths in nm, spread evenly from FIRST to LAST, for cubes whose "
+        "files give none (e.g. 401-889): true colours, and --preprocess ranges in nm; a "
+        "file's own wavelengths are kept",
     )
     run.add_argument(
         "--model",
@@ -319,6 +337,7 @@ def _run_files(args, files, stems, model, *, lazy: bool) -> int:
                 stem=stem,
                 lazy=lazy,
                 fmt=args.format,
+                wavelength_range=args.wavelengths,
             )
             status = (
                 f"{report.n_clusters} clusters of {report.layer} "
@@ -368,6 +387,7 @@ def _run_jointly(args, files, stems) -> int:
         overwrite=args.overwrite,
         fmt=args.format,
         on_file=on_file,
+        wavelength_range=args.wavelengths,
     )
     failed = [r for r in reports if r.error]
     print(

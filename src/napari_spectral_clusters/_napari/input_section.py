@@ -3,7 +3,6 @@ chose), its wavelengths, a mask, and a true/false-colour view of a cube."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,6 +12,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..color import spectra_to_rgb
 from ..stacking import stack_channels
+from ..wavelengths import even_wavelengths, parse_wavelength_range
 from .band_readout import refresh_bands
 from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform, wavelengths_of
 from .result_layers import put_layer
@@ -20,32 +20,7 @@ from .result_layers import put_layer
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["InputSection", "parse_wavelength_range"]
-
-_DASHES = "-\u2013\u2014"  # hyphen, en and em dash: "401-889", "401\u2013889"
-
-
-def parse_wavelength_range(text: str) -> tuple[float, float]:
-    """``(first, last)`` in nm from "401-889", "401 to 889 nm", "401, 889"...
-
-    Raises
-    ------
-    ValueError
-        Not two increasing positive numbers (the message says what is expected).
-    """
-    parts = [p for p in re.split(rf"\s*(?:[{_DASHES}]|,|\s)\s*", str(text).strip()) if p]
-    parts = [p for p in parts if p.lower() not in ("nm", "to")]
-    try:
-        first, last = (float(p) for p in parts)
-    except ValueError:
-        raise ValueError(
-            f"Wavelengths are two numbers in nm, first-last (e.g. 401-889), not {text!r}."
-        ) from None
-    if not (np.isfinite([first, last]).all() and 0 < first < last):
-        raise ValueError(
-            f"Wavelengths go up from a positive first to a larger last, not {text!r}."
-        )
-    return first, last
+__all__ = ["InputSection"]
 
 
 class InputSection(Container):
@@ -149,7 +124,7 @@ class InputSection(Container):
             show_error(str(exc))
             return None
         n = layer.data.shape[channel_axis]
-        wl = np.linspace(first, last, n)
+        wl = even_wavelengths(first, last, n)
         layer.metadata = {
             **layer.metadata,
             "wavelengths": wl,

@@ -1,0 +1,54 @@
+"""Wavelengths a user gives for a cube whose file has none: "first-last" in nm, spread evenly
+over the bands (the widget's *wavelengths* field and ``spectral-clusters run --wavelengths``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+__all__ = ["even_wavelengths", "parse_wavelength_range"]
+
+_DASHES = "-\u2013\u2014"  # hyphen, en and em dash: "401-889", "401\u2013889"
+
+
+def parse_wavelength_range(text: str) -> tuple[float, float]:
+    """``(first, last)`` in nm from "401-889", "401 to 889 nm", "401, 889"...
+
+    Raises
+    ------
+    ValueError
+        Not two increasing positive numbers (the message says what is expected).
+
+    Examples
+    --------
+    >>> from napari_spectral_clusters.wavelengths import parse_wavelength_range
+    >>> parse_wavelength_range("401-889"), parse_wavelength_range("401 to 889 nm")
+    ((401.0, 889.0), (401.0, 889.0))
+    """
+    parts = [p for p in re.split(rf"\s*(?:[{_DASHES}]|,|\s)\s*", str(text).strip()) if p]
+    parts = [p for p in parts if p.lower() not in ("nm", "to")]
+    try:
+        first, last = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(
+            f"Wavelengths are two numbers in nm, first-last (e.g. 401-889), not {text!r}."
+        ) from None
+    if not (np.isfinite([first, last]).all() and 0 < first < last):
+        raise ValueError(
+            f"Wavelengths go up from a positive first to a larger last, not {text!r}."
+        )
+    return first, last
+
+
+def even_wavelengths(first: float, last: float, n_bands: int) -> np.ndarray:
+    """``n_bands`` wavelengths from ``first`` to ``last`` nm, evenly spaced (float64).
+
+    Examples
+    --------
+    >>> from napari_spectral_clusters.wavelengths import even_wavelengths
+    >>> even_wavelengths(400, 700, 4).tolist()
+    [400.0, 500.0, 600.0, 700.0]
+    """
+    return np.linspace(float(first), float(last), int(n_bands))
