@@ -1212,3 +1212,32 @@ def test_channel_layers_stack_into_one_cube_with_their_wavelengths(viewer_and_wi
     viewer.add_image(cube[0, :10], name="small")
     assert w.stack_selected([planes[1], viewer.layers["small"]]) is None
     assert "different shapes" in errors[-1]
+
+
+def test_while_a_job_runs_on_a_laptop_screen_cancel_and_its_progress_are_in_view(
+    make_napari_viewer, qtbot
+):
+    from qtpy.QtCore import QRect
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    cube, _ = _add_cube(viewer)
+    w.image.value = cube
+    scroll = w.native.findChild(QScrollArea)
+    view = scroll.viewport()
+
+    def in_view(widget) -> bool:
+        top_left = widget.mapTo(view, widget.rect().topLeft())
+        return view.rect().contains(QRect(top_left, widget.size()))
+
+    qtbot.waitUntil(lambda: in_view(w.image.native))  # the dock opens at its top ...
+    assert not in_view(w.status.native)  # ... with the run's status below the fold
+    reports = _hold_at_first_report(w, "fit")
+    w.run()
+    qtbot.waitUntil(lambda: bool(reports), timeout=30_000)
+    shown = (w.cancel_button.native, w.progress_bar.native, w.status.native)
+    qtbot.waitUntil(lambda: all(in_view(widget) for widget in shown))
+    w.cancel()
+    qtbot.waitUntil(lambda: not w.running, timeout=30_000)

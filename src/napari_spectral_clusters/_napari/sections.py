@@ -7,7 +7,7 @@ from qtpy.QtCore import QPoint, Qt
 from qtpy.QtWidgets import QFrame, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
-__all__ = ["fit_sections", "later", "plot_tabs", "scroll_area", "scroll_to"]
+__all__ = ["fit_sections", "later", "plot_tabs", "scroll_area", "scroll_to", "show_in_view"]
 
 
 def scroll_area(sections: dict, plot) -> tuple[QScrollArea, list]:
@@ -73,6 +73,21 @@ def scroll_to(scroll: QScrollArea, widget: QWidget) -> None:
             later(scroll, lambda: scroll_now(tries - 1))
 
     later(scroll, lambda: scroll_now(5))
+
+
+def show_in_view(scroll: QScrollArea, widget: QWidget) -> None:
+    """Scroll as little as needed for ``widget`` (inside ``scroll``) to show whole, from the
+    next turn of the event loop (after a widget shown or hidden has changed the heights)."""
+
+    def show_now(tries: int):
+        scroll.ensureWidgetVisible(widget, 0, 0)
+        view = scroll.viewport()
+        bottom = widget.mapTo(view, QPoint(0, widget.height())).y()
+        if bottom > view.height() and tries:
+            # the new heights reach the layout a turn or two later (as in scroll_to)
+            later(scroll, lambda: show_now(tries - 1))
+
+    later(scroll, lambda: show_now(5))
 
 
 def later(parent, job) -> None:

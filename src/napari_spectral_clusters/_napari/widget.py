@@ -33,7 +33,7 @@ from .layer_rules import (
 from .plot_panel import PlotPanel
 from .results_section import ResultsSection
 from .reuse_section import ReuseSection
-from .sections import fit_sections, scroll_area, scroll_to
+from .sections import fit_sections, scroll_area, scroll_to, show_in_view
 from .settings import restore_settings, save_settings
 from .worker import Runner
 
@@ -175,8 +175,20 @@ class ClusterWidget(Container):
         bar.setRange(0, 0)  # busy until the first report says how much there is
         bar.setFormat("starting")
         self.progress_bar.visible = busy
+        # Cancel, the progress bar and the status line below it in view as a job starts (on
+        # a laptop screen the bar would appear below the fold), and again at its first report,
+        # once the bar's text has settled the heights; not after: the user may scroll away
+        self._to_view = busy
+        self._progress_in_view()
+
+    def _progress_in_view(self):
+        if getattr(self, "_to_view", False) and hasattr(self, "_scroll"):
+            self._fit()
+            show_in_view(self._scroll, self.status.native)
 
     def _progressed(self, stage: str, done: int, total: int):
+        self._progress_in_view()
+        self._to_view = False
         bar = self.progress_bar.native
         bar.setRange(0, max(total, 1))
         bar.setValue(min(done, max(total, 1)))
