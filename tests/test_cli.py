@@ -709,3 +709,22 @@ def test_given_wavelengths_never_replace_a_files_own(tmp_path):
     np.testing.assert_array_equal(given.metadata["wavelengths"], np.linspace(500, 900, 8))
     assert given.metadata["wavelength_source"] == "given on the command line: 500-900 nm"
     assert "wavelengths" not in read_image(tmp_path / "without.mat").metadata
+
+
+@pytest.mark.parametrize("joint", [False, True], ids=["one by one", "joint"])
+def test_a_ground_truth_beside_its_cube_is_skipped_not_failed(tmp_path, data_dir, joint):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for src in ("hsi/Samson.mat", "hsi/Indian_pines_gt.mat"):
+        shutil.copy(data_dir / src, folder)
+    out = tmp_path / "out"
+    proc = _run("run", folder, "-k", 3, "-o", out, *(["--joint"] if joint else []))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "skipped: Indian_pines_gt.mat holds only labels" in proc.stderr
+    assert (
+        "clustered 1 of 2 file(s)" in proc.stdout
+        and "skipped 1 holding labels only" in proc.stdout
+    )
+    assert (out / "Samson_clusters.png").exists() and not list(out.glob("Indian_pines_gt*"))
+    only_labels = _run("run", folder / "Indian_pines_gt.mat", "-o", tmp_path / "none")
+    assert only_labels.returncode == 1  # nothing was clustered

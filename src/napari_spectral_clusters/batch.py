@@ -61,6 +61,11 @@ class BatchError(ValueError):
     """One input could not be processed; the message says which and why."""
 
 
+class LabelsOnly(BatchError):
+    """An input holds labels only (a ground truth beside its cube): nothing to cluster. A
+    batch skips it; it is not a failure."""
+
+
 @dataclass
 class FileReport:
     """What happened to one input."""
@@ -71,6 +76,7 @@ class FileReport:
     n_clusters: int = 0
     error: str | None = None
     counts: np.ndarray | None = None  # pixels per cluster (joint runs)
+    skipped: str | None = None  # why it was left out, not failed (labels only)
 
 
 def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
@@ -129,7 +135,7 @@ def read_image(
     read = read_mat if suffix == ".mat" else read_zarr
     images = [img for img in read(path, lazy_bytes=lazy_bytes) if img.kind == "image"]
     if not images:
-        raise BatchError(f"{path.name} holds only labels, no image to cluster")
+        raise LabelsOnly(f"{path.name} holds only labels, no image to cluster")
     img = max(images, key=lambda img: (img.channel_axis is not None, img.data.size))
     if wavelength_range is None or img.rgb or img.channel_axis is None:
         return img
@@ -376,6 +382,9 @@ def cluster_jointly(
             per_file = max(sample // len(files), 1_000)  # the draws in all stay near ``sample``
             take = np.sort(rng.choice(column.shape[0], min(per_file, column.shape[0]), False))
             drawn[i] = np.asarray(column[take])
+        except LabelsOnly as exc:
+            reports[i].skipped = str(exc)
+            on_file(reports[i])
         except Exception as exc:  # one bad file must not stop the others
             reports[i].error = describe_error(exc)
             on_file(reports[i])

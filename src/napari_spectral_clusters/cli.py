@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             "output folder and every output name: it refuses to replace an existing file\n"
             "(unless --overwrite) or an input. Bad files are reported and skipped; the others\n"
             "still complete.\n"
+            "Files holding only labels (a ground truth beside its cube) are skipped.\n"
             "Exit status: 0 all done, 1 some inputs failed, 2 nothing to do or bad options."
         ),
     )
@@ -319,9 +320,9 @@ def _dask_client(address: str | None, workers: int | None):
 def _run_files(args, files, stems, model, *, lazy: bool) -> int:
     import time
 
-    from .batch import cluster_file, describe_error
+    from .batch import LabelsOnly, cluster_file, describe_error
 
-    failed = []
+    failed, skipped = [], []
     start = time.perf_counter()
     for i, (path, stem) in enumerate(zip(files, stems, strict=True), start=1):
         t0 = time.perf_counter()
@@ -343,19 +344,28 @@ def _run_files(args, files, stems, model, *, lazy: bool) -> int:
                 f"{report.n_clusters} clusters of {report.layer} "
                 f"({time.perf_counter() - t0:.1f} s)"
             )
+        except LabelsOnly as exc:  # a ground truth beside its cube: nothing to do
+            skipped.append(path)
+            status = f"skipped: {exc}"
         except Exception as exc:  # one bad file must not stop the batch
             failed.append((path, describe_error(exc)))
             status = f"FAILED: {describe_error(exc)}"
         name = path.name if stem == path.stem else f"{path.name} (as {stem}_*)"
         print(f"{_bar(i, len(files))} {i}/{len(files)} {name}: {status}", file=sys.stderr)
-    done = len(files) - len(failed)
+    done = len(files) - len(failed) - len(skipped)
     print(
         f"clustered {done} of {len(files)} file(s) into {args.out} "
-        f"in {time.perf_counter() - start:.1f} s" + (f"; {len(failed)} failed:" if failed else "")
+        f"in {time.perf_counter() - start:.1f} s"
+        + _skipped_note(len(skipped))
+        + (f"; {len(failed)} failed:" if failed else "")
     )
     for path, reason in failed:
         print(f"  {path}: {reason}")
-    return 1 if failed else 0
+    return 1 if failed or not done else 0
+
+
+def _skipped_note(n: int) -> str:
+    return f"; skipped {n} holding labels only" if n else ""
 
 
 def _run_jointly(args, files, stems) -> int:
@@ -374,7 +384,13 @@ def _run_jointly(args, files, stems) -> int:
 
     def on_file(report):
         done.append(report)
-        status = f"FAILED: {report.error}" if report.error else f"{report.n_clusters} clusters"
+        status = (
+            f"FAILED: {report.error}"
+            if report.error
+            else f"skipped: {report.skipped}"
+            if report.skipped
+            else f"{report.n_clusters} clusters"
+        )
         print(f"{_bar(len(done), len(files))} {report.source.name}: {status}", file=sys.stderr)
 
     reports, written = cluster_jointly(
@@ -390,9 +406,12 @@ def _run_jointly(args, files, stems) -> int:
         wavelength_range=args.wavelengths,
     )
     failed = [r for r in reports if r.error]
+    skipped = [r for r in reports if r.skipped]
     print(
-        f"clustered {len(files) - len(failed)} of {len(files)} file(s) jointly into {args.out} "
-        f"in {time.perf_counter() - start:.1f} s" + (f"; {len(failed)} failed:" if failed else "")
+        f"clustered {len(files) - len(failed) - len(skipped)} of {len(files)} file(s) jointly "
+        f"into {args.out} in {time.perf_counter() - start:.1f} s"
+        + _skipped_note(len(skipped))
+        + (f"; {len(failed)} failed:" if failed else "")
     )
     for report in failed:
         print(f"  {report.source}: {report.error}")
