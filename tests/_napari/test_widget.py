@@ -859,10 +859,11 @@ def test_a_notification_says_why_true_colours_gave_way_to_a_palette(
     w.palette.value = "auto"
     w.n_clusters.value = 3
     w.run(wait=True)
-    assert any(
-        m.startswith("greys: cluster colours from a categorical palette (true colours of")
-        for m in infos
-    ), infos
+    said = [m for m in infos if m.startswith("greys: cluster colours from a categorical")]
+    assert len(said) == 1 and "(true colours of" in said[0], infos
+    w.random_state.value = 1
+    w.run(wait=True)  # the same reason again: said once, not at every run
+    assert [m for m in infos if m.startswith("greys: cluster colours")] == said
 
 
 def test_the_table_plot_and_actions_follow_the_selected_result_layer(viewer_and_widget):

@@ -94,6 +94,7 @@ class ClusterWidget(Container):
                 setattr(self, name, getattr(section, name))
         self.runner = Runner(busy=self._busy, progressed=self._progressed)
         self.last_sweep: dict | None = None
+        self._palette_noted: set = set()  # (layer, reason) already said
         self._clicked = None  # world position of the last Shift-click
         self.clustering = ClusteringSection(
             bands=self._bands, steps_edited=self._steps_edited, resized=self._fit
@@ -513,8 +514,11 @@ class ClusterWidget(Container):
         self.results.show_result(source, channel_axis, result, names=names)
         how = result.params.get("colors", "")
         if self.palette.value == "auto" and str(how).startswith("categorical"):
-            # true colours were asked for but two clusters would look alike: say why not
-            show_info(f"{source.name}: cluster colours from a {how}")
+            # true colours were asked for but two clusters would look alike: say why not,
+            # once a layer and reason (not at every run)
+            if (source.name, how) not in self._palette_noted:
+                self._palette_noted.add((source.name, how))
+                show_info(f"{source.name}: cluster colours from a {how}")
         elapsed = self.runner.elapsed()
         seconds = f" in {elapsed:.1f} s" if elapsed is not None else ""
         self.status.value = (
