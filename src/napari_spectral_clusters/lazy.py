@@ -639,8 +639,9 @@ def _lazy_recolor(labels: da.Array, colors, image: da.Array, channel_axis, alpha
 
 
 def _lut_block(block: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """Colours of a block of labels (module level: a cluster's workers must unpickle it)."""
-    return lut[block]
+    """Colours of a block of labels (module level: a cluster's workers must unpickle it); as
+    :func:`~.recolor.recolor` does, by np.take of whole rows."""
+    return np.take(lut, block, axis=0)
 
 
 def _recolor_block(block: np.ndarray, alpha: np.ndarray, colors: np.ndarray) -> np.ndarray:
