@@ -726,5 +726,12 @@ def test_a_ground_truth_beside_its_cube_is_skipped_not_failed(tmp_path, data_dir
         and "skipped 1 holding labels only" in proc.stdout
     )
     assert (out / "Samson_clusters.png").exists() and not list(out.glob("Indian_pines_gt*"))
-    only_labels = _run("run", folder / "Indian_pines_gt.mat", "-o", tmp_path / "none")
-    assert only_labels.returncode == 1  # nothing was clustered
+    only_labels = _run(
+        "run",
+        folder / "Indian_pines_gt.mat",
+        "-o",
+        tmp_path / "none",
+        *(["--joint"] if joint else []),
+    )
+    assert only_labels.returncode == 2, only_labels.stdout  # nothing to do
+    assert "skipped 1 holding labels only" in only_labels.stdout

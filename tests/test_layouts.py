@@ -82,6 +82,8 @@ def test_a_big_images_sample_is_gathered_from_any_layout(layout, monkeypatch):
     pixels = pixel_source.Pixels.from_image(data, channel_axis=axis)
     x, weights = pixels.sample(500, np.random.default_rng(4))
     assert x.dtype == np.float64 and (weights == 1).all()
+    # (y, x) flatten without a copy but where the bands lie between them in memory
+    assert (pixels._pixel_rows() is None) == (layout == "bands in the middle")
     if pixels.order == (0, 1):  # the same pixel order: the same pixels drawn
         np.testing.assert_array_equal(x, reference)
     else:  # (x, y) in memory order: other pixels for the same seed, each one drawn once

@@ -33,6 +33,7 @@ __all__ = [
     "BatchError",
     "Conflict",
     "FileReport",
+    "LabelsOnly",
     "cluster_file",
     "cluster_jointly",
     "expand_inputs",
@@ -40,6 +41,7 @@ __all__ = [
     "output_format",
     "output_paths",
     "planned_format",
+    "read_image",
     "unique_stems",
     "write_table",
 ]

@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             "output folder and every output name: it refuses to replace an existing file\n"
             "(unless --overwrite) or an input. Bad files are reported and skipped; the others\n"
             "still complete.\n"
-            "Files holding only labels (a ground truth beside its cube) are skipped.\n"
+            "Files holding only labels (a ground truth beside its cube) are skipped, not\n"
+            "failed (only such files: nothing to do).\n"
             "Exit status: 0 all done, 1 some inputs failed, 2 nothing to do or bad options."
         ),
     )
@@ -361,7 +362,7 @@ def _run_files(args, files, stems, model, *, lazy: bool) -> int:
     )
     for path, reason in failed:
         print(f"  {path}: {reason}")
-    return 1 if failed or not done else 0
+    return 1 if failed else 0 if done else 2  # 2: only labels, nothing to do
 
 
 def _skipped_note(n: int) -> str:
@@ -416,7 +417,7 @@ def _run_jointly(args, files, stems) -> int:
     for report in failed:
         print(f"  {report.source}: {report.error}")
     if not written:
-        return 1
+        return 2 if skipped and not failed else 1  # 2: only labels, nothing to do
     return 1 if failed else 0
 
 

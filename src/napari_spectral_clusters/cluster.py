@@ -43,6 +43,7 @@ __all__ = [
     "color_lut",
     "label_statistics",
     "recolor",
+    "summary_by_label",
     "sweep_k",
 ]
 
@@ -475,9 +476,32 @@ def label_statistics(
         "label": present,
         "count": counts,
         "fraction": counts / max(int(counts.sum()), 1),
-        "mean": mean.reshape(n, -1),
-        "std": np.sqrt(var / np.maximum(counts, 1)[:, None]).reshape(n, -1),
+        "mean": mean.reshape(n, view.shape[-1]),  # (0, C) when no pixel has a label
+        "std": np.sqrt(var / np.maximum(counts, 1)[:, None]).reshape(n, view.shape[-1]),
     }
+
+
+def summary_by_label(stats: dict, n_labels: int) -> dict[str, np.ndarray]:
+    """``counts``, ``centers`` and ``std`` for labels 1..n_labels from
+    :func:`label_statistics`, as :meth:`ClusterResult.summary` holds them (row ``i`` is label
+    ``i + 1``; a label no pixel has: 0 pixels, NaN mean and spread): what a saved file says
+    of labels edited by hand.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.cluster import label_statistics, summary_by_label
+    >>> img = np.array([[[0.0], [1.0]], [[3.0], [5.0]]])
+    >>> summary = summary_by_label(label_statistics(img, np.array([[1, 1], [3, 3]])), 3)
+    >>> summary["counts"].tolist(), summary["centers"].ravel().tolist()
+    ([2, 0, 2], [0.5, nan, 4.0])
+    """
+    rows = np.asarray(stats["label"]) - 1
+    counts = np.zeros(n_labels, np.int64)
+    centers = np.full((n_labels, stats["mean"].shape[1]), np.nan)
+    std = np.full_like(centers, np.nan)
+    counts[rows], centers[rows], std[rows] = stats["count"], stats["mean"], stats["std"]
+    return {"counts": counts, "centers": centers, "std": std}
 
 
 def sweep_k(

@@ -261,6 +261,7 @@ def test_cluster_table_selection_merge_and_refresh(viewer_and_widget):
 
     _select_rows(w, [2, 3])
     assert "inertia" in labels.metadata
+    before_merge = np.array(labels.data)
     w.merge(w.selected_labels())
     assert set(np.unique(labels.data)) == {1, 2, 3}
     assert w.table.to_dict("list")["pixels"][2] == counts[2] + counts[3]
@@ -280,6 +281,17 @@ def test_cluster_table_selection_merge_and_refresh(viewer_and_widget):
     assert w.status.value == f"3 clusters of {int(counts.sum()):,} pixels, edited by hand"
     colors, _ = _colormap_rgb(labels)
     np.testing.assert_array_equal(colors, viewer.layers["sample cube recolored"].data)
+
+    merged_data = np.array(labels.data)
+    labels.data = before_merge  # undone: the clustering's statistics and inertia come back
+    w.refresh()
+    np.testing.assert_array_equal(labels.metadata["counts"], counts)
+    assert "inertia" in labels.metadata
+    labels.data = np.zeros_like(merged_data)  # everything erased: a table of nothing
+    w.refresh()
+    assert (labels.metadata["counts"] == 0).all() and w.table.to_dict("list")["label"] == []
+    labels.data = merged_data
+    w.refresh()
 
     painted = np.array(labels.data)
     painted[:10, :10] = 9  # the user paints a new cluster
@@ -421,9 +433,12 @@ def test_spectra_plot_and_suggest_k(viewer_and_widget):
         if line.get_label().startswith("suggested")
     ]
     assert len(marks) == 1 and marks[0].get_xdata()[0] == 4
+    # a sweep of two k: matplotlib's own ticks would be 2.0, 2.2, ... 3.0
+    w.sweep_plot.show_sweep([2, 3], [10.0, 6.0], [0.5, 0.4])
     w.sweep_plot.figure.canvas.draw()  # (tick positions are chosen when drawn)
     ticks = w.sweep_plot.figure.axes[0].get_xticks()
     assert len(ticks) and np.array_equal(ticks, np.round(ticks))  # no k = 2.5
+    w.panel.show_sweep(w.last_sweep)
     # the sweep has its own tab: the spectra are still there, and the sweep's tab is open
     assert w.plots.currentWidget() is w.sweep_plot
     assert len(w.plot.axes.get_lines()) == 4
@@ -513,6 +528,11 @@ def test_a_lazy_layer_is_clustered_lazily(viewer_and_widget, monkeypatch, read_o
     eager = cluster_image(cube, 4, channel_axis=0, wavelengths=kw["metadata"]["wavelengths"])
     np.testing.assert_array_equal(np.asarray(labels.data), eager.labels)
     assert w.table.to_dict("list")["pixels"] == eager.counts.tolist()
+    # naming a cluster edits no label: the clustering's statistics and status stay
+    status, inertia = w.status.value, labels.metadata["inertia"]
+    w.rename(1, "soil")
+    assert labels.metadata["inertia"] == inertia and w.status.value == status
+    np.testing.assert_array_equal(labels.metadata["counts"], eager.counts)
 
 
 @pytest.fixture
@@ -1235,10 +1255,16 @@ def test_while_a_job_runs_on_a_laptop_screen_cancel_and_its_progress_are_in_view
 
     qtbot.waitUntil(lambda: in_view(w.image.native))  # the dock opens at its top ...
     assert not in_view(w.status.native)  # ... with the run's status below the fold
-    reports = _hold_at_first_report(w, "fit")
-    w.run()
-    qtbot.waitUntil(lambda: bool(reports), timeout=30_000)
     shown = (w.cancel_button.native, w.progress_bar.native, w.status.native)
-    qtbot.waitUntil(lambda: all(in_view(widget) for widget in shown))
-    w.cancel()
-    qtbot.waitUntil(lambda: not w.running, timeout=30_000)
+    w.run(wait=True)  # a result: the table and Reuse below the run make the dock longer
+    for scrolled_to in ("top", "bottom"):  # (bottom: where Apply model is)
+        bar = scroll.verticalScrollBar()
+        bar.setValue(bar.minimum() if scrolled_to == "top" else bar.maximum())
+        qtbot.wait(50)
+        assert not all(in_view(widget) for widget in shown), scrolled_to
+        reports = _hold_at_first_report(w, "fit")
+        w.run()
+        qtbot.waitUntil(lambda held=reports: bool(held), timeout=30_000)
+        qtbot.waitUntil(lambda: all(in_view(widget) for widget in shown))
+        w.cancel()  # (the earlier run's recorder holds nothing any more: once only)
+        qtbot.waitUntil(lambda: not w.running, timeout=30_000)

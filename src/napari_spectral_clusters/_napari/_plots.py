@@ -136,7 +136,7 @@ class ClusterPlot(FigureCanvasQTAgg):
 
     def _finish(self, *axes, legend: bool) -> None:
         """Legend (a few entries only), the theme's colours, and on screen."""
-        if legend:
+        if legend and axes[0].get_legend_handles_labels()[0]:  # (no cluster: no legend)
             axes[0].legend(fontsize="x-small")
         self._style(*axes)
         self.shown.emit()  # something to show: no empty 0-1 axes before

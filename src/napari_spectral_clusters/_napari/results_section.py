@@ -12,7 +12,13 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt
 
 from .._arrays import is_lazy
-from ..cluster import ClusteringError, ClusterResult, label_statistics, recolor
+from ..cluster import (
+    ClusteringError,
+    ClusterResult,
+    label_statistics,
+    recolor,
+    summary_by_label,
+)
 from ._colors import MAX_COLORED_LABEL, TRANSPARENT, label_colormap
 from .layer_rules import (
     colors_for,
@@ -144,6 +150,7 @@ class ResultsSection(Container):
             names=dict(names or {}),
             centers=np.asarray(result.centers, dtype=np.float64),
             per_layer=dict(per_layer or {}),
+            inertia=float(result.inertia),
         )
         self.results.pop(labels_name, None)  # the latest result of a layer comes last
         self.results[labels_name] = self.shown
@@ -291,12 +298,18 @@ class ResultsSection(Container):
         if top > len(shown.colors):
             shown.colors = colors_for(np.arange(1, top + 1), shown.colors)
         colors = np.asarray(shown.colors, dtype=np.uint8)
-        changed = labels_checksum(labels) != labels_layer.metadata.get("labels_checksum")
+        # (a lazy result has no checksum: its labels are as the clustering gave them, and
+        # only a merge, which makes them numpy, changes them)
+        changed = not is_lazy(labels_layer.data) and labels_checksum(labels) != (
+            labels_layer.metadata.get("labels_checksum")
+        )
         edited = edited or changed
         labels_layer.colormap = label_colormap(colors)
         # what a saved file says of the clusters follows the labels as they are now: counts,
-        # means and spreads recounted; the clustering's inertia no longer describes them
-        summary = {"colors": colors, **(_label_summary(stats, len(colors)) if changed else {})}
+        # means and spreads recounted; the clustering's inertia only while they are its own
+        summary = {"colors": colors, **summary_by_label(stats, len(colors))}
+        if not changed and shown.inertia is not None:
+            summary["inertia"] = shown.inertia
         stale = ("inertia",) if changed else ()
         labels_layer.metadata = {
             **{key: v for key, v in labels_layer.metadata.items() if key not in stale},
@@ -419,16 +432,3 @@ class ResultsSection(Container):
             "fraction": np.concatenate([[0.0], stats["fraction"]]),
         }
         self._resized()
-
-
-def _label_summary(stats: dict, n: int) -> dict:
-    """Per-label ``counts``, ``centers`` and ``std`` for labels 1..n from
-    :func:`~napari_spectral_clusters.label_statistics` (a label no pixel has: 0 pixels, NaN
-    mean and spread), as a result's :meth:`~napari_spectral_clusters.ClusterResult.summary`
-    holds them."""
-    rows = np.asarray(stats["label"]) - 1
-    counts = np.zeros(n, np.int64)
-    centers = np.full((n, stats["mean"].shape[1]), np.nan)
-    std = np.full_like(centers, np.nan)
-    counts[rows], centers[rows], std[rows] = stats["count"], stats["mean"], stats["std"]
-    return {"counts": counts, "centers": centers, "std": std}

@@ -75,15 +75,22 @@ def scroll_to(scroll: QScrollArea, widget: QWidget) -> None:
     later(scroll, lambda: scroll_now(5))
 
 
-def show_in_view(scroll: QScrollArea, widget: QWidget) -> None:
-    """Scroll as little as needed for ``widget`` (inside ``scroll``) to show whole, from the
-    next turn of the event loop (after a widget shown or hidden has changed the heights)."""
+def show_in_view(scroll: QScrollArea, *widgets: QWidget) -> None:
+    """Scroll as little as needed for ``widgets`` (inside ``scroll``, top to bottom) to show
+    whole, from the next turn of the event loop (after a widget shown or hidden has changed
+    the heights): the first is made visible, then each next one while the first stays."""
+
+    def shown(widget) -> bool:
+        view = scroll.viewport()
+        top = widget.mapTo(view, QPoint(0, 0)).y()
+        return top >= 0 and top + widget.height() <= view.height()
 
     def show_now(tries: int):
-        scroll.ensureWidgetVisible(widget, 0, 0)
-        view = scroll.viewport()
-        bottom = widget.mapTo(view, QPoint(0, widget.height())).y()
-        if bottom > view.height() and tries:
+        for widget in widgets:
+            scroll.ensureWidgetVisible(widget, 0, 0)
+        if not shown(widgets[0]):  # taller than the view: the first one counts most
+            scroll.ensureWidgetVisible(widgets[0], 0, 0)
+        if not all(shown(w) for w in widgets) and tries:
             # the new heights reach the layout a turn or two later (as in scroll_to)
             later(scroll, lambda: show_now(tries - 1))
 

@@ -50,6 +50,9 @@ class ShownResult:
     per_layer : dict
         For a joint clustering: layer name -> pixels of each cluster in that layer (row
         ``i`` = label ``i + 1``), shown as one table column per layer.
+    inertia : float or None
+        The clustering's inertia: the layers' metadata hold it while the labels are as it
+        gave them (an edit undone brings it back).
     """
 
     source: str
@@ -69,6 +72,7 @@ class ShownResult:
     recolored_visible: bool | None = None
     centers: np.ndarray | None = None
     per_layer: dict = field(default_factory=dict)
+    inertia: float | None = None
 
     def name_of(self, label) -> str:
         """The cluster's name: the user's, else "cluster N"."""

@@ -8,6 +8,7 @@ dask) and ``worker`` (running jobs); this one holds the actions that connect the
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -92,6 +93,7 @@ class ClusterWidget(Container):
         for section, names in named:
             for name in names:
                 setattr(self, name, getattr(section, name))
+        self._to_view = False  # bring Cancel and the progress into view (see _busy)
         self.runner = Runner(busy=self._busy, progressed=self._progressed)
         self.last_sweep: dict | None = None
         self._palette_noted: set = set()  # (layer, reason) already said
@@ -183,9 +185,9 @@ class ClusterWidget(Container):
         self._progress_in_view()
 
     def _progress_in_view(self):
-        if getattr(self, "_to_view", False) and hasattr(self, "_scroll"):
+        if self._to_view and hasattr(self, "_scroll"):
             self._fit()
-            show_in_view(self._scroll, self.status.native)
+            show_in_view(self._scroll, self.cancel_button.native, self.status.native)
 
     def _progressed(self, stage: str, done: int, total: int):
         self._progress_in_view()
@@ -515,9 +517,11 @@ class ClusterWidget(Container):
         how = result.params.get("colors", "")
         if self.palette.value == "auto" and str(how).startswith("categorical"):
             # true colours were asked for but two clusters would look alike: say why not,
-            # once a layer and reason (not at every run)
-            if (source.name, how) not in self._palette_noted:
-                self._palette_noted.add((source.name, how))
+            # once a layer and kind of reason (not at every run; which clusters, and how
+            # alike, change from run to run)
+            reason = (source.name, re.sub(r"\d+(\.\d+)?", "#", str(how)))
+            if reason not in self._palette_noted:
+                self._palette_noted.add(reason)
                 show_info(f"{source.name}: cluster colours from a {how}")
         elapsed = self.runner.elapsed()
         seconds = f" in {elapsed:.1f} s" if elapsed is not None else ""

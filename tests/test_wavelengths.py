@@ -1,0 +1,47 @@
+"""Wavelengths a user types: "first-last" in nm, spread evenly over the bands."""
+
+import numpy as np
+import pytest
+
+from napari_spectral_clusters.wavelengths import even_wavelengths, parse_wavelength_range
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "401-889",
+        "401 - 889",
+        "401\u2013889",
+        "401\u2014889",
+        "401 to 889 nm",
+        "401, 889",
+        "401 889",
+    ],
+)
+def test_first_and_last_in_nm_however_written(text):
+    assert parse_wavelength_range(text) == (401.0, 889.0)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("889-401", "larger last"),
+        ("0-500", "positive first"),
+        ("400-400", "larger last"),
+        ("401", "two numbers"),
+        ("400-500-600", "two numbers"),
+        ("blue-red", "two numbers"),
+        ("nan-500", "positive first"),
+        ("", "two numbers"),
+    ],
+)
+def test_anything_else_is_refused_saying_what_is_expected(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_wavelength_range(text)
+
+
+def test_an_even_spread_over_the_bands():
+    wl = even_wavelengths(401, 889, 156)
+    assert wl.shape == (156,) and wl.dtype == np.float64
+    assert (wl[0], wl[-1]) == (401.0, 889.0)
+    np.testing.assert_allclose(np.diff(wl), (889 - 401) / 155)
