@@ -285,13 +285,17 @@ def test_fits_a_laptop_screen_next_to_the_clustering_widget(make_napari_viewer):
     window.resize(1366, 768)
     QApplication.processEvents()
     viewer.add_image(_blocks(), name="blocks", rgb=True)
-    _, cw = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
-    _, fw = viewer.window.add_plugin_dock_widget(PLUGIN, "Feature space")
+    clustering, cw = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    feature_space, fw = viewer.window.add_plugin_dock_widget(PLUGIN, "Feature space")
     cw.run(wait=True)
     fw.draw()
     for _ in range(5):
         QApplication.processEvents()
     assert (window.width(), window.height()) == (1366, 768)
+    # one above the other, each half the height (Qt gave the clustering dock 90-110 px)
+    heights = clustering.height(), feature_space.height()
+    assert clustering.x() == feature_space.x() and abs(heights[0] - heights[1]) <= 10, heights
+    assert min(heights) > 300
 
 
 def test_every_control_says_what_it_does(docked):

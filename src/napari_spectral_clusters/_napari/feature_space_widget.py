@@ -29,7 +29,7 @@ from .edited_labels import cluster_colors, put_edited_labels
 from .feature_plot import TOOLS, FeaturePlot
 from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform
 from .plot_panel import let_go_of_theme
-from .sections import later
+from .sections import later, share_dock_height
 from .worker import Runner
 
 if TYPE_CHECKING:
@@ -135,6 +135,7 @@ class FeatureSpaceWidget(Container):
         scroll.setWidget(inner.native)
         self._inner = inner  # keeps the magicgui containers alive with their Qt widgets
         self.native.layout().addWidget(scroll)
+        share_dock_height(self.native)  # beside the clustering dock: half the height each
 
         # draws are coalesced: changing the image resets three axes, drawn once
         self._timer = QTimer(self.native)

@@ -34,7 +34,7 @@ from .layer_rules import (
 from .plot_panel import PlotPanel
 from .results_section import ResultsSection
 from .reuse_section import ReuseSection
-from .sections import fit_sections, scroll_area, scroll_to, show_in_view
+from .sections import fit_sections, scroll_area, scroll_to, share_dock_height, show_in_view
 from .settings import restore_settings, save_settings
 from .worker import Runner
 
@@ -120,6 +120,7 @@ class ClusterWidget(Container):
         # napari's window
         self._scroll, self._boxes = scroll_area(self.sections, self.plots)
         self.native.layout().addWidget(self._scroll)
+        share_dock_height(self.native)  # beside the feature space dock: half the height each
         restore_settings(self)
         #: whether a run saves k, seed, features, steps and palette as the user's next defaults
         #: (the demo sets its own and leaves the user's as they were)
