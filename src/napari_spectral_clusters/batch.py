@@ -26,7 +26,7 @@ from .io.mat import write_mat
 from .io.png import write_labels_png, write_png
 from .io.zarr import write_zarr
 from .model import ClusterModel
-from .wavelengths import even_wavelengths
+from .wavelengths import given_wavelengths
 
 __all__ = [
     "JOINT_OUTPUTS",
@@ -143,13 +143,8 @@ def read_image(
         return img
     if img.metadata.get("wavelengths") is not None:
         return img
-    first, last = wavelength_range
-    spread = even_wavelengths(first, last, img.data.shape[img.channel_axis])
-    given = {
-        "wavelengths": spread,
-        "wavelength_unit": "nm",
-        "wavelength_source": f"given on the command line: {first:g}-{last:g} nm",
-    }
+    n_bands = img.data.shape[img.channel_axis]
+    given = given_wavelengths(*wavelength_range, n_bands, "given on the command line")
     return dataclasses.replace(img, metadata={**img.metadata, **given})
 
 

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-__all__ = ["even_wavelengths", "parse_wavelength_range"]
+__all__ = ["even_wavelengths", "given_wavelengths", "parse_wavelength_range"]
 
 _DASHES = "-\u2013\u2014"  # hyphen, en and em dash: "401-889", "401\u2013889"
 
@@ -52,3 +52,22 @@ def even_wavelengths(first: float, last: float, n_bands: int) -> np.ndarray:
     [400.0, 500.0, 600.0, 700.0]
     """
     return np.linspace(float(first), float(last), int(n_bands))
+
+
+def given_wavelengths(first: float, last: float, n_bands: int, where: str) -> dict:
+    """The metadata of a cube given wavelengths ``first``-``last`` nm spread evenly over its
+    ``n_bands`` (:func:`even_wavelengths`), ``where`` saying by whom ("entered in the widget",
+    "given on the command line").
+
+    Examples
+    --------
+    >>> from napari_spectral_clusters.wavelengths import given_wavelengths
+    >>> meta = given_wavelengths(400, 700, 4, "entered in the widget")
+    >>> meta["wavelengths"].tolist(), meta["wavelength_source"]
+    ([400.0, 500.0, 600.0, 700.0], 'entered in the widget: 400-700 nm')
+    """
+    return {
+        "wavelengths": even_wavelengths(first, last, n_bands),
+        "wavelength_unit": "nm",
+        "wavelength_source": f"{where}: {first:g}-{last:g} nm",
+    }

@@ -12,7 +12,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..color import spectra_to_rgb
 from ..stacking import stack_channels
-from ..wavelengths import even_wavelengths, parse_wavelength_range
+from ..wavelengths import given_wavelengths, parse_wavelength_range
 from .band_readout import refresh_bands
 from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform, wavelengths_of
 from .result_layers import put_layer
@@ -124,13 +124,9 @@ class InputSection(Container):
             show_error(str(exc))
             return None
         n = layer.data.shape[channel_axis]
-        wl = even_wavelengths(first, last, n)
-        layer.metadata = {
-            **layer.metadata,
-            "wavelengths": wl,
-            "wavelength_unit": "nm",
-            "wavelength_source": f"entered in the widget: {first:g}-{last:g} nm",
-        }
+        given = given_wavelengths(first, last, n, "entered in the widget")
+        layer.metadata = {**layer.metadata, **given}
+        wl = given["wavelengths"]
         show_info(f"{layer.name}: {n} bands from {first:g} to {last:g} nm")
         self._wavelengths_shown = f"{first:g}-{last:g}"
         self.wavelengths.value = self._wavelengths_shown

@@ -311,9 +311,12 @@ class ResultsSection(Container):
         if not changed and shown.inertia is not None:
             summary["inertia"] = shown.inertia
         stale = ("inertia",) if changed else ()
+
+        def follow(meta: dict) -> dict:  # a layer's metadata with the labels' statistics
+            return {**{key: v for key, v in meta.items() if key not in stale}, **summary}
+
         labels_layer.metadata = {
-            **{key: v for key, v in labels_layer.metadata.items() if key not in stale},
-            **summary,
+            **follow(labels_layer.metadata),
             "hand_edited": bool(edited or labels_layer.metadata.get("hand_edited")),
         }
         present = colors[stats["label"] - 1]
@@ -321,10 +324,7 @@ class ResultsSection(Container):
         alpha_plane = data[..., -1] if shown.alpha else None
         if recolored is not None:  # the user may have closed it: the labels carry on
             recolored.data = recolor(labels, colors, alpha_plane)
-            recolored.metadata = {
-                **{key: v for key, v in recolored.metadata.items() if key not in stale},
-                **summary,
-            }
+            recolored.metadata = follow(recolored.metadata)
         self._fill_table(stats, present)
         if changed:
             self._edited(len(stats["label"]), int(stats["count"].sum()))
