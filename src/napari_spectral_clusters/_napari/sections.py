@@ -79,19 +79,16 @@ def scroll_to(scroll: QScrollArea, widget: QWidget) -> None:
     the scroll range allows; on the next turn of the event loop, after :func:`fit_sections`
     has given the sections their new heights."""
 
-    def scroll_now(tries: int):
+    def scroll_now() -> bool:
         inner = scroll.widget()
         if inner is None or not inner.isAncestorOf(widget):
-            return
+            return True  # nothing to do
         top = widget.mapTo(inner, QPoint(0, 0)).y()
         bar = scroll.verticalScrollBar()
         bar.setValue(top)
-        if bar.value() < top and tries:
-            # the sections' new heights reach the scroll range a turn or two later (layout
-            # requests are events too): try again then, a few times at most
-            later(scroll, lambda: scroll_now(tries - 1))
+        return bar.value() >= top
 
-    later(scroll, lambda: scroll_now(5))
+    _until_settled(scroll, scroll_now)
 
 
 def show_in_view(scroll: QScrollArea, *widgets: QWidget) -> None:
@@ -104,16 +101,26 @@ def show_in_view(scroll: QScrollArea, *widgets: QWidget) -> None:
         top = widget.mapTo(view, QPoint(0, 0)).y()
         return top >= 0 and top + widget.height() <= view.height()
 
-    def show_now(tries: int):
+    def show_now() -> bool:
         for widget in widgets:
             scroll.ensureWidgetVisible(widget, 0, 0)
         if not shown(widgets[0]):  # taller than the view: the first one counts most
             scroll.ensureWidgetVisible(widgets[0], 0, 0)
-        if not all(shown(w) for w in widgets) and tries:
-            # the new heights reach the layout a turn or two later (as in scroll_to)
-            later(scroll, lambda: show_now(tries - 1))
+        return all(shown(w) for w in widgets)
 
-    later(scroll, lambda: show_now(5))
+    _until_settled(scroll, show_now)
+
+
+def _until_settled(scroll: QScrollArea, attempt, tries: int = 5) -> None:
+    """Call ``attempt`` on the next turn of the event loop and, while it returns False, again
+    on the next few: new heights reach the scroll range a turn or two after the change that
+    made them (layout requests are events too)."""
+
+    def run(left: int):
+        if not attempt() and left:
+            later(scroll, lambda: run(left - 1))
+
+    later(scroll, lambda: run(tries))
 
 
 def share_dock_height(native: QWidget) -> None:
