@@ -437,6 +437,55 @@ def test_label_statistics_match_the_clustering_and_follow_edits():
     np.testing.assert_allclose(stats["fraction"].sum(), 1.0)
 
 
+@pytest.mark.parametrize("group", [[2, 5], [1, 3, 6], [4, 6, 99], [6], [5, 1]])
+def test_merged_statistics_equal_a_recount_of_the_merged_labels(group):
+    """A merge's table is worked out from the table before it (no read of the image): the
+    same counts, means and spreads as counting the merged labels again."""
+    from napari_spectral_clusters.cluster import label_statistics, merged_statistics
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 7, (30, 40))  # 0: no label; label 99 is not in the image
+    if group == [5, 1]:
+        labels[labels == 1] = 2  # merged into a label no pixel has
+    image = rng.normal(size=(30, 40, 5)) * 10 + labels[..., None] * [1.0, -3, 0, 7, 50]
+    before = label_statistics(image, labels)
+    merged = np.where(np.isin(labels, group), min(group), labels)
+    expected = label_statistics(image, merged)
+    got = merged_statistics(before, group)
+    assert sorted(got) == sorted(expected)
+    np.testing.assert_array_equal(got["label"], expected["label"])
+    np.testing.assert_array_equal(got["count"], expected["count"])
+    for key in ("fraction", "mean", "std"):
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_label_statistics_of_a_dask_image_equal_the_numpy_ones(alpha):
+    """Read block by block (bands split across chunks too), never whole: the same table."""
+    from napari_spectral_clusters import label_statistics
+
+    rng = np.random.default_rng(5)
+    if alpha:  # an RGBA picture: transparent pixels are left out
+        image = rng.integers(0, 256, (50, 70, 4), dtype=np.uint8)
+        image[..., 3] = np.where(rng.random((50, 70)) < 0.3, 0, 255)
+        chunks, axis = (16, 32, 2), -1
+    else:  # bands first, with NaN pixels
+        image = rng.normal(size=(6, 50, 70))
+        image[:, 3, 4] = np.nan
+        chunks, axis = (4, 16, 32), 0
+    labels = rng.integers(0, 5, (50, 70))
+    expected = label_statistics(image, labels, channel_axis=axis, alpha=alpha)
+    got = label_statistics(
+        da.from_array(image, chunks=chunks), labels, channel_axis=axis, alpha=alpha
+    )
+    np.testing.assert_array_equal(got["label"], expected["label"])
+    np.testing.assert_array_equal(got["count"], expected["count"])
+    for key in ("fraction", "mean", "std"):
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-10, atol=1e-12)
+    with pytest.raises(ClusteringError, match="does not match"):
+        label_statistics(da.from_array(image), labels[1:], channel_axis=axis, alpha=alpha)
+
+
 def test_sweep_k_points_at_the_true_number_of_materials():
     from napari_spectral_clusters import sweep_k
 

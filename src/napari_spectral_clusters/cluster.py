@@ -42,6 +42,8 @@ __all__ = [
     "cluster_image",
     "color_lut",
     "label_statistics",
+    "merged_statistics",
+    "pooled_statistics",
     "recolor",
     "summary_by_label",
     "sweep_k",
@@ -457,7 +459,11 @@ def label_statistics(
     ([1, 2], [2, 2], [0.5, 4.0])
     >>> stats['std'].ravel().tolist()
     [0.5, 1.0]
+
+    A dask image is read block by block (all its bands at once), never whole.
     """
+    if is_lazy(image):
+        return _label_statistics_by_block(image, labels, channel_axis, alpha)
     _, view, allowed, _ = prepare_image(image, channel_axis, None, alpha)
     labels = np.asarray(labels)
     if labels.shape != allowed.shape:
@@ -479,6 +485,78 @@ def label_statistics(
         "mean": mean.reshape(n, view.shape[-1]),  # (0, C) when no pixel has a label
         "std": np.sqrt(var / np.maximum(counts, 1)[:, None]).reshape(n, view.shape[-1]),
     }
+
+
+def _label_statistics_by_block(image, labels, channel_axis, alpha) -> dict[str, np.ndarray]:
+    """:func:`label_statistics` of a dask image, one block (with all its bands) at a time."""
+    labels = np.asarray(labels)
+    axis = None if channel_axis is None else channel_axis % image.ndim
+    spatial = [a for a in range(image.ndim) if a != axis]
+    if labels.shape != tuple(image.shape[a] for a in spatial):
+        raise ClusteringError(
+            f"labels shape {labels.shape} does not match image "
+            f"{tuple(image.shape[a] for a in spatial)}"
+        )
+    if axis is not None:
+        image = image.rechunk({axis: -1})
+    starts = [np.cumsum((0, *chunks)) for chunks in image.chunks]
+    parts = []
+    for index in np.ndindex(*image.numblocks):
+        where = tuple(slice(starts[a][index[a]], starts[a][index[a] + 1]) for a in spatial)
+        block = np.asarray(image.blocks[index])
+        parts.append(label_statistics(block, labels[where], channel_axis=axis, alpha=alpha))
+    return pooled_statistics(parts)
+
+
+def pooled_statistics(parts: list[dict]) -> dict[str, np.ndarray]:
+    """:func:`label_statistics` of the pixels of several disjoint sets (blocks of an image,
+    say) together, from each set's statistics: counts add up, the mean is the count-weighted
+    mean, and squared deviations add up about the pooled mean (the pairwise update of Chan,
+    Golub & LeVeque, 1979, for all sets at once). ``parts`` must not be empty."""
+    label = np.concatenate([np.asarray(p["label"]) for p in parts])
+    count = np.concatenate([np.asarray(p["count"]) for p in parts])
+    mean = np.concatenate([np.asarray(p["mean"], np.float64) for p in parts])
+    var = np.concatenate([np.asarray(p["std"], np.float64) for p in parts]) ** 2
+    present, inverse = np.unique(label, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    n = len(present)
+    counts = np.bincount(inverse, count, n).astype(np.int64)
+    weight = count.astype(np.float64)[:, None]
+    pooled = np.zeros((n, mean.shape[1]))
+    np.add.at(pooled, inverse, weight * mean)
+    pooled /= np.maximum(counts, 1)[:, None]
+    deviations = np.zeros_like(pooled)
+    np.add.at(deviations, inverse, weight * (var + (mean - pooled[inverse]) ** 2))
+    return {
+        "label": present,
+        "count": counts,
+        "fraction": counts / max(int(counts.sum()), 1),
+        "mean": pooled,
+        "std": np.sqrt(deviations / np.maximum(counts, 1)[:, None]),
+    }
+
+
+def merged_statistics(stats: dict, labels) -> dict[str, np.ndarray]:
+    """:func:`label_statistics` after the pixels of ``labels`` are given the smallest of
+    them, from ``stats`` alone (:func:`pooled_statistics`): the image is not read again, so
+    a merge in a cube bigger than memory costs nothing. Labels not in ``stats`` are ignored.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.cluster import label_statistics, merged_statistics
+    >>> img = np.array([[[0.0], [1.0]], [[3.0], [5.0]]])
+    >>> merged = merged_statistics(label_statistics(img, np.array([[1, 1], [2, 2]])), [1, 2])
+    >>> merged["label"].tolist(), merged["count"].tolist(), merged["mean"].ravel().tolist()
+    ([1], [4], [2.25])
+    >>> float(merged["std"][0, 0]) == float(np.std([0.0, 1.0, 3.0, 5.0]))
+    True
+    """
+    label = np.asarray(stats["label"])
+    if not len(label):
+        return stats
+    renamed = np.where(np.isin(label, np.asarray(labels)), min(labels), label)
+    return pooled_statistics([{**stats, "label": renamed}])
 
 
 def summary_by_label(stats: dict, n_labels: int) -> dict[str, np.ndarray]:

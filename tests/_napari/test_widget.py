@@ -528,11 +528,41 @@ def test_a_lazy_layer_is_clustered_lazily(viewer_and_widget, monkeypatch, read_o
     eager = cluster_image(cube, 4, channel_axis=0, wavelengths=kw["metadata"]["wavelengths"])
     np.testing.assert_array_equal(np.asarray(labels.data), eager.labels)
     assert w.table.to_dict("list")["pixels"] == eager.counts.tolist()
-    # naming a cluster edits no label: the clustering's statistics and status stay
+    # naming a cluster edits no label: the clustering's statistics and status stay, and
+    # neither it, a new colour nor a merge reads the cube again (worked out from the table)
+    from napari_spectral_clusters._napari import results_section
+
+    recounts = []
+    recount = results_section.label_statistics
+    monkeypatch.setattr(
+        results_section,
+        "label_statistics",
+        lambda image, *a, **k: recounts.append(type(image)) or recount(image, *a, **k),
+    )
     status, inertia = w.status.value, labels.metadata["inertia"]
     w.rename(1, "soil")
+    w.recolour(2, (255, 0, 0))
     assert labels.metadata["inertia"] == inertia and w.status.value == status
     np.testing.assert_array_equal(labels.metadata["counts"], eager.counts)
+    w.merge([2, 4])
+    assert recounts == []
+    merged = np.where(eager.labels == 4, 2, eager.labels)
+    assert np.array_equal(labels.data, merged)
+    expected = recount(cube, merged, channel_axis=0)
+    assert w.table.to_dict("list")["pixels"] == expected["count"].tolist()
+    np.testing.assert_allclose(labels.metadata["centers"][:3], expected["mean"], rtol=1e-5)
+    np.testing.assert_allclose(labels.metadata["std"][:3], expected["std"], rtol=1e-4)
+    assert w.table.to_dict("list")["name"][0] == "soil"
+    # labels painted since the table was counted: a rename counts them again
+    labels.brush_size = 5
+    labels.paint((2, 2), 3)
+    assert recounts == [] and (labels.data[1:4, 1:4] == 3).all()
+    w.rename(3, "water")
+    assert recounts == [da.Array]  # the cube as it is: read block by block, not whole
+    assert w.table.to_dict("list")["pixels"] == (
+        recount(cube, np.asarray(labels.data), channel_axis=0)["count"].tolist()
+    )
+    assert w.table.to_dict("list")["pixels"] != expected["count"].tolist()
 
 
 @pytest.fixture

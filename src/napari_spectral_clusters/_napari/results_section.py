@@ -16,6 +16,7 @@ from ..cluster import (
     ClusteringError,
     ClusterResult,
     label_statistics,
+    merged_statistics,
     recolor,
     summary_by_label,
 )
@@ -151,6 +152,7 @@ class ResultsSection(Container):
             centers=np.asarray(result.centers, dtype=np.float64),
             per_layer=dict(per_layer or {}),
             inertia=float(result.inertia),
+            counted=labels_checksum(result.labels),
         )
         self.results.pop(labels_name, None)  # the latest result of a layer comes last
         self.results[labels_name] = self.shown
@@ -261,6 +263,7 @@ class ResultsSection(Container):
         if found is None:
             return
         layer = found[0]
+        known = self._known_statistics()
         data = np.array(layer.data)
         data[np.isin(data, labels)] = min(labels)
         self._writing = True
@@ -268,26 +271,53 @@ class ResultsSection(Container):
             layer.data = data
         finally:
             self._writing = False
-        self.refresh(edited=True)
+        self.refresh(
+            edited=True, stats=None if known is None else merged_statistics(known, labels)
+        )
 
-    def refresh(self, *, edited: bool = False):
+    def _known_statistics(self) -> dict | None:
+        """The shown labels' statistics as the table and plot hold them: None if they were not
+        drawn, or the labels changed since they were counted (painted, set by a script)."""
+        shown, found = self.shown, self.layers(quiet=True)
+        if shown is None or shown.table is None or shown.plot_args is None or found is None:
+            return None
+        data = found[0].data
+        if not is_lazy(data) and labels_checksum(data) != shown.counted:
+            return None
+        table, (means, stds, _, plotted) = shown.table[0], shown.plot_args
+        if not np.array_equal(table["label"], plotted):
+            return None
+        return {
+            "label": np.asarray(table["label"]),
+            "count": np.asarray(table["count"]),
+            "fraction": np.asarray(table["fraction"]),
+            "mean": np.asarray(means),
+            "std": np.asarray(stds),
+        }
+
+    def refresh(self, *, edited: bool = False, stats: dict | None = None):
         """Recompute the table, features, colours and recoloured image from the labels as they
         are now (after painting or merging); a label painted beyond the clustering's gets a
-        colour of its own, in both result layers."""
+        colour of its own, in both result layers. ``stats``: the labels' statistics when
+        they are known without reading the image (a rename, a new colour, a merge)."""
         found = self.layers()
         if found is None:
             return
         shown = self.shown
         labels_layer, recolored, source = found
         labels = np.asarray(labels_layer.data)
-        data = np.asarray(source.data)
-        try:
-            stats = label_statistics(
-                data, labels, channel_axis=shown.channel_axis, alpha=shown.alpha
-            )
-        except ClusteringError as exc:
-            show_error(f"Cannot refresh from {labels_layer.name}: {exc}")
-            return
+        if stats is None:
+            try:
+                stats = label_statistics(  # a lazy cube block by block
+                    source.data,
+                    labels,
+                    channel_axis=shown.channel_axis,
+                    alpha=shown.alpha,
+                )
+            except ClusteringError as exc:
+                show_error(f"Cannot refresh from {labels_layer.name}: {exc}")
+                return
+        shown.counted = labels_checksum(labels)
         top = int(labels.max(initial=0))
         if top > MAX_COLORED_LABEL or labels.min(initial=0) < 0:
             show_error(
@@ -321,7 +351,7 @@ class ResultsSection(Container):
         }
         present = colors[stats["label"] - 1]
         self._draw(stats["mean"], stats["std"], present, stats["label"])
-        alpha_plane = data[..., -1] if shown.alpha else None
+        alpha_plane = np.asarray(source.data[..., -1]) if shown.alpha else None
         if recolored is not None:  # the user may have closed it: the labels carry on
             recolored.data = recolor(labels, colors, alpha_plane)
             recolored.metadata = follow(recolored.metadata)
@@ -334,7 +364,7 @@ class ResultsSection(Container):
         if self.shown is None:
             return
         self.shown.names[int(label)] = str(name)
-        self.refresh(edited=True)
+        self.refresh(edited=True, stats=self._known_statistics())
 
     def recolour(self, label: int, color):
         """Give a cluster another colour (RGB 0-255); labels, recoloured image, table and
@@ -362,7 +392,7 @@ class ResultsSection(Container):
         colors = colors.copy()
         colors[label - 1] = np.round(color).astype(np.uint8)
         self.shown.colors = colors
-        self.refresh(edited=True)
+        self.refresh(edited=True, stats=self._known_statistics())
 
     def _edit_cell(self, row: int, column: int):
         """Double-click: the swatch picks a new colour, the name asks for a new name."""

@@ -38,6 +38,10 @@ class ShownResult:
         ``(stats, colors)`` the table was last filled from (redrawn, never recomputed).
     plot_args : tuple or None
         ``(means, stds, colors, labels)`` the spectra were last drawn from.
+    counted : int or None
+        Fingerprint of the labels the table and plot were counted from (None for lazy
+        labels, which stay as the clustering made them): while the labels still match it,
+        a rename or merge works from the table instead of reading the image again.
     plotted : dict
         label -> (mean, std, colour, name): what a clicked pixel is drawn against.
     axis : tuple or None
@@ -73,6 +77,7 @@ class ShownResult:
     centers: np.ndarray | None = None
     per_layer: dict = field(default_factory=dict)
     inertia: float | None = None
+    counted: int | None = None
 
     def name_of(self, label) -> str:
         """The cluster's name: the user's, else "cluster N"."""
