@@ -91,6 +91,24 @@ def test_lazy_path_reads_blocks_not_the_whole_cube(monkeypatch, keep_sample):
     )
 
 
+@pytest.mark.parametrize("room", ["for the alpha plane too", "for the colours only"])
+def test_kept_sample_blocks_are_measured_with_their_alpha_plane(monkeypatch, room):
+    """Whether the sample's blocks fit SAMPLE_KEEP_SHARE of free memory counts all they hold:
+    an RGBA block keeps its alpha plane too (it was left out: a third more than counted)."""
+    monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", 0.0)  # lazy, whatever the room
+    image = np.random.default_rng(0).integers(1, 999, (4, 64, 64), dtype=np.uint16)
+    blocks = 16  # (4, 16, 16) blocks, all of them in the sample
+    per_channel = 16 * 16 * image.itemsize * blocks
+    fits = 4 * per_channel if room == "for the alpha plane too" else 3.5 * per_channel
+    monkeypatch.setattr(lazy_engine, "_available", lambda: fits / lazy_engine.SAMPLE_KEEP_SHARE)
+    source = lazy_engine.lazy_pixels(
+        da.from_array(image, chunks=(4, 16, 16)), 0, alpha=True, read_once=True
+    )
+    assert isinstance(source, lazy_engine.LazyPixels) and source.n_features == 3
+    source.sample(5000, np.random.default_rng(0))
+    assert (source._kept_blocks is not None) == (room == "for the alpha plane too")
+
+
 @pytest.mark.parametrize("pass_ends", ["done", "cancelled"])
 def test_the_sample_blocks_are_let_go_by_the_first_pass_and_never_kept_for_sampling_only(
     pass_ends,

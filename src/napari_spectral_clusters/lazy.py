@@ -276,9 +276,9 @@ class LazyPixels:
         return [c[i] for c, i in zip(self.view.chunks[:-1], block, strict=True)]
 
     def _block_bytes(self, block: tuple) -> int:
-        """Bytes of one block of the view (a kept block of a cube with alpha also holds the
-        alpha plane, which this leaves out: a fourth more for RGBA)."""
-        return int(np.prod(self._block_shape(block))) * self.n_features * self.view.dtype.itemsize
+        """Bytes of one block as kept: the view's channels and, with alpha, its alpha plane."""
+        channels = self.n_features + (1 if self.has_alpha else 0)
+        return int(np.prod(self._block_shape(block))) * channels * self.view.dtype.itemsize
 
     def _flat_index(self, block: tuple, where: np.ndarray) -> np.ndarray:
         """Flat indices in the spatial shape of the pixels ``where`` (flat in ``block``)."""
