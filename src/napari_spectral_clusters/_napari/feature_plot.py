@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.widgets import LassoSelector, PolygonSelector, RectangleSelector
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QSize, Signal
 
 from ..density import UNCLUSTERED, DensityGrid
 from ._plots import ClusterPlot
@@ -34,7 +34,7 @@ class FeaturePlot(ClusterPlot):
 
     def __init__(self):
         super().__init__()
-        self.setMinimumHeight(300)
+        self.setMinimumHeight(240)
         self.tool = "lasso"
         self._selector = None
         self.mode = None  # "2d" or "3d" once something is drawn
@@ -134,6 +134,12 @@ class FeaturePlot(ClusterPlot):
         ax.set_facecolor(self.colors["background"])
         self.shown.emit()
         self.draw_idle()
+
+    def sizeHint(self) -> QSize:
+        """As wide as the figure, as high as the minimum: in a dock too short for all its
+        controls, the plot takes no more than it must (the figure's 260 px pushed its axis
+        below the fold at 1366 x 768); with room to spare it still grows."""
+        return QSize(super().sizeHint().width(), self.minimumHeight())
 
     def set_tool(self, tool: str) -> None:
         """Draw regions with the lasso, a polygon (click the corners, close on the first)

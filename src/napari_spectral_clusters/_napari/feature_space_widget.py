@@ -86,7 +86,7 @@ class FeatureSpaceWidget(Container):
         self.z_axis = ComboBox(name="z_axis", label="z", choices=self._axis_names, visible=False)
         self.new_axis = LineEdit(name="new_axis", label="other axis", value="")
         self.new_axis.native.setPlaceholderText("ratio(a, b) or nd(a, b)")
-        self.tool = ComboBox(name="tool", label="select with", choices=list(TOOLS))
+        self.tool = ComboBox(name="tool", label="select", choices=list(TOOLS))
         self.plot = FeaturePlot()
         self.plot.ring_color = "#{:02x}{:02x}{:02x}".format(*SELECTION_COLOR[0])
         self.status = Label(name="status", value="")
@@ -99,18 +99,23 @@ class FeatureSpaceWidget(Container):
         self.split_button = PushButton(name="split_button", text="Split")
         self._tooltips()
 
+        # two controls a row where they are short: the plot gets the height (at 1366 x 768
+        # one control a row left it below the dock's fold)
+        self.view.label, self.tool.label = "", "select"  # the row says "view"
+        view_row = Container(
+            name="view_row", label="view", layout="horizontal", widgets=[self.view, self.tool]
+        )
+        axes_row = Container(
+            name="axes_row",
+            label="axes",
+            layout="horizontal",
+            widgets=[self.x_axis, self.y_axis, self.z_axis],
+        )
+        for row in (view_row, axes_row):
+            row.margins = (0, 0, 0, 0)
         top = Container(
             name="axes_section",
-            widgets=[
-                self.image,
-                self.clusters,
-                self.view,
-                self.x_axis,
-                self.y_axis,
-                self.z_axis,
-                self.new_axis,
-                self.tool,
-            ],
+            widgets=[self.image, self.clusters, view_row, axes_row, self.new_axis],
         )
         actions = Container(
             name="selection_row",
@@ -135,7 +140,9 @@ class FeatureSpaceWidget(Container):
         scroll.setWidget(inner.native)
         self._inner = inner  # keeps the magicgui containers alive with their Qt widgets
         self.native.layout().addWidget(scroll)
-        share_dock_height(self.native)  # beside the clustering dock: half the height each
+        # beside the clustering dock, two thirds of the height: the plot needs it (the
+        # clustering dock scrolls, and its Run and status stay at the top)
+        share_dock_height(self.native, weight=2)
 
         # draws are coalesced: changing the image resets three axes, drawn once
         self._timer = QTimer(self.native)

@@ -123,12 +123,16 @@ def _until_settled(scroll: QScrollArea, attempt, tries: int = 5) -> None:
     later(scroll, lambda: run(tries))
 
 
-def share_dock_height(native: QWidget) -> None:
+def share_dock_height(native: QWidget, weight: float = 1.0) -> None:
     """Once ``native`` is docked (the next turn of the event loop), share the height of its
-    dock area evenly among this plugin's docks stacked there: Qt gives a new dock what its
-    size hint asks, and at 1366 x 768 the clustering dock was left 90 px beside the feature
-    space's. Other plugins' docks, tabbed and floating docks are left as they are."""
-    native.setProperty(OUR_DOCK, True)
+    dock area among this plugin's docks stacked there, in proportion to their ``weight``: Qt
+    gives a new dock what its size hint asks, and at 1366 x 768 the clustering dock was left
+    90 px beside the feature space's. Other plugins' docks, tabbed and floating docks are
+    left as they are."""
+    native.setProperty(OUR_DOCK, float(weight))
+
+    def weight_of(dock) -> float:
+        return max(float(w.property(OUR_DOCK) or 0) for w in dock.findChildren(QWidget))
 
     def share():
         main = native.window()
@@ -140,7 +144,7 @@ def share_dock_height(native: QWidget) -> None:
             if dock.isVisible()
             and not dock.isFloating()
             and not main.tabifiedDockWidgets(dock)
-            and any(w.property(OUR_DOCK) for w in dock.findChildren(QWidget))
+            and weight_of(dock) > 0
         ]
         own = next((dock for dock in ours if dock.isAncestorOf(native)), None)
         if own is None:
@@ -149,8 +153,9 @@ def share_dock_height(native: QWidget) -> None:
         stacked = [dock for dock in ours if main.dockWidgetArea(dock) == area]
         if len(stacked) < 2 or len({dock.x() for dock in stacked}) > 1:  # not one above another
             return
-        height = sum(dock.height() for dock in stacked) // len(stacked)
-        main.resizeDocks(stacked, [height] * len(stacked), Qt.Orientation.Vertical)
+        total, weights = sum(dock.height() for dock in stacked), [weight_of(d) for d in stacked]
+        heights = [int(total * w / sum(weights)) for w in weights]
+        main.resizeDocks(stacked, heights, Qt.Orientation.Vertical)
 
     later(native, share)
 

@@ -120,7 +120,7 @@ class ClusterWidget(Container):
         # napari's window
         self._scroll, self._boxes = scroll_area(self.sections, self.plots)
         self.native.layout().addWidget(self._scroll)
-        share_dock_height(self.native)  # beside the feature space dock: half the height each
+        share_dock_height(self.native, weight=1)  # beside the feature space dock: 1 : 2
         restore_settings(self)
         #: whether a run saves k, seed, features, steps and palette as the user's next defaults
         #: (the demo sets its own and leaves the user's as they were)
