@@ -106,6 +106,44 @@ def test_all_result_layers_reopen_from_one_mat(edited, make_napari_viewer, tmp_p
         assert "inertia" not in reopened.metadata
 
 
+def test_a_reopened_result_beside_its_image_is_a_result_of_the_widget(
+    edited, make_napari_viewer, tmp_path, monkeypatch
+):
+    """Opened again in another session beside the image it names, a saved result fills the
+    table and plot from what the file holds (names too), and Refresh and merges work on it;
+    with no result at all, Refresh says what it needs instead of doing nothing."""
+    viewer, w, layer = edited
+    recolored = viewer.layers["sample cube recolored"]
+    viewer.layers.selection = {layer, recolored}
+    (written,) = viewer.layers.save(str(tmp_path / "both.mat"), selected=True, plugin=PLUGIN)
+    table_before = w.table.to_dict("list")
+
+    again = make_napari_viewer()
+    _, w2 = again.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    said = capture_notifications(monkeypatch, "info")
+    w2.refresh()
+    assert len(said) == 1 and "Nothing to refresh" in said[0]
+    (cube, kw, _), _ = make_sample_cube()
+    again.add_image(cube, **kw)
+    back = {x.name: x for x in again.open(written, plugin=PLUGIN)}
+    clusters = back["sample cube clusters"]
+    again.layers.selection.active = clusters
+    table = w2.table.to_dict("list")
+    assert table["label"] == table_before["label"] == [1, 2, 3, 9]
+    assert table["pixels"] == table_before["pixels"] and table["name"][0] == "soil"
+    assert sorted(w2.results.shown.plotted) == [1, 2, 3, 9]  # the spectra were drawn
+    w2.refresh()  # counted again from the cube: the same table
+    assert w2.table.to_dict("list")["pixels"] == table_before["pixels"]
+    np.testing.assert_allclose(
+        clusters.metadata["centers"], layer.metadata["centers"], rtol=1e-6, equal_nan=True
+    )
+    w2.merge([2, 9])
+    assert w2.table.to_dict("list")["label"] == [1, 2, 3]
+    assert (clusters.data == 9).sum() == 0
+    rgb = np.asarray(back["sample cube recolored"].data)
+    assert tuple(rgb[0, 0]) == tuple(clusters.metadata["colors"][1])  # 9 wears 2's colour now
+
+
 def test_recolored_png_keeps_scale_translate_and_pixel_size(edited, make_napari_viewer, tmp_path):
     viewer, _, _ = edited
     recolored = viewer.layers["sample cube recolored"]

@@ -1084,6 +1084,32 @@ def test_after_a_run_on_a_laptop_screen_the_status_and_results_are_in_view(
     )
 
 
+def test_preview_steps_on_a_laptop_screen_brings_its_plot_into_view(make_napari_viewer, qtbot):
+    """The plots sit below the Results: Preview steps scrolls to what it drew."""
+    from qtpy.QtCore import QRect
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    w.remember_settings = False
+    cube, _ = _add_cube(viewer)
+    w.image.value = cube
+    w.steps.value = "savgol(9, 2) | snv"
+    view = w.native.findChild(QScrollArea).viewport()
+
+    def in_view(widget) -> bool:
+        top_left = widget.mapTo(view, widget.rect().topLeft())
+        return view.rect().contains(QRect(top_left, widget.size()))
+
+    qtbot.waitUntil(lambda: in_view(w.preview_button.native))
+    assert not in_view(w.plots)  # below the fold
+    preview = w.preview_steps()
+    assert preview is not None and len(preview["mean_after"]) == len(preview["x_after"])
+    assert w.plots.currentWidget() is w.panel.steps
+    qtbot.waitUntil(lambda: in_view(w.plots))
+
+
 def test_an_empty_steps_editor_takes_one_row(viewer_and_widget):
     _, w = viewer_and_widget
     editor = w.steps_editor

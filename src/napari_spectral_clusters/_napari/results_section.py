@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import Container, PushButton, Table
+from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt
 
@@ -23,6 +24,7 @@ from ..cluster import (
 from ._colors import MAX_COLORED_LABEL, TRANSPARENT, label_colormap
 from .layer_rules import (
     colors_for,
+    features_of,
     labels_checksum,
     pixel_spectrum,
     spatial_axes,
@@ -33,7 +35,6 @@ from .shown import ShownResult
 
 if TYPE_CHECKING:
     import napari
-    from napari.layers import Image
 
     from .plot_panel import PlotPanel
 
@@ -163,9 +164,12 @@ class ResultsSection(Container):
         self._fill_table({**stats, "fraction": result.fractions[present]}, result.colors[present])
 
     def follow(self, active) -> None:
-        """When ``active`` is one of this session's result layers, the table, plot and
-        actions follow that result (redrawn from what it holds: a lazy cube is never read)."""
+        """When ``active`` is one of this session's result layers, or the clusters layer of
+        a result opened from a file beside its image, the table, plot and actions follow that
+        result (redrawn from what it holds: a lazy cube is never read)."""
         record = next((r for r in self.results.values() if r.holds(active.name)), None)
+        if record is None:
+            record = self._adopt(active)
         if record is None or record is self.shown:
             return
         self.clear_isolation()
@@ -173,6 +177,63 @@ class ResultsSection(Container):
         if record.table is not None and self.layers(quiet=True) is not None:
             self._draw(*record.plot_args)
             self._fill_table(*record.table)
+
+    def _adopt(self, layer) -> ShownResult | None:
+        """A result saved by this plugin and opened again (its clusters layer, beside the
+        image it names): a result of this session from now on, its table and plot drawn
+        from the statistics the file holds (None when ``layer`` is not one, or its image is
+        not open). It has no model (*Save model* needs a clustering of this session)."""
+        meta = layer.metadata if isinstance(layer, Labels) else {}
+        source = (
+            self._viewer.layers[meta["spectral_clusters_source"]]
+            if (meta.get("spectral_clusters_source") in self._viewer.layers)
+            else None
+        )
+        if not isinstance(source, Image) or source is layer:
+            return None
+        try:  # what the file holds of the clusters, one row each
+            colors = np.asarray(meta["colors"], dtype=np.uint8).reshape(-1, 3)
+            counts = np.asarray(meta["counts"], dtype=np.int64).reshape(-1)
+            centers = np.asarray(meta["centers"], dtype=np.float64).reshape(len(counts), -1)
+            std = np.asarray(meta["std"], dtype=np.float64).reshape(centers.shape)
+        except (KeyError, TypeError, ValueError):
+            return None
+        if len(colors) < len(counts):
+            return None
+        channel_axis, alpha = features_of(source)
+        names = {}
+        if "name" in layer.features and "index" in layer.features:
+            for index, name in zip(layer.features["index"], layer.features["name"], strict=True):
+                if int(index) > 0 and str(name) != f"cluster {int(index)}":
+                    names[int(index)] = str(name)
+        inertia = meta.get("inertia")
+        record = ShownResult(
+            source=source.name,
+            labels=layer.name,
+            recolored=str(meta.get("spectral_clusters_recolored", "")),
+            channel_axis=channel_axis,
+            alpha=alpha,
+            rgb=bool(source.rgb),
+            colors=colors,
+            wavelengths=meta.get("wavelengths"),
+            model=None,
+            names=names,
+            centers=centers,
+            inertia=None if inertia is None else float(inertia),
+            counted=labels_checksum(layer.data),
+        )
+        present = counts > 0
+        labels = np.flatnonzero(present) + 1
+        fractions = counts[present] / max(int(counts.sum()), 1)
+        # what follow() draws, as a result of this session keeps it
+        record.plot_args = (centers[present], std[present], colors[present], labels)
+        record.table = (
+            {"label": labels, "count": counts[present], "fraction": fractions},
+            colors[present],
+        )
+        self.results[layer.name] = record
+        layer.events.data.connect(self._labels_changed)
+        return record
 
     def _labels_changed(self, event) -> None:
         """A result's labels were changed from elsewhere (the *Feature space* widget made a
@@ -300,6 +361,12 @@ class ResultsSection(Container):
         are now (after painting or merging); a label painted beyond the clustering's gets a
         colour of its own, in both result layers. ``stats``: the labels' statistics when
         they are known without reading the image (a rename, a new colour, a merge)."""
+        if self.shown is None:
+            show_info(
+                "Nothing to refresh: run a clustering, or select the clusters layer of a "
+                "saved result opened beside its image."
+            )
+            return
         found = self.layers()
         if found is None:
             return

@@ -411,6 +411,9 @@ class ClusterWidget(Container):
                         pixel=pixel, pixel_after=bound(pixel[None])[0], where=tuple(where)
                     )
         self.panel.show_preview(preview)
+        # the plots sit below the Results: on a laptop screen, out of view without this
+        self._fit()
+        show_in_view(self._scroll, self.plots)
         return preview
 
     def use_suggested_k(self):
