@@ -206,6 +206,8 @@ def test_an_edit_keeps_the_form_so_the_next_field_keeps_the_focus(viewer_and_wid
     assert editor.params["window"].value == 200001
     editor.select(1)
     assert [c.name for c in editor.params] == ["no_params"]  # another step: another form
+    step = editor.steps[editor.selected].name
+    assert (editor.params[0].label, editor.params[0].value) == (step, "no parameters")
 
 
 def test_a_step_added_after_others_starts_from_the_bands_they_leave(viewer_and_widget):

@@ -331,7 +331,8 @@ class StepsEditor(Container):
             return
         values = fields_of(step)
         if not values:
-            self.params.append(Label(name="no_params", value=f"{step.name}: no parameters"))
+            # the form's label column names the step (it said "no params" before the text)
+            self.params.append(Label(name="no_params", label=step.name, value="no parameters"))
             return
         for field, kind in FIELDS[step.name]:
             control = _control(field, kind, values[field])
