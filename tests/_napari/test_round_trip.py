@@ -144,6 +144,33 @@ def test_a_reopened_result_beside_its_image_is_a_result_of_the_widget(
     assert tuple(rgb[0, 0]) == tuple(clusters.metadata["colors"][1])  # 9 wears 2's colour now
 
 
+@pytest.mark.parametrize("suffix", [".mat", ".zarr"])
+def test_save_writes_the_result_in_one_file_with_no_choice_of_writer(
+    edited, make_napari_viewer, tmp_path, monkeypatch, suffix
+):
+    """*Save…* writes the clusters and the recoloured image with this plugin's writer (File ▸
+    Save Selected Layers preselects napari's own, which cannot write the clusters as PNG);
+    a path it cannot write is a notification, and nothing is left behind."""
+    viewer, w, layer = edited
+    recolored = viewer.layers["sample cube recolored"]
+    said = capture_notifications(monkeypatch, "info")
+    errors = capture_notifications(monkeypatch, "error")
+    written = w.save_result(tmp_path / f"result{suffix}")
+    assert written and said[-1].startswith("Saved sample cube clusters and sample cube recolored")
+    back = {x.name: x for x in make_napari_viewer().open(written[0], plugin=PLUGIN)}
+    np.testing.assert_array_equal(back["sample cube clusters"].data, layer.data)
+    np.testing.assert_array_equal(back["sample cube recolored"].data, recolored.data)
+    assert _names(back["sample cube clusters"]) == _names(layer)
+    np.testing.assert_array_equal(
+        back["sample cube clusters"].metadata["counts"], (layer.metadata["counts"])
+    )
+    assert w.save_result(tmp_path / "result.tif") is None  # two layers: not a format of ours
+    assert w.save_result(tmp_path / "missing" / f"result{suffix}") is None
+    assert len(errors) == 2 and all(e.startswith("Cannot save result") for e in errors)
+    assert sorted(p.name for p in tmp_path.glob("result*")) == [f"result{suffix}"]
+    assert not (tmp_path / "missing").exists()
+
+
 def test_recolored_png_keeps_scale_translate_and_pixel_size(edited, make_napari_viewer, tmp_path):
     viewer, _, _ = edited
     recolored = viewer.layers["sample cube recolored"]

@@ -4,6 +4,8 @@ pixel's spectrum. It follows the result layer selected in the viewer."""
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ResultsSection"]
 
+PLUGIN = "napari-spectral-clusters"  # whose writer a result is saved with
+
 
 class ResultsSection(Container):
     """The cluster table (``table``), *Merge* and *Refresh*; ``shown`` is the result they act
@@ -53,11 +57,12 @@ class ResultsSection(Container):
         self.table = Table(name="table", label="clusters")
         self.merge_button = PushButton(name="merge_button", text="Merge selected clusters")
         self.refresh_button = PushButton(name="refresh_button", text="Refresh from labels")
+        self.save_button = PushButton(name="save_button", text="Save…")
         edit_row = Container(
             name="edit_row",
             layout="horizontal",
             labels=False,
-            widgets=[self.merge_button, self.refresh_button],
+            widgets=[self.merge_button, self.refresh_button, self.save_button],
         )
         super().__init__(name="results_section", labels=False, widgets=[self.table, edit_row])
         self._viewer = viewer
@@ -78,6 +83,10 @@ class ResultsSection(Container):
         self.refresh_button.tooltip = (
             "Recount the table from the Labels layer after painting on it by hand."
         )
+        self.save_button.tooltip = (
+            "Save the clusters and the recoloured image in one .mat file or .zarr store, "
+            "which opens again as they are: ids, colours, names and statistics."
+        )
         self.table.read_only = True
         self.table.native.setMinimumHeight(160)
         self.table.native.verticalHeader().setVisible(False)
@@ -85,6 +94,7 @@ class ResultsSection(Container):
         self.table.native.cellDoubleClicked.connect(self._edit_cell)
         self.merge_button.changed.connect(lambda: self.merge(self.selected_labels()))
         self.refresh_button.changed.connect(lambda: self.refresh())
+        self.save_button.changed.connect(lambda: self.save())
 
     # -- a new result ---------------------------------------------------------------------
 
@@ -335,6 +345,45 @@ class ResultsSection(Container):
         self.refresh(
             edited=True, stats=None if known is None else merged_statistics(known, labels)
         )
+
+    def save(self, path=None) -> list[str] | None:
+        """Write the shown result's clusters and recoloured layers with this plugin's writer
+        into one ``path`` (.mat or .zarr; asked for when None); returns the paths written,
+        or None after saying why nothing was. (*File ▸ Save Selected Layers* preselects
+        napari's own writer, which cannot write the clusters as PNG: this button needs no
+        choice of file type.)"""
+        if self.shown is None:
+            show_info("Nothing to save: run a clustering first.")
+            return None
+        found = self.layers()
+        if found is None:
+            return None
+        labels_layer, recolored, _ = found
+        if path is None:
+            from qtpy.QtWidgets import QFileDialog
+
+            path, _ = QFileDialog.getSaveFileName(
+                self.native,
+                "Save the result",
+                f"{labels_layer.name}.mat",
+                "MATLAB file (*.mat);;Zarr store (*.zarr)",
+            )
+            if not path:
+                return None
+        from napari.plugins.io import save_layers
+
+        layers = [labels_layer] + ([recolored] if recolored is not None else [])
+        if Path(path).suffix.lower() not in (".mat", ".zarr"):
+            show_error(f"Cannot save {Path(path).name}: a result is saved as .mat or .zarr.")
+            return None
+        # the writer says why when it cannot write (no folder, no room...); napari's warning
+        # that it wrote nothing would only repeat it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            written = save_layers(str(path), layers, plugin=PLUGIN)
+        if written:
+            show_info(f"Saved {' and '.join(layer.name for layer in layers)} to {written[0]}")
+        return written or None
 
     def _known_statistics(self) -> dict | None:
         """The shown labels' statistics as the table and plot hold them: None if they were not

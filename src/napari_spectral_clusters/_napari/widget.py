@@ -67,7 +67,7 @@ _CLUSTERING = (
     "progress_bar",
     "status",
 )
-_RESULTS = ("table", "merge_button", "refresh_button")
+_RESULTS = ("table", "merge_button", "refresh_button", "save_button")
 _REUSE = ("model_file", "save_model_button", "apply_model_button", "scheduler")
 
 
@@ -458,6 +458,10 @@ class ClusterWidget(Container):
     def rename(self, label: int, name: str):
         """Name a cluster (:class:`ResultsSection`)."""
         return self.results.rename(label, name)
+
+    def save_result(self, path=None):
+        """Save the shown result's layers in one .mat or .zarr (:class:`ResultsSection`)."""
+        return self.results.save(path)
 
     def recolour(self, label: int, color):
         """Give a cluster another colour (:class:`ResultsSection`)."""
