@@ -393,7 +393,7 @@ def test_cancel_stops_suggest_k_and_says_so(viewer_and_widget, qtbot):
     assert w.status.value == "cancelled" and w.last_sweep is None
 
 
-def test_settings_persist_between_sessions(make_napari_viewer):
+def test_settings_persist_between_sessions(make_napari_viewer, monkeypatch):
     viewer = make_napari_viewer()
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
     _add_cube(viewer)
@@ -401,9 +401,17 @@ def test_settings_persist_between_sessions(make_napari_viewer):
     w.random_state.value = 42
     w.preprocessing.value = "pca"
     w.run(wait=True)
+    said = capture_notifications(monkeypatch, "info")
     fresh = ClusterWidget(viewer)
     assert (fresh.n_clusters.value, fresh.random_state.value) == (5, 42)
     assert fresh.preprocessing.value == "pca"
+    assert said == []  # no steps: nothing to say
+    fresh.steps.value = "savgol(9, 2) | snv"
+    fresh.run(wait=True)
+    said.clear()
+    again = ClusterWidget(viewer)  # steps that fit one kind of cube come back, and say so
+    assert again.steps.value == "savgol(9, 2) | snv"
+    assert len(said) == 1 and "savgol(9, 2) | snv" in said[0] and "last session" in said[0]
 
 
 def test_spectra_plot_and_suggest_k(viewer_and_widget):

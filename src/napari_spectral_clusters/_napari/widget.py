@@ -122,6 +122,11 @@ class ClusterWidget(Container):
         self.native.layout().addWidget(self._scroll)
         share_dock_height(self.native, weight=1)  # beside the feature space dock: 1 : 2
         restore_settings(self)
+        if str(self.steps.value).strip():  # steps fit one kind of cube: say where they came from
+            show_info(
+                f"Spectral steps from your last session: {self.steps.value} (clear them in "
+                "the steps editor if they do not fit this image)."
+            )
         #: whether a run saves k, seed, features, steps and palette as the user's next defaults
         #: (the demo sets its own and leaves the user's as they were)
         self.remember_settings = True
