@@ -475,15 +475,24 @@ def test_label_statistics_of_a_dask_image_equal_the_numpy_ones(alpha):
         chunks, axis = (4, 16, 32), 0
     labels = rng.integers(0, 5, (50, 70))
     expected = label_statistics(image, labels, channel_axis=axis, alpha=alpha)
-    got = label_statistics(
-        da.from_array(image, chunks=chunks), labels, channel_axis=axis, alpha=alpha
-    )
+    reads = []
+
+    def counted(block, block_info=None):
+        reads.append(block_info[0]["chunk-location"])
+        return block
+
+    lazy = da.from_array(image, chunks=chunks).map_blocks(counted, dtype=image.dtype)
+    got = label_statistics(lazy, labels, channel_axis=axis, alpha=alpha)
+    every = list(np.ndindex(*lazy.numblocks))
+    assert sorted(reads) == every  # each block read once, a block at a time
     np.testing.assert_array_equal(got["label"], expected["label"])
     np.testing.assert_array_equal(got["count"], expected["count"])
     for key in ("fraction", "mean", "std"):
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-10, atol=1e-12)
     with pytest.raises(ClusteringError, match="does not match"):
         label_statistics(da.from_array(image), labels[1:], channel_axis=axis, alpha=alpha)
+    with pytest.raises(ClusteringError, match="not an axis"):
+        label_statistics(da.from_array(image), labels, channel_axis=3, alpha=alpha)
 
 
 def test_sweep_k_points_at_the_true_number_of_materials():

@@ -488,8 +488,13 @@ def label_statistics(
 
 
 def _label_statistics_by_block(image, labels, channel_axis, alpha) -> dict[str, np.ndarray]:
-    """:func:`label_statistics` of a dask image, one block (with all its bands) at a time."""
+    """:func:`label_statistics` of a dask image, block by block (each with all its bands) on
+    dask's scheduler: a few blocks in memory at a time, never the whole image."""
+    import dask
+
     labels = np.asarray(labels)
+    if channel_axis is not None and not -image.ndim <= channel_axis < image.ndim:
+        raise ClusteringError(f"channel_axis {channel_axis} is not an axis of {image.shape}")
     axis = None if channel_axis is None else channel_axis % image.ndim
     spatial = [a for a in range(image.ndim) if a != axis]
     if labels.shape != tuple(image.shape[a] for a in spatial):
@@ -500,12 +505,13 @@ def _label_statistics_by_block(image, labels, channel_axis, alpha) -> dict[str, 
     if axis is not None:
         image = image.rechunk({axis: -1})
     starts = [np.cumsum((0, *chunks)) for chunks in image.chunks]
+    blocks = image.to_delayed()
+    count = dask.delayed(label_statistics, pure=True)
     parts = []
     for index in np.ndindex(*image.numblocks):
         where = tuple(slice(starts[a][index[a]], starts[a][index[a] + 1]) for a in spatial)
-        block = np.asarray(image.blocks[index])
-        parts.append(label_statistics(block, labels[where], channel_axis=axis, alpha=alpha))
-    return pooled_statistics(parts)
+        parts.append(count(blocks[index], labels[where], channel_axis=axis, alpha=alpha))
+    return pooled_statistics(list(dask.compute(*parts)))
 
 
 def pooled_statistics(parts: list[dict]) -> dict[str, np.ndarray]:

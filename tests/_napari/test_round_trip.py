@@ -171,6 +171,26 @@ def test_save_writes_the_result_in_one_file_with_no_choice_of_writer(
     assert not (tmp_path / "missing").exists()
 
 
+def test_a_result_reopened_in_the_same_session_leaves_the_original_alone(edited, tmp_path):
+    """napari names the reopened copies "... [1]", while the file names the recoloured layer
+    the original has: edits on the copy must not write into the original's layers."""
+    viewer, w, layer = edited
+    recolored = viewer.layers["sample cube recolored"]
+    viewer.layers.selection = {layer, recolored}
+    (written,) = viewer.layers.save(str(tmp_path / "both.mat"), selected=True, plugin=PLUGIN)
+    kept = np.array(layer.data), np.array(recolored.data), dict(layer.metadata)
+    copies = [x for x in viewer.open(written, plugin=PLUGIN) if isinstance(x, Labels)]
+    (copy,) = copies
+    assert copy.name != layer.name
+    viewer.layers.selection.active = copy
+    assert w.results.shown.labels == copy.name and w.results.shown.recolored == ""
+    w.merge([1, 2])
+    assert not (copy.data == 2).any() and (copy.data == 1).any()
+    np.testing.assert_array_equal(layer.data, kept[0])
+    np.testing.assert_array_equal(recolored.data, kept[1])
+    np.testing.assert_array_equal(layer.metadata["counts"], kept[2]["counts"])
+
+
 def test_recolored_png_keeps_scale_translate_and_pixel_size(edited, make_napari_viewer, tmp_path):
     viewer, _, _ = edited
     recolored = viewer.layers["sample cube recolored"]

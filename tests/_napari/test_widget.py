@@ -3,7 +3,7 @@ import pytest
 from napari.layers import Image, Labels
 from superqt import QCollapsible
 
-from napari_spectral_clusters import cluster_image
+from napari_spectral_clusters import cluster_image, label_statistics
 from napari_spectral_clusters._napari.sample_data import make_sample_cube, make_sample_photo
 from napari_spectral_clusters._napari.widget import ClusterWidget
 
@@ -571,6 +571,42 @@ def test_a_lazy_layer_is_clustered_lazily(viewer_and_widget, monkeypatch, read_o
         recount(cube, np.asarray(labels.data), channel_axis=0)["count"].tolist()
     )
     assert w.table.to_dict("list")["pixels"] != expected["count"].tolist()
+
+
+def test_painted_lazy_labels_are_counted_again_and_kept(viewer_and_widget, monkeypatch):
+    """napari paints lazy labels too (each stroke a new dask graph): a rename after it counts
+    the table again, and the labels count as edited by hand (a rerun keeps them)."""
+    import dask.array as da
+
+    from napari_spectral_clusters import lazy
+    from napari_spectral_clusters._napari import results_section
+    from napari_spectral_clusters._napari.layer_rules import has_hand_edits
+
+    monkeypatch.setattr(lazy, "READ_ONCE_SHARE", 0.0)
+    viewer, w = viewer_and_widget
+    (cube, kw, _), _ = make_sample_cube()
+    viewer.add_image(da.from_array(cube, chunks=(64, 32, 32)), **kw)
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    labels = viewer.layers["sample cube clusters"]
+    assert isinstance(labels.data, da.Array) and not has_hand_edits(labels)
+    recounts = []
+    recount = results_section.label_statistics
+    monkeypatch.setattr(
+        results_section,
+        "label_statistics",
+        lambda image, *a, **k: recounts.append(1) or recount(image, *a, **k),
+    )
+    w.rename(1, "soil")
+    assert recounts == []
+    painted = labels.data.copy()
+    painted[:6, :6] = 3  # as a brush stroke does: a new graph, the same array type
+    labels.data = painted
+    assert isinstance(labels.data, da.Array) and has_hand_edits(labels)
+    w.rename(2, "water")
+    assert recounts == [1]
+    expected = recount(cube, np.asarray(labels.data), channel_axis=0)
+    assert w.table.to_dict("list")["pixels"] == expected["count"].tolist()
 
 
 @pytest.fixture
@@ -1246,6 +1282,10 @@ def test_layers_clustered_together_share_ids_colours_and_a_table(viewer_and_widg
         counts = np.bincount(labels.ravel(), minlength=5)
         assert table[f"in {name}"] == [int(counts[v]) for v in table["label"]]
     assert w.status.value.startswith("4 clusters of ") and "in 2 layers" in w.status.value
+    # a merge counts this layer's pixels again: its rows hold the centres all layers share
+    w.merge([1, 2])
+    recount = label_statistics(cube.data, first.data, channel_axis=0)
+    np.testing.assert_allclose(first.metadata["centers"][0], recount["mean"][0], rtol=1e-6)
 
 
 def test_a_rerun_keeps_the_ids_names_and_colours_of_the_same_materials(viewer_and_widget):

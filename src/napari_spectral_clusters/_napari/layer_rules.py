@@ -46,11 +46,12 @@ def features_of(layer: Image, choice="auto") -> tuple[int | None, bool]:
     return (0 if layer.ndim >= 3 else None), False
 
 
-def labels_checksum(labels) -> int | None:
-    """A fingerprint of labels as a clustering wrote them, to notice painting later (None for
-    lazy labels, which napari cannot paint)."""
+def labels_checksum(labels) -> int | str:
+    """A fingerprint of labels as a clustering wrote them, to notice painting later: of the
+    values in memory, or of a dask array's graph (napari paints lazy labels too, and each
+    stroke gives the array a new graph; reading every block to hash it could take minutes)."""
     if is_lazy(labels):
-        return None
+        return f"dask:{labels.name}"
     return zlib.crc32(np.ascontiguousarray(labels).view(np.uint8))
 
 
@@ -62,9 +63,8 @@ def has_hand_edits(layer: Labels) -> bool:
     if meta.get("hand_edited"):
         return True
     if "labels_checksum" not in meta:
-        return not is_lazy(layer.data)  # lazy results carry None: napari cannot paint them
-    recorded = meta["labels_checksum"]
-    return recorded is not None and labels_checksum(layer.data) != recorded
+        return True
+    return labels_checksum(layer.data) != meta["labels_checksum"]
 
 
 def colors_for(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:

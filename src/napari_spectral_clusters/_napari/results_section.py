@@ -30,6 +30,7 @@ from .layer_rules import (
     labels_checksum,
     pixel_spectrum,
     spatial_axes,
+    spatial_shape,
     sub_transform,
 )
 from .result_layers import find_layers, put_layer, result_names
@@ -163,7 +164,9 @@ class ResultsSection(Container):
             centers=np.asarray(result.centers, dtype=np.float64),
             per_layer=dict(per_layer or {}),
             inertia=float(result.inertia),
-            counted=labels_checksum(result.labels),
+            # a joint clustering's layer has the shared centres and spreads beside its own
+            # counts: its merges are counted again, not pooled from them
+            counted=None if per_layer else labels_checksum(result.labels),
         )
         self.results.pop(labels_name, None)  # the latest result of a layer comes last
         self.results[labels_name] = self.shown
@@ -190,59 +193,27 @@ class ResultsSection(Container):
 
     def _adopt(self, layer) -> ShownResult | None:
         """A result saved by this plugin and opened again (its clusters layer, beside the
-        image it names): a result of this session from now on, its table and plot drawn
-        from the statistics the file holds (None when ``layer`` is not one, or its image is
-        not open). It has no model (*Save model* needs a clustering of this session)."""
+        image it names, of the same size): a result of this session from now on (None when
+        ``layer`` is not one). Its recoloured layer is the one the file names only while no
+        other result holds it: opened in the same session, napari renames the copies."""
         meta = layer.metadata if isinstance(layer, Labels) else {}
-        source = (
-            self._viewer.layers[meta["spectral_clusters_source"]]
-            if (meta.get("spectral_clusters_source") in self._viewer.layers)
-            else None
-        )
+        layers = self._viewer.layers
+        source_name = meta.get("spectral_clusters_source")
+        source = layers[source_name] if source_name in layers else None
         if not isinstance(source, Image) or source is layer:
             return None
-        try:  # what the file holds of the clusters, one row each
-            colors = np.asarray(meta["colors"], dtype=np.uint8).reshape(-1, 3)
-            counts = np.asarray(meta["counts"], dtype=np.int64).reshape(-1)
-            centers = np.asarray(meta["centers"], dtype=np.float64).reshape(len(counts), -1)
-            std = np.asarray(meta["std"], dtype=np.float64).reshape(centers.shape)
-        except (KeyError, TypeError, ValueError):
+        channel_axis, _ = features_of(source)
+        pixels = spatial_shape(source.data.shape, source.rgb, channel_axis)
+        if pixels != tuple(layer.data.shape):
             return None
-        if len(colors) < len(counts):
-            return None
-        channel_axis, alpha = features_of(source)
-        names = {}
-        if "name" in layer.features and "index" in layer.features:
-            for index, name in zip(layer.features["index"], layer.features["name"], strict=True):
-                if int(index) > 0 and str(name) != f"cluster {int(index)}":
-                    names[int(index)] = str(name)
-        inertia = meta.get("inertia")
-        record = ShownResult(
-            source=source.name,
-            labels=layer.name,
-            recolored=str(meta.get("spectral_clusters_recolored", "")),
-            channel_axis=channel_axis,
-            alpha=alpha,
-            rgb=bool(source.rgb),
-            colors=colors,
-            wavelengths=meta.get("wavelengths"),
-            model=None,
-            names=names,
-            centers=centers,
-            inertia=None if inertia is None else float(inertia),
-            counted=labels_checksum(layer.data),
-        )
-        present = counts > 0
-        labels = np.flatnonzero(present) + 1
-        fractions = counts[present] / max(int(counts.sum()), 1)
-        # what follow() draws, as a result of this session keeps it
-        record.plot_args = (centers[present], std[present], colors[present], labels)
-        record.table = (
-            {"label": labels, "count": counts[present], "fraction": fractions},
-            colors[present],
-        )
-        self.results[layer.name] = record
-        layer.events.data.connect(self._labels_changed)
+        recolored = str(meta.get("spectral_clusters_recolored", ""))
+        held = any(r.holds(recolored) for r in self.results.values())
+        if held or recolored not in layers or layers[recolored].data.shape[:-1] != pixels:
+            recolored = ""
+        record = ShownResult.from_saved(layer, source, recolored)
+        if record is not None:
+            self.results[layer.name] = record
+            layer.events.data.connect(self._labels_changed)
         return record
 
     def _labels_changed(self, event) -> None:
@@ -362,7 +333,7 @@ class ResultsSection(Container):
         if path is None:
             from qtpy.QtWidgets import QFileDialog
 
-            path, _ = QFileDialog.getSaveFileName(
+            path, chosen = QFileDialog.getSaveFileName(
                 self.native,
                 "Save the result",
                 f"{labels_layer.name}.mat",
@@ -370,16 +341,21 @@ class ResultsSection(Container):
             )
             if not path:
                 return None
+            if not Path(path).suffix:  # a name typed without one: the file type chosen
+                path = f"{path}{'.zarr' if 'zarr' in chosen else '.mat'}"
         from napari.plugins.io import save_layers
 
-        layers = [labels_layer] + ([recolored] if recolored is not None else [])
         if Path(path).suffix.lower() not in (".mat", ".zarr"):
             show_error(f"Cannot save {Path(path).name}: a result is saved as .mat or .zarr.")
             return None
+        if labels_checksum(labels_layer.data) != self.shown.counted:
+            self.refresh()  # painted since the table was counted: the file says what is so
+            labels_layer, recolored, _ = self.layers()
+        layers = [labels_layer] + ([recolored] if recolored is not None else [])
         # the writer says why when it cannot write (no folder, no room...); napari's warning
         # that it wrote nothing would only repeat it
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.filterwarnings("ignore", message=".*did not return any written paths")
             written = save_layers(str(path), layers, plugin=PLUGIN)
         if written:
             show_info(f"Saved {' and '.join(layer.name for layer in layers)} to {written[0]}")
@@ -391,8 +367,7 @@ class ResultsSection(Container):
         shown, found = self.shown, self.layers(quiet=True)
         if shown is None or shown.table is None or shown.plot_args is None or found is None:
             return None
-        data = found[0].data
-        if not is_lazy(data) and labels_checksum(data) != shown.counted:
+        if shown.counted is None or labels_checksum(found[0].data) != shown.counted:
             return None
         table, (means, stds, _, plotted) = shown.table[0], shown.plot_args
         if not np.array_equal(table["label"], plotted):
@@ -433,7 +408,7 @@ class ResultsSection(Container):
             except ClusteringError as exc:
                 show_error(f"Cannot refresh from {labels_layer.name}: {exc}")
                 return
-        shown.counted = labels_checksum(labels)
+        shown.counted = labels_checksum(labels_layer.data)
         top = int(labels.max(initial=0))
         if top > MAX_COLORED_LABEL or labels.min(initial=0) < 0:
             show_error(
@@ -444,10 +419,8 @@ class ResultsSection(Container):
         if top > len(shown.colors):
             shown.colors = colors_for(np.arange(1, top + 1), shown.colors)
         colors = np.asarray(shown.colors, dtype=np.uint8)
-        # (a lazy result has no checksum: its labels are as the clustering gave them, and
-        # only a merge, which makes them numpy, changes them)
-        changed = not is_lazy(labels_layer.data) and labels_checksum(labels) != (
-            labels_layer.metadata.get("labels_checksum")
+        changed = labels_checksum(labels_layer.data) != labels_layer.metadata.get(
+            "labels_checksum"
         )
         edited = edited or changed
         labels_layer.colormap = label_colormap(colors)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..model import ClusterModel
+from .layer_rules import features_of
 
 __all__ = ["ShownResult"]
 
@@ -38,10 +39,11 @@ class ShownResult:
         ``(stats, colors)`` the table was last filled from (redrawn, never recomputed).
     plot_args : tuple or None
         ``(means, stds, colors, labels)`` the spectra were last drawn from.
-    counted : int or None
-        Fingerprint of the labels the table and plot were counted from (None for lazy
-        labels, which stay as the clustering made them): while the labels still match it,
-        a rename or merge works from the table instead of reading the image again.
+    counted : int, str or None
+        Fingerprint (``labels_checksum``) of the labels the table and plot were counted
+        from: while the labels still match it, a rename or merge works from the table
+        instead of reading the image again. None: not known to match (a reopened file, a
+        joint clustering's layer, whose centres are shared).
     plotted : dict
         label -> (mean, std, colour, name): what a clicked pixel is drawn against.
     axis : tuple or None
@@ -77,7 +79,57 @@ class ShownResult:
     centers: np.ndarray | None = None
     per_layer: dict = field(default_factory=dict)
     inertia: float | None = None
-    counted: int | None = None
+    counted: int | str | None = None
+
+    @classmethod
+    def from_saved(cls, layer, source, recolored: str) -> ShownResult | None:
+        """The result a clusters ``layer`` saved by this plugin holds, opened again beside
+        its image ``source`` (``recolored``: the recoloured layer's name, "" for none): table
+        and plot as the file's statistics say (counts, means, spreads, colours, cluster
+        names), not known to match the labels (a file saved after painting, before a
+        refresh, holds the counts from before it). None when the metadata lacks them. It has
+        no model: *Save model* needs a clustering of this session."""
+        meta = layer.metadata
+        try:
+            colors = np.asarray(meta["colors"], dtype=np.uint8).reshape(-1, 3)
+            counts = np.asarray(meta["counts"], dtype=np.int64).reshape(-1)
+            centers = np.asarray(meta["centers"], dtype=np.float64).reshape(len(counts), -1)
+            std = np.asarray(meta["std"], dtype=np.float64).reshape(centers.shape)
+        except (KeyError, TypeError, ValueError):
+            return None
+        if len(colors) < len(counts):
+            return None
+        channel_axis, alpha = features_of(source)
+        names = {}
+        if "name" in layer.features and "index" in layer.features:
+            for index, name in zip(layer.features["index"], layer.features["name"], strict=True):
+                if int(index) > 0 and str(name) != f"cluster {int(index)}":
+                    names[int(index)] = str(name)
+        inertia = meta.get("inertia")
+        present = counts > 0
+        labels = np.flatnonzero(present) + 1
+        fractions = counts[present] / max(int(counts.sum()), 1)
+        return cls(
+            source=source.name,
+            labels=layer.name,
+            recolored=recolored,
+            channel_axis=channel_axis,
+            alpha=alpha,
+            rgb=bool(source.rgb),
+            colors=colors,
+            wavelengths=meta.get("wavelengths"),
+            model=None,
+            names=names,
+            centers=centers,
+            inertia=None if inertia is None else float(inertia),
+            counted=None,
+            # what the widget draws when it follows this result
+            plot_args=(centers[present], std[present], colors[present], labels),
+            table=(
+                {"label": labels, "count": counts[present], "fraction": fractions},
+                colors[present],
+            ),
+        )
 
     def name_of(self, label) -> str:
         """The cluster's name: the user's, else "cluster N"."""
