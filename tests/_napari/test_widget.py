@@ -526,11 +526,7 @@ def test_a_lazy_layer_is_clustered_lazily(viewer_and_widget, monkeypatch, read_o
 
     monkeypatch.setattr(lazy, "READ_ONCE_SHARE", 0.25 if read_once else 0.0)
     viewer, w = viewer_and_widget
-    (cube, kw, _), _ = make_sample_cube()
-    viewer.add_image(da.from_array(cube, chunks=(64, 32, 32)), **kw)
-    w.n_clusters.value = 4
-    w.run(wait=True)
-    labels = viewer.layers["sample cube clusters"]
+    cube, kw, labels = _cluster_lazily(viewer, w)
     # block by block: computed as napari shows it; read once: computed with the clustering
     assert isinstance(labels.data, da.Array) != read_once
     eager = cluster_image(cube, 4, channel_axis=0, wavelengths=kw["metadata"]["wavelengths"])
@@ -538,15 +534,7 @@ def test_a_lazy_layer_is_clustered_lazily(viewer_and_widget, monkeypatch, read_o
     assert w.table.to_dict("list")["pixels"] == eager.counts.tolist()
     # naming a cluster edits no label: the clustering's statistics and status stay, and
     # neither it, a new colour nor a merge reads the cube again (worked out from the table)
-    from napari_spectral_clusters._napari import results_section
-
-    recounts = []
-    recount = results_section.label_statistics
-    monkeypatch.setattr(
-        results_section,
-        "label_statistics",
-        lambda image, *a, **k: recounts.append(type(image)) or recount(image, *a, **k),
-    )
+    recounts, recount = _recounts(monkeypatch)
     status, inertia = w.status.value, labels.metadata["inertia"]
     w.rename(1, "soil")
     w.recolour(2, (255, 0, 0))
@@ -579,24 +567,13 @@ def test_painted_lazy_labels_are_counted_again_and_kept(viewer_and_widget, monke
     import dask.array as da
 
     from napari_spectral_clusters import lazy
-    from napari_spectral_clusters._napari import results_section
     from napari_spectral_clusters._napari.layer_rules import has_hand_edits
 
     monkeypatch.setattr(lazy, "READ_ONCE_SHARE", 0.0)
     viewer, w = viewer_and_widget
-    (cube, kw, _), _ = make_sample_cube()
-    viewer.add_image(da.from_array(cube, chunks=(64, 32, 32)), **kw)
-    w.n_clusters.value = 4
-    w.run(wait=True)
-    labels = viewer.layers["sample cube clusters"]
+    cube, _, labels = _cluster_lazily(viewer, w)
     assert isinstance(labels.data, da.Array) and not has_hand_edits(labels)
-    recounts = []
-    recount = results_section.label_statistics
-    monkeypatch.setattr(
-        results_section,
-        "label_statistics",
-        lambda image, *a, **k: recounts.append(1) or recount(image, *a, **k),
-    )
+    recounts, recount = _recounts(monkeypatch)
     w.rename(1, "soil")
     assert recounts == []
     painted = labels.data.copy()
@@ -604,9 +581,35 @@ def test_painted_lazy_labels_are_counted_again_and_kept(viewer_and_widget, monke
     labels.data = painted
     assert isinstance(labels.data, da.Array) and has_hand_edits(labels)
     w.rename(2, "water")
-    assert recounts == [1]
+    assert recounts == [da.Array]
     expected = recount(cube, np.asarray(labels.data), channel_axis=0)
     assert w.table.to_dict("list")["pixels"] == expected["count"].tolist()
+
+
+def _cluster_lazily(viewer, w):
+    """The sample cube added as a dask array and clustered into 4: (cube, its layer's keyword
+    arguments, the clusters layer)."""
+    import dask.array as da
+
+    (cube, kw, _), _ = make_sample_cube()
+    viewer.add_image(da.from_array(cube, chunks=(64, 32, 32)), **kw)
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    return cube, kw, viewer.layers["sample cube clusters"]
+
+
+def _recounts(monkeypatch):
+    """The kinds of image the results section counts statistics of from now on (a list that
+    fills as it does), and the function that counts them."""
+    from napari_spectral_clusters._napari import results_section
+
+    recounts, recount = [], results_section.label_statistics
+    monkeypatch.setattr(
+        results_section,
+        "label_statistics",
+        lambda image, *a, **k: recounts.append(type(image)) or recount(image, *a, **k),
+    )
+    return recounts, recount
 
 
 @pytest.fixture
