@@ -408,7 +408,7 @@ class ResultsSection(Container):
             except ClusteringError as exc:
                 show_error(f"Cannot refresh from {labels_layer.name}: {exc}")
                 return
-        shown.counted = labels_checksum(labels_layer.data)
+        shown.counted = fingerprint = labels_checksum(labels_layer.data)
         top = int(labels.max(initial=0))
         if top > MAX_COLORED_LABEL or labels.min(initial=0) < 0:
             show_error(
@@ -419,9 +419,7 @@ class ResultsSection(Container):
         if top > len(shown.colors):
             shown.colors = colors_for(np.arange(1, top + 1), shown.colors)
         colors = np.asarray(shown.colors, dtype=np.uint8)
-        changed = labels_checksum(labels_layer.data) != labels_layer.metadata.get(
-            "labels_checksum"
-        )
+        changed = fingerprint != labels_layer.metadata.get("labels_checksum")
         edited = edited or changed
         labels_layer.colormap = label_colormap(colors)
         # what a saved file says of the clusters follows the labels as they are now: counts,
