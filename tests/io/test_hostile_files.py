@@ -200,3 +200,30 @@ def test_a_symlink_loop_in_a_store_or_as_a_file_is_a_read_error(tmp_path):
     (tmp_path / "a.png").symlink_to(tmp_path / "a.png")
     with pytest.raises(ReadError, match=r"a\.png cannot be opened"):
         read_png(tmp_path / "a.png")
+
+
+def test_a_file_named_for_another_format_says_what_it_is(tmp_path):
+    """A PNG saved as .mat, a MATLAB file saved as .png: the error names what the file is
+    and the name it opens under, instead of the wrong parser's complaint."""
+    photo = tmp_path / "photo.mat"
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(photo, format="PNG")
+    with pytest.raises(ReadError) as raised:
+        read_mat(photo)
+    assert str(raised.value) == (
+        "photo.mat is a PNG picture, not a MATLAB file; rename it to photo.png"
+    )
+    photo.rename(tmp_path / "photo.png")
+    assert read_png(tmp_path / "photo.png").data.shape == (4, 5, 3)  # and so it opens
+
+    cube = tmp_path / "cube.png"
+    scipy.io.savemat(cube, {"cube": np.ones((3, 4, 5))}, format="5")
+    with pytest.raises(ReadError, match=r"^cube.png is a MATLAB file, not a PNG file; rename"):
+        read_png(cube)
+    jpeg = tmp_path / "scan.mat"
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(jpeg, format="JPEG")
+    with pytest.raises(ReadError, match=r"^scan.mat is a JPEG picture, not a MATLAB file"):
+        read_mat(jpeg)
+    unknown = tmp_path / "noise.png"
+    unknown.write_bytes(bytes(range(64)))
+    with pytest.raises(ReadError, match="is not a PNG file"):
+        read_png(unknown)

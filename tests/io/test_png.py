@@ -109,7 +109,10 @@ def test_decompression_bomb_is_refused_with_its_size(tmp_path):
 def test_not_a_png_is_a_clear_error(tmp_path, name):
     fake = tmp_path / "fake.png"
     fake.write_bytes((DATA / "matlab" / name).read_bytes())
-    with pytest.raises(ReadError, match=r"fake\.png is not a PNG"):
+    # what it is, and the name it opens under
+    with pytest.raises(
+        ReadError, match=r"^fake\.png is a MATLAB .*, not a PNG file; rename it to fake\.mat$"
+    ):
         read_png(fake)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ._image_data import ReadError
 
-__all__ = ["check_file", "check_store", "eager_bytes"]
+__all__ = ["check_file", "check_store", "eager_bytes", "kind_of"]
 
 #: What a reader allocates eagerly at most, unless SPECTRAL_CLUSTERS_EAGER_BYTES says
 #: otherwise: this share of the machine's memory, and never more than EAGER_CAP.
@@ -51,6 +51,33 @@ def check_file(path: str | Path) -> Path:
     if not stat.S_ISREG(mode):
         raise ReadError(f"{path.name} is not a regular file (a pipe, socket or device); not read")
     return path
+
+
+#: What a file's first bytes say it is, for a file whose name says otherwise (a PNG saved
+#: as ``.mat``): a few signatures, so a plain lookup rather than a file-type library.
+SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG picture", ".png"),
+    (b"\xff\xd8\xff", "JPEG picture", ".jpg"),
+    (b"II*\x00", "TIFF image", ".tif"),
+    (b"MM\x00*", "TIFF image", ".tif"),
+    (b"GIF8", "GIF picture", ".gif"),
+    (b"PK\x03\x04", "ZIP archive", ".zip"),
+    (b"\x89HDF\r\n\x1a\n", "MATLAB v7.3 (HDF5) file", ".mat"),
+    (b"MATLAB ", "MATLAB file", ".mat"),
+)
+
+
+def kind_of(path: str | Path) -> tuple[str, str] | None:
+    """(what the file is, its usual suffix) by its first bytes, when they say; else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError:
+        return None
+    for signature, kind, suffix in SIGNATURES:
+        if head.startswith(signature):
+            return kind, suffix
+    return None
 
 
 def check_store(path: str | Path) -> Path:
