@@ -495,6 +495,44 @@ def test_label_statistics_of_a_dask_image_equal_the_numpy_ones(alpha):
         label_statistics(da.from_array(image), labels, channel_axis=3, alpha=alpha)
 
 
+def test_a_dask_recount_reports_its_blocks_and_stops_when_cancelled(monkeypatch):
+    from napari_spectral_clusters import cluster, label_statistics
+
+    monkeypatch.setattr(cluster, "RECOUNT_BATCH", 3)
+    rng = np.random.default_rng(6)
+    image = rng.normal(size=(5, 40, 60))
+    labels = rng.integers(0, 4, (40, 60))
+    lazy = da.from_array(image, chunks=(5, 10, 30))  # 8 blocks: counted 3, 3 and 2 at a time
+    events = []
+    got = label_statistics(lazy, labels, channel_axis=0, progress=events.append)
+    assert [(e.stage, e.done, e.total) for e in events] == [
+        ("recount", done, 8) for done in (0, 3, 6, 8)
+    ]
+    np.testing.assert_array_equal(
+        got["count"], label_statistics(image, labels, channel_axis=0)["count"]
+    )
+
+    reads = []
+
+    def counted(block):
+        if block.size:  # not dask's call with an empty array to learn the output type
+            reads.append(block.shape)
+        return block
+
+    def stop_after_first(event):
+        if event.done:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        label_statistics(
+            lazy.map_blocks(counted, dtype=image.dtype),
+            labels,
+            channel_axis=0,
+            progress=stop_after_first,
+        )
+    assert len(reads) == 3  # the first batch, nothing after it
+
+
 def test_sweep_k_points_at_the_true_number_of_materials():
     from napari_spectral_clusters import sweep_k
 

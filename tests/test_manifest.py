@@ -10,7 +10,9 @@ MANIFEST = npe2.PluginManifest.from_distribution(PLUGIN)
 
 
 def test_manifest_is_the_installed_one():
-    assert MANIFEST.name == PLUGIN
+    from napari_spectral_clusters import _napari
+
+    assert MANIFEST.name == PLUGIN == _napari.PLUGIN  # the name the glue asks napari for
     assert {c.id for c in MANIFEST.contributions.commands} >= {
         f"{PLUGIN}.get_reader",
         f"{PLUGIN}.cluster_widget",

@@ -437,6 +437,7 @@ def label_statistics(
     *,
     channel_axis: int | None = -1,
     alpha: bool | None = None,
+    progress: Callable[[ProgressEvent], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-label pixel counts, fractions, mean and standard deviation of each feature.
 
@@ -460,10 +461,13 @@ def label_statistics(
     >>> stats['std'].ravel().tolist()
     [0.5, 1.0]
 
-    A dask image is read block by block (all its bands at once), never whole.
+    A dask image is read block by block (all its bands at once), never whole; ``progress``
+    is then called with a :class:`ProgressEvent` as the blocks are counted (raise
+    :class:`Cancelled` in it to stop).
     """
     if is_lazy(image):
-        return _label_statistics_by_block(image, labels, channel_axis, alpha)
+        report = progress or (lambda event: None)
+        return _label_statistics_by_block(image, labels, channel_axis, alpha, report)
     _, view, allowed, _ = prepare_image(image, channel_axis, None, alpha)
     labels = np.asarray(labels)
     if labels.shape != allowed.shape:
@@ -487,7 +491,12 @@ def label_statistics(
     }
 
 
-def _label_statistics_by_block(image, labels, channel_axis, alpha) -> dict[str, np.ndarray]:
+#: Blocks a recount computes at once (on dask's scheduler, in parallel) between two
+#: progress reports, where Cancel can stop it.
+RECOUNT_BATCH = 8
+
+
+def _label_statistics_by_block(image, labels, channel_axis, alpha, report):
     """:func:`label_statistics` of a dask image, block by block (each with all its bands) on
     dask's scheduler: a few blocks in memory at a time, never the whole image."""
     import dask
@@ -511,7 +520,12 @@ def _label_statistics_by_block(image, labels, channel_axis, alpha) -> dict[str, 
     for index in np.ndindex(*image.numblocks):
         where = tuple(slice(starts[a][index[a]], starts[a][index[a] + 1]) for a in spatial)
         parts.append(count(blocks[index], labels[where], channel_axis=axis, alpha=alpha))
-    return pooled_statistics(list(dask.compute(*parts)))
+    done: list = []
+    report(ProgressEvent("recount", 0, len(parts)))
+    for start in range(0, len(parts), RECOUNT_BATCH):
+        done += dask.compute(*parts[start : start + RECOUNT_BATCH])
+        report(ProgressEvent("recount", len(done), len(parts)))
+    return pooled_statistics(done)
 
 
 def pooled_statistics(parts: list[dict]) -> dict[str, np.ndarray]:

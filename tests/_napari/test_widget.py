@@ -586,6 +586,53 @@ def test_painted_lazy_labels_are_counted_again_and_kept(viewer_and_widget, monke
     assert w.table.to_dict("list")["pixels"] == expected["count"].tolist()
 
 
+def test_a_lazy_recount_runs_in_the_background_and_cancel_keeps_the_table(
+    viewer_and_widget, monkeypatch, infos, tmp_path
+):
+    """Refresh on a lazy cube counts its blocks in the worker thread, with the progress bar
+    and Cancel: the viewer's thread is free meanwhile (it presses Cancel here), a cancelled
+    recount leaves the table as it was, and Save… then saves nothing."""
+    from napari_spectral_clusters import cluster, lazy
+
+    monkeypatch.setattr(lazy, "READ_ONCE_SHARE", 0.0)
+    monkeypatch.setattr(cluster, "RECOUNT_BATCH", 1)  # a report after every block
+    viewer, w = viewer_and_widget
+    cube, _, labels = _cluster_lazily(viewer, w)
+    before = w.table.to_dict("list")
+    painted = labels.data.copy()
+    painted[:6, :6] = 3
+    labels.data = painted
+    armed = [True]
+
+    def press_cancel(stage, done, total):  # queued: runs in the viewer's thread
+        if stage == "recount" and armed and armed.pop():
+            w.cancel()
+
+    # connected first: Qt calls a signal's slots in order, and the hold blocks the worker
+    w.runner.relay.reported.connect(press_cancel)
+    held = _hold_at_first_report(w, "recount")  # the worker waits there for Cancel
+    assert w.refresh() is False
+    n_blocks = int(np.prod(viewer.layers["sample cube"].data.numblocks[1:]))
+    assert held == [(0, n_blocks)] and not w.running
+    assert w.table.to_dict("list") == before
+    assert infos[-1] == "Recount of sample cube clusters cancelled; its table is as it was."
+    assert w.status.value == "recounting sample cube clusters: cancelled"
+    armed.append(True)
+    _hold_at_first_report(w, "recount")  # again, for the recount Save… starts
+    out = tmp_path / "out"
+    out.mkdir()
+    assert w.save_result(out / "result.mat") is None
+    assert infos[-1].startswith("Nothing saved") and not list(out.iterdir())
+
+    # uninterrupted: every block counted, and the table follows the painted labels
+    assert w.refresh() is True
+    assert held[-1] == (n_blocks, n_blocks)
+    expected = label_statistics(cube, np.asarray(labels.data), channel_axis=0)
+    assert w.table.to_dict("list")["pixels"] == expected["count"].tolist()
+    assert w.table.to_dict("list")["pixels"] != before["pixels"]
+    assert w.status.value.endswith("edited by hand")
+
+
 def _cluster_lazily(viewer, w):
     """The sample cube added as a dask array and clustered into 4: (cube, its layer's keyword
     arguments, the clusters layer)."""

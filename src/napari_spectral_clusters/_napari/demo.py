@@ -12,6 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from . import PLUGIN
+
 __all__ = ["SCREEN", "has_display", "rerun_under_xvfb", "run_demo"]
 
 #: The virtual screen napari gets under Xvfb: large enough for every screenshot size.
@@ -44,10 +46,8 @@ def run_demo(clusters: int, screenshot: Path | None) -> int:
     import napari
 
     viewer = napari.Viewer(show=screenshot is None, title="napari-spectral-clusters demo")
-    viewer.open_sample("napari-spectral-clusters", "cube")
-    _, widget = viewer.window.add_plugin_dock_widget(
-        "napari-spectral-clusters", "KMeans clustering"
-    )
+    viewer.open_sample(PLUGIN, "cube")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
     widget.image.value = viewer.layers["sample cube"]
     widget.remember_settings = False  # the user's saved settings are theirs, not the demo's
     widget.n_clusters.value = clusters

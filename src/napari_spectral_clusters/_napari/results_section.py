@@ -16,6 +16,7 @@ from qtpy.QtCore import Qt
 
 from .._arrays import is_lazy
 from ..cluster import (
+    Cancelled,
     ClusteringError,
     ClusterResult,
     label_statistics,
@@ -23,6 +24,7 @@ from ..cluster import (
     recolor,
     summary_by_label,
 )
+from . import PLUGIN
 from ._colors import MAX_COLORED_LABEL, TRANSPARENT, label_colormap
 from .layer_rules import (
     colors_for,
@@ -43,17 +45,23 @@ if TYPE_CHECKING:
 
 __all__ = ["ResultsSection"]
 
-PLUGIN = "napari-spectral-clusters"  # whose writer a result is saved with
-
 
 class ResultsSection(Container):
     """The cluster table (``table``), *Merge* and *Refresh*; ``shown`` is the result they act
     on, ``results`` every result of this session by its labels layer's name. ``resized`` is
     called when the section's contents changed size, ``edited(n_clusters, n_pixels)`` when a
-    refresh finds the labels changed by hand."""
+    refresh finds the labels changed by hand. ``background(job, what)`` runs a recount of a
+    lazy cube off the viewer's thread, with progress and Cancel, and returns ``(result,
+    error)`` when it is done (None for a bug); without it, recounts run here."""
 
     def __init__(
-        self, viewer: napari.viewer.Viewer, panel: PlotPanel, *, resized=None, edited=None
+        self,
+        viewer: napari.viewer.Viewer,
+        panel: PlotPanel,
+        *,
+        resized=None,
+        edited=None,
+        background=None,
     ):
         self.table = Table(name="table", label="clusters")
         self.merge_button = PushButton(name="merge_button", text="Merge selected clusters")
@@ -70,6 +78,7 @@ class ResultsSection(Container):
         self._panel = panel
         self._resized = resized or (lambda: None)
         self._edited = edited or (lambda n_clusters, n_pixels: None)
+        self._background = background
         self.shown: ShownResult | None = None
         self.results: dict[str, ShownResult] = {}
         self._writing = False  # we are changing a labels layer's data ourselves
@@ -349,7 +358,10 @@ class ResultsSection(Container):
             show_error(f"Cannot save {Path(path).name}: a result is saved as .mat or .zarr.")
             return None
         if labels_checksum(labels_layer.data) != self.shown.counted:
-            self.refresh()  # painted since the table was counted: the file says what is so
+            # painted since the table was counted: the file says what is so
+            if not self.refresh():
+                show_info(f"Nothing saved: the table of {labels_layer.name} was not recounted.")
+                return None
             labels_layer, recolored, _ = self.layers()
         layers = [labels_layer] + ([recolored] if recolored is not None else [])
         # the writer says why when it cannot write (no folder, no room...); napari's warning
@@ -384,31 +396,30 @@ class ResultsSection(Container):
         """Recompute the table, features, colours and recoloured image from the labels as they
         are now (after painting or merging); a label painted beyond the clustering's gets a
         colour of its own, in both result layers. ``stats``: the labels' statistics when
-        they are known without reading the image (a rename, a new colour, a merge)."""
+        they are known without reading the image (a rename, a new colour, a merge).
+
+        Returns whether the table was refilled (not when the recount failed or was
+        cancelled)."""
         if self.shown is None:
             show_info(
                 "Nothing to refresh: run a clustering, or select the clusters layer of a "
                 "saved result opened beside its image."
             )
-            return
+            return False
         found = self.layers()
         if found is None:
-            return
+            return False
         shown = self.shown
         labels_layer, recolored, source = found
+        fingerprint = labels_checksum(labels_layer.data)
         labels = np.asarray(labels_layer.data)
         if stats is None:
-            try:
-                stats = label_statistics(  # a lazy cube block by block
-                    source.data,
-                    labels,
-                    channel_axis=shown.channel_axis,
-                    alpha=shown.alpha,
-                )
-            except ClusteringError as exc:
-                show_error(f"Cannot refresh from {labels_layer.name}: {exc}")
-                return
-        shown.counted = fingerprint = labels_checksum(labels_layer.data)
+            stats = self._count(labels_layer, source, labels)
+            if stats is None:
+                return False
+            if self.shown is not shown or self.layers(quiet=True) != found:
+                return False  # another result shown, or its layers closed, while it counted
+        shown.counted = fingerprint
         top = int(labels.max(initial=0))
         if top > MAX_COLORED_LABEL or labels.min(initial=0) < 0:
             show_error(
@@ -445,6 +456,42 @@ class ResultsSection(Container):
         self._fill_table(stats, present)
         if changed:
             self._edited(len(stats["label"]), int(stats["count"].sum()))
+        return True
+
+    def _count(self, labels_layer: Labels, source: Image, labels: np.ndarray) -> dict | None:
+        """The labels' statistics (:func:`label_statistics`), or None after saying why not.
+        A lazy cube is counted block by block in the background (the viewer stays usable,
+        with a progress bar and Cancel), on a copy of the labels: painting meanwhile does
+        not mix into the count, and is noticed by the next refresh."""
+        shown, name = self.shown, labels_layer.name
+
+        def count(progress=None):
+            return label_statistics(
+                source.data,
+                labels,
+                channel_axis=shown.channel_axis,
+                alpha=shown.alpha,
+                progress=progress,
+            )
+
+        if is_lazy(source.data) and self._background is not None:
+            labels = labels.copy()
+            outcome = self._background(lambda *args: count(args[-1]), f"recounting {name}")
+            if outcome is None:  # a bug: napari showed it
+                return None
+            stats, error = outcome
+        else:
+            try:
+                stats, error = count(), None
+            except ClusteringError as exc:
+                stats, error = None, exc
+        if isinstance(error, Cancelled):
+            show_info(f"Recount of {name} cancelled; its table is as it was.")
+            return None
+        if error is not None:
+            show_error(f"Cannot refresh from {name}: {error}")
+            return None
+        return stats
 
     def rename(self, label: int, name: str):
         """Name a cluster (e.g. after the material it shows); table and features follow."""

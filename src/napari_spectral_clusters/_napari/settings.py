@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import PLUGIN
+
 __all__ = ["restore_settings", "save_settings", "settings_store"]
 
 #: Controls remembered between sessions.
@@ -14,7 +16,7 @@ def settings_store():
     return QSettings(
         QSettings.Format.IniFormat,
         QSettings.Scope.UserScope,
-        "napari-spectral-clusters",
+        PLUGIN,
         "kmeans-widget",
     )
 

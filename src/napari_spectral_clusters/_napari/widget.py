@@ -17,7 +17,14 @@ from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 
 from .._arrays import is_lazy
-from ..cluster import Cancelled, ClusterResult, apply_model, cluster_image, sweep_k
+from ..cluster import (
+    Cancelled,
+    ClusteringError,
+    ClusterResult,
+    apply_model,
+    cluster_image,
+    sweep_k,
+)
 from ..joint import JointResult, cluster_images
 from ..spectral import Pipeline, PreprocessingError
 from ..stable_ids import keep_ids
@@ -86,7 +93,11 @@ class ClusterWidget(Container):
         self.plots = self.panel.tabs
         self.input = InputSection(viewer)
         self.results = ResultsSection(
-            viewer, self.panel, resized=self._fit, edited=self._edited_status
+            viewer,
+            self.panel,
+            resized=self._fit,
+            edited=self._edited_status,
+            background=self._in_background,
         )
         self.reuse = ReuseSection(current_model=self._current_model, apply=self._apply_model)
         named = ((self.input, _INPUT), (self.results, _RESULTS), (self.reuse, _REUSE))
@@ -506,6 +517,35 @@ class ClusterWidget(Container):
             on_bug=self._report_bug,
             wait=wait,
         )
+
+    def _in_background(self, job, what: str):
+        """Run ``job`` (see :func:`~.worker.in_thread`) in the worker thread, with the progress
+        bar and Cancel, and wait for it with Qt events processed, so the viewer stays usable:
+        ``(result, error)``, or None for a bug (napari shows it)."""
+        if self.running:
+            return None, ClusteringError("a job is running; wait for it or cancel it first")
+        outcome = []
+        self.status.value = f"{what}…"
+        self.runner.start(
+            job,
+            (None, None, None, None),
+            desc=what,
+            scheduler="",
+            on_done=lambda result, error: outcome.append((result, error)),
+            on_bug=self._report_bug,
+            wait=True,
+        )
+        if outcome:
+            error = outcome[0][1]
+            ended = (
+                "done"
+                if error is None
+                else "cancelled"
+                if isinstance(error, Cancelled)
+                else "failed"
+            )
+            self.status.value = f"{what}: {ended}"
+        return outcome[0] if outcome else None
 
     def _report_bug(self, exc: Exception):
         # napari's worker already shows the exception with its traceback: a bug, not bad input.

@@ -92,6 +92,7 @@ class Runner:
         self._progressed = progressed or (lambda stage, done, total: None)
         self.worker = None
         self.progress = None
+        self._desc = ""
         self.started: float | None = None
         self.cancelled = threading.Event()
         self.relay = ProgressRelay()
@@ -114,6 +115,7 @@ class Runner:
         from napari.utils import progress
 
         self.cancelled.clear()
+        self._desc = desc
         self.progress = progress(total=0, desc=desc)
         worker = create_worker(
             in_thread,
@@ -145,7 +147,7 @@ class Runner:
 
     def _on_progress(self, stage: str, done: int, total: int):
         if self.progress is not None:
-            self.progress.set_description(f"KMeans clustering: {stage} {done}/{total}")
+            self.progress.set_description(f"{self._desc}: {stage} {done}/{total}")
         self._progressed(stage, done, total)
 
     def _finished(self):
