@@ -506,7 +506,7 @@ def test_a_dask_recount_reports_its_blocks_and_stops_when_cancelled(monkeypatch)
     events = []
     got = label_statistics(lazy, labels, channel_axis=0, progress=events.append)
     assert [(e.stage, e.done, e.total) for e in events] == [
-        ("recount", done, 8) for done in (0, 3, 6, 8)
+        ("blocks", done, 8) for done in (0, 3, 6, 8)
     ]
     np.testing.assert_array_equal(
         got["count"], label_statistics(image, labels, channel_axis=0)["count"]

@@ -521,10 +521,10 @@ def _label_statistics_by_block(image, labels, channel_axis, alpha, report):
         where = tuple(slice(starts[a][index[a]], starts[a][index[a] + 1]) for a in spatial)
         parts.append(count(blocks[index], labels[where], channel_axis=axis, alpha=alpha))
     done: list = []
-    report(ProgressEvent("recount", 0, len(parts)))
+    report(ProgressEvent("blocks", 0, len(parts)))
     for start in range(0, len(parts), RECOUNT_BATCH):
         done += dask.compute(*parts[start : start + RECOUNT_BATCH])
-        report(ProgressEvent("recount", len(done), len(parts)))
+        report(ProgressEvent("blocks", len(done), len(parts)))
     return pooled_statistics(done)
 
 

@@ -1,3 +1,5 @@
+import threading
+
 import numpy as np
 import pytest
 from napari.layers import Image, Labels
@@ -6,6 +8,7 @@ from superqt import QCollapsible
 from napari_spectral_clusters import cluster_image, label_statistics
 from napari_spectral_clusters._napari.sample_data import make_sample_cube, make_sample_photo
 from napari_spectral_clusters._napari.widget import ClusterWidget
+from napari_spectral_clusters.recolor import recolor
 
 from .notifications import capture_notifications
 
@@ -605,12 +608,12 @@ def test_a_lazy_recount_runs_in_the_background_and_cancel_keeps_the_table(
     armed = [True]
 
     def press_cancel(stage, done, total):  # queued: runs in the viewer's thread
-        if stage == "recount" and armed and armed.pop():
+        if stage == "blocks" and armed and armed.pop():
             w.cancel()
 
     # connected first: Qt calls a signal's slots in order, and the hold blocks the worker
     w.runner.relay.reported.connect(press_cancel)
-    held = _hold_at_first_report(w, "recount")  # the worker waits there for Cancel
+    held = _hold_at_first_report(w, "blocks")  # the worker waits there for Cancel
     assert w.refresh() is False
     n_blocks = int(np.prod(viewer.layers["sample cube"].data.numblocks[1:]))
     assert held == [(0, n_blocks)] and not w.running
@@ -618,7 +621,7 @@ def test_a_lazy_recount_runs_in_the_background_and_cancel_keeps_the_table(
     assert infos[-1] == "Recount of sample cube clusters cancelled; its table is as it was."
     assert w.status.value == "recounting sample cube clusters: cancelled"
     armed.append(True)
-    _hold_at_first_report(w, "recount")  # again, for the recount Save… starts
+    _hold_at_first_report(w, "blocks")  # again, for the recount Save… starts
     out = tmp_path / "out"
     out.mkdir()
     assert w.save_result(out / "result.mat") is None
@@ -631,6 +634,92 @@ def test_a_lazy_recount_runs_in_the_background_and_cancel_keeps_the_table(
     assert w.table.to_dict("list")["pixels"] == expected["count"].tolist()
     assert w.table.to_dict("list")["pixels"] != before["pixels"]
     assert w.status.value.endswith("edited by hand")
+
+
+def _during_recount(w, action):
+    """Do ``action()`` in the viewer's thread while the next recount's worker is held at its
+    first report (it goes on once the action is done)."""
+    from qtpy.QtCore import Qt
+
+    go, done = threading.Event(), []
+
+    def act(stage, count, total):  # queued: the viewer's thread, in the refresh's wait
+        if stage == "blocks" and not done:
+            done.append(True)
+            try:
+                action()
+            finally:
+                go.set()
+
+    def hold(stage, count, total):  # the worker thread
+        if stage == "blocks" and count == 0 and not go.is_set():
+            assert go.wait(timeout=30)
+
+    w.runner.relay.reported.connect(act)  # first: Qt calls a signal's slots in order
+    w.runner.relay.reported.connect(hold, Qt.ConnectionType.DirectConnection)
+    return done
+
+
+@pytest.mark.parametrize("edit", ["merge", "paint", "paint then merge", "rename painted"])
+def test_labels_edited_while_a_lazy_recount_runs_end_up_counted(
+    viewer_and_widget, monkeypatch, errors, edit
+):
+    """The viewer stays usable while a lazy cube is recounted: labels merged, painted (in
+    place) or renamed meanwhile are what the table, the metadata and the recoloured image
+    follow when it ends, not the labels it started from."""
+    from napari_spectral_clusters import cluster, lazy
+
+    monkeypatch.setattr(lazy, "READ_ONCE_SHARE", 0.0)
+    monkeypatch.setattr(cluster, "RECOUNT_BATCH", 1)
+    viewer, w = viewer_and_widget
+    cube, _, labels = _cluster_lazily(viewer, w)
+    recolored = viewer.layers["sample cube recolored"]
+    labels.data = np.array(labels.data)  # numpy labels: painting changes them in place
+    if edit in ("paint then merge", "rename painted"):
+        labels.paint((40, 40), 3)
+
+    def action():
+        if edit in ("merge", "paint then merge"):
+            w.merge([2, 4])
+        if edit == "paint":
+            labels.brush_size = 9
+            labels.paint((20, 20), 1 if labels.data[20, 20] != 1 else 2)
+        if edit == "rename painted":
+            w.rename(2, "water")  # painted: its refresh needs the recount under way
+
+    before = labels.data.copy()
+    done = _during_recount(w, action)
+    assert w.refresh(edited=True) is True
+    assert done and not errors and not w.running
+    now = np.asarray(labels.data)
+    assert not np.array_equal(now, before) or edit == "rename painted"
+    expected = label_statistics(cube, now, channel_axis=0)
+    table = w.table.to_dict("list")
+    assert table["label"] == expected["label"].tolist()
+    assert table["pixels"] == expected["count"].tolist()
+    np.testing.assert_array_equal(
+        labels.metadata["counts"][expected["label"] - 1], expected["count"]
+    )
+    colors = np.asarray(w.results.shown.colors, dtype=np.uint8)
+    np.testing.assert_array_equal(recolored.data, recolor(now, colors, None))
+    if edit == "rename painted":
+        assert "water" in table["name"]
+
+
+def test_a_lazy_recount_whose_layers_are_closed_meanwhile_is_dropped(
+    viewer_and_widget, monkeypatch, infos, errors
+):
+    from napari_spectral_clusters import cluster, lazy
+
+    monkeypatch.setattr(cluster, "RECOUNT_BATCH", 1)
+    monkeypatch.setattr(lazy, "READ_ONCE_SHARE", 0.0)
+    viewer, w = viewer_and_widget
+    _cluster_lazily(viewer, w)
+    before = w.table.to_dict("list")
+    _during_recount(w, lambda: viewer.layers.remove("sample cube clusters"))
+    assert w.refresh() is False and not errors
+    assert infos[-1].startswith("Recount of sample cube clusters dropped: its layers were closed")
+    assert w.table.to_dict("list") == before
 
 
 def _cluster_lazily(viewer, w):

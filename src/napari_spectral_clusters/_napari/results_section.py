@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 
 __all__ = ["ResultsSection"]
 
+#: Recounts of a lazy cube in a row when its labels change while it counts (each is a pass
+#: over the cube), before the user is asked to press Refresh again.
+RECOUNT_TRIES = 3
+
 
 class ResultsSection(Container):
     """The cluster table (``table``), *Merge* and *Refresh*; ``shown`` is the result they act
@@ -52,7 +56,8 @@ class ResultsSection(Container):
     called when the section's contents changed size, ``edited(n_clusters, n_pixels)`` when a
     refresh finds the labels changed by hand. ``background(job, what)`` runs a recount of a
     lazy cube off the viewer's thread, with progress and Cancel, and returns ``(result,
-    error)`` when it is done (None for a bug); without it, recounts run here."""
+    error)`` when it is done (both None for a bug), or None when it cannot start (another
+    job is running); recounts run here then, and without it."""
 
     def __init__(
         self,
@@ -79,6 +84,7 @@ class ResultsSection(Container):
         self._resized = resized or (lambda: None)
         self._edited = edited or (lambda n_clusters, n_pixels: None)
         self._background = background
+        self._counting = False  # a recount is running in the background
         self.shown: ShownResult | None = None
         self.results: dict[str, ShownResult] = {}
         self._writing = False  # we are changing a labels layer's data ourselves
@@ -400,6 +406,9 @@ class ResultsSection(Container):
 
         Returns whether the table was refilled (not when the recount failed or was
         cancelled)."""
+        return self._refresh(edited, stats, tries=RECOUNT_TRIES)
+
+    def _refresh(self, edited: bool, stats: dict | None, *, tries: int) -> bool:
         if self.shown is None:
             show_info(
                 "Nothing to refresh: run a clustering, or select the clusters layer of a "
@@ -414,11 +423,27 @@ class ResultsSection(Container):
         fingerprint = labels_checksum(labels_layer.data)
         labels = np.asarray(labels_layer.data)
         if stats is None:
+            if self._counting:  # asked again while counting: that count starts over after
+                return False
             stats = self._count(labels_layer, source, labels)
             if stats is None:
                 return False
             if self.shown is not shown or self.layers(quiet=True) != found:
-                return False  # another result shown, or its layers closed, while it counted
+                show_info(
+                    f"Recount of {labels_layer.name} dropped: its layers were closed or "
+                    "another result was selected while it counted."
+                )
+                return False
+            if labels_checksum(labels_layer.data) != fingerprint:
+                # painted, merged or split while it counted (the viewer stays usable): the
+                # count is of labels that are no longer there
+                if tries <= 1:
+                    show_info(
+                        f"{labels_layer.name} kept changing while its table was recounted: "
+                        "press Refresh from labels again."
+                    )
+                    return False
+                return self._refresh(edited, None, tries=tries - 1)
         shown.counted = fingerprint
         top = int(labels.max(initial=0))
         if top > MAX_COLORED_LABEL or labels.min(initial=0) < 0:
@@ -426,7 +451,7 @@ class ResultsSection(Container):
                 f"{labels_layer.name} holds labels outside 0..{MAX_COLORED_LABEL:,}: paint "
                 "with labels in that range to give them colours."
             )
-            return
+            return False
         if top > len(shown.colors):
             shown.colors = colors_for(np.arange(1, top + 1), shown.colors)
         colors = np.asarray(shown.colors, dtype=np.uint8)
@@ -474,13 +499,19 @@ class ResultsSection(Container):
                 progress=progress,
             )
 
+        outcome = None
         if is_lazy(source.data) and self._background is not None:
             labels = labels.copy()
-            outcome = self._background(lambda *args: count(args[-1]), f"recounting {name}")
-            if outcome is None:  # a bug: napari showed it
-                return None
+            self._counting = True
+            try:
+                outcome = self._background(lambda *args: count(args[-1]), f"recounting {name}")
+            finally:
+                self._counting = False
+        if outcome is not None:  # counted in the background
             stats, error = outcome
-        else:
+            if stats is None and error is None:  # a bug: napari showed it
+                return None
+        else:  # here: in memory, or while another job holds the worker (a lazy run)
             try:
                 stats, error = count(), None
             except ClusteringError as exc:

@@ -19,7 +19,6 @@ from napari.utils.notifications import show_error, show_info
 from .._arrays import is_lazy
 from ..cluster import (
     Cancelled,
-    ClusteringError,
     ClusterResult,
     apply_model,
     cluster_image,
@@ -190,6 +189,8 @@ class ClusterWidget(Container):
     def _busy(self, busy: bool):
         self.run_button.enabled = not busy
         self.apply_model_button.enabled = not busy
+        for button in (self.refresh_button, self.save_button):
+            button.enabled = not busy  # each may recount a lazy cube in the worker
         self.cancel_button.enabled = busy
         bar = self.progress_bar.native
         bar.setRange(0, 0)  # busy until the first report says how much there is
@@ -521,10 +522,12 @@ class ClusterWidget(Container):
     def _in_background(self, job, what: str):
         """Run ``job`` (see :func:`~.worker.in_thread`) in the worker thread, with the progress
         bar and Cancel, and wait for it with Qt events processed, so the viewer stays usable:
-        ``(result, error)``, or None for a bug (napari shows it)."""
+        ``(result, error)``, both None for a bug (napari shows it); None when another job
+        is running."""
         if self.running:
-            return None, ClusteringError("a job is running; wait for it or cancel it first")
+            return None
         outcome = []
+        before = self.status.value
         self.status.value = f"{what}…"
         self.runner.start(
             job,
@@ -535,17 +538,15 @@ class ClusterWidget(Container):
             on_bug=self._report_bug,
             wait=True,
         )
-        if outcome:
-            error = outcome[0][1]
-            ended = (
-                "done"
-                if error is None
-                else "cancelled"
-                if isinstance(error, Cancelled)
-                else "failed"
-            )
+        if not outcome:
+            return None, None
+        error = outcome[0][1]
+        if error is None:
+            self.status.value = before  # what the labels hold is said by the refresh
+        else:
+            ended = "cancelled" if isinstance(error, Cancelled) else "failed"
             self.status.value = f"{what}: {ended}"
-        return outcome[0] if outcome else None
+        return outcome[0]
 
     def _report_bug(self, exc: Exception):
         # napari's worker already shows the exception with its traceback: a bug, not bad input.

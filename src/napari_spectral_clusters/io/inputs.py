@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ._image_data import ReadError
 
-__all__ = ["check_file", "check_store", "eager_bytes", "kind_of"]
+__all__ = ["check_file", "check_store", "eager_bytes", "kind_of", "misnamed"]
 
 #: What a reader allocates eagerly at most, unless SPECTRAL_CLUSTERS_EAGER_BYTES says
 #: otherwise: this share of the machine's memory, and never more than EAGER_CAP.
@@ -54,21 +54,24 @@ def check_file(path: str | Path) -> Path:
 
 
 #: What a file's first bytes say it is, for a file whose name says otherwise (a PNG saved
-#: as ``.mat``): a few signatures, so a plain lookup rather than a file-type library.
+#: as ``.mat``), and the suffix this plugin opens it under (None: not one it reads). A few
+#: signatures, so a plain lookup rather than a file-type library. A MATLAB v7.3 file starts
+#: with MATLAB's text header (its HDF5 signature comes at byte 512).
 SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "PNG picture", ".png"),
-    (b"\xff\xd8\xff", "JPEG picture", ".jpg"),
-    (b"II*\x00", "TIFF image", ".tif"),
-    (b"MM\x00*", "TIFF image", ".tif"),
-    (b"GIF8", "GIF picture", ".gif"),
-    (b"PK\x03\x04", "ZIP archive", ".zip"),
-    (b"\x89HDF\r\n\x1a\n", "MATLAB v7.3 (HDF5) file", ".mat"),
-    (b"MATLAB ", "MATLAB file", ".mat"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG picture", ".png"),
+    (b"MATLAB ", "a MATLAB file", ".mat"),
+    (b"\xff\xd8\xff", "a JPEG picture", None),
+    (b"II*\x00", "a TIFF image", None),
+    (b"MM\x00*", "a TIFF image", None),
+    (b"GIF8", "a GIF picture", None),
+    (b"PK\x03\x04", "a ZIP archive (or .npz)", None),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file", None),
 )
 
 
-def kind_of(path: str | Path) -> tuple[str, str] | None:
-    """(what the file is, its usual suffix) by its first bytes, when they say; else None."""
+def kind_of(path: str | Path) -> tuple[str, str | None] | None:
+    """(what the file is, the suffix this plugin opens it under or None) by its first bytes,
+    when they say; else None."""
     try:
         with open(path, "rb") as f:
             head = f.read(32)
@@ -78,6 +81,18 @@ def kind_of(path: str | Path) -> tuple[str, str] | None:
         if head.startswith(signature):
             return kind, suffix
     return None
+
+
+def misnamed(path: str | Path, expected: str) -> str | None:
+    """What to tell a user whose file ``path`` is not the ``expected`` kind ("PNG file") its
+    name says, when its bytes say what it is instead: e.g. "photo.mat is a PNG picture, not a
+    MATLAB file; rename it to photo.png"; else None."""
+    path, kind = Path(path), kind_of(path)
+    if kind is None or kind[1] == path.suffix.lower():
+        return None
+    what, suffix = kind
+    rename = f"; rename it to {path.stem}{suffix}" if suffix else ""
+    return f"{path.name} is {what}, not a {expected}{rename}"
 
 
 def check_store(path: str | Path) -> Path:

@@ -22,7 +22,7 @@ from ._image_data import ImageData, ReadError, store_blocks
 from .blocks import block_chunks
 from .contained import parse_contained
 from .files import written_whole
-from .inputs import check_file, eager_bytes, kind_of
+from .inputs import check_file, eager_bytes, misnamed
 from .layers import (
     LAZY_BYTES,
     cube_band_axis,
@@ -81,10 +81,8 @@ def read_mat(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageDa
     check_file(path)
     if h5py.is_hdf5(path):
         arrays, strings, description = _read_v73(path, lazy_bytes)
-    elif (kind := kind_of(path)) is not None and kind[1] != ".mat":
-        raise ReadError(
-            f"{path.name} is a {kind[0]}, not a MATLAB file; rename it to {path.stem}{kind[1]}"
-        )
+    elif (wrong := misnamed(path, "MATLAB file")) is not None:
+        raise ReadError(wrong)
     else:  # scipy's compiled reader can crash on a damaged file: it runs in a child process
         arrays, extras = parse_contained("mat-v5", path)
         strings, description = extras["strings"], extras["description"]

@@ -23,7 +23,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from ._image_data import ImageData, ReadError, metadata_from_json, metadata_to_json
 from .files import written_whole
-from .inputs import check_file, eager_bytes, kind_of
+from .inputs import check_file, eager_bytes, misnamed
 
 __all__ = ["read_png", "read_png_stack", "write_labels_png", "write_png"]
 
@@ -186,11 +186,9 @@ def _header(path: Path) -> tuple[int, int, int, int]:
     with open(path, "rb") as f:
         head = f.read(33)
     if len(head) < 33 or head[:8] != _SIGNATURE or head[12:16] != b"IHDR":
-        kind = kind_of(path)
-        if kind is not None and kind[1] != ".png":
-            raise ReadError(
-                f"{path.name} is a {kind[0]}, not a PNG file; rename it to {path.stem}{kind[1]}"
-            )
+        wrong = misnamed(path, "PNG file")
+        if wrong is not None:
+            raise ReadError(wrong)
         raise ReadError(f"{path.name} is not a PNG file (no PNG signature and header)")
     width, height, bit_depth, color_type = struct.unpack(">IIBB", head[16:26])
     return width, height, bit_depth, color_type
