@@ -735,3 +735,57 @@ def test_a_ground_truth_beside_its_cube_is_skipped_not_failed(tmp_path, data_dir
     )
     assert only_labels.returncode == 2, only_labels.stdout  # nothing to do
     assert "skipped 1 holding labels only" in only_labels.stdout
+
+
+def test_a_results_folder_run_again_skips_its_clusters_pngs(tmp_path, inputs, capsys):
+    """The clusters PNGs a run writes hold labels (napari opens them as Labels): run again
+    on the results folder, they are skipped like a ground truth, not clustered into junk."""
+    picture = inputs / "basn6a08.png"
+    out = tmp_path / "out"
+    assert _main("run", picture, "-k", 3, "-o", out) == 0
+    assert (out / "basn6a08_clusters.png").exists()
+    capsys.readouterr()
+    again = tmp_path / "again"
+    assert _main("run", out, "-k", 3, "-o", again) == 0
+    said = capsys.readouterr()
+    assert "skipped: basn6a08_clusters.png holds only labels" in said.err
+    assert "skipped 1 holding labels only" in said.out
+    assert not list(again.glob("*_clusters_clusters*"))
+    assert (again / "basn6a08_recolored_clusters.png").exists()  # a picture: clustered
+
+
+def test_preprocess_with_a_model_is_refused(tmp_path, inputs, capsys):
+    """A model applies the steps it was fitted with: --preprocess beside it would be ignored."""
+    out = tmp_path / "out"
+    assert _main("run", inputs / "basn6a08.png", "-k", 3, "-o", out) == 0
+    capsys.readouterr()
+    model = out / "basn6a08_model.npz"
+    args = ("run", inputs / "basn6a08.png", "--model", model, "--preprocess", "unit")
+    assert _main(*args, "-o", tmp_path / "m") == 2
+    assert "--preprocess has no effect with --model" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+    assert _main("run", inputs / "basn6a08.png", "--model", model, "-o", tmp_path / "m") == 0
+
+
+def test_ctrl_c_is_a_line_and_status_130_not_a_traceback(tmp_path, inputs, capsys, monkeypatch):
+    from napari_spectral_clusters import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run", interrupted)
+    assert _main("run", inputs, "-k", 3, "-o", tmp_path / "out") == 130
+    err = capsys.readouterr().err
+    assert err == (
+        "spectral-clusters: interrupted; outputs written before it are complete, none was "
+        "left half-written\n"
+    )
+
+
+def test_a_clustering_error_is_said_without_its_class_name(tmp_path, capsys):
+    flat = tmp_path / "flat.png"
+    Image.fromarray(np.full((4, 4, 3), 7, np.uint8)).save(flat)
+    assert _main("run", flat, "-k", 3, "-o", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert "only 1 distinct pixel value(s), fewer than the 3 clusters" in err
+    assert "TooFewDistinct" not in err and "ClusteringError" not in err

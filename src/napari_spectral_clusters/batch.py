@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ._arrays import is_lazy
-from .cluster import ClusterResult, apply_model, cluster_image
+from .cluster import ClusteringError, ClusterResult, apply_model, cluster_image
 from .io import ImageData, ReadError, read_mat, read_png, read_zarr
 from .io.files import move_in_together, written_whole
 from .io.layers import lazy_threshold
@@ -26,6 +26,7 @@ from .io.mat import write_mat
 from .io.png import write_labels_png, write_png
 from .io.zarr import write_zarr
 from .model import ClusterModel
+from .spectral import PreprocessingError
 from .wavelengths import given_wavelengths
 
 __all__ = [
@@ -131,7 +132,10 @@ def read_image(
     """
     suffix = path.suffix.lower()
     if suffix == ".png":
-        return read_png(path)
+        img = read_png(path)
+        if img.kind != "image":  # a clusters PNG this plugin wrote (a results folder)
+            raise LabelsOnly(f"{path.name} holds only labels, no image to cluster")
+        return img
     if suffix not in (".mat", ".zarr"):
         raise BatchError(f"{path.name}: not a .mat, .png or .zarr input")
     read = read_mat if suffix == ".mat" else read_zarr
@@ -584,7 +588,8 @@ def unique_stems(files: list[Path]) -> list[str]:
 
 
 def describe_error(exc: Exception) -> str:
-    """A one-line reason for a failed input (our errors already name the file)."""
-    if isinstance(exc, ReadError | BatchError):
+    """A one-line reason for a failed input: our errors as they are (a read error names the
+    file; the report line does for the others); an unexpected one with its type."""
+    if isinstance(exc, ReadError | BatchError | ClusteringError | PreprocessingError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

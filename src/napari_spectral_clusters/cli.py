@@ -123,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
         "--preprocess",
         "--preprocessing",
         dest="preprocessing",
-        default="none",
         type=_pipeline,
         metavar="SPEC",
         help="what is clustered: none (as given), standardize (per band), unit (spectral "
@@ -144,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="FILE",
         help="apply a saved clustering (STEM_model.npz) instead of fitting one, so "
-        "each cluster means the same material in every file",
+        "each cluster means the same material in every file (with the steps it was "
+        "fitted with: no --preprocess)",
     )
     run.add_argument(
         "--joint",
@@ -181,7 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(args, argv if argv is not None else sys.argv[1:])
-    return _run(args)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback (outputs are written whole)
+        print(
+            "spectral-clusters: interrupted; outputs written before it are complete, none "
+            "was left half-written",
+            file=sys.stderr,
+        )
+        return 130
 
 
 def _run(args) -> int:
@@ -195,6 +203,8 @@ def _run(args) -> int:
     problem = _bad_option(args)
     if problem:
         return _refuse(problem)
+    if args.preprocessing is None:
+        args.preprocessing = _pipeline("none")
     model = None
     if args.model is not None:
         try:
@@ -253,6 +263,10 @@ def _bad_option(args) -> str | None:
         return f"--seed must be 0 or more, not {args.seed}"
     if args.joint and args.model is not None:
         return "--joint fits one clustering; --model applies one: choose one of them"
+    if args.model is not None and args.preprocessing is not None:
+        return (
+            "--preprocess has no effect with --model: a model applies the steps it was fitted with"
+        )
     if args.joint and (args.scheduler or args.workers):
         return "--joint runs on this machine (no --scheduler or --workers)"
     if args.workers is not None and args.workers < 1:
