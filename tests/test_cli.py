@@ -789,3 +789,20 @@ def test_a_clustering_error_is_said_without_its_class_name(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "only 1 distinct pixel value(s), fewer than the 3 clusters" in err
     assert "TooFewDistinct" not in err and "ClusteringError" not in err
+
+
+def test_joint_pictures_with_and_without_transparency_share_clusters(tmp_path, data_dir):
+    """Alpha is transparency in a joint run too, as in a run of one file: an RGB and an RGBA
+    picture share their colour clusters, and the transparent pixels are left unlabelled."""
+    from napari_spectral_clusters.io import read_png
+
+    rgb, rgba = data_dir / "png/pngsuite/basn2c08.png", data_dir / "png/pngsuite/basn6a08.png"
+    out = tmp_path / "out"
+    assert _main("run", rgb, rgba, "--joint", "-k", 4, "-o", out) == 0
+    alpha = np.asarray(Image.open(rgba))[..., 3]
+    labels = read_png(out / "basn6a08_clusters.png").data
+    np.testing.assert_array_equal(labels == 0, alpha == 0)
+    for name in ("basn2c08", "basn6a08"):
+        shown = read_png(out / f"{name}_clusters.png")
+        assert shown.metadata["colors"].shape == (4, 3)  # the shared clustering's colours
+    assert read_png(out / "basn2c08_clusters.png").data.min() == 1  # opaque: all labelled

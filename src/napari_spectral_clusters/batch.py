@@ -383,6 +383,14 @@ def cluster_jointly(
             per_file = max(sample // len(files), 1_000)  # the draws in all stay near ``sample``
             take = np.sort(rng.choice(column.shape[0], min(per_file, column.shape[0]), False))
             drawn[i] = np.asarray(column[take])
+            if drawn[i].shape[-1] == 4 and np.issubdtype(drawn[i].dtype, np.integer):
+                # RGBA: alpha is transparency, as in a run of one file (not a band: an RGB
+                # and an RGBA picture share clusters); its pixels are the opaque ones
+                opaque = drawn[i][:, 0, 3] > 0
+                pixels[i] = round(pixels[i] * opaque.mean())
+                drawn[i] = drawn[i][opaque][..., :3]
+                if not len(drawn[i]):
+                    raise BatchError(f"{path.name}: every pixel drawn is transparent")
         except LabelsOnly as exc:
             reports[i].skipped = str(exc)
             on_file(reports[i])
