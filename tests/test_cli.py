@@ -806,3 +806,17 @@ def test_joint_pictures_with_and_without_transparency_share_clusters(tmp_path, d
         shown = read_png(out / f"{name}_clusters.png")
         assert shown.metadata["colors"].shape == (4, 3)  # the shared clustering's colours
     assert read_png(out / "basn2c08_clusters.png").data.min() == 1  # opaque: all labelled
+
+
+def test_a_run_that_writes_nothing_leaves_no_folder_behind(tmp_path, inputs, capsys):
+    """-o's folders are made for the run and removed again when nothing was written in them
+    (every input failed); a folder that was there, or holds anything, stays."""
+    out = tmp_path / "new" / "out"
+    assert _main("run", inputs / "malformed1.mat", "-k", 3, "-o", out) == 1
+    assert not (tmp_path / "new").exists()
+    there = tmp_path / "there"
+    there.mkdir()
+    assert _main("run", inputs / "malformed1.mat", "-k", 3, "-o", there) == 1
+    assert there.is_dir() and not list(there.iterdir())
+    assert _main("run", inputs / "basn6a08.png", "-k", 3, "-o", out) == 0
+    assert (out / "basn6a08_clusters.png").exists()

@@ -2,6 +2,7 @@
 its errors, and what it buys on Raman-like spectra (baselines, brightness, cosmic rays)."""
 
 import json
+import re
 
 import dask.array as da
 import numpy as np
@@ -102,6 +103,8 @@ def test_the_text_the_json_and_a_file_give_the_same_pipeline(tmp_path):
     path = tmp_path / "steps.json"
     path.write_text(json.dumps(p.to_json()))
     assert Pipeline.from_file(path) == p
+    path.write_text(json.dumps(text.split(" | ")))  # a list of the steps as text
+    assert Pipeline.from_file(path) == p
     for name in ("none", "standardize", "unit", "pca"):  # today's names keep working
         assert Pipeline.parse(name) == Pipeline((), name)
 
@@ -131,6 +134,16 @@ def test_bad_steps_say_which_and_why(spec, n, wl, says):
     with pytest.raises(PreprocessingError, match=None) as caught:
         Pipeline.parse(spec).bind(n, wl)
     assert says in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [("baseline(magic)", "the methods are asls"), ("savgol(10, 2)", "an odd number")],
+)
+def test_what_needs_no_data_is_refused_as_it_is_written(spec, says):
+    """Before any cube is read: the command line refuses it before its first file."""
+    with pytest.raises(PreprocessingError, match=re.escape(says)):
+        Pipeline.parse(spec)
 
 
 PIPELINE = "despike | savgol(9, 3, deriv=2) | snv"

@@ -23,6 +23,23 @@ def test_first_and_last_in_nm_however_written(text):
 
 
 @pytest.mark.parametrize(
+    "text", ["0.401-0.889 um", "0.401 to 0.889 \u00b5m", "0.401-0.889 microns"]
+)
+def test_micrometres_with_their_unit_become_nm(text):
+    first, last = parse_wavelength_range(text)
+    assert (first, last) == pytest.approx((401.0, 889.0))
+
+
+def test_micrometres_without_their_unit_are_refused_with_the_nm_they_stand_for():
+    with pytest.raises(ValueError) as raised:
+        parse_wavelength_range("0.4-2.5")
+    assert str(raised.value) == (
+        "Wavelengths are in nm: '0.4-2.5' looks like micrometres; write 400-2500 (nm) or add "
+        "the unit: 0.4-2.5 um."
+    )
+
+
+@pytest.mark.parametrize(
     "text, message",
     [
         ("889-401", "larger last"),

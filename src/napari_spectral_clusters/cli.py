@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         type=_wavelength_range,
         metavar="FIRST-LAST",
         help="band wavelengths in nm, spread evenly from FIRST to LAST, for cubes whose "
-        "files give none (e.g. 401-889): true colours, and --preprocess ranges in nm; a "
+        "files give none (e.g. 401-889, or 0.401-0.889 um): true colours, and --preprocess "
+        "ranges in nm; a "
         "file's own wavelengths are kept",
     )
     run.add_argument(
@@ -197,7 +198,7 @@ def _run(args) -> int:
     size (options, --model, the inputs, the output folder, every output name), then cluster
     the inputs one by one: no run computes for minutes, then stops on what it could have
     checked first. A bad input is still found only when read, and skipped (exit status 1)."""
-    from .batch import expand_inputs, find_conflicts, unique_stems
+    from .batch import expand_inputs
     from .model import ClusterModel, ModelError
 
     problem = _bad_option(args)
@@ -218,9 +219,25 @@ def _run(args) -> int:
         return _refuse("nothing to do")
     if unmatched:
         return _refuse("nothing was clustered: correct or leave out the inputs above")
-    problem = _prepare_out(args.out)
-    if problem:
-        return _refuse(problem)
+    # the folders -o makes, removed again if the run writes nothing into them
+    made = [p for p in (args.out, *args.out.parents) if not p.exists()]
+    try:
+        problem = _prepare_out(args.out)
+        if problem:
+            return _refuse(problem)
+        return _run_into(args, files, model)
+    finally:
+        for folder in made:
+            try:
+                folder.rmdir()  # only if empty: nothing of the run's or anyone's in it
+            except OSError:
+                break
+
+
+def _run_into(args, files, model) -> int:
+    """:func:`_run` once its inputs and output folder are known to be usable."""
+    from .batch import find_conflicts, unique_stems
+
     stems = unique_stems(files)
     conflicts = find_conflicts(
         files,

@@ -121,8 +121,9 @@ class Pipeline:
     @classmethod
     def parse(cls, spec) -> Pipeline:
         """A pipeline from its text (``"savgol(11, 2) | snv"``), a list of steps
-        (``[{"step": "savgol", "args": [11, 2]}]``, as in a JSON file: :meth:`from_file`), or
-        a pipeline (returned as it is). Nothing is read from disk, nothing evaluated.
+        (``[{"step": "savgol", "args": [11, 2]}]``, as in a JSON file: :meth:`from_file`; or
+        ``["savgol(11, 2)", "snv"]``), or a pipeline (returned as it is). Nothing is read
+        from disk, nothing evaluated.
 
         Raises
         ------
@@ -133,8 +134,11 @@ class Pipeline:
             return spec
         if isinstance(spec, str) and len(spec) > MAX_TEXT:
             raise PreprocessingError(f"a pipeline of {len(spec):,} characters is too long")
-        if isinstance(spec, list):
-            steps = [_step_from_json(item) for item in spec]
+        if isinstance(spec, list):  # of steps as the JSON files hold them, or as text
+            steps = [
+                _step_from_text(item) if isinstance(item, str) else _step_from_json(item)
+                for item in spec
+            ]
         elif isinstance(spec, str):
             steps = [_step_from_text(part) for part in spec.split("|") if part.strip()]
         else:
@@ -275,6 +279,8 @@ def _check_arguments(step: Step) -> None:
     if "index" in dict(step.kwargs) and not isinstance(step.option("index"), bool):
         raise PreprocessingError(f"{step.spec}: index is True or False")
     if step.name == "baseline":
+        if step.args[0] not in BASELINES:  # known before any data: said as it is written
+            raise PreprocessingError(f"{step.spec}: the methods are {', '.join(BASELINES)}")
         for key, value in step.kwargs:
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if not (isinstance(value, bool) or (number and _finite(value))):
@@ -404,9 +410,7 @@ def _baseline(step: Step, n: int, wl):
         from pybaselines import Baseline
     except ImportError:  # pragma: no cover - a dependency
         raise PreprocessingError(f"{step.spec} needs the pybaselines package") from None
-    method = step.args[0]
-    if method not in BASELINES:
-        raise PreprocessingError(f"{step.spec}: the methods are {', '.join(BASELINES)}")
+    method = step.args[0]  # one of BASELINES (_check_arguments)
     fitter = Baseline(x_data=wl if wl is not None else np.arange(n, dtype=float))
     fit = getattr(fitter, method)
     params = dict(step.kwargs)

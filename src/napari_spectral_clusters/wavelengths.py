@@ -13,22 +13,33 @@ __all__ = ["even_wavelengths", "given_wavelengths", "parse_wavelength_range"]
 _DASHES = "-\u2013\u2014"  # hyphen, en and em dash: "401-889", "401\u2013889"
 
 
+#: Written after the numbers, micrometres: converted to nm.
+_MICROMETRES = ("um", "\u00b5m", "\u03bcm", "micron", "microns", "micrometres", "micrometers")
+#: A last wavelength below this many nm, with no unit, is taken for micrometres written
+#: without one (0.4-2.5 for a SWIR camera) and refused with the nm it stands for.
+MIN_NM = 50
+
+
 def parse_wavelength_range(text: str) -> tuple[float, float]:
-    """``(first, last)`` in nm from "401-889", "401 to 889 nm", "401, 889"...
+    """``(first, last)`` in nm from "401-889", "401 to 889 nm", "401, 889", "0.4-2.5 um"...
 
     Raises
     ------
     ValueError
-        Not two increasing positive numbers (the message says what is expected).
+        Not two increasing positive numbers (the message says what is expected), or numbers
+        that look like micrometres written without their unit.
 
     Examples
     --------
     >>> from napari_spectral_clusters.wavelengths import parse_wavelength_range
     >>> parse_wavelength_range("401-889"), parse_wavelength_range("401 to 889 nm")
     ((401.0, 889.0), (401.0, 889.0))
+    >>> parse_wavelength_range("0.4-2.5 um")
+    (400.0, 2500.0)
     """
     parts = [p for p in re.split(rf"\s*(?:[{_DASHES}]|,|\s)\s*", str(text).strip()) if p]
-    parts = [p for p in parts if p.lower() not in ("nm", "to")]
+    scale = 1000.0 if any(p.lower() in _MICROMETRES for p in parts) else 1.0
+    parts = [p for p in parts if p.lower() not in ("nm", "to", *_MICROMETRES)]
     try:
         first, last = (float(p) for p in parts)
     except ValueError:
@@ -39,7 +50,12 @@ def parse_wavelength_range(text: str) -> tuple[float, float]:
         raise ValueError(
             f"Wavelengths go up from a positive first to a larger last, not {text!r}."
         )
-    return first, last
+    if scale == 1.0 and last < MIN_NM:
+        raise ValueError(
+            f"Wavelengths are in nm: {text!r} looks like micrometres; write "
+            f"{first * 1000:g}-{last * 1000:g} (nm) or add the unit: {first:g}-{last:g} um."
+        )
+    return first * scale, last * scale
 
 
 def even_wavelengths(first: float, last: float, n_bands: int) -> np.ndarray:
