@@ -322,7 +322,8 @@ def _selection(step: Step, bands: np.ndarray, wl) -> tuple[np.ndarray, bool]:
     if not by_index and wl is None:
         raise PreprocessingError(
             f"{step.spec} selects bands by wavelength, and these spectra have none: give the "
-            "wavelengths, or select by band number with index=True"
+            "wavelengths (the widget's wavelengths field, --wavelengths on the command line), "
+            "or select by band number with index=True"
         )
     where = bands.astype(np.float64) if by_index else wl
     limits = np.asarray(step.args, dtype=np.float64).reshape(-1, 2)

@@ -235,3 +235,12 @@ def test_a_file_named_for_another_format_says_what_it_is(tmp_path):
     unknown.write_bytes(bytes(range(64)))
     with pytest.raises(ReadError, match="is not a PNG file"):
         read_png(unknown)
+
+
+@pytest.mark.parametrize("name, read", [("empty.mat", read_mat), ("empty.png", read_png)])
+def test_an_empty_file_is_said_to_be_empty(tmp_path, name, read):
+    path = tmp_path / name
+    path.touch()
+    with pytest.raises(ReadError) as raised:
+        read(path)
+    assert str(raised.value) == f"{name} is empty (0 bytes)"

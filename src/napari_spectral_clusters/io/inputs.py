@@ -50,6 +50,8 @@ def check_file(path: str | Path) -> Path:
         raise ReadError(f"{path.name} is a folder, not a file")
     if not stat.S_ISREG(mode):
         raise ReadError(f"{path.name} is not a regular file (a pipe, socket or device); not read")
+    if path.stat().st_size == 0:
+        raise ReadError(f"{path.name} is empty (0 bytes)")
     return path
 
 
