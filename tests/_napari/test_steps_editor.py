@@ -159,8 +159,10 @@ def test_text_the_form_cannot_show_never_breaks_or_is_overwritten(viewer_and_wid
     editor = w.steps_editor
     w.steps.value = "baseline(asls) | snv"
     editor.select(0)
-    w.steps.value = "baseline(asl) | snv"  # a typo mid-typing: parses, named when bound
-    assert editor.params["method"].value == "asl"
+    w.steps.value = "baseline(asl) | snv"  # a typo mid-typing: no such method, it waits
+    assert not editor.enabled and w.steps.value == "baseline(asl) | snv"
+    assert w.check_steps() is None and "the methods are asls" in errors[-1]
+    errors.clear()
     w.steps.value = "drop(1340.125, 1450.5)"
     editor.select(0)
     editor.set_params(index=False)
