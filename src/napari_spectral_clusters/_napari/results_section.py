@@ -428,22 +428,23 @@ class ResultsSection(Container):
             stats = self._count(labels_layer, source, labels)
             if stats is None:
                 return False
-            if self.shown is not shown or self.layers(quiet=True) != found:
-                show_info(
-                    f"Recount of {labels_layer.name} dropped: its layers were closed or "
-                    "another result was selected while it counted."
-                )
-                return False
-            if labels_checksum(labels_layer.data) != fingerprint:
-                # painted, merged or split while it counted (the viewer stays usable): the
-                # count is of labels that are no longer there
-                if tries <= 1:
+            if is_lazy(source.data):  # counted in the background: the viewer ran on meanwhile
+                if self.shown is not shown or self.layers(quiet=True) != found:
                     show_info(
-                        f"{labels_layer.name} kept changing while its table was recounted: "
-                        "press Refresh from labels again."
+                        f"Recount of {labels_layer.name} dropped: its layers were closed or "
+                        "another result was selected while it counted."
                     )
                     return False
-                return self._refresh(edited, None, tries=tries - 1)
+                if labels_checksum(labels_layer.data) != fingerprint:
+                    # painted, merged or split while it counted: the count is of labels that
+                    # are no longer there
+                    if tries <= 1:
+                        show_info(
+                            f"{labels_layer.name} kept changing while its table was "
+                            "recounted: press Refresh from labels again."
+                        )
+                        return False
+                    return self._refresh(edited, None, tries=tries - 1)
         shown.counted = fingerprint
         top = int(labels.max(initial=0))
         if top > MAX_COLORED_LABEL or labels.min(initial=0) < 0:

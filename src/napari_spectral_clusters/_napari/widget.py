@@ -17,13 +17,7 @@ from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 
 from .._arrays import is_lazy
-from ..cluster import (
-    Cancelled,
-    ClusterResult,
-    apply_model,
-    cluster_image,
-    sweep_k,
-)
+from ..cluster import Cancelled, ClusterResult, apply_model, cluster_image, sweep_k
 from ..joint import JointResult, cluster_images
 from ..spectral import Pipeline, PreprocessingError
 from ..stable_ids import keep_ids
