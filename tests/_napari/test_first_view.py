@@ -52,8 +52,8 @@ def test_a_cube_opens_on_its_representative_band_with_robust_contrast(
     make_napari_viewer, data_dir
 ):
     viewer = make_napari_viewer()
-    _, layer = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
-    assert layer.name == "SamSon"
+    layer, *maps = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
+    assert layer.name == "SamSon" and len(maps) == 3
     band = layer.metadata["representative_band"]
     assert viewer.dims.current_step[0] == band
     data = np.asarray(layer.data)
@@ -62,6 +62,20 @@ def test_a_cube_opens_on_its_representative_band_with_robust_contrast(
     lo, hi = layer.contrast_limits
     assert data.min() <= lo < hi < data.max()  # robust percentiles, not the extremes
     assert (data[band] > hi).mean() < 0.05  # the band shown is not washed out
+
+
+def test_abundance_maps_show_at_every_band_of_their_scene(make_napari_viewer, data_dir):
+    viewer = make_napari_viewer()
+    scene, *maps = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
+    assert scene.visible and not any(m.visible for m in maps)  # the scene is what shows
+    water = maps[2]
+    assert water.name == "Samson A (3-water)"
+    water.visible = True
+    for band in (0, 100, 155):  # as a 3-plane cube it held nothing past band 2
+        viewer.dims.set_current_step(0, band)
+        for y, x in ((5, 5), (80, 20)):
+            value = water.get_value((band, y, x), world=True)
+            assert value == water.data[y, x], (band, y, x)
 
 
 def test_the_band_slider_says_the_wavelength_it_shows(make_napari_viewer):

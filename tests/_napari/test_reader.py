@@ -69,7 +69,8 @@ def test_a_file_that_crashes_the_parser_is_a_notification_and_napari_lives_on(
     layers = get_reader([bad, good])([bad, good])
     assert len(shown) == 1 and "segfault_miMATRIX_offset203.mat" in shown[0]
     assert "crashed" in shown[0]
-    assert [kw["name"] for _, kw, _ in layers] == ["Samson A", "SamSon"]  # the other file opened
+    names = [kw["name"] for _, kw, _ in layers]  # the other file opened
+    assert names == ["SamSon", "Samson A (1-rock)", "Samson A (2-Tree)", "Samson A (3-water)"]
 
 
 def test_several_pngs_open_as_one_stack(tmp_path):

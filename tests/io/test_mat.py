@@ -22,10 +22,35 @@ def test_samson_cube_band_axis_first_and_same_values(data_dir):
     assert cube.channel_axis == 0 and cube.metadata["channel_axis"] == 0
     # the spectrum of pixel (row 10, col 70) is MATLAB's SamSon(11, 71, :)
     np.testing.assert_array_equal(cube.data[:, 10, 70], raw["SamSon"][10, 70, :])
-    # abundance maps open as a 3-band image; endmember spectra (156 x 3) are not layers
-    assert images["A"].data.shape == (3, 95, 95)
-    assert "M" not in images and "EndMembers" not in images
+    # endmember spectra (156 x 3) are not layers
+    assert "M" not in images and "EndMembers" not in images and "A" not in images
     assert cube.metadata["source"] == str(path)
+    # the 3 abundance maps open as 2-D images named after the file's material names (cell
+    # `cood`), hidden, so the scene stays in view and they show at every band
+    maps = [img for img in images.values() if img.metadata.get("variable") == "A"]
+    assert [m.name for m in maps] == ["A (1-rock)", "A (2-Tree)", "A (3-water)"]
+    for i, m in enumerate(maps):
+        assert m.data.shape == (95, 95) and m.channel_axis is None
+        np.testing.assert_array_equal(m.data, raw["A"][:, :, i])
+        assert m.metadata["plane"] == i and m.layer_state == {"visible": False}
+
+
+def test_a_few_planes_beside_a_scene_open_one_by_one(tmp_path):
+    rng = np.random.default_rng(0)
+    scene, maps = rng.random((10, 12, 20)), rng.random((10, 12, 4))
+    other = rng.random((10, 12, 30))  # more planes than a stack of maps: a cube
+    path = tmp_path / "s.mat"
+    scipy.io.savemat(path, {"scene": scene, "maps": maps, "swir": other})
+    images = {img.name: img for img in read_mat(path)}
+    assert images["scene"].data.shape == (20, 10, 12)
+    assert images["swir"].data.shape == (30, 10, 12)
+    # no list of four names in the file: numbered from 1
+    for i in range(4):
+        np.testing.assert_array_equal(images[f"maps {i + 1}"].data, maps[:, :, i])
+    # alone, the same array is a 4-band cube (nothing to share a slider with)
+    scipy.io.savemat(path, {"maps": maps})
+    (alone,) = read_mat(path)
+    assert alone.data.shape == (4, 10, 12) and alone.channel_axis == 0
 
 
 def test_ground_truth_only_file_opens_as_labels(data_dir):

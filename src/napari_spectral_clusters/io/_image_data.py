@@ -39,7 +39,8 @@ class ImageData:
     layer_state : dict
         How the layer was shown when our writers saved it, restored on reading: ``scale``,
         ``translate``, ``units`` (one per axis napari shows, RGB colour axis excluded) and
-        ``features`` (a table as a dict of equal-length columns, e.g. cluster names).
+        ``features`` (a table as a dict of equal-length columns, e.g. cluster names); or
+        ``visible`` False for a layer that opens hidden.
     named_after_variable : bool
         ``name`` is a variable of a named-array file (MATLAB, zarr), so a layer should also
         name the file; False for pictures (named after their file) and for layers our

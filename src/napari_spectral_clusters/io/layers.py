@@ -6,6 +6,11 @@ arrays (MATLAB ``.mat``, zarr groups), and how our writers record layers as name
   last two axes have the same length and the first differs, and the **last** axis otherwise
   (MATLAB's rows x cols x bands convention); a format may name cubes it knows to be band-first.
   The cube is returned band axis first.
+* A stack of a few planes (at most ``STACK_PLANES``) with a larger cube's y x x but another
+  number of bands, such as abundance maps beside their scene, opens as one 2-D image per
+  plane: as a cube it would share the band slider with the scene and show nothing at most of
+  its positions. Planes are named after a list of as many strings in the file (a cell of
+  material names), else numbered from 1, and open hidden: the scene stays in view.
 * A band x pixels matrix with the image size in scalars (``lines``/``cols``,
   ``nRow``/``nCol``, ...), as unmixing datasets store cubes, is reshaped to the cube using
   MATLAB's column-major pixel order.
@@ -85,15 +90,18 @@ def lazy_threshold(lazy_bytes: int | None = None) -> int:
 
 
 def images_from_arrays(
-    path: Path, arrays: dict, strings: dict, *, bands_first=frozenset()
+    path: Path, arrays: dict, strings: dict, *, bands_first=frozenset(), string_lists=None
 ) -> list[ImageData]:
-    """The layers a file's named ``arrays`` (and ``strings``) make, by the rules above.
+    """The layers a file's named ``arrays`` (and ``strings``) make, by the rules above;
+    ``string_lists``: the file's lists of strings by name (cells of strings), which may name
+    a stack's planes.
 
     Cubes first (band axis first, largest last), then 2-D images, then labels. ``arrays`` is
     not modified.
     """
     arrays = dict(arrays)
-    images = _images(path, arrays, _saved_layers(path, arrays, strings), bands_first)
+    saved = _saved_layers(path, arrays, strings)
+    images = _images(path, arrays, saved, bands_first, string_lists or {})
     images = [img for img in images if _displayable(path, img)]
     if len(images) > MAX_LAYERS:
         warnings.warn(
@@ -118,7 +126,9 @@ def cube_band_axis(shape: tuple[int, ...], arrays: dict, *, bands_first: bool = 
     return 0 if bands_first and wl_name is None else axis
 
 
-def _images(path: Path, arrays: dict, saved: dict, bands_first=frozenset()) -> list[ImageData]:
+def _images(
+    path: Path, arrays: dict, saved: dict, bands_first=frozenset(), string_lists=None
+) -> list[ImageData]:
     """Decide which arrays are cubes, images and labels (rules in the module docstring).
 
     ``saved`` holds what our own writer recorded about its variables (kind, metadata); they
@@ -145,6 +155,9 @@ def _images(path: Path, arrays: dict, saved: dict, bands_first=frozenset()) -> l
             arr = _magnitude(path, name, arr)
             cubes.append(_cube(name, arr, wavelengths, bands_first=name in bands_first))
     cubes.sort(key=lambda c: c.data.size)
+    for stack in [c for c in cubes if _is_stack(c, cubes) and id(c) not in as_saved]:
+        cubes.remove(stack)
+        planes += _planes(stack, string_lists or {})
     cube_yx = {c.data.shape[-2:] for c in cubes}
     cube_bands = {c.data.shape[0] for c in cubes}
     for name, arr in arrays.items():
@@ -166,6 +179,38 @@ def _images(path: Path, arrays: dict, saved: dict, bands_first=frozenset()) -> l
             named_after_variable=id(img) not in as_saved,
         )
         for img in cubes + planes + labels
+    ]
+
+
+#: A file's 3-D array of at most this many planes beside a larger cube of another band count
+#: (abundance maps, per-material masks) opens as one 2-D image per plane.
+STACK_PLANES = 16
+
+
+def _is_stack(img: ImageData, cubes: list[ImageData]) -> bool:
+    shape = img.data.shape
+    return (
+        len(shape) == 3
+        and shape[0] <= STACK_PLANES
+        and any(c.data.shape[1:] == shape[1:] and c.data.shape[0] > shape[0] for c in cubes)
+    )
+
+
+def _planes(stack: ImageData, string_lists: dict) -> list[ImageData]:
+    """One 2-D image per plane of ``stack``, named after a list of as many strings (the
+    first such list, in the file's order), else numbered from 1."""
+    n = stack.data.shape[0]
+    names = next((lst for lst in string_lists.values() if len(lst) == n), None)
+    suffixes = [f"({name})" for name in names] if names else [str(i + 1) for i in range(n)]
+    return [
+        ImageData(
+            f"{stack.name} {suffix}",
+            stack.data[i],
+            axis_labels=("y", "x"),
+            metadata={"variable": stack.name, "plane": i},
+            layer_state={"visible": False},  # the scene stays in view; each map a click away
+        )
+        for i, suffix in enumerate(suffixes)
     ]
 
 

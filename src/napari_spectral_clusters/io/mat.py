@@ -79,6 +79,7 @@ def read_mat(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageDa
     if path.is_dir():
         raise ReadError(f"{path.name} is a folder, not a MATLAB file")
     check_file(path)
+    string_lists = {}  # cells of strings: names of a stack's planes (v7.3 keeps references)
     if h5py.is_hdf5(path):
         arrays, strings, description = _read_v73(path, lazy_bytes)
     elif (wrong := misnamed(path, "MATLAB file")) is not None:
@@ -86,7 +87,8 @@ def read_mat(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageDa
     else:  # scipy's compiled reader can crash on a damaged file: it runs in a child process
         arrays, extras = parse_contained("mat-v5", path)
         strings, description = extras["strings"], extras["description"]
-    images = images_from_arrays(path, arrays, strings)
+        string_lists = extras["string_lists"]
+    images = images_from_arrays(path, arrays, strings, string_lists=string_lists)
     if not images:
         raise ReadError(f"{path.name} holds no image: {description}")
     return images

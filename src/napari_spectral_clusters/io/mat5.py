@@ -24,7 +24,19 @@ def parse_v5(path: Path, *, limit: int) -> tuple[dict[str, np.ndarray], dict]:
     variables = _load(path)
     arrays = dict(_walk(variables, limit=limit))
     strings = {k: str(v[0]) for k, v in variables.items() if _is_string(v)}
-    return arrays, {"strings": strings, "description": _describe(variables)}
+    # cells of strings (material or class names), in MATLAB's column-major order
+    string_lists = {
+        k: [str(item[0]) for item in v.ravel(order="F")]
+        for k, v in variables.items()
+        if _is_cell(v) and v.size and all(map(_is_string, v.flat))
+    }
+    description = _describe(variables)
+    extras = {"strings": strings, "string_lists": string_lists, "description": description}
+    return arrays, extras
+
+
+def _is_cell(value) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype == object
 
 
 def _is_string(value) -> bool:
@@ -76,7 +88,7 @@ def _walk(value, name: str = "", *, limit: int):
             base = name if value.size == 1 else f"{name}[{i + 1}]"
             for key in value.dtype.names:
                 yield from _walk(element[key], f"{base}.{key}", limit=limit)
-    elif isinstance(value, np.ndarray) and value.dtype == object:  # cell
+    elif _is_cell(value):
         for i, element in enumerate(value.ravel(order="F")):
             yield from _walk(element, f"{name}[{i + 1}]", limit=limit)
     elif isinstance(value, np.ndarray) and (
@@ -97,7 +109,7 @@ def _describe(variables: dict) -> str:
         kind = getattr(getattr(value, "dtype", None), "name", type(value).__name__)
         if isinstance(value, np.ndarray) and value.dtype.names:
             kind = "struct"
-        elif isinstance(value, np.ndarray) and value.dtype == object:
+        elif _is_cell(value):
             kind = "cell"
         parts.append(f"{key} ({shape} {kind})")
     return ", ".join(parts) or "no variables"
