@@ -76,7 +76,9 @@ def samson_figure() -> None:
     viewer, widget = _viewer_with_widget()
     layers = viewer.open(SAMSON, plugin="napari-spectral-clusters")
     (cube,) = [layer for layer in layers if layer.name == "SamSon"]
-    viewer.layers.remove("Samson A")  # the abundance maps: not part of this picture
+    for layer in layers:  # the abundance maps (Samson A (1-rock)...): not in this picture
+        if layer is not cube:
+            viewer.layers.remove(layer)
     widget.image.value = cube
     widget.set_wavelengths(SAMSON_WAVELENGTHS)
     widget.true_colour()
@@ -183,9 +185,9 @@ def samson_feature_space_figure() -> None:
     viewer, widget, space = _laptop_with_both_widgets()
     layers = viewer.open(SAMSON, plugin="napari-spectral-clusters")
     (cube,) = [layer for layer in layers if layer.name == "SamSon"]
-    # hidden, not removed: removing a layer from a shown viewer crashed Mesa's GL draw under
-    # Xvfb here (segmentation fault in glDrawArrays)
-    viewer.layers["Samson A"].visible = False
+    # the abundance maps open hidden (removing a layer from a shown viewer crashed Mesa's GL
+    # draw under Xvfb here: segmentation fault in glDrawArrays)
+    assert not any(layer.visible for layer in layers if layer is not cube)
     widget.image.value = cube
     widget.set_wavelengths(SAMSON_WAVELENGTHS)
     widget.n_clusters.value = 4
