@@ -16,6 +16,10 @@ from napari_spectral_clusters.wavelengths import even_wavelengths, parse_wavelen
         "401 to 889 nm",
         "401, 889",
         "401 889",
+        "401-889nm",  # a unit against the number
+        "401nm-889nm",
+        "401 nm - 889 nm",
+        "401NM to 889NM",
     ],
 )
 def test_first_and_last_in_nm_however_written(text):
@@ -23,7 +27,15 @@ def test_first_and_last_in_nm_however_written(text):
 
 
 @pytest.mark.parametrize(
-    "text", ["0.401-0.889 um", "0.401 to 0.889 \u00b5m", "0.401-0.889 microns"]
+    "text",
+    [
+        "0.401-0.889 um",
+        "0.401 to 0.889 \u00b5m",
+        "0.401-0.889 microns",
+        "0.401-0.889um",
+        "0.401um-0.889um",
+        "0.401-0.889\u00b5m",
+    ],
 )
 def test_micrometres_with_their_unit_become_nm(text):
     first, last = parse_wavelength_range(text)

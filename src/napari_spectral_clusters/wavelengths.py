@@ -21,7 +21,8 @@ MIN_NM = 50
 
 
 def parse_wavelength_range(text: str) -> tuple[float, float]:
-    """``(first, last)`` in nm from "401-889", "401 to 889 nm", "401, 889", "0.4-2.5 um"...
+    """``(first, last)`` in nm from "401-889", "401 to 889 nm", "401, 889", "0.4-2.5 um",
+    "401nm-889nm"...
 
     Raises
     ------
@@ -37,7 +38,11 @@ def parse_wavelength_range(text: str) -> tuple[float, float]:
     >>> parse_wavelength_range("0.4-2.5 um")
     (400.0, 2500.0)
     """
-    parts = [p for p in re.split(rf"\s*(?:[{_DASHES}]|,|\s)\s*", str(text).strip()) if p]
+    # a unit written against its number ("889nm", "2.5um") is a word of its own
+    units = "|".join(map(re.escape, ("nm", *_MICROMETRES)))
+    text = str(text)
+    spaced = re.sub(rf"(?<=[\d.])({units})\b", r" \1", text.strip(), flags=re.I)
+    parts = [p for p in re.split(rf"\s*(?:[{_DASHES}]|,|\s)\s*", spaced) if p]
     scale = 1000.0 if any(p.lower() in _MICROMETRES for p in parts) else 1.0
     parts = [p for p in parts if p.lower() not in ("nm", "to", *_MICROMETRES)]
     try:
