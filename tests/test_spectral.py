@@ -138,7 +138,13 @@ def test_bad_steps_say_which_and_why(spec, n, wl, says):
 
 @pytest.mark.parametrize(
     ("spec", "says"),
-    [("baseline(magic)", "the methods are asls"), ("savgol(10, 2)", "an odd number")],
+    [
+        ("baseline(magic)", "the methods are asls"),
+        ("savgol(10, 2)", "an odd number"),
+        ("savgol(11, 2) || snv", "a | with no step on one side"),
+        ("savgol(11, 2) | snv |", "a | with no step on one side"),
+        ("| snv", "a | with no step on one side"),
+    ],
 )
 def test_what_needs_no_data_is_refused_as_it_is_written(spec, says):
     """Before any cube is read: the command line refuses it before its first file."""

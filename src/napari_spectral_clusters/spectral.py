@@ -128,7 +128,8 @@ class Pipeline:
         Raises
         ------
         PreprocessingError
-            Unknown steps, arguments that are not plain values, or a space not last.
+            Unknown steps, arguments that are not plain values, a space not last, or a |
+            with no step on one side.
         """
         if isinstance(spec, Pipeline):
             return spec
@@ -140,7 +141,13 @@ class Pipeline:
                 for item in spec
             ]
         elif isinstance(spec, str):
-            steps = [_step_from_text(part) for part in spec.split("|") if part.strip()]
+            parts = spec.split("|") if spec.strip() else []
+            if any(not part.strip() for part in parts):  # "a || b", "a |": a step left out?
+                raise PreprocessingError(
+                    f"{spec.strip()!r} has a | with no step on one side: steps are written "
+                    "one after the other, each between two |, as in 'savgol(11, 2) | snv'"
+                )
+            steps = [_step_from_text(part) for part in parts]
         else:
             raise PreprocessingError(f"a pipeline is text or a list of steps, not {spec!r}")
         space = "none"
