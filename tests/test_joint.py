@@ -6,6 +6,7 @@ import pytest
 
 from napari_spectral_clusters import ClusterModel, apply_model, cluster_image
 from napari_spectral_clusters.cluster import ClusteringError
+from napari_spectral_clusters.color import MIN_DELTA_E, delta_e
 from napari_spectral_clusters.joint import cluster_images
 from napari_spectral_clusters.samples import sample_photo, synthetic_cube
 from napari_spectral_clusters.stable_ids import keep_ids, match_ids
@@ -127,6 +128,26 @@ def test_a_rerun_with_one_more_cluster_keeps_the_old_ids_and_colours(lazy):
     np.testing.assert_array_equal(np.asarray(after.recolored), lut[labels])
     # the renumbered model gives these ids again
     np.testing.assert_array_equal(apply_model(cube, after.model, channel_axis=0).labels, labels)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_new_cluster_never_wears_a_kept_clusters_colour(seed):
+    """Palette colours go by row: a re-run's new 4th cluster wore the kept 3rd's colour
+    whenever it was the 3rd largest of the four (Samson, k = 3 then 4: two greens)."""
+    cube, _, _ = synthetic_cube((64, 64), n_bands=16, seed=seed)
+    before = cluster_image(cube, 3, channel_axis=0, random_state=seed, palette="categorical")
+    for k in (4, 6):
+        new = cluster_image(cube, k, channel_axis=0, random_state=seed, palette="categorical")
+        after, _ = keep_ids(new, before.centers, before.colors)
+        worn = after.colors[after.counts > 0]
+        assert len(worn) == k
+        d = delta_e(worn[:, None], worn[None]) + np.eye(k) * 1e9
+        assert d.min() >= MIN_DELTA_E, (k, worn.tolist())
+        for old in range(3):  # the kept ones keep theirs
+            np.testing.assert_array_equal(after.colors[old], before.colors[old])
+        lut = np.vstack([[0, 0, 0], after.colors])
+        np.testing.assert_array_equal(after.recolored, lut[after.labels])
+        np.testing.assert_array_equal(after.model.colors, after.colors)
 
 
 def test_fewer_clusters_leave_free_ids_that_survive_a_saved_model(tmp_path):

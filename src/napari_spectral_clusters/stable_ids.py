@@ -27,6 +27,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ._arrays import is_lazy
 from .cluster import ClusterResult
+from .color import MIN_DELTA_E, categorical_colors, delta_e
 from .kmeans import label_dtype
 
 __all__ = ["keep_ids", "match_ids"]
@@ -76,13 +77,16 @@ def keep_ids(
         return out
 
     # a matched cluster keeps its previous colour; a new one (or one with no colour given)
-    # wears its own; a free id keeps its colour for when it comes back
+    # wears its own, unless it looks like one already worn (palette colours are given by
+    # row, so the new 4th cluster of a re-run may wear what the kept 3rd wears): then the
+    # first palette colour unlike all; a free id keeps its colour for when it comes back
     previous = np.zeros((0, 3), np.uint8) if previous_colors is None else previous_colors
     previous = np.asarray(previous, np.uint8)[:n]
     colors = np.zeros((n, 3), np.uint8)
     colors[: len(previous)] = previous
     new = rows >= len(previous)
     colors[rows[new]] = result.colors[new]
+    _tell_new_apart(colors, len(previous), np.sort(rows[new]))
     model = result.model
     model = replace(
         model,
@@ -107,6 +111,21 @@ def keep_ids(
         params={**result.params, "ids_kept": True},
     )
     return renumbered, ids
+
+
+def _tell_new_apart(colors: np.ndarray, n_kept: int, new_rows: np.ndarray) -> None:
+    """Give each of ``new_rows`` (in order) whose colour is within
+    :data:`~.color.MIN_DELTA_E` of a kept one (the first ``n_kept`` rows) or an earlier new
+    one the first categorical colour far enough from all those (the farthest when none is)."""
+    taken = np.zeros(len(colors), bool)
+    taken[:n_kept] = True
+    palette = categorical_colors(256)
+    for row in new_rows:
+        if taken.any() and delta_e(colors[taken], colors[row]).min() < MIN_DELTA_E:
+            nearest = delta_e(palette[:, None], colors[taken][None]).min(axis=1)
+            fits = np.flatnonzero(nearest >= MIN_DELTA_E)
+            colors[row] = palette[fits[0] if len(fits) else np.argmax(nearest)]
+        taken[row] = True
 
 
 def _mapped(labels, lut: np.ndarray):
