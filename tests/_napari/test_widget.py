@@ -8,6 +8,7 @@ from superqt import QCollapsible
 from napari_spectral_clusters import cluster_image, label_statistics
 from napari_spectral_clusters._napari.sample_data import make_sample_cube, make_sample_photo
 from napari_spectral_clusters._napari.widget import ClusterWidget
+from napari_spectral_clusters.color import MIN_DELTA_E, delta_e
 from napari_spectral_clusters.recolor import recolor
 
 from .notifications import capture_notifications
@@ -1444,8 +1445,16 @@ def test_a_rerun_keeps_the_ids_names_and_colours_of_the_same_materials(viewer_an
         assert np.bincount(after.data[before == old]).argmax() == old
         np.testing.assert_array_equal(after.metadata["colors"][old - 1], colors[old - 1])
     assert 4 in np.unique(after.data)  # the new cluster takes a new id
+    worn = after.metadata["colors"]  # and a colour of its own
+    assert min(delta_e(worn[i], worn[j]) for i in range(4) for j in range(i)) >= MIN_DELTA_E
     table = w.table.to_dict("list")
     assert table["name"][table["label"].index(2)] == "coating"
+    assert w.status.value.startswith("4 clusters of 16,384 pixels")
+    w.n_clusters.value = 1  # ids 1-4 are kept, one of them holds every pixel
+    w.run(wait=True)
+    assert w.status.value.startswith("1 cluster of 16,384 pixels"), w.status.value
+    w.n_clusters.value = 4
+    w.run(wait=True)
     w.keep_ids.value = False  # numbered by size again
     w.run(wait=True)
     latest = viewer.layers["sample cube clusters (2)"].data

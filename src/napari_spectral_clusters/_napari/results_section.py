@@ -69,7 +69,7 @@ class ResultsSection(Container):
         background=None,
     ):
         self.table = Table(name="table", label="clusters")
-        self.merge_button = PushButton(name="merge_button", text="Merge selected clusters")
+        self.merge_button = PushButton(name="merge_button", text="Merge selected")
         self.refresh_button = PushButton(name="refresh_button", text="Refresh from labels")
         self.save_button = PushButton(name="save_button", text="Save…")
         edit_row = Container(
@@ -93,8 +93,8 @@ class ResultsSection(Container):
             "name to rename it or a swatch to change its colour."
         )
         self.merge_button.tooltip = (
-            "Merge the selected clusters into the first of them: for one material that k "
-            "split in two."
+            "Merge the clusters selected in the table into the first of them: for one material "
+            "that k split in two."
         )
         self.refresh_button.tooltip = (
             "Recount the table from the Labels layer after painting on it by hand."

@@ -573,14 +573,13 @@ class ClusterWidget(Container):
                 show_info(f"{source.name}: cluster colours from a {how}")
         elapsed = self.runner.elapsed()
         seconds = f" in {elapsed:.1f} s" if elapsed is not None else ""
-        self.status.value = (
-            f"{result.n_clusters} clusters of {int(result.counts.sum()):,} pixels{seconds}"
-        )
+        found = np.count_nonzero(result.counts)  # kept ids no cluster took are not counted
+        self.status.value = f"{_clusters(found)} of {int(result.counts.sum()):,} pixels{seconds}"
         self._results_in_view()
 
     def _edited_status(self, n_clusters: int, n_pixels: int):
         """The status line after a merge or painting: what the labels now hold."""
-        self.status.value = f"{n_clusters} clusters of {n_pixels:,} pixels, edited by hand"
+        self.status.value = f"{_clusters(n_clusters)} of {n_pixels:,} pixels, edited by hand"
 
     def _kept_ids(self, source: Image, result: ClusterResult, previous=None):
         """``result`` renumbered to keep the ids, colours and names of the last result of
@@ -625,7 +624,7 @@ class ClusterWidget(Container):
         elapsed = self.runner.elapsed()
         seconds = f" in {elapsed:.1f} s" if elapsed is not None else ""
         self.status.value = (
-            f"{joint.n_clusters} clusters of {int(joint.total.sum()):,} pixels in "
+            f"{_clusters(joint.n_clusters)} of {int(joint.total.sum()):,} pixels in "
             f"{len(layers)} layers{seconds}"
         )
         self._results_in_view()
@@ -666,3 +665,7 @@ def _remove(callbacks: list, callback) -> None:
     """Take a closed widget's mouse callback off the viewer (clicks must not reach it)."""
     if callback in callbacks:
         callbacks.remove(callback)
+
+
+def _clusters(n: int) -> str:
+    return f"{n} cluster" if n == 1 else f"{n} clusters"
