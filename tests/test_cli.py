@@ -574,7 +574,7 @@ def test_run_with_a_preprocessing_pipeline_and_a_bad_one(tmp_path, inputs, data_
     assert proc.returncode == 0
     np.testing.assert_array_equal(read_png(again / "Samson_clusters.png").data, expected.labels)
     proc = _run("run", inputs, "--preprocess", "savgol(4, 2) | snv", "-o", tmp_path / "bad")
-    assert proc.returncode == 2 and "savgol(4, 2): the window is an odd number" in proc.stderr
+    assert proc.returncode == 2 and "savgol(4, 2): the window must be an odd number" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "bad").exists()
 
 

@@ -112,7 +112,7 @@ def test_the_text_the_json_and_a_file_give_the_same_pipeline(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "n", "wl", "says"),
     [
-        ("savgol(10, 2)", 121, WL, "savgol(10, 2): the window is an odd number"),
+        ("savgol(10, 2)", 121, WL, "savgol(10, 2): the window must be an odd number"),
         ("savgol(201, 2)", 121, WL, "longer than 121"),
         ("savgol(5, 5)", 121, WL, "the order"),
         ("range(100, 200)", 121, WL, "outside the wavelengths"),

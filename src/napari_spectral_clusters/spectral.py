@@ -298,7 +298,9 @@ def _check_arguments(step: Step) -> None:
         if isinstance(deriv, bool):
             raise PreprocessingError(f"{step.spec}: deriv is 0, 1, 2...")
         if int(window) != window or window < 1 or window % 2 == 0:
-            raise PreprocessingError(f"{step.spec}: the window is an odd number of bands")
+            raise PreprocessingError(
+                f"{step.spec}: the window must be an odd number of bands, not {window}"
+            )
         if int(order) != order or not 0 <= order < window:
             raise PreprocessingError(f"{step.spec}: the order is 0 to window - 1, not {order}")
         if not isinstance(deriv, int | float) or int(deriv) != deriv or not 0 <= deriv <= order:

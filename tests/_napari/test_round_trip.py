@@ -309,3 +309,33 @@ def test_painting_a_label_too_large_for_colours_is_a_notification(edited, monkey
     w.refresh()
     assert shown and "outside 0..65,535" in shown[0]
     np.testing.assert_array_equal(viewer.layers["sample cube recolored"].data, before)
+
+
+def test_save_offers_the_folder_of_the_clustered_file_then_the_last_one_used(
+    make_napari_viewer, data_dir, tmp_path, monkeypatch
+):
+    """Not the folder napari was started in (a code checkout, often)."""
+    import shutil
+
+    from qtpy.QtWidgets import QFileDialog
+
+    scans, results = tmp_path / "scans", tmp_path / "results"
+    scans.mkdir()
+    results.mkdir()
+    shutil.copy(data_dir / "hsi" / "Samson.mat", scans / "Samson.mat")
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    cube = viewer.open(str(scans / "Samson.mat"), plugin=PLUGIN)[0]
+    w.image.value = cube
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    offered = []
+
+    def dialog(parent, caption, proposed, filters):
+        offered.append(proposed)
+        return str(results / f"run{len(offered)}.mat"), filters.split(";;")[0]
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", dialog)
+    assert w.results.save() and w.results.save()
+    assert offered == [str(scans / "SamSon clusters.mat"), str(results / "SamSon clusters.mat")]
+    assert sorted(p.name for p in results.iterdir()) == ["run1.mat", "run2.mat"]

@@ -117,7 +117,7 @@ def test_bad_parameters_are_named_and_change_nothing(viewer_and_widget, errors):
     editor = w.steps_editor
     editor.select(0)
     assert editor.set_params(window=10) is None
-    assert "savgol(10, 2): the window is an odd number of bands" in errors[-1]
+    assert "savgol(10, 2): the window must be an odd number of bands" in errors[-1]
     assert w.steps.value == "savgol(9, 2) | snv"
     assert editor.params["window"].value == 9  # the form shows the step as it still is
     assert editor.set_params(window=201) is not None  # parses, but longer than 64 bands:

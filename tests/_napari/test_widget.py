@@ -1187,7 +1187,7 @@ def test_spectral_steps_in_the_widget_recover_the_materials_and_are_saved(
 @pytest.mark.parametrize(
     ("steps", "says"),
     [
-        ("savgol(4, 2)", "savgol(4, 2): the window is an odd number of bands"),
+        ("savgol(4, 2)", "savgol(4, 2): the window must be an odd number of bands"),
         ("savgol(201, 2)", "longer than 64"),
         ("range(600, 900) | snv", "selects bands by wavelength"),
         ("snv | pca", "pca is chosen under 'features'"),
@@ -1202,6 +1202,25 @@ def test_bad_spectral_steps_are_named_before_run(viewer_and_widget, errors, step
     assert w.run(wait=True) is None
     assert errors and says in errors[-1] and errors[-1].startswith("Spectral steps")
     assert len(viewer.layers) == 1 and w.status.value == "spectral steps do not fit"
+
+
+def test_the_status_stops_saying_the_steps_do_not_fit_once_they_do(viewer_and_widget, errors):
+    viewer, w = viewer_and_widget
+    layer, _ = _add_cube(viewer)
+    w.image.value = layer
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    done = w.status.value
+    assert done.startswith("3 clusters of")
+    w.steps.value = "savgol(4, 2)"
+    assert w.check_steps() is None and w.status.value == "spectral steps do not fit"
+    w.steps.value = "savgol(5, 2)"  # mended: the status before comes back
+    assert w.check_steps() is not None and w.status.value == done
+    w.steps.value = "savgol(4, 2)"
+    w.check_steps()
+    w.steps.value = ""  # or cleared
+    w.check_steps()
+    assert w.status.value == done
 
 
 def test_preview_steps_plots_a_sample_and_a_clicked_pixel_before_and_after(viewer_and_widget):

@@ -85,6 +85,7 @@ class ResultsSection(Container):
         self._edited = edited or (lambda n_clusters, n_pixels: None)
         self._background = background
         self._counting = False  # a recount is running in the background
+        self._saved_in: Path | None = None  # the folder Save… wrote to last
         self.shown: ShownResult | None = None
         self.results: dict[str, ShownResult] = {}
         self._writing = False  # we are changing a labels layer's data ourselves
@@ -332,6 +333,21 @@ class ResultsSection(Container):
             edited=True, stats=None if known is None else merged_statistics(known, labels)
         )
 
+    def save_folder(self, source) -> Path:
+        """Where *Save…* offers to save: the folder saved in last, else the folder of the
+        file ``source`` (the clustered layer) was read from, else the home folder -- never
+        the folder napari happened to be started in."""
+        if self._saved_in is not None and self._saved_in.is_dir():
+            return self._saved_in
+        read_from = None if source is None else source.source.path
+        if read_from is None and source is not None:
+            read_from = source.metadata.get("source")  # a file our reader opened
+        if isinstance(read_from, str) and read_from:
+            folder = Path(read_from).parent  # a .zarr store is a folder: beside it too
+            if folder.is_dir():
+                return folder
+        return Path.home()
+
     def save(self, path=None) -> list[str] | None:
         """Write the shown result's clusters and recoloured layers with this plugin's writer
         into one ``path`` (.mat or .zarr; asked for when None); returns the paths written,
@@ -344,18 +360,19 @@ class ResultsSection(Container):
         found = self.layers()
         if found is None:
             return None
-        labels_layer, recolored, _ = found
+        labels_layer, recolored, source = found
         if path is None:
             from qtpy.QtWidgets import QFileDialog
 
             path, chosen = QFileDialog.getSaveFileName(
                 self.native,
                 "Save the result",
-                f"{labels_layer.name}.mat",
+                str(self.save_folder(source) / f"{labels_layer.name}.mat"),
                 "MATLAB file (*.mat);;Zarr store (*.zarr)",
             )
             if not path:
                 return None
+            self._saved_in = Path(path).parent
             if not Path(path).suffix:  # a name typed without one: the file type chosen
                 path = f"{path}{'.zarr' if 'zarr' in chosen else '.mat'}"
         from napari.plugins.io import save_layers

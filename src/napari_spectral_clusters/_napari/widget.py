@@ -69,6 +69,8 @@ _CLUSTERING = (
 )
 _RESULTS = ("table", "merge_button", "refresh_button", "save_button")
 _REUSE = ("model_file", "save_model_button", "apply_model_button", "scheduler")
+#: The status while the spectral steps do not fit the chosen image (the notification says why).
+STEPS_DO_NOT_FIT = "spectral steps do not fit"
 
 
 class ClusterWidget(Container):
@@ -102,6 +104,7 @@ class ClusterWidget(Container):
         self.last_sweep: dict | None = None
         self._palette_noted: set = set()  # (layer, reason) already said
         self._clicked = None  # world position of the last Shift-click
+        self._status_before_steps = ""  # shown again once the steps fit
         self.clustering = ClusteringSection(
             bands=self._bands, steps_edited=self._steps_edited, resized=self._fit
         )
@@ -358,6 +361,7 @@ class ClusterWidget(Container):
         why the steps do not fit."""
         text = str(self.steps.value).strip()
         if not text:
+            self._steps_fit_again()
             return Pipeline.parse(self.preprocessing.value), None
         layer = self.image.value
         try:
@@ -375,10 +379,17 @@ class ClusterWidget(Container):
                 n = layer.data.shape[axis] - int(alpha)  # alpha is not a band
                 bound = pipeline.bind(n, wavelengths_of(layer, layer.data, axis))
         except PreprocessingError as exc:
-            self.status.value = "spectral steps do not fit"
+            if self.status.value != STEPS_DO_NOT_FIT:  # said until the steps fit again
+                self._status_before_steps = self.status.value
+                self.status.value = STEPS_DO_NOT_FIT
             show_error(f"Spectral steps: {exc}")
             return None
+        self._steps_fit_again()
         return pipeline, bound
+
+    def _steps_fit_again(self) -> None:
+        if self.status.value == STEPS_DO_NOT_FIT:
+            self.status.value = self._status_before_steps
 
     def preview_steps(self, position=None) -> dict | None:
         """Plot the mean spectrum of a sample of the chosen cube -- and of the pixel at
