@@ -82,6 +82,10 @@ def test_new_steps_start_with_limits_that_fit_the_image(viewer_and_widget, error
     step = w.steps_editor.add("range")  # no wavelengths: band numbers
     assert step.args == (0.0, layer.data.shape[0] - 1.0) and step.option("index") is True
     assert w.check_steps() is not None and not errors
+    last = layer.data.shape[0] - 1
+    assert w.steps.value == f"range(0, {last}, index=True)"  # whole numbers, as typed
+    w.steps_editor.set_params(lo=2.0, hi=9.0)
+    assert w.steps.value == "range(2, 9, index=True)"
 
 
 def test_remove_and_reorder(viewer_and_widget):

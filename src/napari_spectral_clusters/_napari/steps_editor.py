@@ -83,7 +83,10 @@ def step_text(name: str, values: dict) -> str:
     """The pipeline text of step ``name`` with the form's ``values``."""
     index = ", index=True" if values.get("index") else ""
     if name == "range":
-        return f"range({values['lo']!r}, {values['hi']!r}{index})"
+        lo, hi = values["lo"], values["hi"]
+        if values.get("index"):  # band numbers are whole: 0, not 0.0
+            lo, hi = (int(v) if float(v).is_integer() else v for v in (lo, hi))
+        return f"range({lo!r}, {hi!r}{index})"
     if name == "drop":
         return f"drop({values['limits']}{index})"
     if name == "savgol":
