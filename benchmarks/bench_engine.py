@@ -328,6 +328,17 @@ def scaling_cases(quick: bool) -> list[Case]:
                 reference_inits=1,
             )
         )
+    # many clusters on a small real cube (a widget user may pick up to 255): the search's
+    # moves grow with k (MAX_TRIALS caps them)
+    sweep.append(
+        Case(
+            "sweep k Samson 95x95x156, k=128",
+            load_samson(),
+            128,
+            methods=("engine", "sklearn_default"),
+            reference_inits=1,
+        )
+    )
     return sweep
 
 
