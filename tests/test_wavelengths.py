@@ -62,6 +62,8 @@ def test_micrometres_without_their_unit_are_refused_with_the_nm_they_stand_for()
         ("blue-red", "two numbers"),
         ("nan-500", "positive first"),
         ("", "two numbers"),
+        ("400nm to 2.5um", "both in nm or both in um"),
+        ("400 nm - 2.5 um", "both in nm or both in um"),
     ],
 )
 def test_anything_else_is_refused_saying_what_is_expected(text, message):

@@ -43,7 +43,10 @@ def parse_wavelength_range(text: str) -> tuple[float, float]:
     text = str(text)
     spaced = re.sub(rf"(?<=[\d.])({units})\b", r" \1", text.strip(), flags=re.I)
     parts = [p for p in re.split(rf"\s*(?:[{_DASHES}]|,|\s)\s*", spaced) if p]
-    scale = 1000.0 if any(p.lower() in _MICROMETRES for p in parts) else 1.0
+    micrometres = any(p.lower() in _MICROMETRES for p in parts)
+    if micrometres and any(p.lower() == "nm" for p in parts):
+        raise ValueError(f"Wavelengths are both in nm or both in um, not {text!r}.")
+    scale = 1000.0 if micrometres else 1.0
     parts = [p for p in parts if p.lower() not in ("nm", "to", *_MICROMETRES)]
     try:
         first, last = (float(p) for p in parts)

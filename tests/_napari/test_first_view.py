@@ -52,7 +52,7 @@ def test_a_cube_opens_on_its_representative_band_with_robust_contrast(
     make_napari_viewer, data_dir
 ):
     viewer = make_napari_viewer()
-    layer, *maps = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
+    *maps, layer = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
     assert layer.name == "SamSon" and len(maps) == 3
     band = layer.metadata["representative_band"]
     assert viewer.dims.current_step[0] == band
@@ -66,8 +66,11 @@ def test_a_cube_opens_on_its_representative_band_with_robust_contrast(
 
 def test_abundance_maps_show_at_every_band_of_their_scene(make_napari_viewer, data_dir):
     viewer = make_napari_viewer()
-    scene, *maps = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    *maps, scene = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
     assert scene.visible and not any(m.visible for m in maps)  # the scene is what shows
+    # and what is selected, so the widget offers it, not a hidden map
+    assert viewer.layers.selection.active is scene and w.image.value is scene
     water = maps[2]
     assert water.name == "Samson A (3-water)"
     water.visible = True

@@ -1,6 +1,8 @@
 """What a user made survives saving and reopening: ids, colours, cluster names, scale,
 translate, units and parameters; hand edits are never overwritten by a new result."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from napari.layers import Labels
@@ -325,7 +327,7 @@ def test_save_offers_the_folder_of_the_clustered_file_then_the_last_one_used(
     shutil.copy(data_dir / "hsi" / "Samson.mat", scans / "Samson.mat")
     viewer = make_napari_viewer()
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
-    cube = viewer.open(str(scans / "Samson.mat"), plugin=PLUGIN)[0]
+    cube = viewer.open(str(scans / "Samson.mat"), plugin=PLUGIN)[-1]  # the maps come first
     w.image.value = cube
     w.n_clusters.value = 3
     w.run(wait=True)
@@ -339,3 +341,13 @@ def test_save_offers_the_folder_of_the_clustered_file_then_the_last_one_used(
     assert w.results.save() and w.results.save()
     assert offered == [str(scans / "SamSon clusters.mat"), str(results / "SamSon clusters.mat")]
     assert sorted(p.name for p in results.iterdir()) == ["run1.mat", "run2.mat"]
+    # a folder gone unreadable (Python 3.11's is_dir raises on EACCES): the next one
+    is_dir = Path.is_dir
+
+    def unreadable(self):
+        if self == results:
+            raise PermissionError(13, "Permission denied", str(self))
+        return is_dir(self)
+
+    monkeypatch.setattr(Path, "is_dir", unreadable)
+    assert w.results.save_folder(cube) == scans

@@ -35,22 +35,49 @@ def test_samson_cube_band_axis_first_and_same_values(data_dir):
         assert m.metadata["plane"] == i and m.layer_state == {"visible": False}
 
 
-def test_a_few_planes_beside_a_scene_open_one_by_one(tmp_path):
+def test_abundance_maps_beside_a_scene_open_one_by_one(tmp_path):
     rng = np.random.default_rng(0)
-    scene, maps = rng.random((10, 12, 20)), rng.random((10, 12, 4))
-    other = rng.random((10, 12, 30))  # more planes than a stack of maps: a cube
+    scene = rng.random((10, 12, 20))
+    maps = rng.random((10, 12, 4))
+    maps /= maps.sum(axis=2, keepdims=True)  # fractions of 4 materials: they sum to one
+    swir = rng.random((10, 12, 30))  # more planes than a stack of maps: a cube
+    multi = rng.random((10, 12, 8))  # a few bands that are not fractions: a cube too
     path = tmp_path / "s.mat"
-    scipy.io.savemat(path, {"scene": scene, "maps": maps, "swir": other})
-    images = {img.name: img for img in read_mat(path)}
-    assert images["scene"].data.shape == (20, 10, 12)
-    assert images["swir"].data.shape == (30, 10, 12)
-    # no list of four names in the file: numbered from 1
+    scipy.io.savemat(
+        path,
+        {"scene": scene, "maps": maps, "swir": swir, "multi": multi, "W": rng.random((4, 12))},
+    )
+    images = read_mat(path)
+    names = [img.name for img in images]
+    # the maps first, so the scene is added after them (napari selects the last added)
+    assert names[:4] == [f"maps {i + 1}" for i in range(4)]  # no list of names: numbered
+    by_name = {img.name: img for img in images}
     for i in range(4):
-        np.testing.assert_array_equal(images[f"maps {i + 1}"].data, maps[:, :, i])
+        np.testing.assert_array_equal(by_name[f"maps {i + 1}"].data, maps[:, :, i])
+    assert by_name["scene"].data.shape == (20, 10, 12)
+    assert by_name["swir"].data.shape == (30, 10, 12)
+    assert by_name["multi"].data.shape == (8, 10, 12) and by_name["multi"].channel_axis == 0
+    assert "W" not in by_name  # 4 x 12: one row per map, spectra-like, as before
     # alone, the same array is a 4-band cube (nothing to share a slider with)
     scipy.io.savemat(path, {"maps": maps})
     (alone,) = read_mat(path)
     assert alone.data.shape == (4, 10, 12) and alone.channel_axis == 0
+
+
+def test_maps_are_named_only_after_the_one_list_of_as_many_names(tmp_path):
+    rng = np.random.default_rng(1)
+    maps = rng.random((6, 7, 3))
+    maps /= maps.sum(axis=2, keepdims=True)
+    scene = rng.random((6, 7, 40))
+    names = np.array([["soil"], ["tree"], ["water"]], dtype=object)
+    path = tmp_path / "s.mat"
+    scipy.io.savemat(path, {"scene": scene, "A": maps, "cood": names})
+    assert [img.name for img in read_mat(path)][:3] == ["A (soil)", "A (tree)", "A (water)"]
+    authors = np.array([["Ann"], ["Bo"], ["Cy"]], dtype=object)  # which list is meant?
+    scipy.io.savemat(path, {"scene": scene, "A": maps, "cood": names, "who": authors})
+    assert [img.name for img in read_mat(path)][:3] == ["A 1", "A 2", "A 3"]
+    scipy.io.savemat(path, {"scene": scene, "A": maps, "cood": names[:2]})  # too short
+    assert [img.name for img in read_mat(path)][:3] == ["A 1", "A 2", "A 3"]
 
 
 def test_ground_truth_only_file_opens_as_labels(data_dir):

@@ -337,15 +337,18 @@ class ResultsSection(Container):
         """Where *Save…* offers to save: the folder saved in last, else the folder of the
         file ``source`` (the clustered layer) was read from, else the home folder -- never
         the folder napari happened to be started in."""
-        if self._saved_in is not None and self._saved_in.is_dir():
-            return self._saved_in
         read_from = None if source is None else source.source.path
         if read_from is None and source is not None:
             read_from = source.metadata.get("source")  # a file our reader opened
+        candidates = [self._saved_in]
         if isinstance(read_from, str) and read_from:
-            folder = Path(read_from).parent  # a .zarr store is a folder: beside it too
-            if folder.is_dir():
-                return folder
+            candidates.append(Path(read_from).parent)  # a .zarr store is a folder: beside it
+        for folder in candidates:
+            try:
+                if folder is not None and folder.is_dir():
+                    return folder
+            except OSError:  # gone unreadable (Python 3.11 raises on EACCES): the next
+                continue
         return Path.home()
 
     def save(self, path=None) -> list[str] | None:

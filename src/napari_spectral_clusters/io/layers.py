@@ -6,11 +6,12 @@ arrays (MATLAB ``.mat``, zarr groups), and how our writers record layers as name
   last two axes have the same length and the first differs, and the **last** axis otherwise
   (MATLAB's rows x cols x bands convention); a format may name cubes it knows to be band-first.
   The cube is returned band axis first.
-* A stack of a few planes (at most ``STACK_PLANES``) with a larger cube's y x x but another
-  number of bands, such as abundance maps beside their scene, opens as one 2-D image per
-  plane: as a cube it would share the band slider with the scene and show nothing at most of
-  its positions. Planes are named after a list of as many strings in the file (a cell of
-  material names), else numbered from 1, and open hidden: the scene stays in view.
+* A stack of a few abundance maps (at most ``STACK_PLANES`` planes of fractions summing to
+  one) with a larger cube's y x x opens as one 2-D image per map: as a cube it would share
+  the band slider with the scene and show nothing at most of its positions. Maps are named
+  after the file's one list of as many strings (a v5 file's cell of material names), else
+  numbered from 1; they open hidden and first, so the scene stays in view and is the layer
+  napari selects.
 * A band x pixels matrix with the image size in scalars (``lines``/``cols``,
   ``nRow``/``nCol``, ...), as unmixing datasets store cubes, is reshaped to the cube using
   MATLAB's column-major pixel order.
@@ -96,8 +97,8 @@ def images_from_arrays(
     ``string_lists``: the file's lists of strings by name (cells of strings), which may name
     a stack's planes.
 
-    Cubes first (band axis first, largest last), then 2-D images, then labels. ``arrays`` is
-    not modified.
+    Abundance maps split from a stack first, then cubes (band axis first, largest last),
+    then 2-D images, then labels. ``arrays`` is not modified.
     """
     arrays = dict(arrays)
     saved = _saved_layers(path, arrays, strings)
@@ -155,11 +156,11 @@ def _images(
             arr = _magnitude(path, name, arr)
             cubes.append(_cube(name, arr, wavelengths, bands_first=name in bands_first))
     cubes.sort(key=lambda c: c.data.size)
-    for stack in [c for c in cubes if _is_stack(c, cubes) and id(c) not in as_saved]:
-        cubes.remove(stack)
-        planes += _planes(stack, string_lists or {})
+    stacks = [c for c in cubes if id(c) not in as_saved and _is_stack(c, cubes)]
+    maps = [plane for stack in stacks for plane in _planes(stack, string_lists or {})]
+    cube_bands = {c.data.shape[0] for c in cubes}  # a stack's too: W (maps x ...) is spectra
+    cubes = [c for c in cubes if all(c is not stack for stack in stacks)]
     cube_yx = {c.data.shape[-2:] for c in cubes}
-    cube_bands = {c.data.shape[0] for c in cubes}
     for name, arr in arrays.items():
         if arr.ndim != 2 or min(arr.shape) < 2 or name in wavelengths:
             continue
@@ -178,29 +179,42 @@ def _images(
             metadata={"source": str(path), "variable": img.name, **img.metadata},
             named_after_variable=id(img) not in as_saved,
         )
-        for img in cubes + planes + labels
+        for img in maps + cubes + planes + labels
     ]
 
 
-#: A file's 3-D array of at most this many planes beside a larger cube of another band count
-#: (abundance maps, per-material masks) opens as one 2-D image per plane.
+#: A file's stack of at most this many abundance maps (fractions summing to one, within
+#: ABUNDANCE_TOL, at 99% of the pixels) beside a larger cube of the same size opens as one
+#: 2-D image per map.
 STACK_PLANES = 16
+ABUNDANCE_TOL = 0.01
 
 
 def _is_stack(img: ImageData, cubes: list[ImageData]) -> bool:
-    shape = img.data.shape
-    return (
+    """Whether ``img`` is a stack of abundance maps beside a larger cube of the same size:
+    a few planes of fractions that sum to one at (nearly) every pixel, as unmixing datasets
+    store them. Anything else of a few bands (a multispectral cube beside a hyperspectral
+    one, an RGB composite) stays a cube, and a lazy one is not read to find out."""
+    data, shape = img.data, img.data.shape
+    if not (
         len(shape) == 3
         and shape[0] <= STACK_PLANES
+        and not is_lazy(data)
         and any(c.data.shape[1:] == shape[1:] and c.data.shape[0] > shape[0] for c in cubes)
-    )
+    ):
+        return False
+    values = np.asarray(data, dtype=np.float64)
+    if not np.isfinite(values).all() or values.min() < -ABUNDANCE_TOL:
+        return False
+    return float(np.mean(np.abs(values.sum(axis=0) - 1) <= ABUNDANCE_TOL)) >= 0.99
 
 
 def _planes(stack: ImageData, string_lists: dict) -> list[ImageData]:
-    """One 2-D image per plane of ``stack``, named after a list of as many strings (the
-    first such list, in the file's order), else numbered from 1."""
+    """One 2-D image per plane of ``stack``, named after the file's list of as many strings
+    when it holds exactly one (Samson's cell of material names), else numbered from 1."""
     n = stack.data.shape[0]
-    names = next((lst for lst in string_lists.values() if len(lst) == n), None)
+    fitting = [lst for lst in string_lists.values() if len(lst) == n]
+    names = fitting[0] if len(fitting) == 1 else None
     suffixes = [f"({name})" for name in names] if names else [str(i + 1) for i in range(n)]
     return [
         ImageData(
