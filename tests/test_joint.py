@@ -150,6 +150,21 @@ def test_a_new_cluster_never_wears_a_kept_clusters_colour(seed):
         np.testing.assert_array_equal(after.model.colors, after.colors)
 
 
+def test_a_new_clusters_true_colour_like_a_kept_one_is_replaced_and_said():
+    cube, _, wl = synthetic_cube((64, 64), n_bands=16, seed=1)
+    new = cluster_image(cube, 4, channel_axis=0, wavelengths=wl, random_state=0)
+    assert new.params["colors"].startswith("true colour")
+    # the two kept clusters wear what clusters 3 and 4 would wear in true colour
+    after, ids = keep_ids(new, new.centers[:2], new.colors[2:])
+    assert ids.tolist() == [1, 2, 3, 4]
+    np.testing.assert_array_equal(after.colors[:2], new.colors[2:])  # kept: theirs
+    assert delta_e(after.colors[2:], new.colors[2:]).min() >= MIN_DELTA_E  # new: replaced
+    assert after.params["colors"].endswith(
+        "palette colours for new id(s) 3, 4, whose own looked like a kept cluster's"
+    )
+    np.testing.assert_array_equal(after.model.colors, after.colors)
+
+
 def test_fewer_clusters_leave_free_ids_that_survive_a_saved_model(tmp_path):
     cube, _, _ = synthetic_cube((64, 64), n_bands=16, seed=1)
     before = cluster_image(cube, 4, channel_axis=0, random_state=0)

@@ -86,7 +86,12 @@ def keep_ids(
     colors[: len(previous)] = previous
     new = rows >= len(previous)
     colors[rows[new]] = result.colors[new]
-    _tell_new_apart(colors, len(previous), np.sort(rows[new]))
+    moved = _tell_new_apart(colors, len(previous), np.sort(rows[new]))
+    params = {**result.params, "ids_kept": True}
+    if moved and str(params.get("colors", "")).startswith("true"):  # say where it says how
+        ids_moved = ", ".join(str(row + 1) for row in moved)
+        params["colors"] = f"{params['colors']}; palette colours for new id(s) {ids_moved}, "
+        params["colors"] += "whose own looked like a kept cluster's"
     model = result.model
     model = replace(
         model,
@@ -108,15 +113,17 @@ def keep_ids(
         colors=colors,
         counts=placed(result.counts, 0).astype(np.int64),
         model=model,
-        params={**result.params, "ids_kept": True},
+        params=params,
     )
     return renumbered, ids
 
 
-def _tell_new_apart(colors: np.ndarray, n_kept: int, new_rows: np.ndarray) -> None:
+def _tell_new_apart(colors: np.ndarray, n_kept: int, new_rows: np.ndarray) -> list[int]:
     """Give each of ``new_rows`` (in order) whose colour is within
     :data:`~.color.MIN_DELTA_E` of a kept one (the first ``n_kept`` rows) or an earlier new
-    one the first categorical colour far enough from all those (the farthest when none is)."""
+    one the first categorical colour far enough from all those (the farthest when none is);
+    returns the rows given one."""
+    moved = []
     taken = np.zeros(len(colors), bool)
     taken[:n_kept] = True
     palette = categorical_colors(256)
@@ -125,7 +132,9 @@ def _tell_new_apart(colors: np.ndarray, n_kept: int, new_rows: np.ndarray) -> No
             nearest = delta_e(palette[:, None], colors[taken][None]).min(axis=1)
             fits = np.flatnonzero(nearest >= MIN_DELTA_E)
             colors[row] = palette[fits[0] if len(fits) else np.argmax(nearest)]
+            moved.append(int(row))
         taken[row] = True
+    return moved
 
 
 def _mapped(labels, lut: np.ndarray):
