@@ -52,7 +52,7 @@ def test_a_cube_opens_on_its_representative_band_with_robust_contrast(
     make_napari_viewer, data_dir
 ):
     viewer = make_napari_viewer()
-    *maps, layer = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
+    layer, *maps = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
     assert layer.name == "SamSon" and len(maps) == 3
     band = layer.metadata["representative_band"]
     assert viewer.dims.current_step[0] == band
@@ -64,21 +64,37 @@ def test_a_cube_opens_on_its_representative_band_with_robust_contrast(
     assert (data[band] > hi).mean() < 0.05  # the band shown is not washed out
 
 
-def test_abundance_maps_show_at_every_band_of_their_scene(make_napari_viewer, data_dir):
-    viewer = make_napari_viewer()
+def test_abundance_maps_show_at_every_band_over_their_scene(make_napari_viewer, data_dir):
+    viewer = make_napari_viewer(show=True)  # drawn, to look at what shows
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
-    *maps, scene = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
+    scene, *maps = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
     assert scene.visible and not any(m.visible for m in maps)  # the scene is what shows
-    # and what is selected, so the widget offers it, not a hidden map
-    assert viewer.layers.selection.active is scene and w.image.value is scene
+    # napari selects the last layer added, a hidden map: the widget offers the scene
+    assert viewer.layers.selection.active is maps[-1] and w.image.value is scene
     water = maps[2]
     assert water.name == "Samson A (3-water)"
+
+    def canvas():
+        return viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
+
+    before = canvas()
     water.visible = True
+    shown = canvas()
+    scene.visible = False
+    alone = canvas()
+    # drawn over the scene: what shows is the map, whether the scene is shown or not
+    assert np.abs(shown - before).mean() > 10
+    np.testing.assert_array_equal(shown, alone)
     for band in (0, 100, 155):  # as a 3-plane cube it held nothing past band 2
         viewer.dims.set_current_step(0, band)
         for y, x in ((5, 5), (80, 20)):
             value = water.get_value((band, y, x), world=True)
             assert value == water.data[y, x], (band, y, x)
+    # a map the user shows and selects is theirs to cluster
+    rock = maps[0]
+    rock.visible = True
+    viewer.layers.selection.active = rock
+    assert w.image.value is rock
 
 
 def test_the_band_slider_says_the_wavelength_it_shows(make_napari_viewer):

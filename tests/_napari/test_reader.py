@@ -70,7 +70,7 @@ def test_a_file_that_crashes_the_parser_is_a_notification_and_napari_lives_on(
     assert len(shown) == 1 and "segfault_miMATRIX_offset203.mat" in shown[0]
     assert "crashed" in shown[0]
     names = [kw["name"] for _, kw, _ in layers]  # the other file opened
-    assert names == ["Samson A (1-rock)", "Samson A (2-Tree)", "Samson A (3-water)", "SamSon"]
+    assert names == ["SamSon", "Samson A (1-rock)", "Samson A (2-Tree)", "Samson A (3-water)"]
 
 
 def test_several_pngs_open_as_one_stack(tmp_path):

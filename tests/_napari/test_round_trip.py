@@ -327,7 +327,7 @@ def test_save_offers_the_folder_of_the_clustered_file_then_the_last_one_used(
     shutil.copy(data_dir / "hsi" / "Samson.mat", scans / "Samson.mat")
     viewer = make_napari_viewer()
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
-    cube = viewer.open(str(scans / "Samson.mat"), plugin=PLUGIN)[-1]  # the maps come first
+    cube = viewer.open(str(scans / "Samson.mat"), plugin=PLUGIN)[0]  # the maps come last
     w.image.value = cube
     w.n_clusters.value = 3
     w.run(wait=True)

@@ -49,8 +49,8 @@ def test_abundance_maps_beside_a_scene_open_one_by_one(tmp_path):
     )
     images = read_mat(path)
     names = [img.name for img in images]
-    # the maps first, so the scene is added after them (napari selects the last added)
-    assert names[:4] == [f"maps {i + 1}" for i in range(4)]  # no list of names: numbered
+    # the maps last, on top of the scene: one shown is drawn over it
+    assert names[-4:] == [f"maps {i + 1}" for i in range(4)]  # no list of names: numbered
     by_name = {img.name: img for img in images}
     for i in range(4):
         np.testing.assert_array_equal(by_name[f"maps {i + 1}"].data, maps[:, :, i])
@@ -72,12 +72,12 @@ def test_maps_are_named_only_after_the_one_list_of_as_many_names(tmp_path):
     names = np.array([["soil"], ["tree"], ["water"]], dtype=object)
     path = tmp_path / "s.mat"
     scipy.io.savemat(path, {"scene": scene, "A": maps, "cood": names})
-    assert [img.name for img in read_mat(path)][:3] == ["A (soil)", "A (tree)", "A (water)"]
+    assert [img.name for img in read_mat(path)][-3:] == ["A (soil)", "A (tree)", "A (water)"]
     authors = np.array([["Ann"], ["Bo"], ["Cy"]], dtype=object)  # which list is meant?
     scipy.io.savemat(path, {"scene": scene, "A": maps, "cood": names, "who": authors})
-    assert [img.name for img in read_mat(path)][:3] == ["A 1", "A 2", "A 3"]
+    assert [img.name for img in read_mat(path)][-3:] == ["A 1", "A 2", "A 3"]
     scipy.io.savemat(path, {"scene": scene, "A": maps, "cood": names[:2]})  # too short
-    assert [img.name for img in read_mat(path)][:3] == ["A 1", "A 2", "A 3"]
+    assert [img.name for img in read_mat(path)][-3:] == ["A 1", "A 2", "A 3"]
 
 
 def test_ground_truth_only_file_opens_as_labels(data_dir):

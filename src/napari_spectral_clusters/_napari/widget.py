@@ -160,10 +160,12 @@ class ClusterWidget(Container):
         self._follow_active_layer()
 
     def _follow_active_layer(self, *_):
-        """Default source: the active layer, when it is an image we did not make; and when it
-        is one of our result layers, the table, plot and actions follow that result."""
+        """Default source: the active layer, when it is a shown image we did not make (a
+        file's abundance maps open hidden, last, so napari selects one); and when it is one
+        of our result layers, the table, plot and actions follow that result."""
         active = self._viewer.layers.selection.active
-        if isinstance(active, Image) and not active.metadata.get("spectral_clusters_source"):
+        ours = active is not None and active.metadata.get("spectral_clusters_source")
+        if isinstance(active, Image) and active.visible and not ours:
             if active in self.image.choices:
                 self.image.value = active
         image = self.image.value

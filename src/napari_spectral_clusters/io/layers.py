@@ -10,8 +10,8 @@ arrays (MATLAB ``.mat``, zarr groups), and how our writers record layers as name
   one) with a larger cube's y x x opens as one 2-D image per map: as a cube it would share
   the band slider with the scene and show nothing at most of its positions. Maps are named
   after the file's one list of as many strings (a v5 file's cell of material names), else
-  numbered from 1; they open hidden and first, so the scene stays in view and is the layer
-  napari selects.
+  numbered from 1; they open hidden and last, on top of the scene: the scene stays in view,
+  and a map shown is drawn over it.
 * A band x pixels matrix with the image size in scalars (``lines``/``cols``,
   ``nRow``/``nCol``, ...), as unmixing datasets store cubes, is reshaped to the cube using
   MATLAB's column-major pixel order.
@@ -97,8 +97,8 @@ def images_from_arrays(
     ``string_lists``: the file's lists of strings by name (cells of strings), which may name
     a stack's planes.
 
-    Abundance maps split from a stack first, then cubes (band axis first, largest last),
-    then 2-D images, then labels. ``arrays`` is not modified.
+    Cubes (band axis first, largest last), then 2-D images, then labels, then abundance maps
+    split from a stack. ``arrays`` is not modified.
     """
     arrays = dict(arrays)
     saved = _saved_layers(path, arrays, strings)
@@ -179,7 +179,7 @@ def _images(
             metadata={"source": str(path), "variable": img.name, **img.metadata},
             named_after_variable=id(img) not in as_saved,
         )
-        for img in maps + cubes + planes + labels
+        for img in cubes + planes + labels + maps
     ]
 
 
