@@ -97,6 +97,25 @@ def test_abundance_maps_show_at_every_band_over_their_scene(make_napari_viewer, 
     assert w.image.value is rock
 
 
+def test_a_cube_opened_first_fits_the_canvas_beside_the_widget(
+    make_napari_viewer, qtbot, data_dir
+):
+    """napari fits the view as the first layer is added, before the cube's band slider has
+    its row under the canvas: Samson overflowed the canvas beside the docked widget at
+    1366 x 768 (zoom 6.45 for 95 pixels in a 596 pixel wide canvas)."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    qtbot.wait(50)
+    (scene, *_) = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
+    qtbot.wait(100)
+    height, width = viewer.screenshot(canvas_only=True, flash=False).shape[:2]
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera  # napari 0.9
+    shown = camera.zoom * np.array(scene.data.shape[1:])  # rows, columns on screen
+    assert shown[0] <= height + 1 and shown[1] <= width + 1, (shown, (height, width))
+    assert max(shown[0] / height, shown[1] / width) > 0.9  # and fills it, as napari fits
+
+
 def test_the_band_slider_says_the_wavelength_it_shows(make_napari_viewer):
     viewer = make_napari_viewer()
     follow_bands(viewer)

@@ -45,6 +45,8 @@ def follow_bands(viewer: napari.viewer.Viewer) -> None:
     def inserted(event):
         followed = ref()
         if followed is not None:
+            if len(followed.layers) == 1 and event.value.ndim > 2:
+                _fit_once_laid_out(followed)
             _open_on_representative_band(followed, event.value)
             event.value.events.visible.connect(update)
             update()
@@ -129,6 +131,27 @@ def show_band(viewer: napari.viewer.Viewer, state: dict | None = None) -> str | 
     if tuple(labels) != tuple(viewer.dims.axis_labels):
         viewer.dims.axis_labels = tuple(labels)
     return text
+
+
+def _fit_once_laid_out(viewer: napari.viewer.Viewer) -> None:
+    """Fit the view to the first layer again once Qt has laid the window out.
+
+    napari fits it as the layer is added, before a cube's slider has taken its row under the
+    canvas: Samson then overflowed the canvas at 1366 x 768, and the slider's name, measured
+    against a slider not yet sized, read "857..." instead of "857.5 nm".
+    """
+    from qtpy.QtCore import QTimer
+
+    ref = weakref.ref(viewer)
+
+    def fit():
+        followed = ref()
+        if followed is not None and len(followed.layers):
+            followed.reset_view()
+            # napari measures the slider's name again when the names change: say they did
+            followed.dims.events.axis_labels(value=followed.dims.axis_labels)
+
+    QTimer.singleShot(0, fit)
 
 
 def _open_on_representative_band(viewer: napari.viewer.Viewer, layer) -> None:
