@@ -370,6 +370,8 @@ class BoundPipeline:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.n_in:
             raise PreprocessingError(f"spectra of {self.n_in} bands expected, not {x.shape}")
+        if not len(x):  # a chunk with no pixel inside a mask: scipy's filters refuse 0 rows
+            return np.zeros((0, self.n_out), dtype=np.float32)
         for func in self.funcs:
             x = func(x)
         return np.ascontiguousarray(x, dtype=np.float32)
