@@ -221,7 +221,10 @@ def test_apply_model_never_overwrites_hand_edits(edited, tmp_path):
     assert 9 not in np.unique(fresh.data)
 
 
-def test_painting_alone_counts_as_an_edit(make_napari_viewer):
+def test_painting_alone_counts_as_an_edit(make_napari_viewer, monkeypatch):
+    """The edited result is kept, the new one goes above it (it is what shows), and the
+    notification says so once, not again at every later run."""
+    warned = capture_notifications(monkeypatch, "warning")
     viewer = make_napari_viewer()
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
     (cube, kw, _), _ = make_sample_cube()
@@ -236,6 +239,16 @@ def test_painting_alone_counts_as_an_edit(make_napari_viewer):
     w.run(wait=True)
     np.testing.assert_array_equal(viewer.layers["sample cube clusters"].data, painted)
     assert "sample cube clusters (2)" in viewer.layers
+    order = [x.name for x in viewer.layers]
+    assert order[-4:] == [
+        "sample cube recolored",
+        "sample cube clusters",
+        "sample cube recolored (2)",
+        "sample cube clusters (2)",
+    ]
+    assert len(warned) == 1 and "holds your edits" in warned[0]
+    w.run(wait=True)  # the new result, unedited, is updated in place, with nothing to say
+    assert [x.name for x in viewer.layers] == order and len(warned) == 1
 
 
 @pytest.mark.parametrize("depth", [8, 16])

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from .shown import ShownResult
 
-__all__ = ["find_layers", "put_layer", "result_names"]
+__all__ = ["find_layers", "put_layer", "result_names", "top_result"]
 
 
 def result_names(viewer: napari.viewer.Viewer, source: str) -> tuple[str, str]:
@@ -39,12 +39,27 @@ def result_names(viewer: napari.viewer.Viewer, source: str) -> tuple[str, str]:
         if reusable(names[0], Labels) and reusable(names[1], Image):
             break
         n += 1
-    if n > 1:
+    if n > 1 and names[0] not in layers:  # said once, as the new layers are made
         show_warning(
             f"'{source} clusters' or '{source} recolored' holds your edits or is not a "
             f"result of this widget, so the new result is in '{names[0]}' and '{names[1]}'."
         )
     return names
+
+
+def top_result(viewer: napari.viewer.Viewer, source: Image, *, besides=()) -> Image | Labels:
+    """The top-most of ``source`` and the layers of its earlier results (other than those
+    named in ``besides``): a new result goes above them all, so it is what shows, not a
+    result kept below it for its hand edits."""
+    layers = viewer.layers
+    ours = [
+        layer
+        for layer in layers
+        if layer.metadata.get("spectral_clusters_source") == source.name
+        and layer.name not in besides
+        and isinstance(layer, Image | Labels)
+    ]
+    return max([source, *ours], key=layers.index)
 
 
 def put_layer(viewer: napari.viewer.Viewer, name: str, layer_type: str, data, kwargs, *, above):

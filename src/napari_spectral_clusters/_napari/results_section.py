@@ -35,7 +35,7 @@ from .layer_rules import (
     spatial_shape,
     sub_transform,
 )
-from .result_layers import find_layers, put_layer, result_names
+from .result_layers import find_layers, put_layer, result_names, top_result
 from .shown import ShownResult
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ class ResultsSection(Container):
             "image",
             result.recolored,
             dict(rgb=True, metadata=meta, **transform),
-            above=source,
+            above=top_result(self._viewer, source, besides=(labels_name, recolored_name)),
         )
         self._writing = True  # our own data change: no refresh from it
         try:
