@@ -364,3 +364,56 @@ def test_save_offers_the_folder_of_the_clustered_file_then_the_last_one_used(
 
     monkeypatch.setattr(Path, "is_dir", unreadable)
     assert w.results.save_folder(cube) == scans
+
+
+@pytest.mark.parametrize("suffix", [".mat", ".zarr"])
+def test_napari_save_after_painting_writes_a_file_that_agrees_with_itself(
+    make_napari_viewer, tmp_path, suffix
+):
+    """File > Save Selected Layers right after painting, without Refresh from labels: the
+    file's colours, counts, table and recoloured image follow the painted labels, the means
+    of the clusters painting changed are unknown (NaN), the others kept; the layers in the
+    viewer are left as they are."""
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    (cube, kw, _), _ = make_sample_cube()
+    viewer.add_image(cube, **kw)
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    layer = viewer.layers["sample cube clusters"]
+    recolored = viewer.layers["sample cube recolored"]
+    before = {key: np.array(layer.metadata[key]) for key in ("counts", "centers", "colors")}
+    untouched = int(np.argmax(before["counts"])) + 1  # the biggest cluster: not painted
+    painted = np.array(layer.data)
+    region = (slice(0, 20), slice(0, 20))
+    painted[region][painted[region] != untouched] = 5  # a new id, over other clusters
+    layer.data[...] = painted  # in place, as napari's brush paints (layer.data = ... recounts)
+    layer.refresh()
+    kept = np.array(recolored.data)
+    viewer.layers.selection = {layer, recolored}
+    (written,) = viewer.layers.save(str(tmp_path / f"both{suffix}"), selected=True, plugin=PLUGIN)
+    back = {x.name: x for x in make_napari_viewer().open(written, plugin=PLUGIN)}
+    labels, rgb = back["sample cube clusters"], back["sample cube recolored"]
+    np.testing.assert_array_equal(labels.data, painted)
+    counts = np.bincount(painted.ravel(), minlength=6)[1:]
+    np.testing.assert_array_equal(labels.metadata["counts"], counts)
+    colors = np.asarray(labels.metadata["colors"])
+    assert colors.shape == (5, 3)
+    np.testing.assert_array_equal(colors[:4], before["colors"])
+    np.testing.assert_array_equal(rgb.data, colors[painted - 1])  # every pixel labelled here
+    centers = np.asarray(labels.metadata["centers"])
+    changed = counts != np.append(before["counts"], 0)
+    assert changed[4] and np.isnan(centers[changed]).all()
+    np.testing.assert_array_equal(centers[~changed], before["centers"][~changed[:4]])
+    assert labels.metadata["hand_edited"] and "inertia" not in labels.metadata
+    table = dict(zip(labels.features["index"], labels.features["pixels"], strict=True))
+    assert table[5] == counts[4] and table[untouched] == counts[untouched - 1]
+    # the viewer's layers: as they were (the file follows them, they do not follow the file)
+    np.testing.assert_array_equal(layer.metadata["counts"], before["counts"])
+    np.testing.assert_array_equal(recolored.data, kept)
+    # and the clusters alone as an indexed PNG: id 5 in its palette, counts recounted
+    (png,) = layer.save(str(tmp_path / "clusters.png"), plugin=PLUGIN)
+    (alone,) = make_napari_viewer().open(png, plugin=PLUGIN)
+    np.testing.assert_array_equal(alone.data, painted)
+    np.testing.assert_array_equal(alone.metadata["counts"], counts)
+    np.testing.assert_array_equal(np.asarray(alone.metadata["colors"]), colors)

@@ -70,10 +70,9 @@ def has_hand_edits(layer: Labels) -> bool:
 def colors_for(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
     """Colours of ``labels``: the clustering's for its own, well-separated ones for labels
     painted beyond them."""
-    from ..color import categorical_colors  # colorcet takes a second: not for the reader
+    from ..saved_summary import colors_up_to  # colorcet takes a second: not for the reader
 
-    extra = categorical_colors(int(max(labels.max(initial=0), len(colors))))
-    table = np.concatenate([colors, extra[len(colors) :]])
+    table = colors_up_to(colors, int(max(np.max(labels, initial=0), len(colors))))
     return table[np.asarray(labels) - 1]
 
 

@@ -10,12 +10,15 @@ import functools
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from napari.utils.notifications import show_error
 
 from .._arrays import is_lazy
 from ..io import ImageData, png
 from ..io.mat import write_mat
 from ..io.zarr import write_zarr
+from ..recolor import recolor
+from ..saved_summary import PER_CLUSTER, follow_labels
 from ._colors import labels_colors
 
 
@@ -41,6 +44,7 @@ def write_labels_png(path: str, data, meta: dict) -> list[str]:
     data = np.asarray(data)
     if data.ndim != 2:
         raise ValueError(f"only 2-D labels can be saved as PNG, not shape {data.shape}")
+    ((_, meta, _),) = _following_their_labels([(data, meta, "labels")])
     colors = labels_colors(data, meta)
     written = png.write_labels_png(
         path, data, colors, metadata=meta.get("metadata", {}), layer_state=layer_state(meta)
@@ -75,6 +79,11 @@ def write_zarr_layers(path: str, layer_data: list[tuple]) -> list[str]:
 
 
 def _images(layer_data: list[tuple]) -> list[ImageData]:
+    """The layers as the files hold them; a clusters layer painted since its last count says
+    of its clusters what its labels say now (:func:`follow_labels`), and a recoloured layer
+    saved beside it wears its colours (napari's *Save Selected Layers* writes the layers as
+    they are, where the widget's *Save…* refreshes them first)."""
+    layer_data = _following_their_labels(layer_data)
     images = []
     for data, meta, layer_type in layer_data:
         data = data if is_lazy(data) else np.asarray(data)
@@ -93,6 +102,50 @@ def _images(layer_data: list[tuple]) -> list[ImageData]:
             )
         )
     return images
+
+
+def _following_their_labels(layer_data: list[tuple]) -> list[tuple]:
+    out = list(layer_data)
+    for i, (data, meta, layer_type) in enumerate(layer_data):
+        if layer_type != "labels" or is_lazy(data):  # lazy labels: counted by Refresh only
+            continue
+        labels = np.asarray(data)
+        metadata, changed = follow_labels(labels, dict(meta.get("metadata", {})))
+        if not changed:
+            continue
+        features = _recounted_features(meta.get("features"), metadata["counts"])
+        out[i] = (data, {**meta, "metadata": metadata, "features": features}, layer_type)
+        name = metadata.get("spectral_clusters_recolored")
+        for j, (rgb, rgb_meta, rgb_type) in enumerate(layer_data):
+            shape = np.shape(rgb)
+            mine = rgb_type == "image" and rgb_meta.get("name") == name and rgb_meta.get("rgb")
+            if mine and shape[:-1] == labels.shape and not is_lazy(rgb):
+                rgb = np.asarray(rgb)
+                alpha = rgb[..., 3] if shape[-1] == 4 else None
+                colors = np.asarray(metadata["colors"], dtype=np.uint8)
+                summary = {key: metadata[key] for key in ("colors", "counts", *PER_CLUSTER)}
+                kept = {k: v for k, v in rgb_meta.get("metadata", {}).items() if k != "inertia"}
+                rgb_meta = {**rgb_meta, "metadata": {**kept, **summary}}
+                out[j] = (recolor(labels, colors, alpha), rgb_meta, rgb_type)
+    return out
+
+
+def _recounted_features(features, counts: np.ndarray):
+    """The clusters layer's table (index, name, pixels, fraction) for ``counts``: the names
+    given kept, a painted id named as the widget names it."""
+    if features is None or "index" not in getattr(features, "columns", ()):
+        return features
+    names = dict(zip(features["index"], features.get("name", features["index"]), strict=True))
+    present = np.flatnonzero(counts) + 1
+    total = max(int(counts.sum()), 1)
+    return pd.DataFrame(
+        {
+            "index": np.concatenate([[0], present]),
+            "name": ["background", *(str(names.get(v, f"cluster {v}")) for v in present)],
+            "pixels": np.concatenate([[0], counts[present - 1]]),
+            "fraction": np.concatenate([[0.0], counts[present - 1] / total]),
+        }
+    )
 
 
 def layer_state(meta: dict) -> dict:
