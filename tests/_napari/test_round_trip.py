@@ -417,3 +417,33 @@ def test_napari_save_after_painting_writes_a_file_that_agrees_with_itself(
     np.testing.assert_array_equal(alone.data, painted)
     np.testing.assert_array_equal(alone.metadata["counts"], counts)
     np.testing.assert_array_equal(np.asarray(alone.metadata["colors"]), colors)
+
+
+def test_renamed_result_layers_stay_one_result(make_napari_viewer, tmp_path):
+    """Results find their layers by name: renaming the clusters, the recoloured or the
+    source layer kept the table but cut the links (Refresh said the layers were gone, Save…
+    left the recoloured image out)."""
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    (cube, kw, _), _ = make_sample_cube()
+    source = viewer.add_image(cube, **kw)
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    layer = viewer.layers["sample cube clusters"]
+    recolored = viewer.layers["sample cube recolored"]
+    layer.name, recolored.name, source.name = "my clusters", "my colours", "scan 7"
+    painted = np.array(layer.data)
+    painted[:4, :4] = 7
+    layer.data[...] = painted
+    w.refresh()
+    colors = np.asarray(layer.metadata["colors"])
+    np.testing.assert_array_equal(recolored.data, colors[painted - 1])  # followed the edit
+    assert layer.metadata["spectral_clusters_recolored"] == "my colours"
+    assert layer.metadata["spectral_clusters_source"] == "scan 7"
+    written = w.save_result(tmp_path / "renamed.mat")
+    back = {x.name: x for x in make_napari_viewer().open(written[0], plugin=PLUGIN)}
+    assert set(back) == {"my clusters", "my colours"}
+    np.testing.assert_array_equal(back["my colours"].data, recolored.data)
+    w.run(wait=True)  # the edited result is kept; the new one is named after the source
+    assert "scan 7 clusters" in viewer.layers
+    np.testing.assert_array_equal(viewer.layers["my clusters"].data, painted)

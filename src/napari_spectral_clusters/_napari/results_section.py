@@ -5,6 +5,7 @@ pixel's spectrum. It follows the result layer selected in the viewer."""
 from __future__ import annotations
 
 import warnings
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,6 +90,7 @@ class ResultsSection(Container):
         self.shown: ShownResult | None = None
         self.results: dict[str, ShownResult] = {}
         self._writing = False  # we are changing a labels layer's data ourselves
+        self._renames_followed = weakref.WeakSet()  # layers whose renames results follow
         self.table.tooltip = (
             "One row per cluster: select rows to see only those clusters, double-click a "
             "name to rename it or a swatch to change its colour."
@@ -166,6 +168,8 @@ class ResultsSection(Container):
         finally:
             self._writing = False
         labels_layer.events.data.connect(self._labels_changed)  # napari ignores a repeat
+        for layer in (source, labels_layer, self._viewer.layers[recolored_name]):
+            self._follow_renames(layer)
         self.shown = ShownResult(
             source=source.name,
             labels=labels_name,
@@ -230,7 +234,40 @@ class ResultsSection(Container):
         if record is not None:
             self.results[layer.name] = record
             layer.events.data.connect(self._labels_changed)
+            for kept in (source, layer, layers[recolored] if recolored else None):
+                if kept is not None:
+                    self._follow_renames(kept)
         return record
+
+    def _follow_renames(self, layer) -> None:
+        """Results find their layers by name: when the user renames one, they follow it
+        (and so do the layers' links to each other), once per layer however often asked."""
+        if layer in self._renames_followed:
+            return
+        self._renames_followed.add(layer)
+        names = [layer.name]  # the name it had until now
+
+        def renamed(event=None):
+            old, new = names[0], layer.name
+            if new != old:
+                names[0] = new
+                self._renamed(old, new)
+
+        layer.events.name.connect(renamed)
+
+    def _renamed(self, old: str, new: str) -> None:
+        if old in self.results:  # napari's own handlers ran first: the widget, following the
+            adopted = self.results.pop(new, None)  # renamed layer, took it for a saved result
+            if adopted is not None and self.shown is adopted:
+                self.shown = self.results[old]
+        self.results = {(new if key == old else key): r for key, r in self.results.items()}
+        for record in self.results.values():
+            record.rename(old, new)
+        for layer in self._viewer.layers:  # what links a result's layers, saved with them
+            meta = layer.metadata
+            links = ("spectral_clusters_source", "spectral_clusters_recolored")
+            if any(meta.get(key) == old for key in links):
+                layer.metadata = {**meta, **{k: new for k in links if meta.get(k) == old}}
 
     def _labels_changed(self, event) -> None:
         """A result's labels were changed from elsewhere (the *Feature space* widget made a

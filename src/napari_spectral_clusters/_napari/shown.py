@@ -135,6 +135,14 @@ class ShownResult:
         """The cluster's name: the user's, else "cluster N"."""
         return self.names.get(int(label), f"cluster {label}")
 
+    def rename(self, old: str, new: str) -> None:
+        """A layer of this result (or, for a joint clustering, one it counts) was renamed."""
+        for attr in ("source", "labels", "recolored"):
+            if getattr(self, attr) == old:
+                setattr(self, attr, new)
+        if old in self.per_layer:
+            self.per_layer = {(new if k == old else k): v for k, v in self.per_layer.items()}
+
     def holds(self, layer_name: str) -> bool:
         """``layer_name`` is one of this result's layers."""
         return layer_name in (self.labels, self.recolored)
