@@ -447,3 +447,26 @@ def test_renamed_result_layers_stay_one_result(make_napari_viewer, tmp_path):
     w.run(wait=True)  # the edited result is kept; the new one is named after the source
     assert "scan 7 clusters" in viewer.layers
     np.testing.assert_array_equal(viewer.layers["my clusters"].data, painted)
+
+
+def test_a_saved_scene_with_its_result_reopens_with_the_result_on_top(
+    make_napari_viewer, tmp_path
+):
+    """One .mat of the cube, its clusters and its recoloured image: the recoloured image
+    opened under the (opaque, larger) cube, and the widget offered it as the image to
+    cluster."""
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    (cube, kw, _), _ = make_sample_cube()
+    source = viewer.add_image(cube, **kw)
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    saved = [source, viewer.layers["sample cube clusters"], viewer.layers["sample cube recolored"]]
+    viewer.layers.selection = set(saved)
+    (written,) = viewer.layers.save(str(tmp_path / "all.mat"), selected=True, plugin=PLUGIN)
+    again = make_napari_viewer()
+    _, w2 = again.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    again.open(written, plugin=PLUGIN)
+    # as the widget lays them out: the cube at the bottom, the clusters on top
+    assert [x.name for x in again.layers] == [x.name for x in viewer.layers]
+    assert w2.image.value is again.layers["sample cube"]

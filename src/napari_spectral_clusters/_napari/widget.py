@@ -164,10 +164,13 @@ class ClusterWidget(Container):
         file's abundance maps open hidden, last, so napari selects one); and when it is one
         of our result layers, the table, plot and actions follow that result."""
         active = self._viewer.layers.selection.active
-        ours = active is not None and active.metadata.get("spectral_clusters_source")
-        if isinstance(active, Image) and active.visible and not ours:
+        if isinstance(active, Image) and active.visible and not _made_by_us(active):
             if active in self.image.choices:
                 self.image.value = active
+        elif _made_by_us(self.image.value):  # e.g. a saved result's recoloured image, opened
+            others = [x for x in self.image.choices if not _made_by_us(x)]
+            if others:
+                self.image.value = others[0]
         image = self.image.value
         if image is not None and active is not None:
             # a mask the Feature space widget made for this image: the next run uses it
@@ -678,6 +681,11 @@ def _remove(callbacks: list, callback) -> None:
     """Take a closed widget's mouse callback off the viewer (clicks must not reach it)."""
     if callback in callbacks:
         callbacks.remove(callback)
+
+
+def _made_by_us(layer) -> bool:
+    """A result or view this plugin made of another layer (never the default source)."""
+    return layer is not None and bool(layer.metadata.get("spectral_clusters_source"))
 
 
 def _clusters(n: int) -> str:

@@ -97,8 +97,8 @@ def images_from_arrays(
     ``string_lists``: the file's lists of strings by name (cells of strings), which may name
     a stack's planes.
 
-    Cubes (band axis first, largest last), then 2-D images, then labels, then abundance maps
-    split from a stack. ``arrays`` is not modified.
+    Cubes (band axis first, largest last; RGB(A) pictures after them), then 2-D images, then
+    labels, then abundance maps split from a stack. ``arrays`` is not modified.
     """
     arrays = dict(arrays)
     saved = _saved_layers(path, arrays, strings)
@@ -155,7 +155,9 @@ def _images(
         if arr.ndim >= 3 and arr.dtype != bool:
             arr = _magnitude(path, name, arr)
             cubes.append(_cube(name, arr, wavelengths, bands_first=name in bands_first))
-    cubes.sort(key=lambda c: c.data.size)
+    # largest last; RGB(A) pictures (a saved result's recoloured image) above every cube,
+    # where they show rather than under an opaque scene
+    cubes.sort(key=lambda c: (bool(c.rgb), c.data.size))
     stacks = [c for c in cubes if id(c) not in as_saved and _is_stack(c, cubes)]
     maps = [plane for stack in stacks for plane in _planes(stack, string_lists or {})]
     cube_bands = {c.data.shape[0] for c in cubes}  # a stack's too: W (maps x ...) is spectra
