@@ -1539,3 +1539,33 @@ def test_while_a_job_runs_on_a_laptop_screen_cancel_and_its_progress_are_in_view
         qtbot.waitUntil(lambda: all(in_view(widget) for widget in shown))
         w.cancel()  # (the earlier run's recorder holds nothing any more: once only)
         qtbot.waitUntil(lambda: not w.running, timeout=30_000)
+
+
+def test_the_status_line_follows_the_result_selected(viewer_and_widget):
+    """Selecting another result refilled the table but left the last run's status; a result
+    painted since its count says so."""
+    viewer, w = viewer_and_widget
+    (cube, kw, _), _ = make_sample_cube()
+    first = viewer.add_image(cube, **{**kw, "name": "scan A"})
+    w.image.value = first
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    second = viewer.add_image(cube[:, :20], **{**kw, "name": "scan B"})
+    w.image.value = second
+    w.n_clusters.value = 2
+    w.run(wait=True)
+    a, b = viewer.layers["scan A clusters"], viewer.layers["scan B clusters"]
+    n, m = a.data.size, b.data.size
+    assert w.status.value.startswith(f"2 clusters of {m:,} pixels in ")  # ... seconds
+    viewer.layers.selection.active = a
+    assert w.status.value == f"4 clusters of {n:,} pixels in scan A clusters"
+    corner = a.data[:3, :3]
+    corner[...] = np.where(corner == 4, 3, 4)  # napari's brush: in place, no recount
+    viewer.layers.selection.active = b
+    assert w.status.value == f"2 clusters of {m:,} pixels in scan B clusters"
+    viewer.layers.selection.active = a
+    assert w.status.value.endswith("(painted since: Refresh from labels)")
+    w.refresh()
+    viewer.layers.selection.active = b
+    viewer.layers.selection.active = a
+    assert w.status.value == f"4 clusters of {n:,} pixels in scan A clusters"

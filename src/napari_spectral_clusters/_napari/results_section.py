@@ -67,6 +67,7 @@ class ResultsSection(Container):
         *,
         resized=None,
         edited=None,
+        followed=None,
         background=None,
     ):
         self.table = Table(name="table", label="clusters")
@@ -84,6 +85,7 @@ class ResultsSection(Container):
         self._panel = panel
         self._resized = resized or (lambda: None)
         self._edited = edited or (lambda n_clusters, n_pixels: None)
+        self._followed = followed or (lambda name, n_clusters, n_pixels, stale: None)
         self._background = background
         self._counting = False  # a recount is running in the background
         self._saved_in: Path | None = None  # the folder Save… wrote to last
@@ -207,9 +209,15 @@ class ResultsSection(Container):
             return
         self.clear_isolation()
         self.shown = record
-        if record.table is not None and self.layers(quiet=True) is not None:
+        found = self.layers(quiet=True)
+        if record.table is not None and found is not None:
             self._draw(*record.plot_args)
             self._fill_table(*record.table)
+            stats = record.table[0]
+            # painted since the table was counted (napari's brush changes the data in place)
+            stale = record.counted is not None and labels_checksum(found[0].data) != record.counted
+            n = int(np.count_nonzero(stats["count"]))
+            self._followed(record.labels, n, int(np.sum(stats["count"])), stale)
 
     def _adopt(self, layer) -> ShownResult | None:
         """A result saved by this plugin and opened again (its clusters layer, beside the

@@ -92,6 +92,7 @@ class ClusterWidget(Container):
             self.panel,
             resized=self._fit,
             edited=self._edited_status,
+            followed=self._followed_status,
             background=self._in_background,
         )
         self.reuse = ReuseSection(current_model=self._current_model, apply=self._apply_model)
@@ -596,6 +597,11 @@ class ClusterWidget(Container):
     def _edited_status(self, n_clusters: int, n_pixels: int):
         """The status line after a merge or painting: what the labels now hold."""
         self.status.value = f"{_clusters(n_clusters)} of {n_pixels:,} pixels, edited by hand"
+
+    def _followed_status(self, layer_name: str, n_clusters: int, n_pixels: int, stale: bool):
+        """The status line once another result is selected: what its table shows."""
+        said = f"{_clusters(n_clusters)} of {n_pixels:,} pixels in {layer_name}"
+        self.status.value = said + (" (painted since: Refresh from labels)" if stale else "")
 
     def _kept_ids(self, source: Image, result: ClusterResult, previous=None):
         """``result`` renumbered to keep the ids, colours and names of the last result of
