@@ -194,7 +194,7 @@ class Pipeline:
         for step in self.steps:
             current = None if wl is None else wl[bands]
             if step.name in ("range", "drop"):
-                keep, by_wl = _selection(step, bands, current)
+                keep, by_wl = _selection(step, bands, current, n_bands)
                 needs_wl |= by_wl
                 funcs.append(_Select(keep))
                 bands = bands[keep]
@@ -325,8 +325,13 @@ def _finite(value) -> bool:
         return False
 
 
-def _selection(step: Step, bands: np.ndarray, wl) -> tuple[np.ndarray, bool]:
-    """Which of the present bands a range/drop step keeps, and whether it needed wavelengths."""
+def _selection(step: Step, bands: np.ndarray, wl, n_bands: int) -> tuple[np.ndarray, bool]:
+    """Which of the present bands a range/drop step keeps, and whether it needed wavelengths.
+
+    A range of wavelengths may reach past the cube's (400-2600 nm keeps all of 401-2500);
+    band numbers past the first or last band are refused: they are a count gone wrong, and
+    a range beyond band 155 of 156 that kept band 155 alone silently left a later step one
+    band to work on."""
     by_index = bool(step.option("index"))
     if not by_index and wl is None:
         raise PreprocessingError(
@@ -339,6 +344,10 @@ def _selection(step: Step, bands: np.ndarray, wl) -> tuple[np.ndarray, bool]:
     inside = np.zeros(len(bands), dtype=bool)
     for lo, hi in limits:
         lo, hi = min(lo, hi), max(lo, hi)
+        if by_index and (lo < 0 or hi > n_bands - 1):
+            raise PreprocessingError(
+                f"{step.spec}: band numbers go from 0 to {n_bands - 1}, not {lo:g}-{hi:g}"
+            )
         if hi < where.min() or lo > where.max():
             unit = "band numbers" if by_index else "wavelengths"
             raise PreprocessingError(
