@@ -118,6 +118,8 @@ def test_the_text_the_json_and_a_file_give_the_same_pipeline(tmp_path):
         ("range(100, 200)", 121, WL, "outside the wavelengths"),
         ("range(600, 900)", 121, None, "selects bands by wavelength"),
         ("range(2000, 120, index=True)", 121, WL, "band numbers go from 0 to 120"),
+        ("snv", 1, None, "snv needs at least 2 bands, not 1"),
+        ("range(3, 3, index=True) | vector", 121, WL, "vector needs at least 2 bands"),
         ("range(-5, 3, index=True)", 121, WL, "band numbers go from 0 to 120, not -5-3"),
         ("range(10, 50, index=True) | drop(0, 200, index=True)", 121, WL, "0 to 120"),
         ("drop(600)", 121, WL, "pairs of limits"),

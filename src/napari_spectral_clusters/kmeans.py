@@ -136,7 +136,8 @@ class TooFewDistinct(ClusteringError):
 
     def __init__(self, n_distinct: int, n_clusters: int, *, after: str | None = None):
         self.n_distinct = n_distinct
-        what = f"distinct points after {after}" if after else "distinct pixel value(s)"
+        point = "point" if n_distinct == 1 else "points"
+        what = f"distinct {point} after {after}" if after else "distinct pixel value(s)"
         super().__init__(
             f"the image has only {n_distinct} {what}, fewer than the "
             f"{n_clusters} clusters asked for; ask for at most {n_distinct}"

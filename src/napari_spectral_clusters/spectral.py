@@ -405,6 +405,10 @@ def _make(step: Step, n: int, wl):
         if n < 3:
             raise PreprocessingError(f"{step.spec} needs at least 3 bands, not {n}")
         return lambda x: despike(x, threshold, width)
+    if n < 2:  # each spectrum scaled by itself: one band leaves every pixel alike
+        raise PreprocessingError(
+            f"{step.spec} needs at least 2 bands, not {n}: it would make every pixel alike"
+        )
     return NORMALISATIONS[name]
 
 
