@@ -103,6 +103,9 @@ def test_run_on_a_folder_with_a_broken_file(tmp_path, inputs, data_dir):
     assert float(rows[0]["mean_band10"]) == pytest.approx(expected.centers[0, 10], rel=1e-6)
     photo = read_png(out / "basn6a08_recolored.png").data
     assert photo.shape == (32, 32, 4) and (photo[..., 3] == 0).any()  # alpha kept
+    with open(out / "basn6a08_clusters.csv") as f:  # a picture's features are its colours
+        header = next(csv.reader(f))
+    assert header[4:] == ["mean_R", "mean_G", "mean_B", "std_R", "std_G", "std_B"]
     assert not list(out.glob("malformed1*"))
 
 
@@ -608,7 +611,8 @@ def test_joint_run_on_a_folder_with_a_broken_file_shares_ids(tmp_path, data_dir,
     said = capsys.readouterr()
     assert "clustered 2 of 4 file(s) jointly" in said.out
     assert "malformed1.mat" in said.out and "basn2c08.png" in said.out
-    assert "3 channels" in said.out  # why the picture cannot share the cubes' clusters
+    # why the picture cannot share the cubes' clusters
+    assert "has 3 channels (bands), the others have" in said.out
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
         [

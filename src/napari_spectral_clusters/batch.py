@@ -401,10 +401,15 @@ def cluster_jointly(
     # input with others cannot share their clusters
     counted = [drawn[i].shape[-1] for i in sorted(drawn)]
     channels = max(counted, key=lambda c: (counted.count(c), -counted.index(c)), default=None)
+    channels_of = {i: drawn[i].shape[-1] for i in drawn}
     for i in sorted(drawn):
         if drawn[i].shape[-1] != channels:
+            rest = [c for j, c in channels_of.items() if j != i]
+            others = "the other has" if len(rest) == 1 else "the others have"
+            if any(c != channels for c in rest):
+                others = "most others have"
             reports[i].error = (
-                f"{files[i].name} has {drawn[i].shape[-1]} channels (bands), most inputs "
+                f"{files[i].name} has {drawn[i].shape[-1]} channels (bands), {others} "
                 f"{channels}: it cannot share their clusters"
             )
             on_file(reports[i])
@@ -522,20 +527,22 @@ def _write_outputs(outputs, res, img, stem, fmt, path, wavelengths, with_model: 
             outputs[0], [ImageData(f"{stem} clusters", res.labels, "labels", metadata=labels_meta)]
         )
         write(outputs[1], [ImageData(f"{stem} recolored", res.recolored, rgb=True, metadata=meta)])
-    write_table(outputs[2], res, wavelengths=wavelengths)
+    write_table(outputs[2], res, wavelengths=wavelengths, rgb=bool(img.rgb))
     if with_model:
         res.model.save(outputs[3])
 
 
-def write_table(path: Path, res: ClusterResult, *, wavelengths=None) -> Path:
+def write_table(path: Path, res: ClusterResult, *, wavelengths=None, rgb: bool = False) -> Path:
     """The cluster table as CSV: label, pixels, fraction, colour, then each feature's mean
-    and standard deviation (columns named by wavelength when known, else by band)."""
+    and standard deviation (columns named by wavelength when known, R, G and B for a colour
+    picture, else by band)."""
     n = res.centers.shape[1]
-    names = (
-        [f"{w:g}" for w in np.asarray(wavelengths).ravel()]
-        if wavelengths is not None and len(np.ravel(wavelengths)) == n
-        else [f"band{i}" for i in range(n)]
-    )
+    if wavelengths is not None and len(np.ravel(wavelengths)) == n:
+        names = [f"{w:g}" for w in np.asarray(wavelengths).ravel()]
+    elif rgb and n == 3:  # an RGBA picture's alpha is transparency, not a feature
+        names = ["R", "G", "B"]
+    else:
+        names = [f"band{i}" for i in range(n)]
     with written_whole(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
