@@ -189,6 +189,24 @@ def test_a_saved_model_replays_the_steps(tmp_path):
         apply_model(cube, model)  # a file without wavelengths
 
 
+def test_a_model_saved_with_band_numbers_past_the_last_still_loads(tmp_path):
+    """Before band numbers past the last band were refused, they were clipped: a model saved
+    then (range(5, 40, index=True) on 20 bands) loads and labels as it did."""
+    cube = _spectra(n=300, bands=20).reshape(15, 20, 20)
+    res = cluster_image(cube, 3, preprocessing="range(5, 19, index=True) | snv")
+    path = res.model.save(tmp_path / "m.npz")
+    with np.load(path) as f:
+        arrays = dict(f)
+    params = json.loads(str(arrays["params"]))
+    params["steps"] = "range(5, 40, index=True) | snv"  # as an earlier version saved it
+    arrays["params"] = np.array(json.dumps(params))
+    old = tmp_path / "old.npz"
+    np.savez(old, **arrays)
+    np.testing.assert_array_equal(apply_model(cube, ClusterModel.load(old)).labels, res.labels)
+    with pytest.raises(ClusteringError, match="band numbers go from 0 to 19"):
+        cluster_image(cube, 3, preprocessing="range(5, 40, index=True) | snv")  # typed: refused
+
+
 def test_a_lazy_cube_is_preprocessed_block_by_block_alike(monkeypatch):
     monkeypatch.setattr(lazy_engine, "READ_ONCE_SHARE", 0.0)
     cube, _ = raman_scene(1)

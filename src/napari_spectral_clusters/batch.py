@@ -405,9 +405,10 @@ def cluster_jointly(
     for i in sorted(drawn):
         if drawn[i].shape[-1] != channels:
             rest = [c for j, c in channels_of.items() if j != i]
+            alike = rest.count(channels)
             others = "the other has" if len(rest) == 1 else "the others have"
-            if any(c != channels for c in rest):
-                others = "most others have"
+            if alike < len(rest):
+                others = f"{alike} of the {len(rest)} others have"
             reports[i].error = (
                 f"{files[i].name} has {drawn[i].shape[-1]} channels (bands), {others} "
                 f"{channels}: it cannot share their clusters"

@@ -26,6 +26,7 @@ __all__ = [
     "RGBRendering",
     "categorical_colors",
     "center_colors",
+    "colors_up_to",
     "delta_e",
     "spectra_to_rgb",
 ]
@@ -256,6 +257,23 @@ def categorical_colors(n: int) -> np.ndarray:
     """
     palette = np.asarray(colorcet.glasbey_category10, dtype=np.float64)
     return np.round(palette[np.arange(n) % len(palette)] * 255).astype(np.uint8)
+
+
+def colors_up_to(colors: np.ndarray, top: int) -> np.ndarray:
+    """(max(top, k), 3) uint8: a clustering's ``k`` colours, then well-separated categorical
+    ones (:func:`categorical_colors`) for the ids painted beyond them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_spectral_clusters.color import colors_up_to
+    >>> colors_up_to(np.zeros((2, 3), np.uint8), 3).shape
+    (3, 3)
+    """
+    colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+    if top <= len(colors):
+        return colors
+    return np.concatenate([colors, categorical_colors(top)[len(colors) :]]).astype(np.uint8)
 
 
 def delta_e(rgb_a: np.ndarray, rgb_b: np.ndarray) -> np.ndarray:

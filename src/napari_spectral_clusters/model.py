@@ -272,7 +272,7 @@ class ClusterModel:
         if spec:
             try:
                 steps = Pipeline.parse(str(spec)).bind(
-                    n_in, wavelengths if wavelengths.size == n_in else None
+                    n_in, wavelengths if wavelengths.size == n_in else None, saved=True
                 )
             except (PreprocessingError, TypeError) as exc:  # TypeError: steps not text
                 raise ModelError(f"{path.name}: its preprocessing cannot be used: {exc}") from None

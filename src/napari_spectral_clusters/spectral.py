@@ -177,9 +177,11 @@ class Pipeline:
         ]
         return [*items, {"step": self.space, "args": [], "kwargs": {}}]
 
-    def bind(self, n_bands: int, wavelengths=None) -> BoundPipeline:
+    def bind(self, n_bands: int, wavelengths=None, *, saved: bool = False) -> BoundPipeline:
         """The steps made ready for spectra of ``n_bands`` bands at ``wavelengths`` (nm, or
-        None): band selections resolved, windows and ranges checked.
+        None): band selections resolved, windows and ranges checked. ``saved``: steps read
+        from a saved model, bound as they were when it was saved (band numbers past the last
+        band were kept then, clipped to the bands).
 
         Raises
         ------
@@ -194,7 +196,7 @@ class Pipeline:
         for step in self.steps:
             current = None if wl is None else wl[bands]
             if step.name in ("range", "drop"):
-                keep, by_wl = _selection(step, bands, current, n_bands)
+                keep, by_wl = _selection(step, bands, current, None if saved else n_bands)
                 needs_wl |= by_wl
                 funcs.append(_Select(keep))
                 bands = bands[keep]
@@ -325,13 +327,13 @@ def _finite(value) -> bool:
         return False
 
 
-def _selection(step: Step, bands: np.ndarray, wl, n_bands: int) -> tuple[np.ndarray, bool]:
+def _selection(step: Step, bands: np.ndarray, wl, n_bands) -> tuple[np.ndarray, bool]:
     """Which of the present bands a range/drop step keeps, and whether it needed wavelengths.
 
     A range of wavelengths may reach past the cube's (400-2600 nm keeps all of 401-2500);
-    band numbers past the first or last band are refused: they are a count gone wrong, and
-    a range beyond band 155 of 156 that kept band 155 alone silently left a later step one
-    band to work on."""
+    band numbers past the first or last band are refused (``n_bands``; None: clipped, as a
+    model saved before was): they are a count gone wrong, and a range beyond band 155 of 156
+    that kept band 155 alone silently left a later step one band to work on."""
     by_index = bool(step.option("index"))
     if not by_index and wl is None:
         raise PreprocessingError(
@@ -344,7 +346,7 @@ def _selection(step: Step, bands: np.ndarray, wl, n_bands: int) -> tuple[np.ndar
     inside = np.zeros(len(bands), dtype=bool)
     for lo, hi in limits:
         lo, hi = min(lo, hi), max(lo, hi)
-        if by_index and (lo < 0 or hi > n_bands - 1):
+        if by_index and n_bands is not None and (lo < 0 or hi > n_bands - 1):
             raise PreprocessingError(
                 f"{step.spec}: band numbers go from 0 to {n_bands - 1}, not {lo:g}-{hi:g}"
             )

@@ -411,10 +411,19 @@ def test_napari_save_after_painting_writes_a_file_that_agrees_with_itself(
     # the viewer's layers: as they were (the file follows them, they do not follow the file)
     np.testing.assert_array_equal(layer.metadata["counts"], before["counts"])
     np.testing.assert_array_equal(recolored.data, kept)
+    # pixels swapped between two clusters leave the counts as they were: still repainted
+    a, b = np.flatnonzero(painted == 1)[0], np.flatnonzero(painted == 2)[0]
+    swapped = painted.copy()
+    swapped.flat[a], swapped.flat[b] = 2, 1
+    layer.data[...] = swapped
+    (written,) = viewer.layers.save(str(tmp_path / f"swap{suffix}"), selected=True, plugin=PLUGIN)
+    back = {x.name: x for x in make_napari_viewer().open(written, plugin=PLUGIN)}
+    colors = np.asarray(back["sample cube clusters"].metadata["colors"])
+    np.testing.assert_array_equal(back["sample cube recolored"].data, colors[swapped - 1])
     # and the clusters alone as an indexed PNG: id 5 in its palette, counts recounted
     (png,) = layer.save(str(tmp_path / "clusters.png"), plugin=PLUGIN)
     (alone,) = make_napari_viewer().open(png, plugin=PLUGIN)
-    np.testing.assert_array_equal(alone.data, painted)
+    np.testing.assert_array_equal(alone.data, swapped)
     np.testing.assert_array_equal(alone.metadata["counts"], counts)
     np.testing.assert_array_equal(np.asarray(alone.metadata["colors"]), colors)
 

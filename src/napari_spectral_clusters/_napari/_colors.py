@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..saved_summary import MAX_LABEL
+
 TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
 #: Labels above this cannot carry a colour table (one row per label) in a saved file.
-MAX_COLORED_LABEL = 65_535
+MAX_COLORED_LABEL = MAX_LABEL
 
 
 def label_colormap(colors: np.ndarray) -> dict:

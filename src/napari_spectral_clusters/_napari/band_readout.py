@@ -143,15 +143,23 @@ def _fit_once_laid_out(viewer: napari.viewer.Viewer) -> None:
     from qtpy.QtCore import QTimer
 
     ref = weakref.ref(viewer)
+    fitted = _view(viewer)  # as napari fitted it: a script or the user may change it first
 
     def fit():
         followed = ref()
-        if followed is not None and len(followed.layers):
+        if followed is not None and len(followed.layers) and _view(followed) == fitted:
             followed.reset_view()
             # napari measures the slider's name again when the names change: say they did
             followed.dims.events.axis_labels(value=followed.dims.axis_labels)
 
     QTimer.singleShot(0, fit)
+
+
+def _view(viewer: napari.viewer.Viewer) -> tuple:
+    """The camera's zoom and centre (``viewer.scene.camera`` from napari 0.9)."""
+    scene = getattr(viewer, "scene", None)
+    camera = scene.camera if scene is not None else viewer.camera
+    return float(camera.zoom), tuple(np.round(camera.center, 6))
 
 
 def _open_on_representative_band(viewer: napari.viewer.Viewer, layer) -> None:

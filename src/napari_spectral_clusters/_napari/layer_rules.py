@@ -4,12 +4,11 @@ x axis is, and whether a result layer holds the user's hand edits."""
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 from napari.layers import Image, Labels
 
 from .._arrays import is_lazy
+from ..saved_summary import fingerprint
 
 __all__ = [
     "band_histograms",
@@ -52,7 +51,7 @@ def labels_checksum(labels) -> int | str:
     stroke gives the array a new graph; reading every block to hash it could take minutes)."""
     if is_lazy(labels):
         return f"dask:{labels.name}"
-    return zlib.crc32(np.ascontiguousarray(labels).view(np.uint8))
+    return fingerprint(labels)
 
 
 def has_hand_edits(layer: Labels) -> bool:
@@ -70,7 +69,7 @@ def has_hand_edits(layer: Labels) -> bool:
 def colors_for(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
     """Colours of ``labels``: the clustering's for its own, well-separated ones for labels
     painted beyond them."""
-    from ..saved_summary import colors_up_to  # colorcet takes a second: not for the reader
+    from ..color import colors_up_to  # colorcet takes a second: not for the reader
 
     table = colors_up_to(colors, int(max(np.max(labels, initial=0), len(colors))))
     return table[np.asarray(labels) - 1]

@@ -5,7 +5,6 @@ pixel's spectrum. It follows the result layer selected in the viewer."""
 from __future__ import annotations
 
 import warnings
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,7 +91,11 @@ class ResultsSection(Container):
         self.shown: ShownResult | None = None
         self.results: dict[str, ShownResult] = {}
         self._writing = False  # we are changing a labels layer's data ourselves
-        self._renames_followed = weakref.WeakSet()  # layers whose renames results follow
+        self._layer_names: list[str] = []  # the layers' names, in order, until renamed
+        self._snapshot_names()
+        for name in ("inserted", "removed", "moved", "reordered"):
+            getattr(viewer.layers.events, name).connect(self._snapshot_names)
+        viewer.layers.events.renamed.connect(self._layer_renamed)  # napari holds them weakly
         self.table.tooltip = (
             "One row per cluster: select rows to see only those clusters, double-click a "
             "name to rename it or a swatch to change its colour."
@@ -170,8 +173,6 @@ class ResultsSection(Container):
         finally:
             self._writing = False
         labels_layer.events.data.connect(self._labels_changed)  # napari ignores a repeat
-        for layer in (source, labels_layer, self._viewer.layers[recolored_name]):
-            self._follow_renames(layer)
         self.shown = ShownResult(
             source=source.name,
             labels=labels_name,
@@ -242,26 +243,22 @@ class ResultsSection(Container):
         if record is not None:
             self.results[layer.name] = record
             layer.events.data.connect(self._labels_changed)
-            for kept in (source, layer, layers[recolored] if recolored else None):
-                if kept is not None:
-                    self._follow_renames(kept)
         return record
 
-    def _follow_renames(self, layer) -> None:
+    def _snapshot_names(self, event=None) -> None:
+        self._layer_names = [layer.name for layer in self._viewer.layers]
+
+    def _layer_renamed(self, event=None) -> None:
         """Results find their layers by name: when the user renames one, they follow it
-        (and so do the layers' links to each other), once per layer however often asked."""
-        if layer in self._renames_followed:
-            return
-        self._renames_followed.add(layer)
-        names = [layer.name]  # the name it had until now
-
-        def renamed(event=None):
-            old, new = names[0], layer.name
-            if new != old:
-                names[0] = new
-                self._renamed(old, new)
-
-        layer.events.name.connect(renamed)
+        (and so do the layers' links to each other). The old name is the one the layer had
+        at its place in the list (a snapshot kept as layers come, go and move: the layers
+        napari hands a plugin are proxies, which cannot be held weakly)."""
+        names = [layer.name for layer in self._viewer.layers]
+        if len(names) == len(self._layer_names):
+            for old, new in zip(self._layer_names, names, strict=True):
+                if old != new:
+                    self._renamed(old, new)
+        self._layer_names = names
 
     def _renamed(self, old: str, new: str) -> None:
         if old in self.results:  # napari's own handlers ran first: the widget, following the
@@ -273,7 +270,12 @@ class ResultsSection(Container):
             record.rename(old, new)
         for layer in self._viewer.layers:  # what links a result's layers, saved with them
             meta = layer.metadata
-            links = ("spectral_clusters_source", "spectral_clusters_recolored")
+            links = (
+                "spectral_clusters_source",
+                "spectral_clusters_recolored",
+                "spectral_clusters_mask_for",
+                "spectral_clusters_selection_of",
+            )
             if any(meta.get(key) == old for key in links):
                 layer.metadata = {**meta, **{k: new for k in links if meta.get(k) == old}}
 
@@ -537,6 +539,7 @@ class ResultsSection(Container):
         labels_layer.metadata = {
             **follow(labels_layer.metadata),
             "hand_edited": bool(edited or labels_layer.metadata.get("hand_edited")),
+            "counted_checksum": fingerprint,  # what its counts are of (saved_summary)
         }
         present = colors[stats["label"] - 1]
         self._draw(stats["mean"], stats["std"], present, stats["label"])

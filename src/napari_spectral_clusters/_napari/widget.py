@@ -168,10 +168,6 @@ class ClusterWidget(Container):
         if isinstance(active, Image) and active.visible and not _made_by_us(active):
             if active in self.image.choices:
                 self.image.value = active
-        elif _made_by_us(self.image.value):  # e.g. a saved result's recoloured image, opened
-            others = [x for x in self.image.choices if not _made_by_us(x)]
-            if others:
-                self.image.value = others[0]
         image = self.image.value
         if image is not None and active is not None:
             # a mask the Feature space widget made for this image: the next run uses it

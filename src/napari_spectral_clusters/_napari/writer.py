@@ -113,6 +113,12 @@ def _following_their_labels(layer_data: list[tuple]) -> list[tuple]:
         metadata, changed = follow_labels(labels, dict(meta.get("metadata", {})))
         if not changed:
             continue
+        out[i] = (data, {**meta, "metadata": metadata}, layer_type)
+        colors = np.asarray(metadata.get("colors", np.zeros((0, 3))), dtype=np.uint8)
+        if len(metadata["counts"]) < labels.max(initial=0) or len(colors) < len(
+            metadata["counts"]
+        ):
+            continue  # ids past MAX_LABEL, without a row: the table and image as they are
         features = _recounted_features(meta.get("features"), metadata["counts"])
         out[i] = (data, {**meta, "metadata": metadata, "features": features}, layer_type)
         name = metadata.get("spectral_clusters_recolored")
@@ -121,8 +127,9 @@ def _following_their_labels(layer_data: list[tuple]) -> list[tuple]:
             mine = rgb_type == "image" and rgb_meta.get("name") == name and rgb_meta.get("rgb")
             if mine and shape[:-1] == labels.shape and not is_lazy(rgb):
                 rgb = np.asarray(rgb)
+                # the picture's alpha as the recoloured image kept it: a pixel painted where
+                # the clustering left none stays as transparent as it was there
                 alpha = rgb[..., 3] if shape[-1] == 4 else None
-                colors = np.asarray(metadata["colors"], dtype=np.uint8)
                 summary = {key: metadata[key] for key in ("colors", "counts", *PER_CLUSTER)}
                 kept = {k: v for k, v in rgb_meta.get("metadata", {}).items() if k != "inertia"}
                 rgb_meta = {**rgb_meta, "metadata": {**kept, **summary}}
