@@ -824,3 +824,22 @@ def test_a_run_that_writes_nothing_leaves_no_folder_behind(tmp_path, inputs, cap
     assert there.is_dir() and not list(there.iterdir())
     assert _main("run", inputs / "basn6a08.png", "-k", 3, "-o", out) == 0
     assert (out / "basn6a08_clusters.png").exists()
+
+
+def test_joint_inputs_of_other_channels_are_told_what_the_others_have(tmp_path):
+    import scipy.io
+
+    from napari_spectral_clusters.batch import cluster_jointly
+
+    rng = np.random.default_rng(0)
+    files = []
+    for n in (5, 5, 7, 9):
+        path = tmp_path / f"cube{len(files)}_{n}.mat"
+        scipy.io.savemat(path, {"cube": rng.random((12, 12, n)).astype(np.float32)})
+        files.append(path)
+    out = tmp_path / "out"
+    out.mkdir()
+    reports, _ = cluster_jointly(files, out, [p.stem for p in files], n_clusters=2)
+    assert [r.error for r in reports[:2]] == [None, None]
+    assert "has 7 channels (bands), 2 of the 3 others have 5" in reports[2].error
+    assert "has 9 channels (bands), 2 of the 3 others have 5" in reports[3].error

@@ -1569,3 +1569,20 @@ def test_the_status_line_follows_the_result_selected(viewer_and_widget):
     viewer.layers.selection.active = b
     viewer.layers.selection.active = a
     assert w.status.value == f"4 clusters of {n:,} pixels in scan A clusters"
+
+
+def test_a_view_chosen_as_the_image_stays_chosen(viewer_and_widget):
+    """The user picks the true-colour view to cluster: layers added (a points layer, the
+    run's own results) leave the choice alone, so a second run clusters it again."""
+    viewer, w = viewer_and_widget
+    (cube, kw, _), _ = make_sample_cube()
+    viewer.add_image(cube, **kw)
+    w.true_colour()
+    view = viewer.layers["sample cube true colour"]
+    w.image.value = view
+    viewer.add_points()
+    assert w.image.value is view
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    assert "sample cube true colour clusters" in viewer.layers
+    assert w.image.value is view
