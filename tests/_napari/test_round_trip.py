@@ -49,6 +49,18 @@ def _clustered(make_napari_viewer, image, kw: dict, k: int):
     )
 
 
+def _sample_result(make_napari_viewer, k: int):
+    """A new viewer with the widget docked and the sample cube clustered into ``k``: the
+    viewer, the widget and the cube's layer."""
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    (cube, kw, _), _ = make_sample_cube()
+    source = viewer.add_image(cube, **kw)
+    w.n_clusters.value = k
+    w.run(wait=True)
+    return viewer, w, source
+
+
 def _names(layer) -> dict:
     return dict(zip(layer.features["index"], layer.features["name"], strict=True))
 
@@ -225,12 +237,7 @@ def test_painting_alone_counts_as_an_edit(make_napari_viewer, monkeypatch):
     """The edited result is kept, the new one goes above it (it is what shows), and the
     notification says so once, not again at every later run."""
     warned = capture_notifications(monkeypatch, "warning")
-    viewer = make_napari_viewer()
-    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
-    (cube, kw, _), _ = make_sample_cube()
-    viewer.add_image(cube, **kw)
-    w.n_clusters.value = 3
-    w.run(wait=True)
+    viewer, w, _ = _sample_result(make_napari_viewer, 3)
     w.run(wait=True)  # an unedited result is updated in place
     assert "sample cube clusters (2)" not in viewer.layers
     layer = viewer.layers["sample cube clusters"]
@@ -374,12 +381,7 @@ def test_napari_save_after_painting_writes_a_file_that_agrees_with_itself(
     file's colours, counts, table and recoloured image follow the painted labels, the means
     of the clusters painting changed are unknown (NaN), the others kept; the layers in the
     viewer are left as they are."""
-    viewer = make_napari_viewer()
-    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
-    (cube, kw, _), _ = make_sample_cube()
-    viewer.add_image(cube, **kw)
-    w.n_clusters.value = 4
-    w.run(wait=True)
+    viewer, _, _ = _sample_result(make_napari_viewer, 4)
     layer = viewer.layers["sample cube clusters"]
     recolored = viewer.layers["sample cube recolored"]
     before = {key: np.array(layer.metadata[key]) for key in ("counts", "centers", "colors")}
@@ -432,12 +434,7 @@ def test_renamed_result_layers_stay_one_result(make_napari_viewer, tmp_path):
     """Results find their layers by name: renaming the clusters, the recoloured or the
     source layer kept the table but cut the links (Refresh said the layers were gone, Save…
     left the recoloured image out)."""
-    viewer = make_napari_viewer()
-    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
-    (cube, kw, _), _ = make_sample_cube()
-    source = viewer.add_image(cube, **kw)
-    w.n_clusters.value = 3
-    w.run(wait=True)
+    viewer, w, source = _sample_result(make_napari_viewer, 3)
     layer = viewer.layers["sample cube clusters"]
     recolored = viewer.layers["sample cube recolored"]
     layer.name, recolored.name, source.name = "my clusters", "my colours", "scan 7"
@@ -464,12 +461,7 @@ def test_a_saved_scene_with_its_result_reopens_with_the_result_on_top(
     """One .mat of the cube, its clusters and its recoloured image: the recoloured image
     opened under the (opaque, larger) cube, and the widget offered it as the image to
     cluster."""
-    viewer = make_napari_viewer()
-    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
-    (cube, kw, _), _ = make_sample_cube()
-    source = viewer.add_image(cube, **kw)
-    w.n_clusters.value = 3
-    w.run(wait=True)
+    viewer, _, source = _sample_result(make_napari_viewer, 3)
     saved = [source, viewer.layers["sample cube clusters"], viewer.layers["sample cube recolored"]]
     viewer.layers.selection = set(saved)
     (written,) = viewer.layers.save(str(tmp_path / "all.mat"), selected=True, plugin=PLUGIN)
