@@ -116,15 +116,29 @@ def test_a_cube_opened_first_fits_the_canvas_beside_the_widget(
     assert max(shown[0] / height, shown[1] / width) > 0.9  # and fills it, as napari fits
 
 
-def test_a_view_a_script_sets_right_after_adding_a_cube_is_kept(make_napari_viewer, qtbot):
-    """The refit above waits for the event loop: a script's zoom set meanwhile stays."""
-    viewer = make_napari_viewer(show=True)
-    viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
-    viewer.add_image(np.random.default_rng(0).random((20, 64, 64), np.float32))
-    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera  # napari 0.9
-    camera.zoom = 1.5
-    qtbot.wait(50)
-    assert camera.zoom == 1.5
+def test_a_view_a_script_sets_right_after_adding_a_cube_is_kept(
+    make_napari_viewer, qtbot, monkeypatch
+):
+    """The refit above waits for the event loop: a zoom a script sets meanwhile is kept
+    (napari 0.9 keeps it; napari 0.5 fits the view again itself)."""
+    from napari_spectral_clusters._napari import band_readout
+
+    def zoom_after_script(refit: bool) -> float:
+        if not refit:
+            monkeypatch.setattr(band_readout, "_fit_once_laid_out", lambda viewer: None)
+        viewer = make_napari_viewer(show=True)
+        viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+        viewer.add_image(np.random.default_rng(0).random((20, 64, 64), np.float32))
+        camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera  # 0.9
+        camera.zoom = 1.5
+        qtbot.wait(50)
+        monkeypatch.undo()
+        return camera.zoom
+
+    # napari 0.5 fits a new viewer's view again itself, the script's zoom lost either way
+    # (the refit then fits the laid-out canvas); where napari keeps it, so does the refit
+    if zoom_after_script(refit=False) == 1.5:
+        assert zoom_after_script(refit=True) == 1.5
 
 
 def test_the_band_slider_says_the_wavelength_it_shows(make_napari_viewer):

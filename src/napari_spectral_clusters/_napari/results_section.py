@@ -95,7 +95,11 @@ class ResultsSection(Container):
         self._snapshot_names()
         for name in ("inserted", "removed", "moved", "reordered"):
             getattr(viewer.layers.events, name).connect(self._snapshot_names)
-        viewer.layers.events.renamed.connect(self._layer_renamed)  # napari holds them weakly
+        # each layer's own name event (napari 0.5's layer list has no "renamed"); napari
+        # holds a bound method weakly: a closed widget is let go of
+        viewer.layers.events.inserted.connect(self._watch_name)
+        for layer in viewer.layers:
+            layer.events.name.connect(self._layer_renamed)
         self.table.tooltip = (
             "One row per cluster: select rows to see only those clusters, double-click a "
             "name to rename it or a swatch to change its colour."
@@ -247,6 +251,9 @@ class ResultsSection(Container):
 
     def _snapshot_names(self, event=None) -> None:
         self._layer_names = [layer.name for layer in self._viewer.layers]
+
+    def _watch_name(self, event) -> None:
+        event.value.events.name.connect(self._layer_renamed)
 
     def _layer_renamed(self, event=None) -> None:
         """Results find their layers by name: when the user renames one, they follow it
