@@ -276,8 +276,11 @@ def test_cluster_table_selection_merge_and_refresh(viewer_and_widget):
         labels.metadata["counts"], [counts[0], counts[1], counts[2] + counts[3], 0]
     )
     merged = np.moveaxis(cube, 0, -1)[labels.data == 3].astype(np.float64)
+    # pooled from the clustering's spreads, which a pass sums in float32 products: their
+    # rounding follows the BLAS kernel the CPU gets (1.7e-6 of two of 64 spreads on another
+    # machine's OpenBLAS, numpy 1.24), not this test's data
     np.testing.assert_allclose(labels.metadata["centers"][2], merged.mean(axis=0), rtol=1e-6)
-    np.testing.assert_allclose(labels.metadata["std"][2], merged.std(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(labels.metadata["std"][2], merged.std(axis=0), rtol=1e-5)
     assert np.isnan(labels.metadata["centers"][3]).all()
     assert "inertia" not in labels.metadata and labels.metadata["hand_edited"]
     rgb_meta = viewer.layers["sample cube recolored"].metadata
