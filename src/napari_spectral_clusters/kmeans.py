@@ -314,11 +314,19 @@ def _distinct_features(rows: np.ndarray, features: Features, k: int) -> np.ndarr
         points = features(rows[start : start + 4096]).astype(np.float64)
         seen = points if not seen.size else np.concatenate([seen, points])
         tol = 1e-6 * max(float(np.abs(seen).max()), np.finfo(np.float32).tiny)
+        # candidates on a grid of that step, then those within a step of a kept one merged:
+        # two points a rounding error apart can fall either side of a grid line (which one
+        # depended on the CPU's rounding: numpy 1.24 on one machine found 3 points of 2)
         _, first = np.unique(np.round(seen / tol), axis=0, return_index=True)
-        keep = np.sort(first)
+        keep = []
+        for i in np.sort(first):
+            if not keep or np.abs(seen[keep] - seen[i]).max(axis=1).min() > tol:
+                keep.append(i)
+                if len(keep) >= k:
+                    break
         if len(keep) >= k:
             break
-    return rows[:0] if not len(rows) else rows[keep]
+    return rows[:0] if not len(rows) else rows[np.asarray(keep, dtype=np.intp)]
 
 
 def refine(one_pass, centers, params: dict, report, check=lambda acc: None):
