@@ -124,10 +124,30 @@ def test_bad_parameters_are_named_and_change_nothing(viewer_and_widget, errors):
     assert "savgol(10, 2): the window must be an odd number of bands" in errors[-1]
     assert w.steps.value == "savgol(9, 2) | snv"
     assert editor.params["window"].value == 9  # the form shows the step as it still is
-    assert editor.set_params(window=201) is not None  # parses, but longer than 64 bands:
-    assert "longer than 64" in errors[-1]  # said as soon as it is set, before Run
+    # parses, but longer than the cube's 64 bands: refused as soon as it is set, before Run
+    assert editor.set_params(window=201) is None
+    assert "savgol(201, 2): a window of 201 bands is longer than 64" in errors[-1]
+    assert w.steps.value == "savgol(9, 2) | snv"
+    assert editor.params["window"].value == 9
+    assert editor.set_params(window=63) is not None  # the longest odd window that fits
     w.steps.value = "savgol(4"  # typed text that does not parse leaves the list alone
-    assert _listed(editor) == ["1. savgol(201, 2)", "2. snv"]
+    assert _listed(editor) == ["1. savgol(63, 2)", "2. snv"]
+
+
+def test_a_step_is_checked_against_the_bands_the_steps_before_it_leave(viewer_and_widget, errors):
+    viewer, w = viewer_and_widget
+    w.image.value = _add_cube(viewer, wavelengths=False)
+    w.steps.value = "range(0, 20, index=True) | savgol(9, 2)"
+    editor = w.steps_editor
+    editor.select(1)
+    assert editor.set_params(window=23) is None  # 21 bands are left by the range
+    assert "longer than 21" in errors[-1]
+    assert editor.set_params(window=21) is not None
+    # a step after one that does not fit is not blamed for it: the status names that one
+    w.steps.value = "range(0, 500, index=True) | savgol(9, 2)"
+    editor.select(1)
+    assert editor.set_params(window=11) is not None
+    assert w.steps.value == "range(0, 500, index=True) | savgol(11, 2)"
 
 
 def test_the_parameter_form_edits_the_step(viewer_and_widget, qtbot):

@@ -282,14 +282,29 @@ class StepsEditor(Container):
             if len(parsed.steps) != 1 or parsed.space != "none":
                 raise PreprocessingError(f"{text}: one {old.name} step, please")
             step = parsed.steps[0]
+            steps = list(self.steps)
+            steps[index] = step
+            self._check_fits(steps, index)
         except PreprocessingError as exc:
             show_error(f"Spectral steps: {exc}")
             self._show_params()  # the form shows the step as it still is
             return None
-        steps = list(self.steps)
-        steps[index] = step
         self._set(steps, index, edited=True)
         return step
+
+    def _check_fits(self, steps: list[Step], index: int) -> None:
+        """Raise when ``steps[index]`` does not fit the spectra the steps before it leave of
+        the chosen image (a savgol window longer than the bands, limits past them). Nothing
+        is checked without an image, or when an earlier step already does not fit: the
+        status line names that one."""
+        n_bands, wavelengths = self._bands()
+        if not n_bands:
+            return
+        try:
+            Pipeline(tuple(steps[:index])).bind(n_bands, wavelengths)
+        except PreprocessingError:
+            return
+        Pipeline(tuple(steps[: index + 1])).bind(n_bands, wavelengths)
 
     # -- drawing ---------------------------------------------------------------------------
 
