@@ -471,3 +471,33 @@ def test_a_saved_scene_with_its_result_reopens_with_the_result_on_top(
     # as the widget lays them out: the cube at the bottom, the clusters on top
     assert [x.name for x in again.layers] == [x.name for x in viewer.layers]
     assert w2.image.value is again.layers["sample cube"]
+
+
+def test_columns_a_user_added_to_the_clusters_table_are_kept(make_napari_viewer, tmp_path):
+    """A column added to the clusters layer's features (a note per cluster) survives a
+    rename, Refresh from labels after painting and napari's Save Selected Layers, row by
+    cluster id; a cluster the table had no row for gets an empty cell."""
+    viewer, w, _ = _sample_result(make_napari_viewer, 4)
+    layer = viewer.layers["sample cube clusters"]
+    notes = {0: "", 1: "nuclei", 2: "cytoplasm", 3: "dust", 4: "membrane"}
+    layer.features = layer.features.assign(note=[notes[i] for i in layer.features["index"]])
+    w.rename(2, "cyto")
+    assert dict(zip(layer.features["index"], layer.features["note"], strict=True)) == notes
+    assert _names(layer)[2] == "cyto"
+    painted = np.array(layer.data)
+    painted[:8, :8] = 6  # a new id
+    layer.data[...] = painted
+    (written,) = viewer.layers.save(str(tmp_path / "painted.mat"), selected=False, plugin=PLUGIN)
+    back = {x.name: x for x in make_napari_viewer().open(written, plugin=PLUGIN)}
+    saved = back["sample cube clusters"].features
+    by_id = dict(zip(saved["index"], saved["note"], strict=True))
+    assert {i: by_id[i] for i in notes if i in by_id} == {
+        i: n for i, n in notes.items() if i in by_id
+    }
+    assert set(by_id) == {0, *np.unique(painted[painted > 0]).tolist()}
+    assert by_id[6] == ""  # no note for the painted id
+    assert dict(zip(saved["index"], saved["name"], strict=True))[2] == "cyto"
+    w.refresh()
+    refreshed = dict(zip(layer.features["index"], layer.features["note"], strict=True))
+    assert refreshed[1] == "nuclei" and refreshed[2] == "cytoplasm"
+    assert refreshed[6] == ""

@@ -5,6 +5,7 @@ x axis is, and whether a result layer holds the user's hand edits."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from napari.layers import Image, Labels
 
 from .._arrays import is_lazy
@@ -12,6 +13,7 @@ from ..saved_summary import fingerprint
 
 __all__ = [
     "band_histograms",
+    "clusters_table",
     "colors_for",
     "features_of",
     "has_hand_edits",
@@ -43,6 +45,46 @@ def features_of(layer: Image, choice="auto") -> tuple[int | None, bool]:
     if isinstance(recorded, int | np.integer) and -layer.ndim <= recorded < layer.ndim:
         return int(recorded), False  # anything else (a damaged file's) falls back below
     return (0 if layer.ndim >= 3 else None), False
+
+
+#: The columns of a clusters layer's features table that the plugin writes.
+TABLE_COLUMNS = ("index", "name", "pixels", "fraction")
+
+
+def clusters_table(labels, names, counts, old=None) -> pd.DataFrame:
+    """A clusters layer's features table: the background row, then one row per cluster
+    ``labels`` with its name and pixel count. Columns a user added to the ``old`` table are
+    kept, row by cluster id (empty for a cluster the old table had no row for): a table
+    written again after painting or a merge does not drop them.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> old = pd.DataFrame({"index": [0, 1, 2], "name": ["background", "a", "b"],
+    ...                     "pixels": [0, 3, 1], "fraction": [0, 0.75, 0.25],
+    ...                     "note": ["", "cells", "dust"]})
+    >>> clusters_table([2, 3], ["b", "new"], [2, 2], old)["note"].tolist()
+    ['', 'dust', '']
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.int64)
+    total = max(int(counts.sum()), 1)
+    table = pd.DataFrame(
+        {
+            "index": np.concatenate([[0], labels]),
+            "name": ["background", *map(str, names)],
+            "pixels": np.concatenate([[0], counts]),
+            "fraction": np.concatenate([[0.0], counts / total]),
+        }
+    )
+    extra = [] if old is None else [c for c in old.columns if c not in TABLE_COLUMNS]
+    if extra and "index" in old.columns and not old["index"].duplicated().any():
+        by_id = old.set_index("index")[extra]
+        for column in extra:  # empty: NaN in a column of numbers, "" in one of text
+            values = by_id[column].reindex(table["index"])
+            numeric = pd.api.types.is_numeric_dtype(by_id[column])
+            table[column] = (values if numeric else values.fillna("")).to_numpy()
+    return table
 
 
 def labels_checksum(labels) -> int | str:

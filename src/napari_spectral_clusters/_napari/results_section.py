@@ -27,6 +27,7 @@ from ..cluster import (
 from . import PLUGIN
 from ._colors import MAX_COLORED_LABEL, TRANSPARENT, label_colormap
 from .layer_rules import (
+    clusters_table,
     colors_for,
     features_of,
     labels_checksum,
@@ -696,10 +697,5 @@ class ResultsSection(Container):
             self.table.native.setItem(row, 0, swatch)
         self.table.native.resizeColumnsToContents()
         layer = self._viewer.layers[shown.labels]
-        layer.features = {
-            "index": np.concatenate([[0], stats["label"]]),
-            "name": ["background", *names],
-            "pixels": np.concatenate([[0], stats["count"]]),
-            "fraction": np.concatenate([[0.0], stats["fraction"]]),
-        }
+        layer.features = clusters_table(stats["label"], names, stats["count"], layer.features)
         self._resized()

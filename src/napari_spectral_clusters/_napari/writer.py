@@ -10,7 +10,6 @@ import functools
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from napari.utils.notifications import show_error
 
 from .._arrays import is_lazy
@@ -20,6 +19,7 @@ from ..io.zarr import write_zarr
 from ..recolor import recolor
 from ..saved_summary import PER_CLUSTER, follow_labels
 from ._colors import labels_colors
+from .layer_rules import clusters_table
 
 
 def _reported(write):
@@ -138,21 +138,14 @@ def _following_their_labels(layer_data: list[tuple]) -> list[tuple]:
 
 
 def _recounted_features(features, counts: np.ndarray):
-    """The clusters layer's table (index, name, pixels, fraction) for ``counts``: the names
-    given kept, a painted id named as the widget names it."""
+    """The clusters layer's table for ``counts``: the names given and a user's own columns
+    kept, a painted id named as the widget names it."""
     if features is None or "index" not in getattr(features, "columns", ()):
         return features
     names = dict(zip(features["index"], features.get("name", features["index"]), strict=True))
     present = np.flatnonzero(counts) + 1
-    total = max(int(counts.sum()), 1)
-    return pd.DataFrame(
-        {
-            "index": np.concatenate([[0], present]),
-            "name": ["background", *(str(names.get(v, f"cluster {v}")) for v in present)],
-            "pixels": np.concatenate([[0], counts[present - 1]]),
-            "fraction": np.concatenate([[0.0], counts[present - 1] / total]),
-        }
-    )
+    given = [names.get(v, f"cluster {v}") for v in present]
+    return clusters_table(present, given, counts[present - 1], features)
 
 
 def layer_state(meta: dict) -> dict:
