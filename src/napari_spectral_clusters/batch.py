@@ -399,9 +399,9 @@ def cluster_jointly(
             on_file(reports[i])
     # the inputs share the channels most of them have (the first of them on a tie); an
     # input with others cannot share their clusters
-    counted = [drawn[i].shape[-1] for i in sorted(drawn)]
+    channels_of = {i: drawn[i].shape[-1] for i in sorted(drawn)}
+    counted = list(channels_of.values())
     channels = max(counted, key=lambda c: (counted.count(c), -counted.index(c)), default=None)
-    channels_of = {i: drawn[i].shape[-1] for i in drawn}
     for i in sorted(drawn):
         if drawn[i].shape[-1] != channels:
             rest = [c for j, c in channels_of.items() if j != i]

@@ -29,6 +29,7 @@ from .edited_labels import cluster_colors, put_edited_labels
 from .feature_plot import TOOLS, FeaturePlot
 from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform
 from .plot_panel import let_go_of_theme
+from .result_layers import made_by_us
 from .sections import later, share_dock_height
 from .worker import Runner
 
@@ -260,7 +261,7 @@ class FeatureSpaceWidget(Container):
         return [
             (layer.name, layer)
             for layer in self._viewer.layers
-            if isinstance(layer, Image) and not layer.metadata.get("spectral_clusters_source")
+            if isinstance(layer, Image) and not made_by_us(layer)
         ]
 
     def _spatial(self, layer: Image | None = None) -> tuple | None:
@@ -302,7 +303,7 @@ class FeatureSpaceWidget(Container):
         """The selected layer: an image is plotted; a clustering's labels colour the points
         of the image they came from."""
         active = self._viewer.layers.selection.active
-        if isinstance(active, Image) and not active.metadata.get("spectral_clusters_source"):
+        if isinstance(active, Image) and not made_by_us(active):
             if active is not self.image.value and active in self.image.choices:
                 self.image.value = active
         elif isinstance(active, Labels):

@@ -15,7 +15,7 @@ from ..stacking import stack_channels
 from ..wavelengths import given_wavelengths, parse_wavelength_range
 from .band_readout import refresh_bands
 from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform, wavelengths_of
-from .result_layers import put_layer
+from .result_layers import made_by_us, put_layer
 
 if TYPE_CHECKING:
     import napari
@@ -174,7 +174,7 @@ class InputSection(Container):
         for layer in self._viewer.layers:
             if not isinstance(layer, Image) or layer is chosen:
                 continue
-            if layer.metadata.get("spectral_clusters_source"):
+            if made_by_us(layer):
                 continue
             other_axis, other_alpha = features_of(layer)
             if _channels(layer, other_axis, other_alpha) == n:
@@ -235,8 +235,7 @@ class InputSection(Container):
         layers = [
             layer
             for layer in self._viewer.layers
-            if isinstance(layer, Labels | Shapes)
-            and not layer.metadata.get("spectral_clusters_source")
+            if isinstance(layer, Labels | Shapes) and not made_by_us(layer)
         ]
         return [("everywhere", None)] + [(layer.name, layer) for layer in layers]
 

@@ -15,7 +15,13 @@ if TYPE_CHECKING:
 
     from .shown import ShownResult
 
-__all__ = ["find_layers", "put_layer", "result_names", "top_result"]
+__all__ = ["find_layers", "made_by_us", "put_layer", "result_names", "top_result"]
+
+
+def made_by_us(layer) -> bool:
+    """A result or view this plugin made of another layer (clusters, recoloured image,
+    true-colour view): never offered as an image to cluster, nor as a mask."""
+    return layer is not None and bool(layer.metadata.get("spectral_clusters_source"))
 
 
 def result_names(viewer: napari.viewer.Viewer, source: str) -> tuple[str, str]:

@@ -32,6 +32,7 @@ from .layer_rules import (
     wavelengths_of,
 )
 from .plot_panel import PlotPanel
+from .result_layers import made_by_us
 from .results_section import ResultsSection
 from .reuse_section import ReuseSection
 from .sections import fit_sections, scroll_area, scroll_to, share_dock_height, show_in_view
@@ -165,7 +166,7 @@ class ClusterWidget(Container):
         file's abundance maps open hidden, last, so napari selects one); and when it is one
         of our result layers, the table, plot and actions follow that result."""
         active = self._viewer.layers.selection.active
-        if isinstance(active, Image) and active.visible and not _made_by_us(active):
+        if isinstance(active, Image) and active.visible and not made_by_us(active):
             if active in self.image.choices:
                 self.image.value = active
         image = self.image.value
@@ -683,11 +684,6 @@ def _remove(callbacks: list, callback) -> None:
     """Take a closed widget's mouse callback off the viewer (clicks must not reach it)."""
     if callback in callbacks:
         callbacks.remove(callback)
-
-
-def _made_by_us(layer) -> bool:
-    """A result or view this plugin made of another layer (never the default source)."""
-    return layer is not None and bool(layer.metadata.get("spectral_clusters_source"))
 
 
 def _clusters(n: int) -> str:
