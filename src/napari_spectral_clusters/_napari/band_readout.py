@@ -18,7 +18,14 @@ from .layer_rules import features_of, wavelengths_of
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["band_label", "follow_bands", "follow_current_viewer", "refresh_bands", "show_band"]
+__all__ = [
+    "band_label",
+    "fit_again_once_docked",
+    "follow_bands",
+    "follow_current_viewer",
+    "refresh_bands",
+    "show_band",
+]
 
 #: (viewer, its update) for the viewers whose band slider follows; both weak, so a closed
 #: viewer is not kept alive.
@@ -29,6 +36,7 @@ def follow_bands(viewer: napari.viewer.Viewer) -> None:
     """From now on, the band slider of ``viewer`` names the wavelength shown while a cube
     with wavelengths is shown (napari's or the user's name for the axis comes back after),
     and a cube opens on its ``representative_band``. Calling it again does nothing."""
+    viewer = _unproxied(viewer)
     _FOLLOWED[:] = [(ref, update) for ref, update in _FOLLOWED if ref() is not None]
     if any(ref() is viewer for ref, _ in _FOLLOWED):
         return
@@ -75,6 +83,7 @@ def follow_current_viewer() -> None:
 
 def refresh_bands(viewer: napari.viewer.Viewer) -> None:
     """Say the band again (a layer's wavelengths changed): when ``viewer`` is followed."""
+    viewer = _unproxied(viewer)
     for ref, update in _FOLLOWED:
         if ref() is viewer:
             update()
@@ -133,6 +142,20 @@ def show_band(viewer: napari.viewer.Viewer, state: dict | None = None) -> str | 
     return text
 
 
+#: (viewer, the view napari or we last fitted it to), the viewer weakly: a view still as
+#: fitted is fitted again when the window's layout changes the canvas.
+_FITTED: list = []
+
+
+def _fitted(viewer: napari.viewer.Viewer, view: tuple | None = None) -> tuple | None:
+    """The view ``viewer`` was last fitted to; with ``view``, record it."""
+    if view is None:
+        return next((v for ref, v in _FITTED if ref() is viewer), None)
+    _FITTED[:] = [(ref, v) for ref, v in _FITTED if ref() is not None and ref() is not viewer]
+    _FITTED.append((weakref.ref(viewer), view))
+    return view
+
+
 def _fit_once_laid_out(viewer: napari.viewer.Viewer) -> None:
     """Fit the view to the first layer again once Qt has laid the window out.
 
@@ -140,15 +163,72 @@ def _fit_once_laid_out(viewer: napari.viewer.Viewer) -> None:
     canvas: Samson then overflowed the canvas at 1366 x 768, and the slider's name, measured
     against a slider not yet sized, read "857..." instead of "857.5 nm".
     """
+    _fitted(viewer, _view(viewer))  # as napari fitted it: a script or the user may change it
+    _fit_again_later(viewer)
+
+
+def fit_again_once_docked(viewer: napari.viewer.Viewer, widget) -> None:
+    """Fit the view again whenever the canvas changes size within a second of now (a widget
+    being docked takes its room from it; napari hears of the new size when the canvas is
+    next drawn), if the view is still as it was last fitted (a script or the user may have
+    zoomed or panned since): a cube opened before the clustering widget was docked
+    overflowed the narrower canvas at 1366 x 768, cut on the right. ``widget``: the Qt
+    widget being docked (the wait ends with it)."""
+    from qtpy.QtCore import QTimer
+
+    viewer = _unproxied(viewer)
+    resized = _canvas_resized(viewer)
+    if resized is None:
+        return
+    ref = weakref.ref(viewer)
+
+    def resized_now(*_):
+        followed = ref()
+        if followed is not None:
+            _fit_again_later(followed)
+
+    def stop():
+        if listening:
+            listening.clear()
+            resized.disconnect(resized_now)
+
+    listening = [True]
+    resized.connect(resized_now)
+    timer = QTimer(widget)  # goes with the widget
+    timer.setSingleShot(True)
+    timer.timeout.connect(stop)
+    timer.timeout.connect(timer.deleteLater)
+    timer.start(1000)
+
+
+def _canvas_resized(viewer: napari.viewer.Viewer):
+    """napari's event for a canvas that changed size, ``viewer.canvas.events.size``, where
+    the viewer has a canvas model (napari 0.6+; napari 0.5 fits the view again itself when
+    the canvas is first drawn, and says a new size only through a private field): None."""
+    canvas = getattr(viewer, "canvas", None)
+    events = getattr(canvas, "events", None)
+    return getattr(events, "size", None) if events is not None else None
+
+
+def _unproxied(viewer):
+    """The viewer itself: napari hands a plugin's widget a proxy of it, which is another
+    object than the viewer napari opens files in (and would be followed twice)."""
+    return getattr(viewer, "__wrapped__", viewer)
+
+
+def _fit_again_later(viewer: napari.viewer.Viewer) -> None:
     from qtpy.QtCore import QTimer
 
     ref = weakref.ref(viewer)
-    fitted = _view(viewer)  # as napari fitted it: a script or the user may change it first
 
     def fit():
         followed = ref()
-        if followed is not None and len(followed.layers) and _view(followed) == fitted:
+        if followed is None or not len(followed.layers):
+            return
+        fitted = _fitted(followed)
+        if fitted is not None and _view(followed) == fitted:
             followed.reset_view()
+            _fitted(followed, _view(followed))
             # napari measures the slider's name again when the names change: say they did
             followed.dims.events.axis_labels(value=followed.dims.axis_labels)
 

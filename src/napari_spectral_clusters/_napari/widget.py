@@ -21,7 +21,7 @@ from ..cluster import Cancelled, ClusterResult, apply_model, cluster_image, swee
 from ..joint import JointResult, cluster_images
 from ..spectral import Pipeline, PreprocessingError
 from ..stable_ids import keep_ids
-from .band_readout import follow_bands
+from .band_readout import fit_again_once_docked, follow_bands
 from .clustering_section import ClusteringSection
 from .input_section import InputSection
 from .layer_rules import (
@@ -151,6 +151,7 @@ class ClusterWidget(Container):
             lambda event: event.value.events.name.connect(self.reset_choices)
         )
         follow_bands(viewer)
+        fit_again_once_docked(viewer, self.native)  # the dock takes its width from the canvas
         self.reset_choices()
 
     # -- what the sections share ----------------------------------------------------------
