@@ -185,3 +185,25 @@ def test_rgba_ids_kept_keep_the_alpha_plane():
     before = cluster_image(photo, 6)
     after, _ = keep_ids(cluster_image(photo, 7, random_state=4), before.centers, before.colors)
     np.testing.assert_array_equal(after.recolored[..., 3], photo[..., 3])
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_pictures_of_other_bit_depths_share_clusters_on_one_scale(data_dir, lazy):
+    """An 8-bit picture (PngSuite's basn2c08) beside a 16-bit one of the same scene (its
+    values in 16 bits, with the lower bits an 8-bit file drops): joined as stored, every
+    8-bit pixel was near black beside the 16-bit ones and all of that picture made one
+    cluster. On one scale, each pixel gets the same id in both."""
+    from napari_spectral_clusters.io.png import read_png
+
+    path = data_dir / "png" / "pngsuite" / "basn2c08.png"
+    eight = read_png(path).data
+    rng = np.random.default_rng(0)
+    low_bits = rng.integers(-128, 128, eight.shape)
+    sixteen = np.clip(eight.astype(np.int64) * 257 + low_bits, 0, 65535).astype(np.uint16)
+    images = [da.from_array(eight, chunks=(16, 32, 3)), sixteen] if lazy else [eight, sixteen]
+    joint = cluster_images(images, 4, channel_axis=-1)
+    a, b = (np.asarray(r.labels) for r in joint.results)
+    assert (joint.counts > 0).sum(axis=1).tolist() == [4, 4]  # every cluster in each
+    agree = np.mean(a == b)
+    assert agree > 0.97, agree
+    np.testing.assert_array_equal(eight, read_png(path).data)  # the input as it was

@@ -84,7 +84,8 @@ def cluster_images(
     ----------
     images : sequence of ndarray or dask arrays
         Images with the same number of channels along ``channel_axis`` (bands, or colours),
-        of any spatial sizes.
+        of any spatial sizes. Unsigned integer images of different bit depths are compared
+        on their full ranges (an 8-bit value v is 257 v beside a 16-bit image, as in PNG).
     n_clusters, channel_axis, alpha, random_state, progress
         As for :func:`~napari_spectral_clusters.cluster.cluster_image`; ``channel_axis`` is
         the same for every image.
@@ -125,6 +126,7 @@ def cluster_images(
             "the images have different numbers of channels (bands): "
             + ", ".join(str(column.shape[-1]) for column in columns)
         )
+    columns = _common_depth(columns)
     shapes = [_spatial_shape(image, channel_axis) for image in images]
     allowed = [
         _mask_column(mask, shape, i)
@@ -186,6 +188,23 @@ def _column(image, channel_axis, index: int):
     else:
         moved = np.moveaxis(np.asarray(image), channel_axis, -1)
     return moved.reshape(-1, 1, moved.shape[-1])
+
+
+def _common_depth(columns: list) -> list:
+    """Unsigned integer images of different bit depths on the deepest one's full range, as
+    PNG relates them: an 8-bit value v is 257 v in 16 bits. Joined as stored, an 8-bit
+    picture's colours were all near black beside a 16-bit picture's, and made one cluster.
+    Other images are left as they are (floats and signed integers have no full range)."""
+    kinds = {np.dtype(column.dtype) for column in columns}
+    if len(kinds) < 2 or not all(kind.kind == "u" for kind in kinds):
+        return columns
+    deepest = max(kinds, key=lambda kind: kind.itemsize)
+    top = np.iinfo(deepest).max
+    out = []
+    for column in columns:
+        factor = top // np.iinfo(column.dtype).max  # 257 from 8 to 16 bits: exact
+        out.append(column if factor == 1 else column.astype(deepest) * deepest.type(factor))
+    return out
 
 
 def _spatial_shape(image, channel_axis) -> tuple:
