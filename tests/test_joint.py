@@ -207,3 +207,27 @@ def test_pictures_of_other_bit_depths_share_clusters_on_one_scale(data_dir, lazy
     agree = np.mean(a == b)
     assert agree > 0.97, agree
     np.testing.assert_array_equal(eight, read_png(path).data)  # the input as it was
+
+
+def test_an_rgba_picture_beside_rgb_ones_clusters_its_opaque_pixels(data_dir):
+    """Alpha is transparency, not a fourth colour: an RGBA picture was refused beside an RGB
+    one in the widget ("different numbers of channels: 3, 4"). With one alpha flag per
+    image, its opaque pixels share the RGB picture's clusters and its recoloured picture
+    keeps its own alpha plane."""
+    from napari_spectral_clusters.io.png import read_png
+
+    rgb = read_png(data_dir / "png" / "pngsuite" / "basn2c08.png").data
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    alpha[:8] = 0  # transparent rows
+    alpha[8:12] = 90  # soft ones
+    rgba = np.dstack([rgb, alpha])
+    joint = cluster_images([rgb, rgba], 4, channel_axis=-1, alpha=[False, True])
+    a, b = (r.labels for r in joint.results)
+    assert (b[:8] == 0).all() and (b[8:] > 0).all()
+    np.testing.assert_array_equal(a[8:], b[8:])  # the same colours, the same clusters
+    assert joint.counts[1].sum() == 24 * 32
+    recolored = joint.results[1].recolored
+    assert recolored.shape == (32, 32, 4)
+    np.testing.assert_array_equal(recolored[..., 3], alpha)
+    np.testing.assert_array_equal(recolored[8:, :, :3], joint.results[0].recolored[8:])
+    assert joint.results[0].recolored.shape == (32, 32, 3)

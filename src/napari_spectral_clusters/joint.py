@@ -33,6 +33,7 @@ import numpy as np
 from ._arrays import is_lazy
 from .cluster import ClusteringError, ClusterResult, apply_model, cluster_image
 from .model import ClusterModel
+from .recolor import recolor
 
 __all__ = ["JointResult", "cluster_images"]
 
@@ -88,7 +89,9 @@ def cluster_images(
         on their full ranges (an 8-bit value v is 257 v beside a 16-bit image, as in PNG).
     n_clusters, channel_axis, alpha, random_state, progress
         As for :func:`~napari_spectral_clusters.cluster.cluster_image`; ``channel_axis`` is
-        the same for every image.
+        the same for every image. ``alpha`` may also be one flag per image: an RGBA picture
+        beside RGB ones then clusters its opaque pixels' colours with theirs, and its
+        recoloured picture keeps its alpha plane.
     masks : sequence of (ndarray or None), optional
         Per image: the pixels to cluster (as ``mask`` of ``cluster_image``).
     wavelengths : (C,) ndarray, or a sequence of them (one per image, or None), optional
@@ -120,6 +123,18 @@ def cluster_images(
     if len(masks) != len(images):
         raise ClusteringError(f"{len(masks)} masks for {len(images)} images")
     columns = [_column(image, channel_axis, i) for i, image in enumerate(images)]
+    planes = [None] * len(images)  # the alpha planes of RGBA images beside others
+    if isinstance(alpha, (list, tuple)):
+        if len(alpha) != len(images):
+            raise ClusteringError(f"{len(alpha)} alpha flags for {len(images)} images")
+        if len(set(map(bool, alpha))) > 1:  # mixed: alpha is transparency, not a channel
+            planes = [c[:, 0, -1] if a else None for c, a in zip(columns, alpha, strict=True)]
+            columns = [c[..., :-1] if a else c for c, a in zip(columns, alpha, strict=True)]
+            masks = [
+                _opaque(m, p, _spatial_shape(image, channel_axis))
+                for m, p, image in zip(masks, planes, images, strict=True)
+            ]
+        alpha = bool(alpha[0]) and planes[0] is None
     channels = {column.shape[-1] for column in columns}
     if len(channels) > 1:
         raise ClusteringError(
@@ -169,6 +184,10 @@ def cluster_images(
             )
             for column, mask, shape in zip(columns, allowed, shapes, strict=True)
         ]
+    results = [
+        r if plane is None else replace(r, recolored=_with_alpha(r, plane))
+        for r, plane in zip(results, planes, strict=True)
+    ]
     counts = np.stack([r.counts for r in results])
     total = counts.sum(axis=0)
     return JointResult(results=results, counts=counts, total=total, model=fitted.model)
@@ -205,6 +224,20 @@ def _common_depth(columns: list) -> list:
         factor = top // np.iinfo(column.dtype).max  # 257 from 8 to 16 bits: exact
         out.append(column if factor == 1 else column.astype(deepest) * deepest.type(factor))
     return out
+
+
+def _opaque(mask, plane, shape: tuple):
+    """An image's mask and its alpha plane's opaque pixels: what of it is clustered."""
+    if plane is None:
+        return mask
+    opaque = np.asarray(plane).reshape(shape) > 0
+    return opaque if mask is None else opaque & np.asarray(mask, dtype=bool)
+
+
+def _with_alpha(result: ClusterResult, plane) -> np.ndarray:
+    """An RGBA image's recoloured picture with its own alpha plane (:func:`recolor`)."""
+    labels = np.asarray(result.labels)
+    return recolor(labels, result.colors, np.asarray(plane).reshape(labels.shape))
 
 
 def _spatial_shape(image, channel_axis) -> tuple:

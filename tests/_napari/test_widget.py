@@ -1450,6 +1450,33 @@ def test_layers_clustered_together_share_ids_colours_and_a_table(viewer_and_widg
     np.testing.assert_allclose(first.metadata["centers"][0], recount["mean"][0], rtol=1e-6)
 
 
+def test_an_rgba_picture_clustered_together_with_an_rgb_one(viewer_and_widget, data_dir):
+    """The widget offered an RGBA picture under *together with* an RGB one, then refused it
+    ("different numbers of channels (bands): 3, 4"): its opaque pixels now share the RGB
+    picture's clusters, its transparent ones stay unlabelled and transparent."""
+    from napari_spectral_clusters.io.png import read_png
+
+    viewer, w = viewer_and_widget
+    rgb = read_png(data_dir / "png" / "pngsuite" / "basn2c08.png").data
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    alpha[:, :10] = 0
+    picture = viewer.add_image(rgb, name="picture", rgb=True)
+    with_alpha = viewer.add_image(np.dstack([rgb, alpha]), name="cut out", rgb=True)
+    w.image.value = picture
+    w.together.reset_choices()
+    assert [layer.name for layer in w.together.choices] == ["cut out"]
+    w.together.value = [with_alpha]
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    first = viewer.layers["picture clusters"].data
+    second = viewer.layers["cut out clusters"].data
+    assert (second[:, :10] == 0).all()
+    np.testing.assert_array_equal(first[:, 10:], second[:, 10:])
+    recolored = viewer.layers["cut out recolored"].data
+    np.testing.assert_array_equal(recolored[..., 3], alpha)
+    assert "in 2 layers" in w.status.value
+
+
 def test_a_rerun_keeps_the_ids_names_and_colours_of_the_same_materials(viewer_and_widget):
     viewer, w = viewer_and_widget
     cube, _ = _add_cube(viewer)

@@ -278,7 +278,7 @@ class ClusterWidget(Container):
             for layer, d, (a, _) in zip(layers, data, axes, strict=True)
         ]
         moved = [_bands_last(d, a) for d, (a, _) in zip(data, axes, strict=True)]
-        alpha = axes[0][1]
+        alpha = [has_alpha for _, has_alpha in axes]  # RGB and RGBA pictures together
 
         def job(_data, _channel_axis, _alpha, _wavelengths, progress):
             return cluster_images(
