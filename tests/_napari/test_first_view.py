@@ -287,3 +287,25 @@ def test_a_lazy_cube_gets_robust_contrast_from_its_middle_band_alone():
     lo, hi = robust_contrast(lazy, 0)
     assert read == [4]  # one plane, not the cube
     assert 0 <= lo < 0.02 and 0.98 < hi <= 1.0  # the hot pixels do not set the limits
+
+
+def test_the_band_slider_has_room_for_its_wavelength(make_napari_viewer, qtbot):
+    """napari sets a slider's name with its signals blocked and never measures the room for
+    it again: "857.5 nm" was cut to "857..." in the room the name "band" had."""
+    from qtpy.QtWidgets import QLineEdit
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    viewer.add_image(np.random.default_rng(0).random((6, 40, 40)), axis_labels=("b", "y", "x"))
+    qtbot.wait(50)
+    follow_bands(viewer)
+    (cube, kw, _), _ = make_sample_cube()
+    viewer.add_image(cube, **kw)
+    qtbot.wait(50)
+    (name,) = [
+        field
+        for field in viewer.window._qt_window.findChildren(QLineEdit, "axis_label")
+        if field.isVisible()
+    ]
+    assert name.text().endswith(" nm")
+    assert name.width() >= name.fontMetrics().horizontalAdvance(name.text()), name.width()

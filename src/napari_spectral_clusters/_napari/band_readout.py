@@ -139,7 +139,27 @@ def show_band(viewer: napari.viewer.Viewer, state: dict | None = None) -> str | 
         labels[axis] = value
     if tuple(labels) != tuple(viewer.dims.axis_labels):
         viewer.dims.axis_labels = tuple(labels)
+        _measure_slider_names()
     return text
+
+
+def _measure_slider_names() -> None:
+    """Have napari measure the room for the sliders' names again: from napari 0.6 or so it
+    sets a name with the name field's signals blocked, and measures the names only when a
+    field says its text changed or a slider says it was resized, so "857.5 nm" stayed in
+    the room "band" had and read "857...". The slider's Qt signal ``size_changed`` (of the
+    parent of napari's name field, object name ``axis_label``) makes it measure, and does
+    nothing else."""
+    from qtpy.QtWidgets import QApplication, QLineEdit
+
+    app = QApplication.instance()
+    if app is None:
+        return
+    for window in app.topLevelWidgets():
+        for name in window.findChildren(QLineEdit, "axis_label"):
+            resized = getattr(name.parentWidget(), "size_changed", None)
+            if resized is not None:
+                resized.emit()
 
 
 #: (viewer, the view napari or we last fitted it to), the viewer weakly: a view still as
@@ -229,8 +249,7 @@ def _fit_again_later(viewer: napari.viewer.Viewer) -> None:
         if fitted is not None and _view(followed) == fitted:
             followed.reset_view()
             _fitted(followed, _view(followed))
-            # napari measures the slider's name again when the names change: say they did
-            followed.dims.events.axis_labels(value=followed.dims.axis_labels)
+            _measure_slider_names()  # against the slider as laid out
 
     QTimer.singleShot(0, fit)
 
