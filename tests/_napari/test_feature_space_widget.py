@@ -305,6 +305,28 @@ def test_fits_a_laptop_screen_next_to_the_clustering_widget(make_napari_viewer):
         assert 0 <= top and top + widget.height() <= scroll.viewport().height(), widget
 
 
+def test_no_control_is_cut_off_at_the_right_in_the_3d_cloud(make_napari_viewer, data_dir):
+    """Samson's 3-D cloud at 1366 x 768: z, Clear and Split were cut off at the dock's right
+    edge (every menu was as wide as its longest choice, a band's name)."""
+    from qtpy.QtCore import QPoint
+    from qtpy.QtWidgets import QApplication, QScrollArea
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
+    viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    _, fw = viewer.window.add_plugin_dock_widget(PLUGIN, "Feature space")
+    fw.view.value = "3d"
+    fw.draw()
+    for _ in range(5):
+        QApplication.processEvents()
+    viewport = next(a for a in _ancestors(fw.plot) if isinstance(a, QScrollArea)).viewport()
+    controls = (fw.image, fw.x_axis, fw.y_axis, fw.z_axis, fw.clear_button, fw.split_button)
+    for control in controls:
+        right = control.native.mapTo(viewport, QPoint(control.native.width(), 0)).x()
+        assert control.native.isVisible() and right <= viewport.width(), (control.name, right)
+
+
 def _ancestors(widget):
     while widget is not None:
         widget = widget.parentWidget()

@@ -17,7 +17,7 @@ from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, S
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QFrame, QScrollArea
+from qtpy.QtWidgets import QComboBox, QFrame, QScrollArea
 
 from .._arrays import is_lazy
 from ..cluster import ClusteringError
@@ -99,6 +99,12 @@ class FeatureSpaceWidget(Container):
         self.split_n = SpinBox(name="split_n", label="into", value=2, min=2, max=16)
         self.split_button = PushButton(name="split_button", text="Split")
         self._tooltips()
+        # a menu as wide as its longest choice (a layer's name, "PC1 ... PC12") made the
+        # three axes of the 3-D cloud wider than the dock, and cut off z, Clear and Split
+        for menu in (self.image, self.clusters, self.view, self.tool):
+            _narrow(menu, 8)
+        for menu in (self.x_axis, self.y_axis, self.z_axis, self.split_label):
+            _narrow(menu, 3)
 
         # two controls a row where they are short: the plot gets the height (at 1366 x 768
         # one control a row left it below the dock's fold)
@@ -106,9 +112,10 @@ class FeatureSpaceWidget(Container):
         view_row = Container(
             name="view_row", label="view", layout="horizontal", widgets=[self.view, self.tool]
         )
+        # the axes row spans the dock, beside no row name: three menus fit there, not in
+        # the room the names ("colour by", "other axis") leave
         axes_row = Container(
             name="axes_row",
-            label="axes",
             layout="horizontal",
             widgets=[self.x_axis, self.y_axis, self.z_axis],
         )
@@ -116,8 +123,15 @@ class FeatureSpaceWidget(Container):
             row.margins = (0, 0, 0, 0)
         top = Container(
             name="axes_section",
-            widgets=[self.image, self.clusters, view_row, axes_row, self.new_axis],
+            labels=False,
+            widgets=[
+                Container(name="source_rows", widgets=[self.image, self.clusters, view_row]),
+                axes_row,
+                Container(name="axis_rows", widgets=[self.new_axis]),
+            ],
         )
+        for rows in (top[0], top[2]):
+            rows.margins = (0, 0, 0, 0)
         actions = Container(
             name="selection_row",
             layout="horizontal",
@@ -817,3 +831,12 @@ def _preprocessing_of(params: dict) -> str:
     if not steps:
         return space
     return Pipeline(Pipeline.parse(str(steps)).steps, space).spec
+
+
+def _narrow(menu: ComboBox, letters: int) -> None:
+    """Let ``menu`` be as narrow as ``letters`` characters (its choices are elided in it,
+    and shown whole in its list), not as wide as its longest choice."""
+    menu.native.setSizeAdjustPolicy(
+        QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+    )
+    menu.native.setMinimumContentsLength(letters)
