@@ -213,6 +213,11 @@ def test_use_as_mask_makes_the_next_run_cluster_only_these(docked):
     assert (out[30:, :] == 0).all() and (out[:, 40:] == 0).all()
     inside = set(np.unique(out[:30, :40]).tolist())
     assert len(inside) == 2 and 0 not in inside  # (ids kept from the last run's clusters)
+    # the result shows over the mask it was clustered inside (it was hidden under it)
+    layers = list(viewer.layers)
+    assert layers.index(viewer.layers["blocks clusters"]) > layers.index(
+        viewer.layers["blocks mask"]
+    )
 
 
 def test_lazy_cube_plot_and_selection_block_by_block(make_napari_viewer, monkeypatch, qtbot):

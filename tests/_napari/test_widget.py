@@ -1616,3 +1616,19 @@ def test_a_view_chosen_as_the_image_stays_chosen(viewer_and_widget):
     w.run(wait=True)
     assert "sample cube true colour clusters" in viewer.layers
     assert w.image.value is view
+
+
+def test_a_result_layer_moved_up_lands_just_above_its_anchor(make_napari_viewer):
+    """put_layer moves an existing layer to just above the given one, from below it too
+    (napari's move counts places before the move: it landed one too low, under the mask a
+    re-run was clustered inside)."""
+    from napari_spectral_clusters._napari.result_layers import put_layer
+
+    viewer = make_napari_viewer()
+    for name in ("result", "source", "mask", "top"):
+        viewer.add_image(np.zeros((4, 4)), name=name)
+    put_layer(viewer, "result", "image", np.ones((4, 4)), {}, above=viewer.layers["mask"])
+    assert [layer.name for layer in viewer.layers] == ["source", "mask", "result", "top"]
+    np.testing.assert_array_equal(viewer.layers["result"].data, 1)
+    put_layer(viewer, "result", "image", np.ones((4, 4)), {}, above=viewer.layers["source"])
+    assert [layer.name for layer in viewer.layers] == ["source", "result", "mask", "top"]

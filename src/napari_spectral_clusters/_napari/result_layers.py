@@ -54,14 +54,19 @@ def result_names(viewer: napari.viewer.Viewer, source: str) -> tuple[str, str]:
 
 
 def top_result(viewer: napari.viewer.Viewer, source: Image, *, besides=()) -> Image | Labels:
-    """The top-most of ``source`` and the layers of its earlier results (other than those
-    named in ``besides``): a new result goes above them all, so it is what shows, not a
-    result kept below it for its hand edits."""
+    """The top-most of ``source``, the layers of its earlier results (other than those
+    named in ``besides``) and the mask Feature space made of it: a new result goes above
+    them all, so it is what shows, not a result kept below it for its hand edits, nor the
+    mask it was clustered inside."""
     layers = viewer.layers
     ours = [
         layer
         for layer in layers
-        if layer.metadata.get("spectral_clusters_source") == source.name
+        if source.name
+        in (
+            layer.metadata.get("spectral_clusters_source"),
+            layer.metadata.get("spectral_clusters_mask_for"),
+        )
         and layer.name not in besides
         and isinstance(layer, Image | Labels)
     ]
@@ -85,8 +90,8 @@ def put_layer(viewer: napari.viewer.Viewer, name: str, layer_type: str, data, kw
         add = viewer.add_labels if layer_type == "labels" else viewer.add_image
         layer = add(data, name=name, **kwargs)
     here, target = layers.index(layer), layers.index(above) + 1
-    if here != target:
-        layers.move(here, target if here > target else target - 1)
+    if here != target:  # napari's move inserts before ``target`` counted before the move
+        layers.move(here, target)
     return layer
 
 
