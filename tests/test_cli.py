@@ -812,6 +812,42 @@ def test_joint_pictures_with_and_without_transparency_share_clusters(tmp_path, d
     assert read_png(out / "basn2c08_clusters.png").data.min() == 1  # opaque: all labelled
 
 
+def test_joint_pictures_of_another_bit_depth_are_refused_not_blackened(tmp_path, data_dir, capsys):
+    """A 16-bit picture beside 8-bit ones: joined as stored, the 8-bit pictures were all
+    near black beside it and made one cluster. The odd one out is refused with the reason,
+    the others share their clusters; cluster_images itself refuses the two."""
+    from napari_spectral_clusters.cluster import ClusteringError
+    from napari_spectral_clusters.io import read_png
+    from napari_spectral_clusters.joint import cluster_images
+
+    suite = data_dir / "png/pngsuite"
+    files = [suite / "basn2c08.png", suite / "basn6a08.png", suite / "basn2c16.png"]
+    out = tmp_path / "out"
+    assert _main("run", *files, "--joint", "-k", 4, "-o", out) == 1
+    said = capsys.readouterr().out
+    assert "basn2c16.png holds 16-bit values, the others have 8-bit: not on one scale" in said
+    assert "clustered 2 of 3 file(s) jointly" in said
+    labels = read_png(out / "basn2c08_clusters.png").data
+    assert len(np.unique(labels)) == 4  # the 8-bit picture's colours, four clusters
+    assert not (out / "basn2c16_clusters.png").exists()
+    eight, sixteen = (read_png(f).data for f in (files[0], files[2]))
+    with pytest.raises(ClusteringError, match=r"different depths \(8-bit, 16-bit\)"):
+        cluster_images([eight, sixteen], 4, channel_axis=-1)
+
+
+def test_a_joint_fit_that_cannot_be_made_is_an_error_message(tmp_path, data_dir, capsys):
+    """Steps that do not fit the joined pictures (a savgol window longer than 3 colours)
+    ended the joint run with a traceback."""
+    suite = data_dir / "png/pngsuite"
+    files = [suite / "basn2c08.png", suite / "basn6a08.png"]
+    out = tmp_path / "out"
+    assert _main("run", *files, "--joint", "-k", 4, "-o", out, "--preprocess", "savgol(9, 2)") == 1
+    said = capsys.readouterr().err
+    assert "cannot cluster the files jointly" in said and "longer than 3" in said
+    assert "Traceback" not in said
+    assert not out.exists() or not list(out.iterdir())
+
+
 def test_a_run_that_writes_nothing_leaves_no_folder_behind(tmp_path, inputs, capsys):
     """-o's folders are made for the run and removed again when nothing was written in them
     (every input failed); a folder that was there, or holds anything, stays."""

@@ -187,28 +187,6 @@ def test_rgba_ids_kept_keep_the_alpha_plane():
     np.testing.assert_array_equal(after.recolored[..., 3], photo[..., 3])
 
 
-@pytest.mark.parametrize("lazy", [False, True])
-def test_pictures_of_other_bit_depths_share_clusters_on_one_scale(data_dir, lazy):
-    """An 8-bit picture (PngSuite's basn2c08) beside a 16-bit one of the same scene (its
-    values in 16 bits, with the lower bits an 8-bit file drops): joined as stored, every
-    8-bit pixel was near black beside the 16-bit ones and all of that picture made one
-    cluster. On one scale, each pixel gets the same id in both."""
-    from napari_spectral_clusters.io.png import read_png
-
-    path = data_dir / "png" / "pngsuite" / "basn2c08.png"
-    eight = read_png(path).data
-    rng = np.random.default_rng(0)
-    low_bits = rng.integers(-128, 128, eight.shape)
-    sixteen = np.clip(eight.astype(np.int64) * 257 + low_bits, 0, 65535).astype(np.uint16)
-    images = [da.from_array(eight, chunks=(16, 32, 3)), sixteen] if lazy else [eight, sixteen]
-    joint = cluster_images(images, 4, channel_axis=-1)
-    a, b = (np.asarray(r.labels) for r in joint.results)
-    assert (joint.counts > 0).sum(axis=1).tolist() == [4, 4]  # every cluster in each
-    agree = np.mean(a == b)
-    assert agree > 0.97, agree
-    np.testing.assert_array_equal(eight, read_png(path).data)  # the input as it was
-
-
 def test_an_rgba_picture_beside_rgb_ones_clusters_its_opaque_pixels(data_dir):
     """Alpha is transparency, not a fourth colour: an RGBA picture was refused beside an RGB
     one in the widget ("different numbers of channels: 3, 4"). With one alpha flag per
@@ -231,3 +209,23 @@ def test_an_rgba_picture_beside_rgb_ones_clusters_its_opaque_pixels(data_dir):
     np.testing.assert_array_equal(recolored[..., 3], alpha)
     np.testing.assert_array_equal(recolored[8:, :, :3], joint.results[0].recolored[8:])
     assert joint.results[0].recolored.shape == (32, 32, 3)
+
+
+def test_alpha_flags_that_agree_act_as_one():
+    """alpha=[None, None] still finds out (it turned alpha off, clustering it as a colour),
+    and a mask that does not fit a picture beside an RGBA one is named, not a numpy error."""
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (20, 20, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    rgba[:5, :, 3] = 0
+    joint = cluster_images([rgba, rgba.copy()], 3, channel_axis=-1, alpha=[None, None])
+    assert all(r.recolored.shape == (20, 20, 4) for r in joint.results)
+    assert all((r.labels[:5] == 0).all() for r in joint.results)
+    with pytest.raises(ClusteringError, match=r"mask 1 has shape \(3, 3\)"):
+        cluster_images(
+            [rgba[..., :3], rgba],
+            3,
+            channel_axis=-1,
+            alpha=[False, True],
+            masks=[np.ones((3, 3), bool), None],
+        )

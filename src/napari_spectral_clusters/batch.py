@@ -398,23 +398,24 @@ def cluster_jointly(
             reports[i].error = describe_error(exc)
             on_file(reports[i])
     # the inputs share the channels most of them have (the first of them on a tie); an
-    # input with others cannot share their clusters
+    # input with others cannot share their clusters. Nor can integer pictures of another
+    # depth than most: their values are not on one scale (8-bit white is 16-bit black)
     channels_of = {i: drawn[i].shape[-1] for i in sorted(drawn)}
-    counted = list(channels_of.values())
-    channels = max(counted, key=lambda c: (counted.count(c), -counted.index(c)), default=None)
-    for i in sorted(drawn):
-        if drawn[i].shape[-1] != channels:
-            rest = [c for j, c in channels_of.items() if j != i]
-            alike = rest.count(channels)
-            others = "the other has" if len(rest) == 1 else "the others have"
-            if alike < len(rest):
-                others = f"{alike} of the {len(rest)} others have"
-            reports[i].error = (
-                f"{files[i].name} has {drawn[i].shape[-1]} channels (bands), {others} "
-                f"{channels}: it cannot share their clusters"
-            )
-            on_file(reports[i])
-            del drawn[i], pixels[i]
+    for i, others in _odd_ones(channels_of).items():
+        reports[i].error = (
+            f"{files[i].name} has {channels_of[i]} channels (bands), {others}: it cannot "
+            "share their clusters"
+        )
+        on_file(reports[i])
+        del drawn[i], pixels[i]
+    depth_of = {i: d.dtype.itemsize * 8 for i, d in sorted(drawn.items()) if d.dtype.kind in "ui"}
+    for i, others in _odd_ones(depth_of).items():
+        reports[i].error = (
+            f"{files[i].name} holds {depth_of[i]}-bit values, {others}-bit: not on one scale, "
+            "it cannot share their clusters (convert it first)"
+        )
+        on_file(reports[i])
+        del drawn[i], pixels[i]
     wavelengths = next(
         (found_wavelengths[i] for i in sorted(drawn) if i in found_wavelengths), None
     )
@@ -464,6 +465,25 @@ def cluster_jointly(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return reports, written
+
+
+def _odd_ones(value_of: dict) -> dict:
+    """The inputs whose value (channels, bit depth) is not the one most inputs have (the
+    first of them on a tie), each with what the others have: "the other has 3", "2 of the
+    5 others have 3"."""
+    values = list(value_of.values())
+    common = max(values, key=lambda v: (values.count(v), -values.index(v)), default=None)
+    odd = {}
+    for i, value in value_of.items():
+        if value == common:
+            continue
+        rest = [v for j, v in value_of.items() if j != i]
+        alike = rest.count(common)
+        others = "the other has" if len(rest) == 1 else "the others have"
+        if alike < len(rest):
+            others = f"{alike} of the {len(rest)} others have"
+        odd[i] = f"{others} {common}"
+    return odd
 
 
 def _pixel_column(img: ImageData):

@@ -404,6 +404,7 @@ def _run_jointly(args, files, stems) -> int:
     import time
 
     from .batch import JOINT_OUTPUTS, cluster_jointly
+    from .kmeans import ClusteringError
 
     taken = [name for name in JOINT_OUTPUTS if (args.out / name).exists()]
     if taken and not args.overwrite:
@@ -425,18 +426,22 @@ def _run_jointly(args, files, stems) -> int:
         )
         print(f"{_bar(len(done), len(files))} {report.source.name}: {status}", file=sys.stderr)
 
-    reports, written = cluster_jointly(
-        files,
-        args.out,
-        stems,
-        n_clusters=args.clusters,
-        random_state=args.seed,
-        preprocessing=args.preprocessing,
-        overwrite=args.overwrite,
-        fmt=args.format,
-        on_file=on_file,
-        wavelength_range=args.wavelengths,
-    )
+    try:
+        reports, written = cluster_jointly(
+            files,
+            args.out,
+            stems,
+            n_clusters=args.clusters,
+            random_state=args.seed,
+            preprocessing=args.preprocessing,
+            overwrite=args.overwrite,
+            fmt=args.format,
+            on_file=on_file,
+            wavelength_range=args.wavelengths,
+        )
+    except ClusteringError as exc:  # the joint fit itself: no file has a result
+        print(f"spectral-clusters: cannot cluster the files jointly: {exc}", file=sys.stderr)
+        return 1
     failed = [r for r in reports if r.error]
     skipped = [r for r in reports if r.skipped]
     print(

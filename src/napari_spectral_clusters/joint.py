@@ -85,8 +85,8 @@ def cluster_images(
     ----------
     images : sequence of ndarray or dask arrays
         Images with the same number of channels along ``channel_axis`` (bands, or colours),
-        of any spatial sizes. Unsigned integer images of different bit depths are compared
-        on their full ranges (an 8-bit value v is 257 v beside a 16-bit image, as in PNG).
+        of any spatial sizes. Integer images must share their depth (8-bit beside 16-bit
+        values are not on one scale: refused).
     n_clusters, channel_axis, alpha, random_state, progress
         As for :func:`~napari_spectral_clusters.cluster.cluster_image`; ``channel_axis`` is
         the same for every image. ``alpha`` may also be one flag per image: an RGBA picture
@@ -128,20 +128,25 @@ def cluster_images(
         if len(alpha) != len(images):
             raise ClusteringError(f"{len(alpha)} alpha flags for {len(images)} images")
         if len(set(map(bool, alpha))) > 1:  # mixed: alpha is transparency, not a channel
-            planes = [c[:, 0, -1] if a else None for c, a in zip(columns, alpha, strict=True)]
+            # the planes read once (a picture's: small), for the masks and the recolouring
+            planes = [
+                np.asarray(c[:, 0, -1]) if a else None for c, a in zip(columns, alpha, strict=True)
+            ]
             columns = [c[..., :-1] if a else c for c, a in zip(columns, alpha, strict=True)]
             masks = [
-                _opaque(m, p, _spatial_shape(image, channel_axis))
-                for m, p, image in zip(masks, planes, images, strict=True)
+                _opaque(m, p, _spatial_shape(image, channel_axis), i)
+                for i, (m, p, image) in enumerate(zip(masks, planes, images, strict=True))
             ]
-        alpha = bool(alpha[0]) and planes[0] is None
+            alpha = False
+        else:  # all alike: as one flag (None still means: find out)
+            alpha = alpha[0]
     channels = {column.shape[-1] for column in columns}
     if len(channels) > 1:
         raise ClusteringError(
             "the images have different numbers of channels (bands): "
             + ", ".join(str(column.shape[-1]) for column in columns)
         )
-    columns = _common_depth(columns)
+    _check_depths(columns)
     shapes = [_spatial_shape(image, channel_axis) for image in images]
     allowed = [
         _mask_column(mask, shape, i)
@@ -209,35 +214,35 @@ def _column(image, channel_axis, index: int):
     return moved.reshape(-1, 1, moved.shape[-1])
 
 
-def _common_depth(columns: list) -> list:
-    """Unsigned integer images of different bit depths on the deepest one's full range, as
-    PNG relates them: an 8-bit value v is 257 v in 16 bits. Joined as stored, an 8-bit
-    picture's colours were all near black beside a 16-bit picture's, and made one cluster.
-    Other images are left as they are (floats and signed integers have no full range)."""
-    kinds = {np.dtype(column.dtype) for column in columns}
-    if len(kinds) < 2 or not all(kind.kind == "u" for kind in kinds):
-        return columns
-    deepest = max(kinds, key=lambda kind: kind.itemsize)
-    top = np.iinfo(deepest).max
-    out = []
-    for column in columns:
-        factor = top // np.iinfo(column.dtype).max  # 257 from 8 to 16 bits: exact
-        out.append(column if factor == 1 else column.astype(deepest) * deepest.type(factor))
-    return out
+def _check_depths(columns: list) -> None:
+    """Refuse integer images of different bit depths: an 8-bit picture's values beside a
+    16-bit one's are all near black, and made one cluster. Scaling them for the fit alone
+    would leave the shared model, and every image's statistics, in units one of them does
+    not have; the user converts one (``x.astype(np.uint16) * 257``) and says what is meant."""
+    depths = {np.dtype(c.dtype).itemsize * 8 for c in columns if np.dtype(c.dtype).kind in "ui"}
+    if len(depths) > 1:
+        names = ", ".join(f"{depth}-bit" for depth in sorted(depths))
+        raise ClusteringError(
+            f"the images hold integers of different depths ({names}): their values are not "
+            "on one scale (255 is white in 8 bits, nearly black in 16); convert them to one "
+            "depth first (an 8-bit value v is 257 v in 16 bits)"
+        )
 
 
-def _opaque(mask, plane, shape: tuple):
+def _opaque(mask, plane, shape: tuple, index: int):
     """An image's mask and its alpha plane's opaque pixels: what of it is clustered."""
     if plane is None:
         return mask
-    opaque = np.asarray(plane).reshape(shape) > 0
-    return opaque if mask is None else opaque & np.asarray(mask, dtype=bool)
+    opaque = plane.reshape(shape) > 0
+    if mask is None:
+        return opaque
+    return opaque & _mask_column(mask, shape, index).reshape(shape)
 
 
 def _with_alpha(result: ClusterResult, plane) -> np.ndarray:
     """An RGBA image's recoloured picture with its own alpha plane (:func:`recolor`)."""
     labels = np.asarray(result.labels)
-    return recolor(labels, result.colors, np.asarray(plane).reshape(labels.shape))
+    return recolor(labels, result.colors, plane.reshape(labels.shape))
 
 
 def _spatial_shape(image, channel_axis) -> tuple:

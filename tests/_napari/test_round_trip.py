@@ -4,6 +4,7 @@ translate, units and parameters; hand edits are never overwritten by a new resul
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from napari.layers import Labels
 
@@ -501,3 +502,25 @@ def test_columns_a_user_added_to_the_clusters_table_are_kept(make_napari_viewer,
     refreshed = dict(zip(layer.features["index"], layer.features["note"], strict=True))
     assert refreshed[1] == "nuclei" and refreshed[2] == "cytoplasm"
     assert refreshed[6] == ""
+    # the notes are the user's edits: a new run goes beside them, and they stay as they are
+    layer.features = layer.features.assign(kind=pd.Categorical(["bg", "a", "b", "c", "d", "e"]))
+    w.run(wait=True)
+    assert "sample cube clusters (2)" in viewer.layers
+    assert "note" not in viewer.layers["sample cube clusters (2)"].features
+    assert dict(zip(layer.features["index"], layer.features["note"], strict=True))[1] == "nuclei"
+    w.refresh()  # a categorical column of the user's is kept too (it failed to fill)
+    assert list(layer.features["kind"])[:2] == ["bg", "a"]
+
+
+def test_notes_added_to_a_clusters_table_are_hand_edits(make_napari_viewer):
+    """A column of the user's own in the clusters table (nothing painted, renamed or
+    merged) makes the layer the user's: a new run goes beside it, and the notes stay."""
+    viewer, w, _ = _sample_result(make_napari_viewer, 3)
+    layer = viewer.layers["sample cube clusters"]
+    before = np.array(layer.data)
+    layer.features = layer.features.assign(note=["", "a", "b", "c"])
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    assert "sample cube clusters (2)" in viewer.layers
+    np.testing.assert_array_equal(layer.data, before)
+    assert list(layer.features["note"]) == ["", "a", "b", "c"]

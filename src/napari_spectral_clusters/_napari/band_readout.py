@@ -137,9 +137,11 @@ def show_band(viewer: napari.viewer.Viewer, state: dict | None = None) -> str | 
             original = labels[axis]
         state[axis] = (original, value)
         labels[axis] = value
-    if tuple(labels) != tuple(viewer.dims.axis_labels):
+    before = tuple(viewer.dims.axis_labels)
+    if tuple(labels) != before:
         viewer.dims.axis_labels = tuple(labels)
-        _measure_slider_names()
+        if any(len(str(a)) != len(str(b)) for a, b in zip(labels, before, strict=False)):
+            _measure_slider_names()  # not at every band step: only when the name's length is new
     return text
 
 
@@ -158,8 +160,11 @@ def _measure_slider_names() -> None:
     for window in app.topLevelWidgets():
         for name in window.findChildren(QLineEdit, "axis_label"):
             resized = getattr(name.parentWidget(), "size_changed", None)
-            if resized is not None:
-                resized.emit()
+            try:
+                if resized is not None:
+                    resized.emit()
+            except (TypeError, RuntimeError):  # not napari's slider, or being deleted
+                continue
 
 
 #: (viewer, the view napari or we last fitted it to), the viewer weakly: a view still as
@@ -214,6 +219,7 @@ def fit_again_once_docked(viewer: napari.viewer.Viewer, widget) -> None:
 
     listening = [True]
     resized.connect(resized_now)
+    widget.destroyed.connect(lambda *_: stop())  # closed within the second: stop now
     timer = QTimer(widget)  # goes with the widget
     timer.setSingleShot(True)
     timer.timeout.connect(stop)

@@ -1,6 +1,7 @@
 """Pure rules about napari layers the widget clusters (no Qt): which axis holds the bands,
 which axes, pixels and transform a result keeps, the wavelengths of a layer, what a plot's
-x axis is, and whether a result layer holds the user's hand edits."""
+x axis is, a clusters layer's features table, and whether a result layer holds the user's
+hand edits."""
 
 from __future__ import annotations
 
@@ -78,12 +79,13 @@ def clusters_table(labels, names, counts, old=None) -> pd.DataFrame:
         }
     )
     extra = [] if old is None else [c for c in old.columns if c not in TABLE_COLUMNS]
-    if extra and "index" in old.columns and not old["index"].duplicated().any():
-        by_id = old.set_index("index")[extra]
-        for column in extra:  # empty: NaN in a column of numbers, "" in one of text
+    if extra and "index" in old.columns:
+        by_id = old.drop_duplicates("index").set_index("index")[extra]
+        for column in extra:  # empty: NaN in a column of numbers, "" in any other
             values = by_id[column].reindex(table["index"])
-            numeric = pd.api.types.is_numeric_dtype(by_id[column])
-            table[column] = (values if numeric else values.fillna("")).to_numpy()
+            if not pd.api.types.is_numeric_dtype(values):
+                values = values.astype(object).fillna("")  # a categorical one too
+            table[column] = values.to_numpy()
     return table
 
 
@@ -103,6 +105,8 @@ def has_hand_edits(layer: Labels) -> bool:
     meta = layer.metadata
     if meta.get("hand_edited"):
         return True
+    if set(getattr(layer, "features", {}).keys()) - set(TABLE_COLUMNS):
+        return True  # columns of the user's own in its table (notes per cluster)
     if "labels_checksum" not in meta:
         return True
     return labels_checksum(layer.data) != meta["labels_checksum"]

@@ -20,7 +20,8 @@ __all__ = ["find_layers", "made_by_us", "put_layer", "result_names", "top_result
 
 def made_by_us(layer) -> bool:
     """A result or view this plugin made of another layer (clusters, recoloured image,
-    true-colour view): never offered as an image to cluster, nor as a mask."""
+    true-colour view): never chosen as the image to cluster by itself, nor offered as a
+    mask or to cluster together with (a true-colour view can still be chosen by hand)."""
     return layer is not None and bool(layer.metadata.get("spectral_clusters_source"))
 
 

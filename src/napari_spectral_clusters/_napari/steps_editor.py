@@ -239,11 +239,21 @@ class StepsEditor(Container):
         n_bands, wavelengths = self._bands()
         if not n_bands:
             return None, None
-        try:
-            bound = Pipeline(tuple(self.steps[:at])).bind(n_bands, wavelengths)
-        except PreprocessingError:
+        bound = self._bound(self.steps, at)
+        if bound is None:
             return np.arange(n_bands), wavelengths
         return bound.bands, bound.wavelengths
+
+    def _bound(self, steps: list[Step], at: int):
+        """The first ``at`` of ``steps`` made ready for the chosen image's spectra; None
+        without an image, or when they do not fit it."""
+        n_bands, wavelengths = self._bands()
+        if not n_bands:
+            return None
+        try:
+            return Pipeline(tuple(steps[:at])).bind(n_bands, wavelengths)
+        except PreprocessingError:
+            return None
 
     def remove(self, index: int | None = None) -> None:
         """Remove the step at ``index`` (default: the selected one)."""
@@ -297,14 +307,8 @@ class StepsEditor(Container):
         the chosen image (a savgol window longer than the bands, limits past them). Nothing
         is checked without an image, or when an earlier step already does not fit: the
         status line names that one."""
-        n_bands, wavelengths = self._bands()
-        if not n_bands:
-            return
-        try:
-            Pipeline(tuple(steps[:index])).bind(n_bands, wavelengths)
-        except PreprocessingError:
-            return
-        Pipeline(tuple(steps[: index + 1])).bind(n_bands, wavelengths)
+        if self._bound(steps, index) is not None:
+            Pipeline(tuple(steps[: index + 1])).bind(*self._bands())
 
     # -- drawing ---------------------------------------------------------------------------
 
