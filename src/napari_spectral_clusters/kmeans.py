@@ -139,8 +139,9 @@ class TooFewDistinct(ClusteringError):
         point = "point" if n_distinct == 1 else "points"
         what = f"distinct {point} after {after}" if after else "distinct pixel value(s)"
         super().__init__(
-            f"the image has only {n_distinct} {what}, fewer than the "
-            f"{n_clusters} clusters asked for; ask for at most {n_distinct}"
+            f"the pixels to cluster (not masked out, transparent or NaN) have only "
+            f"{n_distinct} {what}, fewer than the {n_clusters} clusters asked for; ask for "
+            f"at most {n_distinct}"
         )
 
 

@@ -130,8 +130,11 @@ def test_bad_parameters_are_named_and_change_nothing(viewer_and_widget, errors):
     assert w.steps.value == "savgol(9, 2) | snv"
     assert editor.params["window"].value == 9
     assert editor.set_params(window=63) is not None  # the longest odd window that fits
-    w.steps.value = "savgol(4"  # typed text that does not parse leaves the list alone
-    assert _listed(editor) == ["1. savgol(63, 2)", "2. snv"]
+    w.steps.value = "savgol(4"  # typed text that does not parse is never overwritten,
+    assert _listed(editor) == [] and not editor.enabled  # and the list shows no stale steps
+    assert editor.set_params(index=0, window=5) is None and w.steps.value == "savgol(4"
+    w.steps.value = "savgol(63, 2) | snv"  # parses again: listed again
+    assert _listed(editor) == ["1. savgol(63, 2)", "2. snv"] and editor.enabled
 
 
 def test_a_step_is_checked_against_the_bands_the_steps_before_it_leave(viewer_and_widget, errors):

@@ -1632,3 +1632,31 @@ def test_a_result_layer_moved_up_lands_just_above_its_anchor(make_napari_viewer)
     np.testing.assert_array_equal(viewer.layers["result"].data, 1)
     put_layer(viewer, "result", "image", np.ones((4, 4)), {}, above=viewer.layers["source"])
     assert [layer.name for layer in viewer.layers] == ["source", "result", "mask", "top"]
+
+
+def test_kept_ids_that_are_not_1_to_k_are_said_once(viewer_and_widget, infos):
+    """k = 8 then k = 3 with *keep cluster ids*: the three clusters keep the ids of the
+    materials they match, not 1..3, which a script reading the labels may assume; the user
+    is told once, with how to number them 1 to k."""
+    viewer, w = viewer_and_widget
+    cube, _ = _add_cube(viewer)
+    w.image.value = cube
+    w.keep_ids.value = True
+    w.n_clusters.value = 8
+    w.run(wait=True)
+    assert not any("are kept from the earlier run" in said for said in infos)
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    ids = np.unique(viewer.layers["sample cube clusters"].data)
+    ids = ids[ids > 0]
+    assert len(ids) == 3
+    assert ids.tolist() != [1, 2, 3]  # (the sample cube at seed 0: 1, 2 and 7)
+    told = [said for said in infos if "are kept from the earlier run" in said]
+    assert len(told) == 1 and ", ".join(map(str, ids)) in told[0]
+    assert "untick 'keep cluster ids'" in told[0]
+    w.run(wait=True)
+    assert len([s for s in infos if "are kept from the earlier run" in s]) == 1
+    w.keep_ids.value = False
+    w.run(wait=True)
+    ids = np.unique(viewer.layers["sample cube clusters"].data)
+    assert ids[ids > 0].tolist() == [1, 2, 3]

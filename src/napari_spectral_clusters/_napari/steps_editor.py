@@ -208,9 +208,11 @@ class StepsEditor(Container):
             pipeline = Pipeline.parse(str(text)) if str(text).strip() else Pipeline()
         except PreprocessingError:
             pipeline = None
-        # text the list cannot show is never overwritten by an edit: the editor waits
+        # text the list cannot show is never overwritten by an edit: the editor waits,
+        # empty (a list of the last steps that parsed would say they are what is used)
         self.enabled = pipeline is not None and pipeline.space == "none"
         if not self.enabled:
+            self._set([], None)
             return False
         steps = list(pipeline.steps)
         if steps != self.steps:
@@ -280,7 +282,7 @@ class StepsEditor(Container):
         ``set_params(window=15)``; returns the new step, or None after a notification naming
         the step when the values do not make one (the step is kept as it was)."""
         index = self.selected if index is None else index
-        if index is None:
+        if index is None or not 0 <= index < len(self.steps):
             return None
         old = self.steps[index]
         values = {**fields_of(old), **values}

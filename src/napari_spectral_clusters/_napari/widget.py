@@ -105,6 +105,7 @@ class ClusterWidget(Container):
         self.runner = Runner(busy=self._busy, progressed=self._progressed)
         self.last_sweep: dict | None = None
         self._palette_noted: set = set()  # (layer, reason) already said
+        self._gaps_noted: set = set()  # layers told their kept ids are not 1..k
         self._clicked = None  # world position of the last Shift-click
         self._status_before_steps = ""  # shown again once the steps fit
         self.clustering = ClusteringSection(
@@ -590,6 +591,16 @@ class ClusterWidget(Container):
         seconds = f" in {elapsed:.1f} s" if elapsed is not None else ""
         found = np.count_nonzero(result.counts)  # kept ids no cluster took are not counted
         self.status.value = f"{_clusters(found)} of {int(result.counts.sum()):,} pixels{seconds}"
+        ids = np.flatnonzero(result.counts) + 1
+        if len(ids) and ids[-1] != len(ids) and source.name not in self._gaps_noted:
+            # ids kept from an earlier run of more clusters: not 1..k, which a script
+            # reading the labels may assume; said once a layer
+            self._gaps_noted.add(source.name)
+            show_info(
+                f"{source.name}: cluster ids {', '.join(map(str, ids))} are kept from the "
+                f"earlier run (the same material, the same id); untick 'keep cluster ids' to "
+                f"number them 1 to {len(ids)}."
+            )
         self._results_in_view()
 
     def _edited_status(self, n_clusters: int, n_pixels: int):
