@@ -309,3 +309,12 @@ def test_the_band_slider_has_room_for_its_wavelength(make_napari_viewer, qtbot):
     ]
     assert name.text().endswith(" nm")
     assert name.width() >= name.fontMetrics().horizontalAdvance(name.text()), name.width()
+    # and after a clustering, whose new layers have napari name the axes again ("band" for
+    # a moment: it was measured, and the wavelength that replaced it cut again)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    widget.image.value = viewer.layers["sample cube"]
+    widget.n_clusters.value = 3
+    widget.run(wait=True)
+    qtbot.wait(50)
+    assert name.text().endswith(" nm")
+    assert name.width() >= name.fontMetrics().horizontalAdvance(name.text()), name.width()

@@ -137,12 +137,25 @@ def show_band(viewer: napari.viewer.Viewer, state: dict | None = None) -> str | 
             original = labels[axis]
         state[axis] = (original, value)
         labels[axis] = value
-    before = tuple(viewer.dims.axis_labels)
-    if tuple(labels) != before:
+    if tuple(labels) != tuple(viewer.dims.axis_labels):
         viewer.dims.axis_labels = tuple(labels)
-        if any(len(str(a)) != len(str(b)) for a, b in zip(labels, before, strict=False)):
-            _measure_slider_names()  # not at every band step: only when the name's length is new
+        _measure_slider_names_soon()
     return text
+
+
+_MEASURE_DUE: list = []  # a measure is due at the next turn of the event loop
+
+
+def _measure_slider_names_soon() -> None:
+    """:func:`_measure_slider_names` at the next turn of the event loop, once however many
+    names change before it: a name set while napari is naming the axes itself reaches its
+    field only after napari is done (measured at once, "band" was measured, not the
+    wavelength that replaced it)."""
+    from qtpy.QtCore import QTimer
+
+    if not _MEASURE_DUE:
+        _MEASURE_DUE.append(True)
+        QTimer.singleShot(0, _measure_slider_names)
 
 
 def _measure_slider_names() -> None:
@@ -154,6 +167,7 @@ def _measure_slider_names() -> None:
     nothing else."""
     from qtpy.QtWidgets import QApplication, QLineEdit
 
+    _MEASURE_DUE.clear()
     app = QApplication.instance()
     if app is None:
         return
