@@ -401,19 +401,22 @@ def cluster_jointly(
     # input with others cannot share their clusters. Nor can integer pictures of another
     # depth than most: their values are not on one scale (8-bit white is 16-bit black)
     channels_of = {i: drawn[i].shape[-1] for i in sorted(drawn)}
-    for i, others in _odd_ones(channels_of).items():
-        reports[i].error = (
-            f"{files[i].name} has {channels_of[i]} channels (bands), {others}: it cannot "
-            "share their clusters"
-        )
-        on_file(reports[i])
-        del drawn[i], pixels[i]
-    depth_of = {i: d.dtype.itemsize * 8 for i, d in sorted(drawn.items()) if d.dtype.kind in "ui"}
+    odd = {
+        i: f"has {channels_of[i]} channels (bands), {others}: it cannot share their clusters"
+        for i, others in _odd_ones(channels_of).items()
+    }
+    depth_of = {
+        i: d.dtype.itemsize * 8
+        for i, d in sorted(drawn.items())
+        if d.dtype.kind in "ui" and i not in odd
+    }
     for i, others in _odd_ones(depth_of).items():
-        reports[i].error = (
-            f"{files[i].name} holds {depth_of[i]}-bit values, {others}-bit: not on one scale, "
-            "it cannot share their clusters (convert it first)"
+        odd[i] = (
+            f"holds {depth_of[i]}-bit values, {others}-bit: not on one scale, it cannot share "
+            "their clusters (convert it first)"
         )
+    for i in sorted(odd):
+        reports[i].error = f"{files[i].name} {odd[i]}"
         on_file(reports[i])
         del drawn[i], pixels[i]
     wavelengths = next(
