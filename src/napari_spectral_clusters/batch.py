@@ -364,7 +364,7 @@ def cluster_jointly(
         A report per input, in order, and the shared files written (none if no input could
         be clustered).
     """
-    from .joint import cluster_images
+    from .joint import cluster_images, integer_depth
 
     if fmt not in FORMATS:
         raise BatchError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -406,9 +406,9 @@ def cluster_jointly(
         for i, others in _odd_ones(channels_of).items()
     }
     depth_of = {
-        i: d.dtype.itemsize * 8
+        i: integer_depth(d)
         for i, d in sorted(drawn.items())
-        if d.dtype.kind in "ui" and i not in odd
+        if integer_depth(d) is not None and i not in odd
     }
     for i, others in _odd_ones(depth_of).items():
         odd[i] = (

@@ -35,7 +35,7 @@ from .cluster import ClusteringError, ClusterResult, apply_model, cluster_image
 from .model import ClusterModel
 from .recolor import recolor
 
-__all__ = ["JointResult", "cluster_images"]
+__all__ = ["JointResult", "cluster_images", "integer_depth"]
 
 
 @dataclass(frozen=True)
@@ -214,12 +214,19 @@ def _column(image, channel_axis, index: int):
     return moved.reshape(-1, 1, moved.shape[-1])
 
 
+def integer_depth(array) -> int | None:
+    """Bits per value of an integer image (8 for uint8), None for other kinds: images that
+    share clusters share it (:func:`cluster_images`)."""
+    kind = np.dtype(array.dtype)
+    return kind.itemsize * 8 if kind.kind in "ui" else None
+
+
 def _check_depths(columns: list) -> None:
     """Refuse integer images of different bit depths: an 8-bit picture's values beside a
     16-bit one's are all near black, and made one cluster. Scaling them for the fit alone
     would leave the shared model, and every image's statistics, in units one of them does
     not have; the user converts one (``x.astype(np.uint16) * 257``) and says what is meant."""
-    depths = {np.dtype(c.dtype).itemsize * 8 for c in columns if np.dtype(c.dtype).kind in "ui"}
+    depths = {integer_depth(c) for c in columns} - {None}
     if len(depths) > 1:
         names = ", ".join(f"{depth}-bit" for depth in sorted(depths))
         raise ClusteringError(

@@ -152,8 +152,9 @@ def _measure_slider_names_soon() -> None:
     field only after napari is done (measured at once, "band" was measured, not the
     wavelength that replaced it)."""
     from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
 
-    if not _MEASURE_DUE:
+    if not _MEASURE_DUE and QApplication.instance() is not None:  # no loop: none is due
         _MEASURE_DUE.append(True)
         QTimer.singleShot(0, _measure_slider_names)
 
