@@ -928,10 +928,14 @@ def nearest(x: np.ndarray, centers: np.ndarray, *, margin: bool = False, norms=N
     return lab, dist, gap
 
 
+#: Up to this many clusters, one-hot matrices are dense (:func:`_onehot`).
+DENSE_K = 32
+
+
 def _onehot(lab, weights, k):
     """(k, n) matrix of each row's weight in its cluster's row: dense for a few clusters (a
     BLAS product, 2-4x faster), sparse for many (a dense one would be mostly zeros)."""
-    if k <= 32:
+    if k <= DENSE_K:
         onehot = np.zeros((k, len(lab)), dtype=weights.dtype)
         onehot[lab, np.arange(len(lab))] = weights
         return onehot
@@ -958,6 +962,9 @@ class Accumulator:
         # keeps np.minimum.at on its fast path (30x faster than with a cast)
         self.margin = np.full(k, np.inf, dtype=np.float32)
         self.drawn: list[tuple[np.ndarray, np.ndarray]] = []  # coreset rows and weights
+        # a dense 0/1 matrix of the rows' clusters can give each row its centre (with
+        # finite centres only: 0 x inf is NaN)
+        self._dense = k <= DENSE_K and bool(np.isfinite(centers).all())
 
     def add_chunk(self, feats, weights, raw, rates: CoresetRates | None, rng) -> np.ndarray:
         """Label a chunk of pixels (0-based, nearest centre), add it to the sums and draw its
@@ -993,6 +1000,38 @@ class Accumulator:
             np.minimum.at(self.margin, lab, margin.astype(np.float32, copy=False))
         w = np.ones(len(lab), np.float32) if weights is None else weights
         self.dist += float(np.dot(w, dist.astype(np.float64)))
+        self.counts += np.bincount(lab, weights=w, minlength=k)
+        if weights is None and self._dense and feats.shape[1] > FEW:
+            self._add_dense(lab, w, feats)
+        else:
+            self._add_gathered(lab, w, feats)
+        if self.raw is not None:
+            self.raw += _cluster_sums(lab, w, raw, k)
+            self.raw_sq += _cluster_sums(lab, w, raw * raw, k)
+
+    def _add_dense(self, lab, w, feats) -> None:
+        """Feature sums and squared deviations of unweighted rows: one 0/1 matrix of the rows'
+        clusters a block of rows serves three BLAS products -- the clusters' sums, each row's
+        own centre (``centres.T @ onehot``, exact: one term is the centre, the others zero;
+        half the time of gathering it by label) and the squared deviations' sums."""
+        by_column = feats.flags.f_contiguous and not feats.flags.c_contiguous
+        k = len(self.counts)
+        for start in range(0, len(lab), ACC_ROWS):
+            rows = slice(start, start + ACC_ROWS)
+            onehot, part = _onehot(lab[rows], w[rows], k), feats[rows]
+            if by_column:  # laid out as the chunk is (see _cluster_sums)
+                dev = (self.centers.T @ onehot).T
+                self.sums += (part.T @ onehot.T).T
+                np.subtract(part, dev, out=dev)
+                self.sq += (np.square(dev, out=dev).T @ onehot.T).T
+            else:
+                dev = onehot.T @ self.centers
+                self.sums += onehot @ part
+                np.subtract(part, dev, out=dev)
+                self.sq += onehot @ np.square(dev, out=dev)
+
+    def _add_gathered(self, lab, w, feats) -> None:
+        k = len(self.counts)
         # one buffer: gather, subtract, square -- laid out as the chunk is (a chunk of a
         # bands-first cube is a transposed view): mixing layouts costs 10x the subtraction
         if feats.flags.f_contiguous and not feats.flags.c_contiguous:
@@ -1000,12 +1039,8 @@ class Accumulator:
         else:
             dev = np.take(self.centers, lab, axis=0)
         np.subtract(feats, dev, out=dev)
-        self.counts += np.bincount(lab, weights=w, minlength=k)
         self.sums += _cluster_sums(lab, w, feats, k)
         self.sq += _cluster_sums(lab, w, np.square(dev, out=dev), k)
-        if self.raw is not None:
-            self.raw += _cluster_sums(lab, w, raw, k)
-            self.raw_sq += _cluster_sums(lab, w, raw * raw, k)
 
     def feature_means(self) -> np.ndarray:
         means = self.sums / np.maximum(self.counts, 1)[:, None]

@@ -209,7 +209,9 @@ class Pixels:
             x = np.take(rows.T, flat, axis=1).T.astype(np.float64)
         else:
             x = self.view[np.unravel_index(flat, self.allowed.shape)].astype(np.float64)
-        x = x[np.isfinite(x).all(axis=1)]
+        with np.errstate(over="ignore"):  # a finite sum means every value is (see _read_chunk)
+            if not np.isfinite(x.sum()):
+                x = x[np.isfinite(x).all(axis=1)]
         if len(x) == 0 and self.allowed.any():  # mostly NaN: draw among finite pixels only
             rows = np.concatenate([b for b, _, _ in self.chunks()])
             x = rows[np.sort(rng.choice(len(rows), min(n, len(rows)), replace=False))]
