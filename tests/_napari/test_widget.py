@@ -400,7 +400,7 @@ def test_cancel_stops_suggest_k_and_says_so(viewer_and_widget, qtbot):
     assert w.status.value == "cancelled" and w.last_sweep is None
 
 
-def test_settings_persist_between_sessions(make_napari_viewer, monkeypatch):
+def test_settings_persist_between_sessions(make_napari_viewer, monkeypatch, qtbot):
     viewer = make_napari_viewer()
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
     _add_cube(viewer)
@@ -412,13 +412,30 @@ def test_settings_persist_between_sessions(make_napari_viewer, monkeypatch):
     fresh = ClusterWidget(viewer)
     assert (fresh.n_clusters.value, fresh.random_state.value) == (5, 42)
     assert fresh.preprocessing.value == "pca"
+    qtbot.wait(50)
     assert said == []  # no steps: nothing to say
     fresh.steps.value = "savgol(9, 2) | snv"
+    fresh.palette.value = "categorical"
     fresh.run(wait=True)
     said.clear()
     again = ClusterWidget(viewer)  # steps that fit one kind of cube come back, and say so
     assert again.steps.value == "savgol(9, 2) | snv"
+    qtbot.waitUntil(lambda: bool(said), timeout=5_000)
     assert len(said) == 1 and "savgol(9, 2) | snv" in said[0] and "last session" in said[0]
+
+    # the demo's widget: its own defaults, not the user's, which it leaves as they were
+    said.clear()
+    demo = ClusterWidget(viewer)
+    demo.use_defaults()
+    qtbot.wait(50)
+    assert said == []  # its steps are gone before the widget would speak of them
+    assert (demo.n_clusters.value, demo.random_state.value) == (8, 0)
+    assert (demo.preprocessing.value, demo.steps.value) == ("none", "")
+    assert demo.palette.value == "auto"
+    demo.run(wait=True)
+    after = ClusterWidget(viewer)
+    assert (after.n_clusters.value, after.random_state.value) == (5, 42)
+    assert (after.steps.value, after.palette.value) == ("savgol(9, 2) | snv", "categorical")
 
 
 def test_spectra_plot_and_suggest_k(viewer_and_widget):

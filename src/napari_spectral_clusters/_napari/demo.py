@@ -49,9 +49,8 @@ def run_demo(clusters: int, screenshot: Path | None) -> int:
     viewer.open_sample(PLUGIN, "cube")
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
     widget.image.value = viewer.layers["sample cube"]
-    widget.remember_settings = False  # the user's saved settings are theirs, not the demo's
+    widget.use_defaults()  # the same demo whatever the user's saved settings (left as they are)
     widget.n_clusters.value = clusters
-    widget.random_state.value = 0  # the demo is the same whatever the user's saved settings
     widget.run(wait=True)
     # napari 0.9 moved the grid to viewer.canvas; older versions have viewer.grid.
     getattr(viewer, "canvas", viewer).grid.enabled = True

@@ -28,7 +28,10 @@ def save_settings(widget):
     settings.sync()
 
 
-def restore_settings(widget):
+def restore_settings(widget) -> dict:
+    """The user's saved settings on ``widget``'s controls; returns what they held before
+    (their defaults)."""
+    defaults = {name: getattr(widget, name).value for name in _PERSISTENT}
     settings = settings_store()
     for name in _PERSISTENT:
         control = getattr(widget, name)
@@ -39,3 +42,4 @@ def restore_settings(widget):
             control.value = type(control.value)(value)
         except (ValueError, TypeError):
             continue  # a stale or hand-edited setting: keep the default
+    return defaults

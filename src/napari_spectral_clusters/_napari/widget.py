@@ -35,7 +35,14 @@ from .plot_panel import PlotPanel
 from .result_layers import made_by_us
 from .results_section import ResultsSection
 from .reuse_section import ReuseSection
-from .sections import fit_sections, scroll_area, scroll_to, share_dock_height, show_in_view
+from .sections import (
+    fit_sections,
+    later,
+    scroll_area,
+    scroll_to,
+    share_dock_height,
+    show_in_view,
+)
 from .settings import restore_settings, save_settings
 from .worker import Runner
 
@@ -131,14 +138,12 @@ class ClusterWidget(Container):
         self._scroll, self._boxes = scroll_area(self.sections, self.plots)
         self.native.layout().addWidget(self._scroll)
         share_dock_height(self.native, weight=1)  # beside the feature space dock: 1 : 2
-        restore_settings(self)
-        if str(self.steps.value).strip():  # steps fit one kind of cube: say where they came from
-            show_info(
-                f"Spectral steps from your last session: {self.steps.value} (clear them in "
-                "the steps editor if they do not fit this image)."
-            )
+        self._defaults = restore_settings(self)
+        # steps fit one kind of cube: say where they came from, once the widget is docked
+        # (unless they are gone by then: the demo sets its own)
+        later(self.native, self._say_remembered_steps)
         #: whether a run saves k, seed, features, steps and palette as the user's next defaults
-        #: (the demo sets its own and leaves the user's as they were)
+        #: (the demo sets its own and leaves the user's as they were: :meth:`use_defaults`)
         self.remember_settings = True
         viewer.layers.selection.events.active.connect(self._follow_active_layer)
         viewer.mouse_drag_callbacks.append(self._on_click)
@@ -448,6 +453,21 @@ class ClusterWidget(Container):
         if self.last_sweep and self.last_sweep.get("suggested"):
             self.n_clusters.value = int(self.last_sweep["suggested"])
             self.use_k_button.visible = False
+
+    def _say_remembered_steps(self) -> None:
+        if str(self.steps.value).strip():
+            show_info(
+                f"Spectral steps from your last session: {self.steps.value} (clear them in "
+                "the steps editor if they do not fit this image)."
+            )
+
+    def use_defaults(self) -> None:
+        """Every setting a run remembers back to its default (k, seed, features, steps,
+        palette), for this widget only: the user's saved settings stay as they are, and runs
+        no longer save them (the demo runs the same for everyone)."""
+        self.remember_settings = False
+        for name, value in self._defaults.items():
+            getattr(self, name).value = value
 
     def cancel(self, *_):
         """Stop the running clustering; the layers stay as they were."""
