@@ -438,6 +438,32 @@ def test_settings_persist_between_sessions(make_napari_viewer, monkeypatch, qtbo
     assert (after.steps.value, after.palette.value) == ("savgol(9, 2) | snv", "categorical")
 
 
+def test_table_names_its_layer_and_goes_with_it(viewer_and_widget):
+    viewer, w = viewer_and_widget
+    assert w.results.caption.value.startswith("Layer: none")
+    src, _ = _add_cube(viewer)
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    assert w.results.caption.value == "Layer: sample cube clusters"
+    viewer.layers["sample cube clusters"].name = "moss"
+    assert w.results.caption.value == "Layer: moss"
+    recolored = viewer.layers["sample cube recolored"]
+    w.table.native.selectRow(0)  # one cluster shown: the recoloured layer steps aside
+    assert not recolored.visible
+    viewer.layers.remove("moss")
+    # the table and plot described a layer that is gone: they go too, and what the
+    # selection hid is shown again
+    assert w.results.shown is None
+    assert w.table.native.rowCount() == 0
+    assert w.plot.axes.get_lines() == []
+    assert w.results.caption.value.startswith("Layer: none")
+    assert recolored.visible
+    assert [layer.name for layer in viewer.layers] == [src.name, "sample cube recolored"]
+    w.run(wait=True)  # and a new run fills them again
+    assert w.table.native.rowCount() == 3 and len(w.plot.axes.get_lines()) == 3
+    assert w.results.caption.value == "Layer: sample cube clusters"
+
+
 def test_spectra_plot_and_suggest_k(viewer_and_widget):
     viewer, w = viewer_and_widget
     src, _ = _add_cube(viewer)

@@ -142,6 +142,11 @@ class ClusterPlot(FigureCanvasQTAgg):
         self.shown.emit()  # something to show: no empty 0-1 axes before
         self.draw_idle()
 
+    def clear_plot(self) -> None:
+        """Nothing drawn (in the theme's colours)."""
+        self._style(self._fresh())
+        self.draw_idle()
+
     def _fresh(self):
         self.figure.clear()
         self.axes = self.figure.add_subplot()

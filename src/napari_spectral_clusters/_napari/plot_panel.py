@@ -72,6 +72,10 @@ class PlotPanel:
             )
         self.tabs.setCurrentWidget(self.spectra)
 
+    def forget_clusters(self) -> None:
+        """No clusters shown any more (their layer is gone): the spectra plot is emptied."""
+        self.spectra.clear_plot()
+
     def show_pixel(self, shown: ShownResult, label: int, spectrum, where) -> None:
         """A pixel's spectrum against its cluster's mean +- std."""
         mean, std, color, name = shown.plotted[label]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import Container, PushButton, Table
+from magicgui.widgets import Container, Label, PushButton, Table
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt
@@ -51,6 +51,10 @@ __all__ = ["ResultsSection"]
 RECOUNT_TRIES = 3
 
 
+#: The caption while no result is shown.
+NOTHING_SHOWN = "Layer: none (Run, or select a clusters layer)"
+
+
 class ResultsSection(Container):
     """The cluster table (``table``), *Merge* and *Refresh*; ``shown`` is the result they act
     on, ``results`` every result of this session by its labels layer's name. ``resized`` is
@@ -80,7 +84,11 @@ class ResultsSection(Container):
             labels=False,
             widgets=[self.merge_button, self.refresh_button, self.save_button],
         )
-        super().__init__(name="results_section", labels=False, widgets=[self.table, edit_row])
+        #: which clusters layer the table and plot describe
+        self.caption = Label(name="caption", value=NOTHING_SHOWN)
+        super().__init__(
+            name="results_section", labels=False, widgets=[self.caption, self.table, edit_row]
+        )
         self._viewer = viewer
         self._panel = panel
         self._resized = resized or (lambda: None)
@@ -99,6 +107,7 @@ class ResultsSection(Container):
         # each layer's own name event (napari 0.5's layer list has no "renamed"); napari
         # holds a bound method weakly: a closed widget is let go of
         viewer.layers.events.inserted.connect(self._watch_name)
+        viewer.layers.events.removed.connect(self._layer_removed)
         for layer in viewer.layers:
             layer.events.name.connect(self._layer_renamed)
         self.table.tooltip = (
@@ -276,6 +285,8 @@ class ResultsSection(Container):
         self.results = {(new if key == old else key): r for key, r in self.results.items()}
         for record in self.results.values():
             record.rename(old, new)
+        if self.shown is not None and self.shown.table is not None:
+            self.caption.value = f"Layer: {self.shown.labels}"
         for layer in self._viewer.layers:  # what links a result's layers, saved with them
             meta = layer.metadata
             links = (
@@ -286,6 +297,21 @@ class ResultsSection(Container):
             )
             if any(meta.get(key) == old for key in links):
                 layer.metadata = {**meta, **{k: new for k in links if meta.get(k) == old}}
+
+    def _layer_removed(self, event) -> None:
+        """The shown result's clusters layer was removed: the table and plot, which described
+        it, are cleared (a recoloured layer its selection hid is shown again)."""
+        shown = self.shown
+        if shown is None or event.value.name != shown.labels:
+            return
+        layers = self._viewer.layers
+        if shown.recolored_visible is not None and shown.recolored in layers:
+            layers[shown.recolored].visible = shown.recolored_visible
+        shown.recolored_visible = None
+        self.shown = None
+        self.table.clear()
+        self.caption.value = NOTHING_SHOWN
+        self._panel.forget_clusters()
 
     def _labels_changed(self, event) -> None:
         """A result's labels were changed from elsewhere (the *Feature space* widget made a
@@ -674,6 +700,7 @@ class ResultsSection(Container):
 
         shown = self.shown
         shown.table = (stats, colors)
+        self.caption.value = f"Layer: {shown.labels}"
         names = [shown.name_of(v) for v in stats["label"]]
         columns = {
             "colour": [""] * len(stats["label"]),
