@@ -332,6 +332,35 @@ def test_no_control_is_cut_off_at_the_right_in_the_3d_cloud(make_napari_viewer, 
         assert control.native.isVisible() and right <= viewport.width(), (control.name, right)
 
 
+def test_docked_under_a_clustering_run_every_control_is_in_view(make_napari_viewer, data_dir):
+    """Samson clustered first, then Feature space docked under the clustering dock at
+    1366 x 768: its rows were 25 px wider than the room beside its scroll bar, and every menu's
+    right end (its arrow) and the plot's right edge were cut off."""
+    from qtpy.QtCore import QPoint
+    from qtpy.QtWidgets import QApplication, QScrollArea
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    _, cw = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    (source, *_) = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
+    cw.image.value, cw.n_clusters.value = source, 3
+    cw.run(wait=True)
+    _, fw = viewer.window.add_plugin_dock_widget(PLUGIN, "Feature space")
+    viewer.layers.selection.active = source
+    fw.draw()
+    for _ in range(10):
+        QApplication.processEvents()
+    scroll = next(a for a in _ancestors(fw.plot) if isinstance(a, QScrollArea))
+    viewport = scroll.viewport()
+    assert scroll.widget().width() <= viewport.width()
+    controls = (fw.image, fw.clusters, fw.view, fw.tool, fw.x_axis, fw.y_axis, fw.new_axis)
+    for control in (*controls, fw.clear_button, fw.split_button):
+        right = control.native.mapTo(viewport, QPoint(control.native.width(), 0)).x()
+        assert control.native.isVisible() and right <= viewport.width(), (control.name, right)
+    right = fw.plot.mapTo(viewport, QPoint(fw.plot.width(), 0)).x()
+    assert right <= viewport.width()
+
+
 def _ancestors(widget):
     while widget is not None:
         widget = widget.parentWidget()

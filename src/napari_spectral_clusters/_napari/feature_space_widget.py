@@ -16,8 +16,8 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QComboBox, QFrame, QScrollArea
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QComboBox
 
 from .._arrays import is_lazy
 from ..cluster import ClusteringError
@@ -30,7 +30,7 @@ from .feature_plot import TOOLS, FeaturePlot
 from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform
 from .plot_panel import let_go_of_theme
 from .result_layers import made_by_us
-from .sections import later, share_dock_height
+from .sections import VerticalScroll, later, share_dock_height
 from .worker import Runner
 
 if TYPE_CHECKING:
@@ -101,8 +101,10 @@ class FeatureSpaceWidget(Container):
         self._tooltips()
         # a menu as wide as its longest choice (a layer's name, "PC1 ... PC12") made the
         # three axes of the 3-D cloud wider than the dock, and cut off z, Clear and Split
-        for menu in (self.image, self.clusters, self.view, self.tool):
+        for menu in (self.image, self.clusters):
             _narrow(menu, 8)
+        for menu in (self.view, self.tool):  # two in a row, beside the row names
+            _narrow(menu, 5)
         for menu in (self.x_axis, self.y_axis, self.z_axis, self.split_label):
             _narrow(menu, 3)
 
@@ -148,11 +150,7 @@ class FeatureSpaceWidget(Container):
         )
         inner = Container(name="inner", labels=False, widgets=[top, bottom])
         inner.native.layout().insertWidget(1, self.plot, 1)
-        scroll = QScrollArea()  # fits a laptop screen: scrolls instead of growing the window
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(inner.native)
+        scroll = VerticalScroll(inner.native)
         self._inner = inner  # keeps the magicgui containers alive with their Qt widgets
         self.native.layout().addWidget(scroll)
         # beside the clustering dock, two thirds of the height: the plot needs it (the

@@ -3,7 +3,7 @@ dock fits a laptop screen (1366 x 768) instead of growing napari's window."""
 
 from __future__ import annotations
 
-from qtpy.QtCore import QPoint, Qt
+from qtpy.QtCore import QEvent, QPoint, QSize, Qt
 from qtpy.QtWidgets import (
     QDockWidget,
     QFrame,
@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 __all__ = [
+    "VerticalScroll",
     "fit_sections",
     "later",
     "plot_tabs",
@@ -49,12 +50,37 @@ def scroll_area(sections: dict, plot) -> tuple[QScrollArea, list]:
         layout.addWidget(box)
         boxes.append(box)
     layout.addStretch(1)
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.Shape.NoFrame)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    scroll.setWidget(inner)
-    return scroll, boxes
+    return VerticalScroll(inner), boxes
+
+
+class VerticalScroll(QScrollArea):
+    """``inner`` in a scroll area that scrolls up and down only, so a dock fits a laptop
+    screen instead of growing the window, and is never narrower than ``inner`` needs beside
+    the scroll bar: with no horizontal scrolling, Qt let the dock shrink below that, and the
+    right end of every row was cut off under the scroll bar (Feature space stacked under the
+    clustering dock at 1366 x 768)."""
+
+    def __init__(self, inner: QWidget):
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(inner)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        inner = self.widget()
+        if inner is None:
+            return hint
+        bar = self.verticalScrollBar().sizeHint().width()
+        width = inner.minimumSizeHint().width() + bar + 2 * self.frameWidth()
+        return QSize(max(hint.width(), width), hint.height())
+
+    def eventFilter(self, watched, event) -> bool:
+        # the contents' layout changed (a control shown or hidden): the dock asks again
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()
+        return super().eventFilter(watched, event)
 
 
 def fit_sections(boxes: list) -> None:
