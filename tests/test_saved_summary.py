@@ -41,6 +41,26 @@ def test_pixels_moved_as_many_each_way_are_noticed():
     assert not changed
 
 
+def test_a_recount_with_the_image_is_kept_as_it_counted():
+    """Refresh from labels counts only pixels with data: one painted over a transparent pixel
+    is not counted. The saved file says what the table said, not a count of labels alone."""
+    painted = LABELS.copy()
+    painted[1, 3] = 3  # a transparent pixel (label 0 after clustering), painted
+    recounted = {
+        **_result(LABELS),
+        "counts": np.array([2, 2, 3]),  # as Refresh counted: the transparent one left out
+        "hand_edited": True,
+        "counted_checksum": fingerprint(painted),
+    }
+    out, changed = follow_labels(painted, recounted)
+    assert not changed
+    np.testing.assert_array_equal(out["counts"], [2, 2, 3])
+    painted[0, 0] = 2  # painted again since: counted from the labels as they are now
+    out, changed = follow_labels(painted, recounted)
+    assert changed
+    np.testing.assert_array_equal(out["counts"], [1, 3, 4])
+
+
 def test_a_painted_id_gets_a_colour_and_unknown_statistics():
     meta = _result(LABELS)
     painted = LABELS.copy()

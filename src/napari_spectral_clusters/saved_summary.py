@@ -54,8 +54,13 @@ def follow_labels(labels: np.ndarray, metadata: dict) -> tuple[dict, bool]:
     if counts_before is None:
         return dict(metadata), False  # not a result of ours: nothing it says to follow
     labels = np.asarray(labels)
+    now = fingerprint(labels)
+    if metadata.get("counted_checksum") == now:
+        # recounted from these very labels with the image, which leaves out the pixels
+        # without data (transparent, NaN) that a count of the labels alone would add
+        return dict(metadata), False
     counted = metadata.get("counted_checksum", metadata.get("labels_checksum"))
-    same_pixels = counted is None or counted == fingerprint(labels)
+    same_pixels = counted is None or counted == now
     before = np.asarray(counts_before, dtype=np.int64).ravel()
     top = int(labels.max(initial=0))
     if top > MAX_LABEL or labels.min(initial=0) < 0:  # no rows for such ids: say edited only
@@ -73,7 +78,7 @@ def follow_labels(labels: np.ndarray, metadata: dict) -> tuple[dict, bool]:
     out = {key: value for key, value in metadata.items() if key != "inertia"}
     out["counts"] = counts
     out["hand_edited"] = True
-    out["counted_checksum"] = fingerprint(labels)  # what the counts are now of
+    out["counted_checksum"] = now  # what the counts are now of
     if metadata.get("colors") is not None:
         out["colors"] = colors_up_to(metadata["colors"], top)
     for key in PER_CLUSTER:
