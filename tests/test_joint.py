@@ -1,5 +1,7 @@
 """Joint clustering of several images (shared ids) and ids that stay put across re-runs."""
 
+from dataclasses import replace
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -163,6 +165,23 @@ def test_a_new_clusters_true_colour_like_a_kept_one_is_replaced_and_said():
         "palette colours for new id(s) 3, 4, whose own looked like a kept cluster's"
     )
     np.testing.assert_array_equal(after.model.colors, after.colors)
+
+
+def test_kept_ids_under_a_palette_fallback_say_they_wear_their_earlier_colours():
+    """Samson k = 3 in true colours, then k = 4, whose true colours fell back to the palette
+    (two alike): the notice said "cluster colours from a categorical palette (true colours
+    of clusters 3 and 4 differ by only ...)", while ids 1-3 wore their earlier true colours."""
+    cube, _, wl = synthetic_cube((64, 64), n_bands=16, seed=1)
+    before = cluster_image(cube, 3, channel_axis=0, wavelengths=wl, random_state=0)
+    new = cluster_image(cube, 4, channel_axis=0, wavelengths=wl, random_state=7)
+    new = replace(new, params={**new.params, "colors": "categorical palette (two alike)"})
+    after, ids = keep_ids(new, before.centers, before.colors)
+    fresh = sorted(set(ids.tolist()) - {1, 2, 3})
+    assert after.params["colors"] == (
+        "earlier colours for kept id(s) 1, 2, 3; palette colours for new id(s) "
+        + ", ".join(map(str, fresh))
+    )
+    np.testing.assert_array_equal(after.colors[:3], before.colors)
 
 
 def test_fewer_clusters_leave_free_ids_that_survive_a_saved_model(tmp_path):

@@ -88,10 +88,19 @@ def keep_ids(
     colors[rows[new]] = result.colors[new]
     moved = _tell_new_apart(colors, len(previous), np.sort(rows[new]))
     params = {**result.params, "ids_kept": True}
-    if moved and str(params.get("colors", "")).startswith("true"):  # say where it says how
+    how = str(params.get("colors", ""))
+    if moved and how.startswith("true"):  # say where it says how
         ids_moved = ", ".join(str(row + 1) for row in moved)
-        params["colors"] = f"{params['colors']}; palette colours for new id(s) {ids_moved}, "
+        params["colors"] = f"{how}; palette colours for new id(s) {ids_moved}, "
         params["colors"] += "whose own looked like a kept cluster's"
+    elif how.startswith("categorical") and (~new).any():
+        # the run's own colours fell back to the palette, but the kept ids wear what they
+        # wore: the palette's reason (two of the run's clusters alike) is not what is shown
+        kept = ", ".join(str(row + 1) for row in np.sort(rows[~new]))
+        fresh = ", ".join(str(row + 1) for row in np.sort(rows[new]))
+        params["colors"] = f"earlier colours for kept id(s) {kept}" + (
+            f"; palette colours for new id(s) {fresh}" if fresh else ""
+        )
     model = result.model
     model = replace(
         model,
