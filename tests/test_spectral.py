@@ -347,3 +347,22 @@ def test_every_step_takes_no_spectra(spec):
     bound = Pipeline.parse(spec).bind(10, None)
     out = bound(np.zeros((0, 10), np.float32))
     assert out.shape == (0, bound.n_out) and out.dtype == np.float32
+
+
+def test_slow_libraries_are_imported_ahead_in_the_background(monkeypatch):
+    """Checking a baseline step imported pybaselines on the viewer's thread (2 s frozen):
+    the steps' text starts the import in a thread as soon as it names such a step."""
+    import sys
+    import threading
+
+    from napari_spectral_clusters import spectral
+
+    monkeypatch.setattr(spectral, "SLOW_IMPORTS", {"wave(": "wave"})
+    monkeypatch.delitem(sys.modules, "wave", raising=False)
+    assert spectral.import_ahead("despike | snv") == []  # names none
+    assert spectral.import_ahead("despike | wave(3)") == ["wave"]
+    for thread in threading.enumerate():
+        if thread.name == "import wave":
+            thread.join(timeout=30)
+    assert "wave" in sys.modules
+    assert spectral.import_ahead("wave(3)") == []  # imported already

@@ -42,14 +42,25 @@ Example
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import math
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SPACES", "STEPS", "BoundPipeline", "Pipeline", "PreprocessingError", "Step"]
+__all__ = [
+    "SPACES",
+    "STEPS",
+    "BoundPipeline",
+    "Pipeline",
+    "PreprocessingError",
+    "Step",
+    "import_ahead",
+]
 
 #: The spaces the engine clusters in, after the spectral steps.
 SPACES = ("none", "standardize", "unit", "pca")
@@ -76,6 +87,36 @@ BASELINES = ("asls", "arpls", "airpls", "iarpls", "drpls", "modpoly", "imodpoly"
 
 class PreprocessingError(ValueError):
     """A pipeline cannot be parsed or does not fit the data; the message names the step."""
+
+
+#: Libraries steps need that are slow to import, by the word that names such a step.
+SLOW_IMPORTS = {"baseline": "pybaselines"}  # pybaselines (scipy.signal, stats): 2-3 s
+_importing: set[str] = set()
+
+
+def import_ahead(text: str) -> list[str]:
+    """Start importing, in a background thread, the slow libraries the steps ``text`` names
+    (while a user is still typing them): binding a ``baseline`` step imports pybaselines, and
+    doing that on the viewer's thread froze it for 2 s when the steps were checked. Returns
+    the modules started now."""
+    started = []
+    for word, module in SLOW_IMPORTS.items():
+        if word in str(text) and module not in sys.modules and module not in _importing:
+            _importing.add(module)
+            threading.Thread(
+                target=_import_quietly, args=(module,), name=f"import {module}", daemon=True
+            ).start()
+            started.append(module)
+    return started
+
+
+def _import_quietly(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ImportError:  # said when a step needs it (_baseline)
+        pass
+    finally:
+        _importing.discard(module)
 
 
 @dataclass(frozen=True)

@@ -263,3 +263,32 @@ def test_a_step_added_after_others_starts_from_the_bands_they_leave(viewer_and_w
     step = editor.add("range")
     assert step.args == (20.0, 29.0) and step.option("index") is True
     assert w.check_steps() is not None
+
+
+def test_typing_a_baseline_step_imports_its_library_in_the_background(
+    viewer_and_widget, monkeypatch, qtbot
+):
+    """The import is started from the steps field as it changes, in a thread, so checking
+    the steps (Enter, Run) finds the library imported instead of freezing the viewer."""
+    import importlib
+    import sys
+    import threading
+
+    from napari_spectral_clusters import spectral
+
+    _, w = viewer_and_widget
+    seen = []
+
+    def import_recorded(module):
+        seen.append(threading.current_thread())
+        importlib.import_module(module)
+        spectral._importing.discard(module)
+
+    monkeypatch.setattr(spectral, "SLOW_IMPORTS", {"wave(": "wave"})
+    monkeypatch.setattr(spectral, "_import_quietly", import_recorded)
+    monkeypatch.delitem(sys.modules, "wave", raising=False)
+    w.steps.value = "despike | wave(3)"
+    qtbot.waitUntil(lambda: bool(seen), timeout=10_000)
+    assert seen[0] is not threading.main_thread()
+    seen[0].join(timeout=30)
+    assert "wave" in sys.modules

@@ -15,6 +15,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
+from ..spectral import import_ahead
 from .steps_editor import StepsEditor
 
 __all__ = ["ClusteringSection"]
@@ -113,6 +114,7 @@ class ClusteringSection(Container):
         for control, tip in tips.items():
             control.tooltip = tip
         self.steps.changed.connect(self.steps_editor.show_text)
+        self.steps.changed.connect(import_ahead)  # ready by the time the steps are checked
         self.steps.changed.connect(
             lambda text: setattr(self.preview_button, "visible", bool(str(text).strip()))
         )
