@@ -74,6 +74,20 @@ def inputs(tmp_path, data_dir):
     return folder
 
 
+def test_a_failed_inputs_name_is_not_said_twice_on_its_line(tmp_path, data_dir):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    for joint in ((), ("--joint",)):
+        out = tmp_path / f"out{len(joint)}"
+        proc = _run("run", notes, data_dir / "hsi" / "Samson.mat", "-k", 3, *joint, "-o", out)
+        assert proc.returncode == 1
+        said = [line for line in proc.stderr.splitlines() if "FAILED" in line]
+        said += [line for line in proc.stdout.splitlines() if "not a .mat" in line]
+        assert len(said) == 2, proc.stdout + proc.stderr
+        for line in said:  # "notes.txt: FAILED: notes.txt: not a ..." before
+            assert line.count("notes.txt") == 1 and "not a .mat, .png or .zarr input" in line
+
+
 def test_run_on_a_folder_with_a_broken_file(tmp_path, inputs, data_dir):
     import csv
 

@@ -380,8 +380,8 @@ def _run_files(args, files, stems, model, *, lazy: bool) -> int:
             skipped.append(path)
             status = f"skipped: {exc}"
         except Exception as exc:  # one bad file must not stop the batch
-            failed.append((path, describe_error(exc)))
-            status = f"FAILED: {describe_error(exc)}"
+            failed.append((path, _reason(path, describe_error(exc))))
+            status = f"FAILED: {failed[-1][1]}"
         name = path.name if stem == path.stem else f"{path.name} (as {stem}_*)"
         print(f"{_bar(i, len(files))} {i}/{len(files)} {name}: {status}", file=sys.stderr)
     done = len(files) - len(failed) - len(skipped)
@@ -394,6 +394,12 @@ def _run_files(args, files, stems, model, *, lazy: bool) -> int:
     for path, reason in failed:
         print(f"  {path}: {reason}")
     return 1 if failed else 0 if done else 2  # 2: only labels, nothing to do
+
+
+def _reason(path: Path, text: str) -> str:
+    """A failed input's reason without its file's name in front (a read error names its
+    file; the line it is printed on does already)."""
+    return text.removeprefix(f"{path.name}: ")
 
 
 def _skipped_note(n: int) -> str:
@@ -418,7 +424,7 @@ def _run_jointly(args, files, stems) -> int:
     def on_file(report):
         done.append(report)
         status = (
-            f"FAILED: {report.error}"
+            f"FAILED: {_reason(report.source, report.error)}"
             if report.error
             else f"skipped: {report.skipped}"
             if report.skipped
@@ -451,7 +457,7 @@ def _run_jointly(args, files, stems) -> int:
         + (f"; {len(failed)} failed:" if failed else "")
     )
     for report in failed:
-        print(f"  {report.source}: {report.error}")
+        print(f"  {report.source}: {_reason(report.source, report.error)}")
     if not written:
         return 2 if skipped and not failed else 1  # 2: only labels, nothing to do
     return 1 if failed else 0

@@ -69,7 +69,9 @@ class ClusteringSection(Container):
         tips = {
             self.n_clusters: (
                 "How many clusters (materials) to look for. Not sure? Press Suggest k; raise it "
-                "when two materials share a cluster, lower it when one is split."
+                "when two materials share a cluster, lower it when one is split. Up to 255 "
+                "here, where each needs a colour you can tell apart (the command line, "
+                "spectral-clusters run -k, takes more)."
             ),
             self.suggest_button: (
                 "Cluster a sample for k = 2..12 and plot the inertia (and silhouette): the "
