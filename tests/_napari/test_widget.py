@@ -763,10 +763,12 @@ def test_a_lazy_recount_whose_layers_are_closed_meanwhile_is_dropped(
     viewer, w = viewer_and_widget
     _cluster_lazily(viewer, w)
     before = w.table.to_dict("list")
+    assert before["label"] == [1, 2, 3, 4]
     _during_recount(w, lambda: viewer.layers.remove("sample cube clusters"))
     assert w.refresh() is False and not errors
     assert infos[-1].startswith("Recount of sample cube clusters dropped: its layers were closed")
-    assert w.table.to_dict("list") == before
+    # the table went with its layer, and the dropped count does not bring it back
+    assert w.table.to_dict("list") == {} and w.results.shown is None
 
 
 def _cluster_lazily(viewer, w):
@@ -889,16 +891,19 @@ def test_model_buttons_without_a_file_say_what_to_do(clustered, errors, field, t
     assert "does not exist" in errors[-1]
 
 
-def test_removed_result_layers_are_a_notification(clustered, errors):
+def test_removed_result_layers_are_a_notification(clustered, errors, infos):
     viewer, w = clustered
     viewer.layers.remove("sample cube recolored")
     w.merge([1, 2])  # the labels layer alone carries on
     assert not errors and 2 not in np.unique(viewer.layers["sample cube clusters"].data)
-    viewer.layers.remove("sample cube clusters")
+    viewer.layers.remove("sample cube clusters")  # its table and plot go with it
+    assert w.table.native.rowCount() == 0
     w.table.native.selectRow(0)  # no KeyError from the selection handler
+    infos.clear()
     w.refresh()
     w.merge([1, 3])
-    assert len(errors) == 2 and all("gone" in e for e in errors)
+    assert not errors
+    assert infos[0].startswith("Nothing to refresh") and "Select two or more" in infos[1]
 
 
 def test_a_replaced_source_is_a_notification_on_refresh(clustered, errors):
