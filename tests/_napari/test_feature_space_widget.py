@@ -361,6 +361,31 @@ def test_docked_under_a_clustering_run_every_control_is_in_view(make_napari_view
     assert right <= viewport.width()
 
 
+def test_a_two_line_status_takes_no_room_from_the_buttons(make_napari_viewer, data_dir):
+    """Tabbed beside the clustering dock at 1366 x 768, a selection's status wrapped onto a
+    second line, which Qt took from the buttons under it: they were drawn 16 px high, cut in
+    half (in the docs' picture too)."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    _, fw = viewer.window.add_plugin_dock_widget(PLUGIN, "Feature space", tabify=True)
+    (source, *_) = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
+    fw.image.value = source
+    fw.draw()
+    lo, hi = np.percentile(fw.points.coords, [55, 85], axis=0)
+    mid = (lo + hi) / 2
+    fw.select_polygon([(lo[0], mid[1]), (mid[0], lo[1]), (hi[0], mid[1]), (mid[0], hi[1])])
+    fw.status.value += " and a longer sentence that wraps onto another line"
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(10):
+        QApplication.processEvents()
+    status = fw.status.native
+    assert status.height() >= status.heightForWidth(status.width()) > status.fontMetrics().height()
+    for button in (fw.new_cluster_button, fw.mask_button, fw.clear_button, fw.split_button):
+        assert button.native.height() >= button.native.minimumSizeHint().height(), button.name
+
+
 def _ancestors(widget):
     while widget is not None:
         widget = widget.parentWidget()

@@ -16,6 +16,7 @@ from magicgui.widgets import (
 )
 
 from ..spectral import import_ahead
+from .sections import keep_lines
 from .steps_editor import StepsEditor
 
 __all__ = ["ClusteringSection"]
@@ -65,7 +66,7 @@ class ClusteringSection(Container):
         # what the running job is doing, beside napari's own progress bar (activity panel)
         self.progress_bar = ProgressBar(name="progress_bar", label=" ", visible=False)
         self.status = Label(name="status", value="")
-        self.status.native.setWordWrap(True)  # a sentence, not cut at the dock's edge
+        keep_lines(self.status)  # a sentence, not cut at the dock's edge
         tips = {
             self.n_clusters: (
                 "How many clusters (materials) to look for. Not sure? Press Suggest k; raise it "

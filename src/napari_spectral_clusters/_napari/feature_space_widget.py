@@ -30,7 +30,7 @@ from .feature_plot import TOOLS, FeaturePlot
 from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform
 from .plot_panel import let_go_of_theme
 from .result_layers import made_by_us
-from .sections import VerticalScroll, later, share_dock_height
+from .sections import VerticalScroll, keep_lines, later, share_dock_height
 from .worker import Runner
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class FeatureSpaceWidget(Container):
         self.plot = FeaturePlot()
         self.plot.ring_color = "#{:02x}{:02x}{:02x}".format(*SELECTION_COLOR[0])
         self.status = Label(name="status", value="")
-        self.status.native.setWordWrap(True)
+        keep_lines(self.status)
         self.new_cluster_button = PushButton(name="new_cluster_button", text="New cluster")
         self.mask_button = PushButton(name="mask_button", text="Cluster only these")
         self.clear_button = PushButton(name="clear_button", text="Clear")

@@ -3,7 +3,7 @@ dock fits a laptop screen (1366 x 768) instead of growing napari's window."""
 
 from __future__ import annotations
 
-from qtpy.QtCore import QEvent, QPoint, QSize, Qt
+from qtpy.QtCore import QEvent, QObject, QPoint, QSize, Qt
 from qtpy.QtWidgets import (
     QDockWidget,
     QFrame,
@@ -18,6 +18,7 @@ from superqt import QCollapsible
 __all__ = [
     "VerticalScroll",
     "fit_sections",
+    "keep_lines",
     "later",
     "plot_tabs",
     "scroll_area",
@@ -81,6 +82,32 @@ class VerticalScroll(QScrollArea):
         if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
             self.updateGeometry()
         return super().eventFilter(watched, event)
+
+
+def keep_lines(label) -> None:
+    """A word-wrapped magicgui ``Label`` that keeps the height its text needs at its width.
+
+    Qt sizes a layout by its widgets' minimum heights, and a wrapped label's is one line: a
+    two-line status under Feature space's plot took its second line from the buttons below
+    it, drawn cut in half at 1366 x 768."""
+    native = label.native
+    native.setWordWrap(True)
+    keeper = _KeepsItsLines(native)
+    native.installEventFilter(keeper)
+    label.changed.connect(lambda *_: keeper.fit(native))
+
+
+class _KeepsItsLines(QObject):
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Resize:
+            self.fit(watched)
+        return False
+
+    @staticmethod
+    def fit(label) -> None:
+        need = label.heightForWidth(max(label.width(), 1))
+        if need > 0 and need != label.minimumHeight():
+            label.setMinimumHeight(need)
 
 
 def fit_sections(boxes: list) -> None:
