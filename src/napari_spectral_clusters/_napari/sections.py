@@ -9,6 +9,7 @@ from qtpy.QtWidgets import (
     QFrame,
     QMainWindow,
     QScrollArea,
+    QSizePolicy,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -85,13 +86,17 @@ class VerticalScroll(QScrollArea):
 
 
 def keep_lines(label) -> None:
-    """A word-wrapped magicgui ``Label`` that keeps the height its text needs at its width.
+    """A word-wrapped magicgui ``Label`` as wide as its row, that keeps the height its text
+    needs at that width.
 
     Qt sizes a layout by its widgets' minimum heights, and a wrapped label's is one line: a
     two-line status under Feature space's plot took its second line from the buttons below
     it, drawn cut in half at 1366 x 768."""
     native = label.native
     native.setWordWrap(True)
+    # the row's width, not the few words magicgui's fixed width gives a wrapped label
+    vertical = native.sizePolicy().verticalPolicy()
+    native.setSizePolicy(QSizePolicy.Policy.Expanding, vertical)
     keeper = _KeepsItsLines(native)
     native.installEventFilter(keeper)
     label.changed.connect(lambda *_: keeper.fit(native))
