@@ -1001,34 +1001,31 @@ class Accumulator:
         w = np.ones(len(lab), np.float32) if weights is None else weights
         self.dist += float(np.dot(w, dist.astype(np.float64)))
         self.counts += np.bincount(lab, weights=w, minlength=k)
-        if weights is None and self._dense and feats.shape[1] > FEW:
-            self._add_dense(lab, w, feats)
+        by_column = feats.flags.f_contiguous and not feats.flags.c_contiguous
+        if weights is None and self._dense and by_column and feats.shape[1] > FEW:
+            self._add_by_column(lab, w, feats)
         else:
             self._add_gathered(lab, w, feats)
         if self.raw is not None:
             self.raw += _cluster_sums(lab, w, raw, k)
             self.raw_sq += _cluster_sums(lab, w, raw * raw, k)
 
-    def _add_dense(self, lab, w, feats) -> None:
-        """Feature sums and squared deviations of unweighted rows: one 0/1 matrix of the rows'
-        clusters a block of rows serves three BLAS products -- the clusters' sums, each row's
-        own centre (``centres.T @ onehot``, exact: one term is the centre, the others zero;
-        half the time of gathering it by label) and the squared deviations' sums."""
-        by_column = feats.flags.f_contiguous and not feats.flags.c_contiguous
+    def _add_by_column(self, lab, w, feats) -> None:
+        """Feature sums and squared deviations of unweighted rows laid out band after band
+        (a chunk of a bands-first cube, as the readers deliver cubes): one 0/1 matrix of the
+        rows' clusters a block serves three BLAS products -- the clusters' sums, each row's
+        own centre (``centres.T @ onehot``, exact: one term is the centre, the others zero)
+        and the squared deviations' sums: 2.0-2.5 ms for a chunk of 8,192 x 128 at k = 4-32,
+        where gathering each row's centre by label across that layout took 2.25-2.7 ms. Rows
+        stored pixel by pixel gather theirs faster (:meth:`_add_gathered`: 5% less)."""
         k = len(self.counts)
         for start in range(0, len(lab), ACC_ROWS):
             rows = slice(start, start + ACC_ROWS)
             onehot, part = _onehot(lab[rows], w[rows], k), feats[rows]
-            if by_column:  # laid out as the chunk is (see _cluster_sums)
-                dev = (self.centers.T @ onehot).T
-                self.sums += (part.T @ onehot.T).T
-                np.subtract(part, dev, out=dev)
-                self.sq += (np.square(dev, out=dev).T @ onehot.T).T
-            else:
-                dev = onehot.T @ self.centers
-                self.sums += onehot @ part
-                np.subtract(part, dev, out=dev)
-                self.sq += onehot @ np.square(dev, out=dev)
+            dev = (self.centers.T @ onehot).T  # laid out as the chunk is (see _cluster_sums)
+            self.sums += (part.T @ onehot.T).T
+            np.subtract(part, dev, out=dev)
+            self.sq += (np.square(dev, out=dev).T @ onehot.T).T
 
     def _add_gathered(self, lab, w, feats) -> None:
         k = len(self.counts)
