@@ -75,17 +75,19 @@ def inputs(tmp_path, data_dir):
 
 
 def test_a_failed_inputs_name_is_not_said_twice_on_its_line(tmp_path, data_dir):
-    notes = tmp_path / "notes.txt"
+    notes, empty = tmp_path / "notes.txt", tmp_path / "empty.png"
     notes.write_text("not an image")
+    empty.write_bytes(b"")
     for joint in ((), ("--joint",)):
         out = tmp_path / f"out{len(joint)}"
-        proc = _run("run", notes, data_dir / "hsi" / "Samson.mat", "-k", 3, *joint, "-o", out)
+        samson = data_dir / "hsi" / "Samson.mat"
+        proc = _run("run", notes, empty, samson, "-k", 3, *joint, "-o", out)
         assert proc.returncode == 1
-        said = [line for line in proc.stderr.splitlines() if "FAILED" in line]
-        said += [line for line in proc.stdout.splitlines() if "not a .mat" in line]
-        assert len(said) == 2, proc.stdout + proc.stderr
-        for line in said:  # "notes.txt: FAILED: notes.txt: not a ..." before
-            assert line.count("notes.txt") == 1 and "not a .mat, .png or .zarr input" in line
+        failed = [line for line in proc.stderr.splitlines() if "FAILED" in line]
+        assert len(failed) == 2, proc.stderr
+        # "notes.txt: FAILED: notes.txt: not a ..." before; "empty.png is empty" names it
+        assert failed[0].count("notes.txt") == 1 and "not a .mat, .png or .zarr" in failed[0]
+        assert failed[1].count("empty.png") == 1 and "empty.png is empty" in failed[1]
 
 
 def test_run_on_a_folder_with_a_broken_file(tmp_path, inputs, data_dir):

@@ -207,3 +207,19 @@ def test_complex_input_is_refused_the_same_way_numpy_and_dask(lazy):
     data = da.from_array(image, chunks=(2, 5, 3)) if lazy else image
     with pytest.raises(ClusteringError, match="cannot cluster complex values"):
         cluster_image(data, 2, channel_axis=-1)
+
+
+def test_plus_and_minus_infinity_in_one_image_warn_of_nothing():
+    """A finite sum means every value is; inf + -inf is NaN, numpy's 'invalid value' warning,
+    which napari shows as a notification: the pixels are left out without a word."""
+    import warnings
+
+    from napari_spectral_clusters import cluster_image
+
+    cube = np.random.default_rng(0).random((20, 30, 4))
+    cube[0, 0, 1], cube[5, 5, 2] = np.inf, -np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = cluster_image(cube, 3, channel_axis=-1, max_samples=600)
+    assert res.labels[0, 0] == 0 and res.labels[5, 5] == 0
+    assert (res.labels > 0).sum() == 600 - 2

@@ -383,7 +383,10 @@ def _run_files(args, files, stems, model, *, lazy: bool) -> int:
             failed.append((path, _reason(path, describe_error(exc))))
             status = f"FAILED: {failed[-1][1]}"
         name = path.name if stem == path.stem else f"{path.name} (as {stem}_*)"
-        print(f"{_bar(i, len(files))} {i}/{len(files)} {name}: {status}", file=sys.stderr)
+        said = f"{name}: {status}"
+        if status.startswith("FAILED: ") and failed[-1][1].startswith(path.name):
+            said = status  # "FAILED: x.png is empty (0 bytes)": the reason names the file
+        print(f"{_bar(i, len(files))} {i}/{len(files)} {said}", file=sys.stderr)
     done = len(files) - len(failed) - len(skipped)
     print(
         f"clustered {done} of {len(files)} file(s) into {args.out} "
@@ -423,14 +426,18 @@ def _run_jointly(args, files, stems) -> int:
 
     def on_file(report):
         done.append(report)
+        reason = _reason(report.source, report.error) if report.error else ""
         status = (
-            f"FAILED: {_reason(report.source, report.error)}"
+            f"FAILED: {reason}"
             if report.error
             else f"skipped: {report.skipped}"
             if report.skipped
             else f"{report.n_clusters} clusters"
         )
-        print(f"{_bar(len(done), len(files))} {report.source.name}: {status}", file=sys.stderr)
+        said = f"{report.source.name}: {status}"
+        if reason.startswith(report.source.name):  # the reason names the file
+            said = status
+        print(f"{_bar(len(done), len(files))} {said}", file=sys.stderr)
 
     try:
         reports, written = cluster_jointly(

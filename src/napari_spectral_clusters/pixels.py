@@ -209,7 +209,7 @@ class Pixels:
             x = np.take(rows.T, flat, axis=1).T.astype(np.float64)
         else:
             x = self.view[np.unravel_index(flat, self.allowed.shape)].astype(np.float64)
-        with np.errstate(over="ignore"):  # a finite sum means every value is (see _read_chunk)
+        with np.errstate(over="ignore", invalid="ignore"):  # finite sum: every value is
             if not np.isfinite(x.sum()):
                 x = x[np.isfinite(x).all(axis=1)]
         if len(x) == 0 and self.allowed.any():  # mostly NaN: draw among finite pixels only
@@ -269,7 +269,8 @@ class Pixels:
             block = block[ok]
         # the sum is finite only if every value is (and a sum that overflows is checked row
         # by row): 4x cheaper than isfinite(...).all(axis=1) when all are finite
-        with np.errstate(over="ignore"):  # an overflowing sum is checked row by row
+        # an overflowing sum (or inf + -inf) is checked row by row
+        with np.errstate(over="ignore", invalid="ignore"):
             overflow = check and not np.isfinite(block.sum())
         finite = None
         if overflow:

@@ -91,32 +91,33 @@ class PreprocessingError(ValueError):
 
 #: Libraries steps need that are slow to import, by the word that names such a step.
 SLOW_IMPORTS = {"baseline": "pybaselines"}  # pybaselines (scipy.signal, stats): 2-3 s
-_importing: set[str] = set()
+_importing: set[str] = set()  # started (or failed: not tried again at every keystroke)
+_importing_lock = threading.Lock()
 
 
 def import_ahead(text: str) -> list[str]:
     """Start importing, in a background thread, the slow libraries the steps ``text`` names
     (while a user is still typing them): binding a ``baseline`` step imports pybaselines, and
     doing that on the viewer's thread froze it for 2 s when the steps were checked. Returns
-    the modules started now."""
+    the modules started now. A failed import is left for the step to report when bound."""
     started = []
     for word, module in SLOW_IMPORTS.items():
-        if word in str(text) and module not in sys.modules and module not in _importing:
+        with _importing_lock:
+            if word not in str(text) or module in sys.modules or module in _importing:
+                continue
             _importing.add(module)
-            threading.Thread(
-                target=_import_quietly, args=(module,), name=f"import {module}", daemon=True
-            ).start()
-            started.append(module)
+        threading.Thread(
+            target=_import_quietly, args=(module,), name=f"import {module}", daemon=True
+        ).start()
+        started.append(module)
     return started
 
 
 def _import_quietly(module: str) -> None:
     try:
         importlib.import_module(module)
-    except ImportError:  # said when a step needs it (_baseline)
-        pass
-    finally:
-        _importing.discard(module)
+    except Exception:  # any failure is said when a step binds it (_baseline)
+        return  # kept in _importing: not tried again in the background
 
 
 @dataclass(frozen=True)

@@ -384,6 +384,12 @@ def test_a_two_line_status_takes_no_room_from_the_buttons(make_napari_viewer, da
     assert status.height() >= status.heightForWidth(status.width()) > status.fontMetrics().height()
     for button in (fw.new_cluster_button, fw.mask_button, fw.clear_button, fw.split_button):
         assert button.native.height() >= button.native.minimumSizeHint().height(), button.name
+    # and a short one gives the room back: one long message did not keep it that tall
+    tall = status.height()
+    fw.status.value = "1 pixel selected"
+    for _ in range(10):
+        QApplication.processEvents()
+    assert status.height() < tall and status.minimumHeight() < tall
 
 
 def _ancestors(widget):

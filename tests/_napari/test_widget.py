@@ -455,7 +455,7 @@ def test_table_names_its_layer_and_goes_with_it(viewer_and_widget):
     # selection hid is shown again
     assert w.results.shown is None
     assert w.table.native.rowCount() == 0
-    assert w.plot.axes.get_lines() == []
+    assert w.plot.axes.get_lines() == [] and not w.plot.axes.axison  # no empty 0-1 axes
     assert w.results.caption.value.startswith("Layer: none")
     assert recolored.visible
     assert [layer.name for layer in viewer.layers] == [src.name, "sample cube recolored"]
@@ -903,7 +903,7 @@ def test_removed_result_layers_are_a_notification(clustered, errors, infos):
     w.refresh()
     w.merge([1, 3])
     assert not errors
-    assert infos[0].startswith("Nothing to refresh") and "Select two or more" in infos[1]
+    assert infos[0].startswith("Nothing to refresh") and infos[1].startswith("Nothing to merge")
 
 
 def test_a_replaced_source_is_a_notification_on_refresh(clustered, errors):
@@ -1147,8 +1147,35 @@ def test_a_notification_says_why_true_colours_gave_way_to_a_palette(
     said = [m for m in infos if m.startswith("greys: cluster colours from a categorical")]
     assert len(said) == 1 and "(true colours of" in said[0], infos
     w.random_state.value = 1
+    w.keep_ids.value = False  # numbered anew: the palette's own colours again
     w.run(wait=True)  # the same reason again: said once, not at every run
     assert [m for m in infos if m.startswith("greys: cluster colours")] == said
+
+
+def test_a_rerun_keeping_ids_says_which_wear_earlier_and_which_palette_colours(
+    viewer_and_widget, monkeypatch
+):
+    """k = 3 in true colours, then k = 4, whose two greys a hair apart send the run's own
+    colours to the palette: ids 1-3 keep their true colours, the new one wears a palette
+    colour, and that is what is said (not "cluster colours from a categorical palette")."""
+    infos = _notifications(monkeypatch, "info")
+    viewer, w = viewer_and_widget
+    wl = np.linspace(400, 700, 31)
+    levels = np.array([0.50, 0.51, 0.9, 0.2])
+    rng = np.random.default_rng(0)
+    cube = levels[rng.integers(0, 4, (40, 40))][None] * np.ones((31, 1, 1))
+    layer = viewer.add_image(cube, name="greys", metadata={"channel_axis": 0, "wavelengths": wl})
+    w.image.value, w.palette.value, w.n_clusters.value = layer, "auto", 3
+    w.run(wait=True)
+    before = viewer.layers["greys clusters"].metadata["colors"].copy()
+    assert not [m for m in infos if m.startswith("greys:")], infos  # true colours, silently
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    said = [m for m in infos if m.startswith("greys:")]
+    assert said == [
+        "greys: earlier colours for kept id(s) 1, 2, 3; palette colours for new id(s) 4"
+    ]
+    np.testing.assert_array_equal(viewer.layers["greys clusters"].metadata["colors"][:3], before)
 
 
 def test_the_table_plot_and_actions_follow_the_selected_result_layer(viewer_and_widget):
@@ -1582,6 +1609,25 @@ def test_channel_layers_stack_into_one_cube_with_their_wavelengths(viewer_and_wi
     viewer.add_image(cube[0, :10], name="small")
     assert w.stack_selected([planes[1], viewer.layers["small"]]) is None
     assert "different shapes" in errors[-1]
+
+
+def test_a_long_layer_name_does_not_widen_the_dock(make_napari_viewer):
+    """Docks never shrink below their rows (VerticalScroll): a layer named after its file
+    must not set that width through the image menu or the Results caption."""
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    scroll = w.native.findChild(QScrollArea)
+    short = scroll.minimumSizeHint().width()
+    name = "20230911_sample_A_VNIR_1000-2500nm_radiance_calibrated_reflectance_v3"
+    (data, kw, _), _ = make_sample_cube()
+    cube = viewer.add_image(data, **{**kw, "name": name})
+    w.image.value, w.n_clusters.value = cube, 3
+    w.run(wait=True)
+    assert w.results.caption.value == f"Layer: {name} clusters"
+    assert scroll.minimumSizeHint().width() <= short + 20, (short, scroll.minimumSizeHint())
 
 
 def test_while_a_job_runs_on_a_laptop_screen_cancel_and_its_progress_are_in_view(

@@ -143,8 +143,10 @@ class ClusterPlot(FigureCanvasQTAgg):
         self.draw_idle()
 
     def clear_plot(self) -> None:
-        """Nothing drawn (in the theme's colours)."""
-        self._style(self._fresh())
+        """Nothing drawn: no axes either (in the theme's colours)."""
+        ax = self._fresh()
+        self._style(ax)
+        ax.set_axis_off()
         self.draw_idle()
 
     def _fresh(self):

@@ -8,7 +8,6 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
-    Label,
     LineEdit,
     ProgressBar,
     PushButton,
@@ -16,7 +15,7 @@ from magicgui.widgets import (
 )
 
 from ..spectral import import_ahead
-from .sections import keep_lines
+from .sections import StatusLabel
 from .steps_editor import StepsEditor
 
 __all__ = ["ClusteringSection"]
@@ -65,8 +64,7 @@ class ClusteringSection(Container):
         self.cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
         # what the running job is doing, beside napari's own progress bar (activity panel)
         self.progress_bar = ProgressBar(name="progress_bar", label=" ", visible=False)
-        self.status = Label(name="status", value="")
-        keep_lines(self.status)  # a sentence, not cut at the dock's edge
+        self.status = StatusLabel(name="status", value="")  # a sentence, wrapped
         tips = {
             self.n_clusters: (
                 "How many clusters (materials) to look for. Not sure? Press Suggest k; raise it "

@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, LineEdit, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QComboBox
 
 from .._arrays import is_lazy
 from ..cluster import ClusteringError
@@ -30,7 +29,7 @@ from .feature_plot import TOOLS, FeaturePlot
 from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform
 from .plot_panel import let_go_of_theme
 from .result_layers import made_by_us
-from .sections import VerticalScroll, keep_lines, later, share_dock_height
+from .sections import StatusLabel, VerticalScroll, later, narrow, share_dock_height
 from .worker import Runner
 
 if TYPE_CHECKING:
@@ -90,8 +89,7 @@ class FeatureSpaceWidget(Container):
         self.tool = ComboBox(name="tool", label="select", choices=list(TOOLS))
         self.plot = FeaturePlot()
         self.plot.ring_color = "#{:02x}{:02x}{:02x}".format(*SELECTION_COLOR[0])
-        self.status = Label(name="status", value="")
-        keep_lines(self.status)
+        self.status = StatusLabel(name="status", value="")
         self.new_cluster_button = PushButton(name="new_cluster_button", text="New cluster")
         self.mask_button = PushButton(name="mask_button", text="Cluster only these")
         self.clear_button = PushButton(name="clear_button", text="Clear")
@@ -102,11 +100,11 @@ class FeatureSpaceWidget(Container):
         # a menu as wide as its longest choice (a layer's name, "PC1 ... PC12") made the
         # three axes of the 3-D cloud wider than the dock, and cut off z, Clear and Split
         for menu in (self.image, self.clusters):
-            _narrow(menu, 8)
+            narrow(menu, 8)
         for menu in (self.view, self.tool):  # two in a row, beside the row names
-            _narrow(menu, 5)
+            narrow(menu, 5)
         for menu in (self.x_axis, self.y_axis, self.z_axis, self.split_label):
-            _narrow(menu, 3)
+            narrow(menu, 3)
 
         # two controls a row where they are short: the plot gets the height (at 1366 x 768
         # one control a row left it below the dock's fold)
@@ -829,12 +827,3 @@ def _preprocessing_of(params: dict) -> str:
     if not steps:
         return space
     return Pipeline(Pipeline.parse(str(steps)).steps, space).spec
-
-
-def _narrow(menu: ComboBox, letters: int) -> None:
-    """Let ``menu`` be as narrow as ``letters`` characters (its choices are elided in it,
-    and shown whole in its list), not as wide as its longest choice."""
-    menu.native.setSizeAdjustPolicy(
-        QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
-    )
-    menu.native.setMinimumContentsLength(letters)

@@ -16,6 +16,7 @@ from ..wavelengths import given_wavelengths, parse_wavelength_range
 from .band_readout import refresh_bands
 from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform, wavelengths_of
 from .result_layers import made_by_us, put_layer
+from .sections import narrow
 
 if TYPE_CHECKING:
     import napari
@@ -39,6 +40,8 @@ class InputSection(Container):
             name="together", label="together with", choices=self._together_choices
         )
         self.together.native.setMaximumHeight(72)  # a few rows: the list scrolls
+        for menu in (self.image, self.mask):  # layers are often named after long file names
+            narrow(menu, 12)
         self.true_colour_button = PushButton(name="true_colour_button", text="True-colour view")
         self.stack_button = PushButton(name="stack_button", text="Stack selected layers")
         super().__init__(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import Container, Label, PushButton, Table
+from magicgui.widgets import Container, PushButton, Table
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt
@@ -37,6 +37,7 @@ from .layer_rules import (
     sub_transform,
 )
 from .result_layers import find_layers, put_layer, result_names, top_result
+from .sections import StatusLabel
 from .shown import ShownResult
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class ResultsSection(Container):
             widgets=[self.merge_button, self.refresh_button, self.save_button],
         )
         #: which clusters layer the table and plot describe
-        self.caption = Label(name="caption", value=NOTHING_SHOWN)
+        self.caption = StatusLabel(name="caption", value=NOTHING_SHOWN)  # a long name wraps
         super().__init__(
             name="results_section", labels=False, widgets=[self.caption, self.table, edit_row]
         )
@@ -299,10 +300,14 @@ class ResultsSection(Container):
                 layer.metadata = {**meta, **{k: new for k in links if meta.get(k) == old}}
 
     def _layer_removed(self, event) -> None:
-        """The shown result's clusters layer was removed: the table and plot, which described
-        it, are cleared (a recoloured layer its selection hid is shown again)."""
+        """A result's clusters layer was removed: the result goes (selecting its recoloured
+        layer does not bring it back, a re-run does not keep its ids); when it was shown, the
+        table and plot, which described it, are cleared (a recoloured layer its selection
+        hid is shown again)."""
+        name = event.value.name
+        self.results = {key: r for key, r in self.results.items() if r.labels != name}
         shown = self.shown
-        if shown is None or event.value.name != shown.labels:
+        if shown is None or name != shown.labels:
             return
         layers = self._viewer.layers
         if shown.recolored_visible is not None and shown.recolored in layers:
@@ -395,7 +400,10 @@ class ResultsSection(Container):
 
     def merge(self, labels: list[int]):
         """Merge clusters into the first of them; the recoloured image and table follow."""
-        if self.shown is None or len(labels) < 2:
+        if self.shown is None:
+            show_info("Nothing to merge: run a clustering, or select a clusters layer.")
+            return
+        if len(labels) < 2:
             show_info("Select two or more clusters in the table to merge.")
             return
         found = self.layers()

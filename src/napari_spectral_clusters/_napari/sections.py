@@ -3,8 +3,10 @@ dock fits a laptop screen (1366 x 768) instead of growing napari's window."""
 
 from __future__ import annotations
 
+from magicgui.widgets import Label
 from qtpy.QtCore import QEvent, QObject, QPoint, QSize, Qt
 from qtpy.QtWidgets import (
+    QComboBox,
     QDockWidget,
     QFrame,
     QMainWindow,
@@ -17,10 +19,11 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 __all__ = [
+    "StatusLabel",
     "VerticalScroll",
     "fit_sections",
-    "keep_lines",
     "later",
+    "narrow",
     "plot_tabs",
     "scroll_area",
     "scroll_to",
@@ -85,24 +88,30 @@ class VerticalScroll(QScrollArea):
         return super().eventFilter(watched, event)
 
 
-def keep_lines(label) -> None:
-    """A word-wrapped magicgui ``Label`` as wide as its row, that keeps the height its text
-    needs at that width.
-
-    Qt sizes a layout by its widgets' minimum heights, and a wrapped label's is one line: a
+class StatusLabel(Label):
+    """A magicgui ``Label`` for sentences: wrapped across its row (magicgui fixes a label's
+    width: "Regions are drawn in the 2-D view." broke after four words), and as tall as its
+    text needs at that width, no taller. Qt sizes a layout by one line of a wrapped label: a
     two-line status under Feature space's plot took its second line from the buttons below
     it, drawn cut in half at 1366 x 768."""
-    native = label.native
-    native.setWordWrap(True)
-    # the row's width, not the few words magicgui's fixed width gives a wrapped label
-    vertical = native.sizePolicy().verticalPolicy()
-    native.setSizePolicy(QSizePolicy.Policy.Expanding, vertical)
-    keeper = _KeepsItsLines(native)
-    native.installEventFilter(keeper)
-    label.changed.connect(lambda *_: keeper.fit(native))
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        native = self.native
+        native.setWordWrap(True)
+        # as wide as the row gives, whatever it says: a word too long to wrap (a layer named
+        # after its file) is cut, not a reason for the dock to grow
+        native.setSizePolicy(QSizePolicy.Policy.Ignored, native.sizePolicy().verticalPolicy())
+        self._fitter = _FitsItsLines(native)  # on every resize: the lines depend on the width
+        native.installEventFilter(self._fitter)
+        _FitsItsLines.fit(native)
+
+    def set_value(self, value) -> None:
+        super().set_value(value)
+        _FitsItsLines.fit(self.native)
 
 
-class _KeepsItsLines(QObject):
+class _FitsItsLines(QObject):
     def eventFilter(self, watched, event) -> bool:
         if event.type() == QEvent.Type.Resize:
             self.fit(watched)
@@ -110,9 +119,21 @@ class _KeepsItsLines(QObject):
 
     @staticmethod
     def fit(label) -> None:
-        need = label.heightForWidth(max(label.width(), 1))
-        if need > 0 and need != label.minimumHeight():
-            label.setMinimumHeight(need)
+        # from nothing: a label's heightForWidth never answers less than its minimum height,
+        # so one long message would keep the label that tall for good
+        label.setMinimumHeight(0)
+        label.setMinimumHeight(max(label.heightForWidth(max(label.width(), 1)), 0))
+
+
+def narrow(menu, letters: int) -> None:
+    """Let the magicgui ``menu`` be as narrow as ``letters`` characters (its choices are
+    elided in it, and shown whole in its list), not as wide as its longest choice: a layer
+    named after its file would set a dock's least width (docks never shrink below their
+    rows since :class:`VerticalScroll`)."""
+    menu.native.setSizeAdjustPolicy(
+        QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+    )
+    menu.native.setMinimumContentsLength(letters)
 
 
 def fit_sections(boxes: list) -> None:

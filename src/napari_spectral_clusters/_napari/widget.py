@@ -599,14 +599,16 @@ class ClusterWidget(Container):
         result, names = self._kept_ids(source, result)
         self.results.show_result(source, channel_axis, result, names=names)
         how = result.params.get("colors", "")
-        if self.palette.value == "auto" and str(how).startswith("categorical"):
+        fallback = str(how).startswith("categorical") or "palette colours for new" in str(how)
+        if self.palette.value == "auto" and fallback:
             # true colours were asked for but two clusters would look alike: say why not,
             # once a layer and kind of reason (not at every run; which clusters, and how
             # alike, change from run to run)
             reason = (source.name, re.sub(r"\d+(\.\d+)?", "#", str(how)))
             if reason not in self._palette_noted:
                 self._palette_noted.add(reason)
-                show_info(f"{source.name}: cluster colours from a {how}")
+                said = how if str(how).startswith("earlier") else f"cluster colours from a {how}"
+                show_info(f"{source.name}: {said}")
         elapsed = self.runner.elapsed()
         seconds = f" in {elapsed:.1f} s" if elapsed is not None else ""
         found = np.count_nonzero(result.counts)  # kept ids no cluster took are not counted
