@@ -88,6 +88,9 @@ def test_a_failed_inputs_name_is_not_said_twice_on_its_line(tmp_path, data_dir):
         # "notes.txt: FAILED: notes.txt: not a ..." before; "empty.png is empty" names it
         assert failed[0].count("notes.txt") == 1 and "not a .mat, .png or .zarr" in failed[0]
         assert failed[1].count("empty.png") == 1 and "empty.png is empty" in failed[1]
+        # one progress line per input, counted the same way in both kinds of run
+        progress = [line.split()[1] for line in proc.stderr.splitlines() if line[:1] == "["]
+        assert progress == ["1/3", "2/3", "3/3"], proc.stderr
 
 
 def test_run_on_a_folder_with_a_broken_file(tmp_path, inputs, data_dir):

@@ -382,11 +382,7 @@ def _run_files(args, files, stems, model, *, lazy: bool) -> int:
         except Exception as exc:  # one bad file must not stop the batch
             failed.append((path, _reason(path, describe_error(exc))))
             status = f"FAILED: {failed[-1][1]}"
-        name = path.name if stem == path.stem else f"{path.name} (as {stem}_*)"
-        said = f"{name}: {status}"
-        if status.startswith("FAILED: ") and failed[-1][1].startswith(path.name):
-            said = status  # "FAILED: x.png is empty (0 bytes)": the reason names the file
-        print(f"{_bar(i, len(files))} {i}/{len(files)} {said}", file=sys.stderr)
+        print(_progress_line(i, len(files), path, stem, status), file=sys.stderr)
     done = len(files) - len(failed) - len(skipped)
     print(
         f"clustered {done} of {len(files)} file(s) into {args.out} "
@@ -397,6 +393,15 @@ def _run_files(args, files, stems, model, *, lazy: bool) -> int:
     for path, reason in failed:
         print(f"  {path}: {reason}")
     return 1 if failed else 0 if done else 2  # 2: only labels, nothing to do
+
+
+def _progress_line(done: int, total: int, path: Path, stem: str, status: str) -> str:
+    """One input's line while a batch runs: a bar, the count, the file (and the stem its
+    outputs are named by, when that is not the file's own) and what became of it. A failure
+    whose reason names the file already ("FAILED: x.png is empty (0 bytes)") names it once."""
+    name = path.name if stem == path.stem else f"{path.name} (as {stem}_*)"
+    said = status if status.startswith(f"FAILED: {path.name}") else f"{name}: {status}"
+    return f"{_bar(done, total)} {done}/{total} {said}"
 
 
 def _reason(path: Path, text: str) -> str:
@@ -423,6 +428,7 @@ def _run_jointly(args, files, stems) -> int:
         )
     start = time.perf_counter()
     done = []
+    stem_of = dict(zip(files, stems, strict=True))
 
     def on_file(report):
         done.append(report)
@@ -434,10 +440,9 @@ def _run_jointly(args, files, stems) -> int:
             if report.skipped
             else f"{report.n_clusters} clusters"
         )
-        said = f"{report.source.name}: {status}"
-        if reason.startswith(report.source.name):  # the reason names the file
-            said = status
-        print(f"{_bar(len(done), len(files))} {said}", file=sys.stderr)
+        stem = stem_of.get(report.source, report.source.stem)
+        line = _progress_line(len(done), len(files), report.source, stem, status)
+        print(line, file=sys.stderr)
 
     try:
         reports, written = cluster_jointly(
