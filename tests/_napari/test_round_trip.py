@@ -157,6 +157,11 @@ def test_a_reopened_result_beside_its_image_is_a_result_of_the_widget(
     assert (clusters.data == 9).sum() == 0
     rgb = np.asarray(back["sample cube recolored"].data)
     assert tuple(rgb[0, 0]) == tuple(clusters.metadata["colors"][1])  # 9 wears 2's colour now
+    # a file keeps no model: Save model says so, not "run a clustering first"
+    errors = capture_notifications(monkeypatch, "error")
+    assert w2.save_model(tmp_path / "m.npz") is None and not (tmp_path / "m.npz").exists()
+    assert len(errors) == 1 and "sample cube clusters was opened from a file" in errors[0]
+    assert "run the clustering of sample cube again" in errors[0]
 
 
 @pytest.mark.parametrize("suffix", [".mat", ".zarr"])

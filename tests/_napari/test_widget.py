@@ -203,6 +203,10 @@ def test_true_colour_view_and_cluster_colours(viewer_and_widget, monkeypatch):
     w.run(wait=True)
     labels = viewer.layers["sample cube clusters"]
     assert labels.metadata["params"]["colors"] == "true colour of each centre spectrum"
+    # made again after a run, the view comes on top of the opaque result layers, active
+    w.true_colour()
+    assert viewer.layers[-1] is view and viewer.layers.selection.active is view
+    assert viewer.layers.index("sample cube recolored") < viewer.layers.index(view)
     w.palette.value = "categorical"
     w.run(wait=True)
     from napari_spectral_clusters.color import categorical_colors
@@ -1363,6 +1367,33 @@ def test_after_a_run_on_a_laptop_screen_the_status_and_results_are_in_view(
     qtbot.waitUntil(
         lambda: in_view(w.status.native) and in_view(w.run_button.native) and table_rows_show()
     )
+
+
+def test_suggest_k_on_a_laptop_screen_shows_the_button_that_uses_it(make_napari_viewer, qtbot):
+    """After Suggest k, *Use k = ...* and the status line naming the suggestion are in view
+    (scrolled to Run's row, the button was above the fold at 1366 x 768)."""
+    from qtpy.QtCore import QRect
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    w.remember_settings = False
+    cube, _ = _add_cube(viewer)
+    w.image.value = cube
+    w.steps.value = "savgol(9, 2) | snv"  # the steps editor open: a taller Clustering section
+    w.steps_editor.select(0)
+    view = w.native.findChild(QScrollArea).viewport()
+
+    def in_view(widget) -> bool:
+        top_left = widget.mapTo(view, widget.rect().topLeft())
+        return widget.isVisible() and view.rect().contains(QRect(top_left, widget.size()))
+
+    w.n_clusters.value = 6
+    w.run(wait=True)  # a filled table: room to scroll Run's row to the top
+    w.suggest_k(ks=range(2, 5), wait=True)
+    assert w.status.value.startswith("suggested k = ")
+    qtbot.waitUntil(lambda: in_view(w.use_k_button.native) and in_view(w.status.native))
 
 
 def test_preview_steps_on_a_laptop_screen_brings_its_plot_into_view(make_napari_viewer, qtbot):

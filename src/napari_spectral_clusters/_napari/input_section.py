@@ -278,6 +278,9 @@ class InputSection(Container):
         )
         keep = spatial_axes(layer, channel_axis)
         kind = "true colour" if rendering.coverage > 0 else "false colour"  # named as it is
+        # on top, and the active layer: just above its cube it lay under that cube's opaque
+        # clusters and recoloured picture, and the button seemed to do nothing
+        top = self._viewer.layers[-1]
         out = put_layer(
             self._viewer,
             f"{layer.name} {kind}",
@@ -288,8 +291,9 @@ class InputSection(Container):
                 metadata={"rendering": rendering.method, "spectral_clusters_source": layer.name},
                 **sub_transform(layer, keep),
             ),
-            above=layer,
+            above=top,
         )
+        self._viewer.layers.selection.active = out
         show_info(f"{layer.name}: {rendering.method}")
         return out
 

@@ -16,10 +16,10 @@ __all__ = ["ReuseSection"]
 class ReuseSection(Container):
     """``model_file``, ``save_model_button``, ``apply_model_button`` and ``scheduler``.
 
-    ``current_model()`` gives the model *Save model* writes; ``apply(model, path)`` labels
-    the chosen image with a loaded one."""
+    ``current_model()`` gives the model *Save model* writes (``no_model()`` says why there
+    is none); ``apply(model, path)`` labels the chosen image with a loaded one."""
 
-    def __init__(self, *, current_model, apply):
+    def __init__(self, *, current_model, no_model, apply):
         # an existing model to apply (an open dialog); Save model asks where with a save dialog
         self.model_file = FileEdit(name="model_file", label="model", mode="r", filter="*.npz")
         self.save_model_button = PushButton(name="save_model_button", text="Save model")
@@ -35,7 +35,7 @@ class ReuseSection(Container):
                 self.scheduler,
             ],
         )
-        self._current_model, self._apply = current_model, apply
+        self._current_model, self._no_model, self._apply = current_model, no_model, apply
         self.model_file.tooltip = (
             "The .npz file a clustering is saved to, or applied from; leave it empty to be "
             "asked with a file dialog."
@@ -66,7 +66,7 @@ class ReuseSection(Container):
         if path is None:
             if action == "save":
                 if self._current_model() is None:
-                    return self.save_model()  # says there is nothing to save yet
+                    return self.save_model()  # says why there is nothing to save
                 path, _ = QFileDialog.getSaveFileName(
                     self.native, "Save the clustering", "clustering.npz", "Models (*.npz)"
                 )
@@ -85,7 +85,7 @@ class ReuseSection(Container):
         path = path or self.model_file.value
         model = self._current_model()
         if model is None:
-            show_error("Nothing to save yet: run a clustering first.")
+            show_error(self._no_model())
             return None
         if not _names_a_file(path):
             show_error("Choose a file name (.npz) to save the model to.")

@@ -103,7 +103,9 @@ class ClusterWidget(Container):
             followed=self._followed_status,
             background=self._in_background,
         )
-        self.reuse = ReuseSection(current_model=self._current_model, apply=self._apply_model)
+        self.reuse = ReuseSection(
+            current_model=self._current_model, no_model=self._no_model, apply=self._apply_model
+        )
         named = ((self.input, _INPUT), (self.results, _RESULTS), (self.reuse, _REUSE))
         for section, names in named:
             for name in names:
@@ -189,6 +191,17 @@ class ClusterWidget(Container):
     def _current_model(self):
         shown = self.results.shown
         return None if shown is None else shown.model
+
+    def _no_model(self) -> str:
+        """Why *Save model* has nothing to save."""
+        shown = self.results.shown
+        if shown is not None and shown.model is None:  # a result opened from a file
+            return (
+                f"{shown.labels} was opened from a file, which keeps no model: run the "
+                f"clustering of {shown.source} again to save one (or select the clusters "
+                "layer of a run of this session)."
+            )
+        return "Nothing to save yet: run a clustering first."
 
     def _fit(self):
         fit_sections(getattr(self, "_boxes", []))  # none yet while the sections are built
@@ -700,7 +713,10 @@ class ClusterWidget(Container):
         )
         self.use_k_button.text = f"Use k = {suggested}"
         self.use_k_button.visible = True
-        self._results_in_view()
+        # Use k = ... and the status line that explains it in view (on a laptop screen Run's
+        # row at the top left the button above the fold), then the curves as far as they fit
+        self._fit()
+        show_in_view(self._scroll, self.use_k_button.native, self.status.native, self.plots)
 
 
 def _bands_last(data, axis):
