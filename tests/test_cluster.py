@@ -6,7 +6,8 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from napari_spectral_clusters import Cancelled, ClusteringError, cluster_image
+from napari_spectral_clusters import Cancelled, ClusteringError, apply_model, cluster_image
+from napari_spectral_clusters.recolor import color_lut
 from napari_spectral_clusters.samples import sample_photo, synthetic_cube
 
 DATA = Path(__file__).parent / "data"
@@ -144,6 +145,23 @@ def test_nan_and_mask_pixels_get_label_zero():
     assert (res.labels[:4] == 0).all()
     assert np.count_nonzero(res.labels) == 32 * 28 - 2
     assert np.isfinite(res.centers).all()
+    # the recoloured image shows what lies below the pixels left out: RGBA, see-through there
+    assert res.recolored.shape == (32, 32, 4) and res.recolored.dtype == np.uint8
+    np.testing.assert_array_equal(res.recolored[..., 3], np.where(res.labels > 0, 255, 0))
+    rgb = color_lut(res.colors, alpha=False)[res.labels]  # label 0 black beneath
+    np.testing.assert_array_equal(res.recolored[..., :3], rgb)
+    # and so does the model applied to the cube again
+    again = apply_model(cube, res.model, channel_axis=0)
+    assert again.recolored.shape == (32, 32, 4)
+    np.testing.assert_array_equal(again.recolored[..., 3], np.where(again.labels > 0, 255, 0))
+
+
+def test_a_cube_with_every_pixel_clustered_is_recoloured_in_rgb():
+    cube, _, _ = synthetic_cube((32, 32), 8, seed=1)
+    res = cluster_image(cube, 3, channel_axis=0)
+    assert res.recolored.shape == (32, 32, 3)
+    np.testing.assert_array_equal(res.recolored, res.colors[res.labels - 1])
+    assert apply_model(cube, res.model, channel_axis=0).recolored.shape == (32, 32, 3)
 
 
 def test_greyscale_and_extra_axes():

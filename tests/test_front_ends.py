@@ -70,6 +70,9 @@ def test_the_same_clustering_from_numpy_and_dask(preprocessing):
     assert isinstance(lazy.labels, da.Array) and isinstance(lazy.recolored, da.Array)
     _assert_same(eager, lazy)
     assert (np.asarray(lazy.labels)[:5] == 0).all()
+    # both see-through where the mask left pixels out (RGBA), opaque elsewhere
+    alpha = np.asarray(lazy.recolored)[..., 3]
+    np.testing.assert_array_equal(alpha, np.where(np.asarray(lazy.labels) > 0, 255, 0))
     np.testing.assert_array_equal(lazy.summary()["wavelengths"], wl)  # plotted in nm
     np.testing.assert_array_equal(lazy.model.wavelengths, wl)
     assert lazy.params == eager.params
@@ -130,6 +133,13 @@ def test_apply_model_keeps_a_dask_input_lazy_and_gives_the_same_labels():
     eager, lazy = (apply_model(x, model) for x in _both(other))
     assert isinstance(lazy.labels, da.Array) and isinstance(lazy.recolored, da.Array)
     _assert_same(eager, lazy)
+    assert lazy.recolored.shape == (*other.shape[:2], 3)  # every pixel labelled: RGB
+    mask = np.ones(other.shape[:2], bool)
+    mask[:, :7] = False
+    eager, lazy = (apply_model(x, model, mask=mask) for x in _both(other))
+    _assert_same(eager, lazy)
+    assert lazy.recolored.shape == (*other.shape[:2], 4)
+    np.testing.assert_array_equal(np.asarray(lazy.recolored)[..., 3], np.where(mask, 255, 0))
 
 
 def test_apply_model_on_dask_reads_block_by_block(monkeypatch):

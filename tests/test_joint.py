@@ -92,6 +92,21 @@ def test_per_image_masks_and_alpha():
     np.testing.assert_array_equal(joint.results[1].recolored[..., 3], expected)
 
 
+def test_a_joint_result_is_see_through_only_where_its_own_pixels_were_left_out():
+    cube, _, _ = synthetic_cube((16, 16), n_bands=8)
+    holed = cube.copy()
+    holed[:, 2, 3] = np.nan
+    for sampling in ("pixels", "equal"):
+        joint = cluster_images([cube, holed], 3, channel_axis=0, sampling=sampling)
+        whole, with_hole = joint.results
+        assert whole.recolored.shape == (16, 16, 3)
+        assert with_hole.recolored.shape == (16, 16, 4)
+        assert with_hole.recolored[2, 3, 3] == 0 and (with_hole.recolored[..., 3] > 0).sum() == 255
+        expected = whole.recolored.copy()  # the same cube, the same clusters: but the hole
+        expected[2, 3] = 0
+        np.testing.assert_array_equal(with_hole.recolored[..., :3], expected)
+
+
 def test_images_that_cannot_share_clusters_are_refused():
     cube, _, wl = synthetic_cube((16, 16), n_bands=8)
     with pytest.raises(ClusteringError, match="numbers of channels"):

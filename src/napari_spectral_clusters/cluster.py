@@ -370,12 +370,20 @@ def apply_model(
             centers=means,
             std=std,
             colors=model.colors,
-            recolored=source.recolored(labels, model.colors),
+            recolored=source.recolored(
+                labels, model.colors, transparent=_left_out(acc.counts, labels)
+            ),
             inertia=float(acc.inertia_about_means()),
             counts=np.round(acc.counts).astype(np.int64),
             model=model,
             params=model.params,
         )
+
+
+def _left_out(counts, labels) -> bool:
+    """Whether some pixel was left out (masked, NaN or transparent: label 0), from how many
+    the clusters hold; its recoloured image then shows it see-through (RGBA), not black."""
+    return round(float(np.sum(counts))) < int(np.prod(np.shape(labels)))
 
 
 def _pixels(image, channel_axis, mask, alpha, *, read_once: bool, report):
@@ -423,7 +431,7 @@ def _assemble(source, found: Fit, params, wavelengths, palette, report) -> Clust
         centers=centers,
         std=std[order],
         colors=colors,
-        recolored=source.recolored(labels, colors),
+        recolored=source.recolored(labels, colors, transparent=_left_out(acc.counts, labels)),
         inertia=float(found.inertia),
         counts=np.round(acc.counts[order]).astype(np.int64),
         model=model,

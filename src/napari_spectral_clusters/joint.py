@@ -337,6 +337,10 @@ def _shared(result: ClusterResult, fitted: ClusterResult, shape: tuple) -> Clust
     labels = result.labels.reshape(shape)
     recolored = result.recolored.reshape(*shape, result.recolored.shape[-1])
     counts = _counts(labels, fitted.n_clusters)
+    if recolored.shape[-1] == 4 and counts.sum() == labels.size:
+        # see-through where the joint fit left out some other image's pixels: none of this
+        # one's, so RGB, as its run alone gives (an RGBA picture gets its own alpha later)
+        recolored = recolored[..., :3]
     return replace(
         fitted,
         labels=labels,

@@ -408,10 +408,11 @@ class LazyPixels:
             chunks=(*self.view.chunks[:-1], (1,)),
         )[..., 0]
 
-    def recolored(self, labels: da.Array | np.ndarray, colors) -> da.Array | np.ndarray:
+    def recolored(self, labels, colors, *, transparent=False) -> da.Array | np.ndarray:
         if isinstance(labels, np.ndarray):  # kept blocks: no alpha (see lazy_pixels)
-            return recolor(labels, colors)
-        return _lazy_recolor(labels, colors, self.image, self.channel_axis, self.has_alpha)
+            return recolor(labels, colors, transparent=transparent)
+        image, axis = self.image, self.channel_axis
+        return _lazy_recolor(labels, colors, image, axis, self.has_alpha, transparent)
 
 
 def lazy_view(image: da.Array, channel_axis, alpha: bool, mask=None):
@@ -613,17 +614,17 @@ def _active_client():
     return client
 
 
-def _lazy_recolor(labels: da.Array, colors, image: da.Array, channel_axis, alpha: bool):
+def _lazy_recolor(labels: da.Array, colors, image: da.Array, channel_axis, alpha, transparent):
     """:func:`~napari_spectral_clusters.cluster.recolor` block by block, with the image's
-    alpha plane."""
+    alpha plane (or, ``transparent``, label 0 see-through)."""
     if not alpha:
-        lut = color_lut(colors, alpha=False)
+        lut = color_lut(colors, alpha=transparent)
         return labels.map_blocks(
             _lut_block,
             lut=lut,
             dtype=np.uint8,
             new_axis=labels.ndim,
-            chunks=(*labels.chunks, (3,)),
+            chunks=(*labels.chunks, (lut.shape[1],)),
         )
     plane = da.moveaxis(image, channel_axis, -1)[..., -1].rechunk(labels.chunks)
     dtype = np.uint16 if plane.dtype == np.uint16 else np.uint8

@@ -406,8 +406,8 @@ class Pixels:
             labels[...] = lab[at]
         labels[~self.allowed] = 0
 
-    def recolored(self, labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
-        return recolor(labels, colors, self.alpha_plane)
+    def recolored(self, labels: np.ndarray, colors: np.ndarray, *, transparent=False):
+        return recolor(labels, colors, self.alpha_plane, transparent=transparent)
 
     def distinct(self, limit: int, report=None) -> np.ndarray:
         """The distinct finite pixel values (only needed in degenerate cases)."""

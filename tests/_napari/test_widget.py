@@ -338,6 +338,39 @@ def test_mask_layers_restrict_the_clustering(viewer_and_widget):
     assert (labels.data[:50, :50] > 0).all() and (labels.data[60:, 60:] == 0).all()
 
 
+def test_pixels_left_out_show_the_image_below_the_recoloured_layer(viewer_and_widget, tmp_path):
+    """Clustered only inside a region, the recoloured layer is see-through outside it (RGBA),
+    not black over the scene: after a run that updates an RGB one in place, after painting,
+    and in the saved file."""
+    viewer, w = viewer_and_widget
+    _add_cube(viewer)
+    w.image.value = viewer.layers["sample cube"]
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    recolored = viewer.layers["sample cube recolored"]
+    assert recolored.rgb and recolored.data.shape == (128, 128, 3)  # every pixel clustered
+    inside = np.zeros((128, 128), np.uint8)
+    inside[20:80, 30:100] = 1
+    viewer.add_labels(inside, name="roi")
+    w.reset_choices()
+    w.mask.value = viewer.layers["roi"]
+    w.run(wait=True)
+    assert viewer.layers["sample cube recolored"] is recolored  # updated in place
+    assert recolored.rgb and recolored.data.shape == (128, 128, 4)
+    np.testing.assert_array_equal(recolored.data[..., 3], np.where(inside, 255, 0))
+    labels = viewer.layers["sample cube clusters"]
+    labels.data[0:5, 0:5] = 2  # painted where the region left pixels out
+    w.refresh()
+    assert recolored.data.shape == (128, 128, 4)
+    assert (recolored.data[0:5, 0:5, 3] == 255).all() and recolored.data[6, 6, 3] == 0
+    np.testing.assert_array_equal(recolored.data[0, 0, :3], labels.metadata["colors"][1])
+    written = w.save_result(tmp_path / "result.zarr")
+    from napari_spectral_clusters._napari.reader import get_reader
+
+    back = {data[1]["name"]: data[0] for data in get_reader(written[0])(written[0])}
+    np.testing.assert_array_equal(np.asarray(back["sample cube recolored"]), recolored.data)
+
+
 def _hold_at_first_report(w, stage_word: str) -> list[tuple[int, int]]:
     """Record the engine's ``stage_word`` reports, holding the worker thread at the first one
     until Cancel is pressed, so the test does not race a fast machine to the last pass."""

@@ -193,7 +193,9 @@ class ResultsSection(Container):
             labels=labels_name,
             recolored=recolored_name,
             channel_axis=channel_axis,
-            alpha=result.recolored.shape[-1] == 4,
+            # the source's alpha plane, not the recoloured layer's: a cube's is RGBA too where
+            # pixels were left out
+            alpha=features_of(source)[1],
             rgb=bool(source.rgb),
             colors=result.colors,
             wavelengths=result.model.wavelengths,
@@ -587,7 +589,8 @@ class ResultsSection(Container):
         self._draw(stats["mean"], stats["std"], present, stats["label"])
         alpha_plane = np.asarray(source.data[..., -1]) if shown.alpha else None
         if recolored is not None:  # the user may have closed it: the labels carry on
-            recolored.data = recolor(labels, colors, alpha_plane)
+            rgba = recolored.data.shape[-1] == 4  # label 0 see-through, as the run left it
+            recolored.data = recolor(labels, colors, alpha_plane, transparent=rgba)
             recolored.metadata = follow(recolored.metadata)
         self._fill_table(stats, present)
         if changed:

@@ -24,7 +24,8 @@ class ShownResult:
     channel_axis : int or None
         The source's band (or colour) axis the result was computed over.
     alpha : bool
-        The recoloured layer is RGBA (the source's alpha plane kept).
+        The source carries an alpha plane, which the recoloured layer keeps (a cube's
+        recoloured layer is RGBA too where pixels were left out: see-through there).
     rgb : bool
         The source is an RGB(A) picture.
     colors : ndarray of uint8, shape (n_labels, 3)
