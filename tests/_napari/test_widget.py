@@ -315,6 +315,26 @@ def test_cluster_table_selection_merge_and_refresh(viewer_and_widget):
     assert tuple(recolored[0, 0]) not in {tuple(c) for c in labels.metadata["colors"][:3]}
 
 
+def test_wavelengths_entered_after_a_run_go_on_its_plot(viewer_and_widget):
+    """Typed in after a run, the wavelengths are the spectra plot's axis at once (it kept
+    band numbers until the next run)."""
+    viewer, w = viewer_and_widget
+    src, _ = _add_cube(viewer)
+    bare = viewer.add_image(np.asarray(src.data), name="no wavelengths")
+    w.image.value = bare
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    ax = w.plot.figure.axes[0]
+    assert ax.get_xlabel() == "band"
+    n = bare.data.shape[0]
+    wl = w.set_wavelengths("400-700")
+    assert wl is not None and len(wl) == n
+    ax = w.plot.figure.axes[0]
+    assert ax.get_xlabel() == "wavelength (nm)"
+    line = ax.get_lines()[0]
+    np.testing.assert_allclose(line.get_xdata(), np.linspace(400, 700, n))
+
+
 def test_mask_layers_restrict_the_clustering(viewer_and_widget):
     viewer, w = viewer_and_widget
     _add_cube(viewer)
@@ -1354,6 +1374,8 @@ def test_preview_steps_plots_a_sample_and_a_clicked_pixel_before_and_after(viewe
     expected = spectrum[10:41] / np.linalg.norm(spectrum[10:41])
     np.testing.assert_allclose(preview["pixel_after"], expected, rtol=1e-5)
     assert w.plots.currentWidget() is w.panel.steps and len(w.panel.steps.figure.axes) == 2
+    top, bottom = w.panel.steps.figure.axes  # the kept bands line up under themselves
+    assert top.get_xlim() == bottom.get_xlim() and top.get_xlim()[0] <= wl[0]
 
 
 def test_after_a_run_on_a_laptop_screen_the_status_and_results_are_in_view(

@@ -124,7 +124,9 @@ class ClusterPlot(FigureCanvasQTAgg):
         """Spectra before (top) and after (bottom) the preprocessing steps: each a list of
         (x, y, label), the mean first, in the theme's text colour then tab colours."""
         self.figure.clear()
-        top, bottom = self.figure.add_subplot(2, 1, 1), self.figure.add_subplot(2, 1, 2)
+        # one x range: a band range's "after" lines up under the bands it kept
+        top = self.figure.add_subplot(2, 1, 1)
+        bottom = self.figure.add_subplot(2, 1, 2, sharex=top)
         self.axes = top
         for ax, lines, title in ((top, before, "as given"), (bottom, after, "after the steps")):
             for i, (x, y, label) in enumerate(lines):

@@ -27,8 +27,10 @@ __all__ = ["InputSection"]
 class InputSection(Container):
     """``image``, ``channel_axis``, ``wavelengths``, ``mask`` and ``true_colour_button``."""
 
-    def __init__(self, viewer: napari.viewer.Viewer):
+    def __init__(self, viewer: napari.viewer.Viewer, *, wavelengths_given=None):
         self._viewer = viewer
+        # told (layer, wavelengths) when wavelengths are entered for a layer
+        self._wavelengths_given = wavelengths_given or (lambda layer, wl: None)
         self.image = create_widget(annotation=Image, name="image", label="image")
         self.channel_axis = ComboBox(
             name="channel_axis", label="band axis", choices=self._axis_choices
@@ -135,6 +137,7 @@ class InputSection(Container):
         self.wavelengths.value = self._wavelengths_shown
         self.channel_axis.reset_choices()
         refresh_bands(self._viewer)  # the band slider says the wavelength now
+        self._wavelengths_given(layer, wl)
         return wl
 
     def _show_wavelengths(self, *_):

@@ -75,7 +75,7 @@ def read_files(path):
             try:
                 images = read()
             except (ReadError, OSError) as exc:
-                show_error(f"Cannot open {what}: {exc}")
+                show_error(f"Cannot open {what}: {_named_once(str(exc), what)}")
                 continue
         for w in caught:
             show_warning(str(w.message))
@@ -87,6 +87,16 @@ def read_files(path):
             else:
                 layers.append(layer)
     return layers or _NO_LAYERS
+
+
+def _named_once(reason: str, name: str) -> str:
+    """A read error's reason without the file's name its notification already gives:
+    "x.mat could not be read ..." -> "it could not be read ..."."""
+    if reason.startswith(f"{name}: "):
+        return reason[len(name) + 2 :]
+    if reason.startswith(f"{name} "):
+        return "it " + reason[len(name) + 1 :]
+    return reason
 
 
 def layer_data(img: ImageData, path: Path | None = None) -> tuple:

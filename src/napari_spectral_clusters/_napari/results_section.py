@@ -237,6 +237,20 @@ class ResultsSection(Container):
             n = int(np.count_nonzero(stats["count"]))
             self._followed(record.labels, n, int(np.sum(stats["count"])), stale)
 
+    def wavelengths_given(self, source_name: str, wavelengths) -> None:
+        """Wavelengths entered for ``source_name`` after it was clustered: its results'
+        spectra are plotted against them from now on (the shown one at once), not against
+        band numbers until the next run."""
+        wl = np.asarray(wavelengths, dtype=np.float64).ravel()
+        for record in self.results.values():
+            if record.source == source_name and not record.rgb:
+                if record.centers.shape[-1] == len(wl):
+                    record.wavelengths = wl
+        shown = self.shown
+        if shown is not None and shown.source == source_name and shown.plot_args is not None:
+            if shown.wavelengths is wl and self.layers(quiet=True) is not None:
+                self._draw(*shown.plot_args)
+
     def _adopt(self, layer) -> ShownResult | None:
         """A result saved by this plugin and opened again (its clusters layer, beside the
         image it names, of the same size): a result of this session from now on (None when

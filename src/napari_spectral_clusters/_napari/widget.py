@@ -94,7 +94,7 @@ class ClusterWidget(Container):
         self.panel = PlotPanel(viewer)
         self.plot, self.sweep_plot = self.panel.spectra, self.panel.sweep
         self.plots = self.panel.tabs
-        self.input = InputSection(viewer)
+        self.input = InputSection(viewer, wavelengths_given=self._wavelengths_given)
         self.results = ResultsSection(
             viewer,
             self.panel,
@@ -191,6 +191,11 @@ class ClusterWidget(Container):
     def _current_model(self):
         shown = self.results.shown
         return None if shown is None else shown.model
+
+    def _wavelengths_given(self, layer, wavelengths) -> None:
+        """Wavelengths entered after a run: the plot of the layer's results shows them."""
+        if hasattr(self, "results"):  # (not while the sections are built)
+            self.results.wavelengths_given(layer.name, wavelengths)
 
     def _no_model(self) -> str:
         """Why *Save model* has nothing to save."""
