@@ -518,7 +518,7 @@ def test_unique_stems(names, stems):
         (["-k", 0], "-k must be at least 1"),
         (["--seed", -1], "--seed must be 0 or more, not -1"),
         (["--workers", 0], "--workers must be at least 1, not 0"),
-        (["--model", "{tmp}/missing.npz"], "missing.npz is not a readable model file"),
+        (["--model", "{tmp}/missing.npz"], "missing.npz does not exist (in "),
         (["--model", "{tmp}"], "is a folder; choose a model file (.npz)"),
         (["--model", "{tmp}/garbage.npz"], "garbage.npz is not a readable model file"),
         (["-o", "{tmp}/garbage.npz"], "is a file, not a folder"),

@@ -234,6 +234,8 @@ class ClusterModel:
         path = Path(path)
         if path.is_dir():
             raise ModelError(f"{path.name or path} is a folder; choose a model file (.npz)")
+        if not path.exists():  # said plainly, not as "FileNotFoundError: [Errno 2] ..."
+            raise ModelError(f"{path.name} does not exist (in {path.parent})")
         try:
             _check_sizes(path)
             with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
