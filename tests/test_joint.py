@@ -107,6 +107,25 @@ def test_a_joint_result_is_see_through_only_where_its_own_pixels_were_left_out()
         np.testing.assert_array_equal(with_hole.recolored[..., :3], expected)
 
 
+def test_joint_rgba_pictures_keep_their_own_alpha_where_every_pixel_is_clustered():
+    """Soft alpha everywhere (no pixel left out): each recoloured picture still carries its
+    own alpha plane, as a run of it alone does."""
+    rng = np.random.default_rng(2)
+    pictures = []
+    for _ in range(2):
+        picture = rng.integers(0, 256, (20, 20, 4)).astype(np.uint8)
+        picture[..., 3] = np.where(rng.random((20, 20)) < 0.5, 40, 255)
+        pictures.append(picture)
+    for sampling in ("pixels", "equal"):
+        for alpha in (True, None, [True, True]):
+            joint = cluster_images(pictures, 3, alpha=alpha, sampling=sampling)
+            for picture, result in zip(pictures, joint.results, strict=True):
+                assert result.recolored.shape == (20, 20, 4)
+                np.testing.assert_array_equal(result.recolored[..., 3], picture[..., 3])
+    alone = cluster_images([pictures[0]], 3).results[0]
+    np.testing.assert_array_equal(alone.recolored[..., 3], pictures[0][..., 3])
+
+
 def test_images_that_cannot_share_clusters_are_refused():
     cube, _, wl = synthetic_cube((16, 16), n_bands=8)
     with pytest.raises(ClusteringError, match="numbers of channels"):

@@ -178,14 +178,18 @@ def cluster_images(
         progress=progress,
         **keywords,
     )
+    # the pictures' last channel was their alpha plane (not a band): their recoloured images
+    # keep it, whether or not a pixel was left out
+    own_alpha = fitted.centers.shape[-1] < columns[0].shape[-1]
     if sampling == "pixels":
-        results = _split(fitted, columns, shapes)
+        results = _split(fitted, columns, shapes, own_alpha)
     else:  # labelled whole with the model fitted on the equal shares
         results = [
             _shared(
                 apply_model(column, fitted.model, channel_axis=-1, mask=mask, alpha=alpha),
                 fitted,
                 shape,
+                own_alpha,
             )
             for column, mask, shape in zip(columns, allowed, shapes, strict=True)
         ]
@@ -319,27 +323,29 @@ def _concatenate(columns, lazy: bool):
     return np.concatenate(columns)
 
 
-def _split(fitted: ClusterResult, columns, shapes) -> list:
+def _split(fitted: ClusterResult, columns, shapes, own_alpha: bool) -> list:
     """The joined result cut back into one result per image."""
     results, start = [], 0
     for column, shape in zip(columns, shapes, strict=True):
         stop = start + column.shape[0]
         labels = fitted.labels[start:stop, 0].reshape(shape)
         recolored = fitted.recolored[start:stop, 0].reshape(*shape, fitted.recolored.shape[-1])
-        results.append(_shared(replace(fitted, labels=labels, recolored=recolored), fitted, shape))
+        one = replace(fitted, labels=labels, recolored=recolored)
+        results.append(_shared(one, fitted, shape, own_alpha))
         start = stop
     return results
 
 
-def _shared(result: ClusterResult, fitted: ClusterResult, shape: tuple) -> ClusterResult:
+def _shared(result: ClusterResult, fitted: ClusterResult, shape: tuple, own_alpha: bool):
     """One image's result: its labels and recoloured image, the joint centres, spreads,
-    colours and model, and its own counts."""
+    colours and model, and its own counts. ``own_alpha``: the recoloured image's alpha is
+    the picture's own, kept; else it only makes left-out pixels see-through."""
     labels = result.labels.reshape(shape)
     recolored = result.recolored.reshape(*shape, result.recolored.shape[-1])
     counts = _counts(labels, fitted.n_clusters)
-    if recolored.shape[-1] == 4 and counts.sum() == labels.size:
+    if recolored.shape[-1] == 4 and not own_alpha and counts.sum() == labels.size:
         # see-through where the joint fit left out some other image's pixels: none of this
-        # one's, so RGB, as its run alone gives (an RGBA picture gets its own alpha later)
+        # one's, so RGB, as its run alone gives
         recolored = recolored[..., :3]
     return replace(
         fitted,

@@ -235,7 +235,7 @@ class ClusterModel:
         if path.is_dir():
             raise ModelError(f"{path.name or path} is a folder; choose a model file (.npz)")
         if not path.exists():  # said plainly, not as "FileNotFoundError: [Errno 2] ..."
-            raise ModelError(f"{path.name} does not exist (in {path.parent})")
+            raise ModelError(f"{path.name} does not exist (in {path.parent.resolve()})")
         try:
             _check_sizes(path)
             with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:

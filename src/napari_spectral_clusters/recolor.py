@@ -7,7 +7,9 @@ import numpy as np
 __all__ = ["color_lut", "recolor"]
 
 
-def recolor(labels: np.ndarray, colors: np.ndarray, alpha=None, *, transparent=False):
+def recolor(
+    labels: np.ndarray, colors: np.ndarray, alpha=None, *, transparent: bool | None = False
+):
     """Every pixel in its cluster's colour, with the picture's own alpha plane.
 
     Parameters
@@ -21,9 +23,10 @@ def recolor(labels: np.ndarray, colors: np.ndarray, alpha=None, *, transparent=F
         The input's alpha plane, carried over unchanged wherever a pixel has a label (soft,
         anti-aliased edges stay soft, as the walkthrough restores them); 16-bit alpha gives
         a 16-bit RGBA image (colours times 257), float alpha (0..1) is scaled to 0..255.
-    transparent : bool
+    transparent : bool or None
         Without ``alpha``: an RGBA image all the same, opaque where a pixel has a label, so
-        that pixels left out (masked, NaN) show what lies below them in a viewer.
+        that pixels left out (masked, NaN) show what lies below them in a viewer; None: so
+        when some pixel has label 0 (labels edited by hand: an erased pixel).
 
     Returns
     -------
@@ -44,6 +47,8 @@ def recolor(labels: np.ndarray, colors: np.ndarray, alpha=None, *, transparent=F
     [[255, 255], [0, 255]]
     """
     labels = np.asarray(labels)
+    if transparent is None:
+        transparent = not labels.all()
     lut = color_lut(colors, alpha=alpha is not None or transparent)
     # np.take of whole rows, not lut[labels]: 5x faster (1024 x 1024 labels: 11 -> 2.3 ms)
     if alpha is None:

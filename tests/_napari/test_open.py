@@ -152,4 +152,4 @@ def test_a_folder_named_mat_is_a_notification(make_napari_viewer, tmp_path, erro
     viewer = make_napari_viewer()
     viewer.open(str(tmp_path / "x.mat"), plugin=PLUGIN)
     assert len(viewer.layers) == 0
-    assert errors and "x.mat is a folder" in errors[0]
+    assert errors and "x.mat: it is a folder" in errors[0]

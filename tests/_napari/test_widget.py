@@ -203,10 +203,14 @@ def test_true_colour_view_and_cluster_colours(viewer_and_widget, monkeypatch):
     w.run(wait=True)
     labels = viewer.layers["sample cube clusters"]
     assert labels.metadata["params"]["colors"] == "true colour of each centre spectrum"
-    # made again after a run, the view comes on top of the opaque result layers, active
+    # made again after a run, the view comes above the opaque result layers, active, and
+    # below the user's own shapes
+    shapes = viewer.add_shapes([[[0, 0], [0, 50], [50, 50], [50, 0]]], name="outline")
     w.true_colour()
-    assert viewer.layers[-1] is view and viewer.layers.selection.active is view
+    assert viewer.layers.selection.active is view
     assert viewer.layers.index("sample cube recolored") < viewer.layers.index(view)
+    assert viewer.layers.index("sample cube clusters") < viewer.layers.index(view)
+    assert viewer.layers.index(view) < viewer.layers.index(shapes)
     w.palette.value = "categorical"
     w.run(wait=True)
     from napari_spectral_clusters.color import categorical_colors
@@ -358,15 +362,11 @@ def test_mask_layers_restrict_the_clustering(viewer_and_widget):
     assert (labels.data[:50, :50] > 0).all() and (labels.data[60:, 60:] == 0).all()
 
 
-def test_pixels_left_out_show_the_image_below_the_recoloured_layer(viewer_and_widget, tmp_path):
+def test_pixels_left_out_show_the_image_below_the_recoloured_layer(clustered, tmp_path):
     """Clustered only inside a region, the recoloured layer is see-through outside it (RGBA),
     not black over the scene: after a run that updates an RGB one in place, after painting,
     and in the saved file."""
-    viewer, w = viewer_and_widget
-    _add_cube(viewer)
-    w.image.value = viewer.layers["sample cube"]
-    w.n_clusters.value = 3
-    w.run(wait=True)
+    viewer, w = clustered
     recolored = viewer.layers["sample cube recolored"]
     assert recolored.rgb and recolored.data.shape == (128, 128, 3)  # every pixel clustered
     inside = np.zeros((128, 128), np.uint8)
@@ -380,15 +380,39 @@ def test_pixels_left_out_show_the_image_below_the_recoloured_layer(viewer_and_wi
     np.testing.assert_array_equal(recolored.data[..., 3], np.where(inside, 255, 0))
     labels = viewer.layers["sample cube clusters"]
     labels.data[0:5, 0:5] = 2  # painted where the region left pixels out
+    # saved with napari's File > Save (the plugin's writer) before any Refresh: the painted
+    # pixels are drawn, not kept as see-through as the region's outside was
+    viewer.layers.selection = {labels, recolored}
+    (painted,) = viewer.layers.save(str(tmp_path / "painted.zarr"), selected=True, plugin=PLUGIN)
+    from napari_spectral_clusters._napari.reader import get_reader
+
+    back = {data[1]["name"]: data[0] for data in get_reader(painted)(painted)}
+    saved = np.asarray(back["sample cube recolored"])
+    assert saved.shape == (128, 128, 4) and (saved[0:5, 0:5, 3] == 255).all()
+    assert saved[6, 6, 3] == 0
     w.refresh()
     assert recolored.data.shape == (128, 128, 4)
     assert (recolored.data[0:5, 0:5, 3] == 255).all() and recolored.data[6, 6, 3] == 0
     np.testing.assert_array_equal(recolored.data[0, 0, :3], labels.metadata["colors"][1])
     written = w.save_result(tmp_path / "result.zarr")
-    from napari_spectral_clusters._napari.reader import get_reader
-
     back = {data[1]["name"]: data[0] for data in get_reader(written[0])(written[0])}
     np.testing.assert_array_equal(np.asarray(back["sample cube recolored"]), recolored.data)
+
+
+def test_pixels_erased_from_a_result_become_see_through(clustered):
+    viewer, w = clustered
+    recolored = viewer.layers["sample cube recolored"]
+    assert recolored.data.shape == (128, 128, 3)
+    labels = viewer.layers["sample cube clusters"]
+    kept = np.array(labels.data[10:20, 10:20])
+    labels.data[10:20, 10:20] = 0  # erased with napari's eraser
+    w.refresh()
+    assert recolored.data.shape == (128, 128, 4)
+    alpha = recolored.data[..., 3]
+    assert (alpha[10:20, 10:20] == 0).all() and (alpha == 255).sum() == 128 * 128 - 100
+    labels.data[10:20, 10:20] = kept  # painted back: every pixel labelled, RGB again
+    w.refresh()
+    assert recolored.data.shape == (128, 128, 3)
 
 
 def _hold_at_first_report(w, stage_word: str) -> list[tuple[int, int]]:
@@ -1424,35 +1448,9 @@ def test_after_a_run_on_a_laptop_screen_the_status_and_results_are_in_view(
     )
 
 
-def test_suggest_k_on_a_laptop_screen_shows_the_button_that_uses_it(make_napari_viewer, qtbot):
-    """After Suggest k, *Use k = ...* and the status line naming the suggestion are in view
-    (scrolled to Run's row, the button was above the fold at 1366 x 768)."""
-    from qtpy.QtCore import QRect
-    from qtpy.QtWidgets import QScrollArea
-
-    viewer = make_napari_viewer(show=True)
-    viewer.window._qt_window.resize(1366, 768)
-    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
-    w.remember_settings = False
-    cube, _ = _add_cube(viewer)
-    w.image.value = cube
-    w.steps.value = "savgol(9, 2) | snv"  # the steps editor open: a taller Clustering section
-    w.steps_editor.select(0)
-    view = w.native.findChild(QScrollArea).viewport()
-
-    def in_view(widget) -> bool:
-        top_left = widget.mapTo(view, widget.rect().topLeft())
-        return widget.isVisible() and view.rect().contains(QRect(top_left, widget.size()))
-
-    w.n_clusters.value = 6
-    w.run(wait=True)  # a filled table: room to scroll Run's row to the top
-    w.suggest_k(ks=range(2, 5), wait=True)
-    assert w.status.value.startswith("suggested k = ")
-    qtbot.waitUntil(lambda: in_view(w.use_k_button.native) and in_view(w.status.native))
-
-
-def test_preview_steps_on_a_laptop_screen_brings_its_plot_into_view(make_napari_viewer, qtbot):
-    """The plots sit below the Results: Preview steps scrolls to what it drew."""
+def _on_a_laptop_screen(make_napari_viewer):
+    """The widget docked in a 1366 x 768 window on the sample cube with spectral steps (a
+    taller Clustering section), and whether a widget shows whole in its scroll area."""
     from qtpy.QtCore import QRect
     from qtpy.QtWidgets import QScrollArea
 
@@ -1469,6 +1467,24 @@ def test_preview_steps_on_a_laptop_screen_brings_its_plot_into_view(make_napari_
         top_left = widget.mapTo(view, widget.rect().topLeft())
         return view.rect().contains(QRect(top_left, widget.size()))
 
+    return w, in_view
+
+
+def test_suggest_k_on_a_laptop_screen_shows_the_button_that_uses_it(make_napari_viewer, qtbot):
+    """After Suggest k, *Use k = ...* and the status line naming the suggestion are in view
+    (scrolled to Run's row, the button was above the fold at 1366 x 768)."""
+    w, in_view = _on_a_laptop_screen(make_napari_viewer)
+    w.steps_editor.select(0)  # the steps editor with a step's form: taller still
+    w.n_clusters.value = 6
+    w.run(wait=True)  # a filled table: room to scroll Run's row to the top
+    w.suggest_k(ks=range(2, 5), wait=True)
+    assert w.status.value.startswith("suggested k = ") and w.use_k_button.visible
+    qtbot.waitUntil(lambda: in_view(w.use_k_button.native) and in_view(w.status.native))
+
+
+def test_preview_steps_on_a_laptop_screen_brings_its_plot_into_view(make_napari_viewer, qtbot):
+    """The plots sit below the Results: Preview steps scrolls to what it drew."""
+    w, in_view = _on_a_laptop_screen(make_napari_viewer)
     qtbot.waitUntil(lambda: in_view(w.preview_button.native))
     assert not in_view(w.plots)  # below the fold
     preview = w.preview_steps()

@@ -50,7 +50,7 @@ def put_edited_labels(viewer, layer: Labels, data: np.ndarray, *, alpha=None) ->
     layer.data = data
     recolored = recolored_layer(viewer, layer)
     if recolored is not None and recolored.data.shape[:-1] == data.shape:
-        # RGBA stays RGBA: label 0 see-through, as the run left it
-        recolored.data = recolor(data, colors, alpha, transparent=recolored.data.shape[-1] == 4)
+        # RGBA while some pixel has no label (left out, or erased): see-through there
+        recolored.data = recolor(data, colors, alpha, transparent=None)
         recolored.metadata = {**recolored.metadata, "colors": colors}
     return colors

@@ -15,7 +15,7 @@ from ..stacking import stack_channels
 from ..wavelengths import given_wavelengths, parse_wavelength_range
 from .band_readout import refresh_bands
 from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform, wavelengths_of
-from .result_layers import made_by_us, put_layer
+from .result_layers import made_by_us, put_layer, top_result
 from .sections import narrow
 
 if TYPE_CHECKING:
@@ -281,12 +281,14 @@ class InputSection(Container):
         )
         keep = spatial_axes(layer, channel_axis)
         kind = "true colour" if rendering.coverage > 0 else "false colour"  # named as it is
-        # on top, and the active layer: just above its cube it lay under that cube's opaque
-        # clusters and recoloured picture, and the button seemed to do nothing
-        top = self._viewer.layers[-1]
+        # above the cube's results, and the active layer: just above its cube it lay under
+        # that cube's opaque clusters and recoloured picture, and the button seemed to do
+        # nothing (not above the user's shapes or points: it would hide them)
+        name = f"{layer.name} {kind}"
+        top = top_result(self._viewer, layer, besides=(name,))
         out = put_layer(
             self._viewer,
-            f"{layer.name} {kind}",
+            name,
             "image",
             rendering.rgb,
             dict(

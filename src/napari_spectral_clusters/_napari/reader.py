@@ -94,8 +94,9 @@ def _named_once(reason: str, name: str) -> str:
     "x.mat could not be read ..." -> "it could not be read ..."."""
     if reason.startswith(f"{name}: "):
         return reason[len(name) + 2 :]
-    if reason.startswith(f"{name} "):
-        return "it " + reason[len(name) + 1 :]
+    rest = reason[len(name) + 1 :]
+    if reason.startswith(f"{name} ") and rest[:1].islower():  # "x.mat (v7.3) holds": kept
+        return "it " + rest
     return reason
 
 

@@ -603,8 +603,8 @@ class ResultsSection(Container):
         self._draw(stats["mean"], stats["std"], present, stats["label"])
         alpha_plane = np.asarray(source.data[..., -1]) if shown.alpha else None
         if recolored is not None:  # the user may have closed it: the labels carry on
-            rgba = recolored.data.shape[-1] == 4  # label 0 see-through, as the run left it
-            recolored.data = recolor(labels, colors, alpha_plane, transparent=rgba)
+            # RGBA while some pixel has no label (left out, or erased): see-through there
+            recolored.data = recolor(labels, colors, alpha_plane, transparent=None)
             recolored.metadata = follow(recolored.metadata)
         self._fill_table(stats, present)
         if changed:

@@ -128,12 +128,19 @@ def _following_their_labels(layer_data: list[tuple]) -> list[tuple]:
             if mine and shape[:-1] == labels.shape and not is_lazy(rgb):
                 rgb = np.asarray(rgb)
                 # the picture's alpha as the recoloured image kept it: a pixel painted where
-                # the clustering left none stays as transparent as it was there
-                alpha = rgb[..., 3] if shape[-1] == 4 else None
+                # the clustering left none stays as transparent as it was there. A cube has
+                # none: its RGBA only makes pixels without a label see-through
+                params = rgb_meta.get("metadata", {}).get("params", {})
+                picture = shape[-1] == 4 and params.get("alpha", True) is not False
+                alpha = rgb[..., 3] if picture else None
                 summary = {key: metadata[key] for key in ("colors", "counts", *PER_CLUSTER)}
                 kept = {k: v for k, v in rgb_meta.get("metadata", {}).items() if k != "inertia"}
                 rgb_meta = {**rgb_meta, "metadata": {**kept, **summary}}
-                out[j] = (recolor(labels, colors, alpha), rgb_meta, rgb_type)
+                out[j] = (
+                    recolor(labels, colors, alpha, transparent=None),
+                    rgb_meta,
+                    rgb_type,
+                )
     return out
 
 
