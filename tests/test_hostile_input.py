@@ -142,8 +142,12 @@ def test_the_engine_clusters_or_refuses_clearly(image, k, lazy):
     assert ((labels == 0) == ~finite).all()  # exactly the non-finite pixels are left out
     assert labels.max() <= res.n_clusters <= k
     recolored = np.asarray(res.recolored)
+    # RGBA exactly when a pixel is left out: see-through there, opaque elsewhere
+    assert recolored.shape == (*labels.shape, 3 if finite.all() else 4)
+    if not finite.all():
+        assert (recolored[..., 3] == np.where(finite, 255, 0)).all()
     for lab in np.unique(labels[labels > 0]):
-        assert (recolored[labels == lab] == res.colors[lab - 1]).all()
+        assert (recolored[labels == lab][:, :3] == res.colors[lab - 1]).all()
 
 
 @pytest.mark.parametrize("lazy", [False, True])
