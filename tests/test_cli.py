@@ -85,9 +85,10 @@ def test_a_failed_inputs_name_is_not_said_twice_on_its_line(tmp_path, data_dir):
         assert proc.returncode == 1
         failed = [line for line in proc.stderr.splitlines() if "FAILED" in line]
         assert len(failed) == 2, proc.stderr
-        # "notes.txt: FAILED: notes.txt: not a ..." before; "empty.png is empty" names it
+        # "notes.txt: FAILED: notes.txt: not a ..." once; the file is named at the front
         assert failed[0].count("notes.txt") == 1 and "not a .mat, .png or .zarr" in failed[0]
-        assert failed[1].count("empty.png") == 1 and "empty.png is empty" in failed[1]
+        assert failed[1].count("empty.png") == 1, failed[1]
+        assert "empty.png: FAILED: it is empty (0 bytes)" in failed[1]
         # one progress line per input, counted the same way in both kinds of run
         progress = [line.split()[1] for line in proc.stderr.splitlines() if line[:1] == "["]
         assert progress == ["1/3", "2/3", "3/3"], proc.stderr
@@ -104,7 +105,9 @@ def test_run_on_a_folder_with_a_broken_file(tmp_path, inputs, data_dir):
     out = tmp_path / "out"
     proc = _run("run", inputs, "-k", 3, "--seed", 5, "-o", out)
     assert proc.returncode == 1  # one input failed ...
-    assert "malformed1.mat" in proc.stdout and "could not be read" in proc.stdout
+    # the summary line names the file once: "<path>: it could not be read ..."
+    (line,) = [line for line in proc.stdout.splitlines() if "malformed1.mat" in line]
+    assert line.count("malformed1.mat") == 1 and ": it could not be read" in line, line
     assert "clustered 2 of 3 file(s)" in proc.stdout
     assert "3/3" in proc.stderr  # progress, one line per file
     # ... and the good ones still completed, with the widget's engine and the same seed
@@ -256,7 +259,7 @@ def test_a_file_that_crashes_the_parser_fails_alone_and_the_batch_goes_on(tmp_pa
     shutil.copy(data_dir / "hsi" / "Samson.mat", folder / "b_good.mat")
     proc = _run("run", folder, "-k", 3, "-o", tmp_path / "out")
     assert proc.returncode == 1
-    assert "a_bad.mat is damaged" in proc.stdout and "crashed" in proc.stdout
+    assert "a_bad.mat: it is damaged" in proc.stdout and "crashed" in proc.stdout
     assert "clustered 1 of 2 file(s)" in proc.stdout
     assert (tmp_path / "out" / "b_good_clusters.png").exists()
     assert not list((tmp_path / "out").glob("a_bad*"))
@@ -844,7 +847,7 @@ def test_joint_pictures_of_another_bit_depth_are_refused_not_blackened(tmp_path,
     out = tmp_path / "out"
     assert _main("run", *files, "--joint", "-k", 4, "-o", out) == 1
     said = capsys.readouterr().out
-    assert "basn2c16.png holds 16-bit values, the others have 8-bit: not on one scale" in said
+    assert "basn2c16.png: it holds 16-bit values, the others have 8-bit: not on one" in said
     assert "clustered 2 of 3 file(s) jointly" in said
     labels = read_png(out / "basn2c08_clusters.png").data
     assert len(np.unique(labels)) == 4  # the 8-bit picture's colours, four clusters

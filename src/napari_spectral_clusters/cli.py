@@ -353,6 +353,7 @@ def _run_files(args, files, stems, model, *, lazy: bool) -> int:
     import time
 
     from .batch import LabelsOnly, cluster_file, describe_error
+    from .io import reason_without_name
 
     failed, skipped = [], []
     start = time.perf_counter()
@@ -380,7 +381,7 @@ def _run_files(args, files, stems, model, *, lazy: bool) -> int:
             skipped.append(path)
             status = f"skipped: {exc}"
         except Exception as exc:  # one bad file must not stop the batch
-            failed.append((path, _reason(path, describe_error(exc))))
+            failed.append((path, reason_without_name(describe_error(exc), path.name)))
             status = f"FAILED: {failed[-1][1]}"
         print(_progress_line(i, len(files), path, stem, status), file=sys.stderr)
     done = len(files) - len(failed) - len(skipped)
@@ -404,12 +405,6 @@ def _progress_line(done: int, total: int, path: Path, stem: str, status: str) ->
     return f"{_bar(done, total)} {done}/{total} {said}"
 
 
-def _reason(path: Path, text: str) -> str:
-    """A failed input's reason without its file's name in front (a read error names its
-    file; the line it is printed on does already)."""
-    return text.removeprefix(f"{path.name}: ")
-
-
 def _skipped_note(n: int) -> str:
     return f"; skipped {n} holding labels only" if n else ""
 
@@ -418,6 +413,7 @@ def _run_jointly(args, files, stems) -> int:
     import time
 
     from .batch import JOINT_OUTPUTS, cluster_jointly
+    from .io import reason_without_name
     from .kmeans import ClusteringError
 
     taken = [name for name in JOINT_OUTPUTS if (args.out / name).exists()]
@@ -432,7 +428,7 @@ def _run_jointly(args, files, stems) -> int:
 
     def on_file(report):
         done.append(report)
-        reason = _reason(report.source, report.error) if report.error else ""
+        reason = reason_without_name(report.error, report.source.name) if report.error else ""
         status = (
             f"FAILED: {reason}"
             if report.error
@@ -469,7 +465,7 @@ def _run_jointly(args, files, stems) -> int:
         + (f"; {len(failed)} failed:" if failed else "")
     )
     for report in failed:
-        print(f"  {report.source}: {_reason(report.source, report.error)}")
+        print(f"  {report.source}: {reason_without_name(report.error, report.source.name)}")
     if not written:
         return 2 if skipped and not failed else 1  # 2: only labels, nothing to do
     return 1 if failed else 0

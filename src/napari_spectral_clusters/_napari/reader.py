@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from napari.utils.notifications import show_error, show_warning
 
-from ..io import ImageData, ReadError
+from ..io import ImageData, ReadError, reason_without_name
 from ._colors import label_colormap
 from .band_readout import follow_current_viewer
 from .opening import layer_name, representative_band, robust_contrast
@@ -75,7 +75,7 @@ def read_files(path):
             try:
                 images = read()
             except (ReadError, OSError) as exc:
-                show_error(f"Cannot open {what}: {_named_once(str(exc), what)}")
+                show_error(f"Cannot open {what}: {reason_without_name(str(exc), what)}")
                 continue
         for w in caught:
             show_warning(str(w.message))
@@ -87,17 +87,6 @@ def read_files(path):
             else:
                 layers.append(layer)
     return layers or _NO_LAYERS
-
-
-def _named_once(reason: str, name: str) -> str:
-    """A read error's reason without the file's name its notification already gives:
-    "x.mat could not be read ..." -> "it could not be read ..."."""
-    if reason.startswith(f"{name}: "):
-        return reason[len(name) + 2 :]
-    rest = reason[len(name) + 1 :]
-    if reason.startswith(f"{name} ") and rest[:1].islower():  # "x.mat (v7.3) holds": kept
-        return "it " + rest
-    return reason
 
 
 def layer_data(img: ImageData, path: Path | None = None) -> tuple:

@@ -242,13 +242,18 @@ class ResultsSection(Container):
         spectra are plotted against them from now on (the shown one at once), not against
         band numbers until the next run."""
         wl = np.asarray(wavelengths, dtype=np.float64).ravel()
-        for record in self.results.values():
-            if record.source == source_name and not record.rgb:
-                if record.centers.shape[-1] == len(wl):
-                    record.wavelengths = wl
+        given = [
+            record
+            for record in self.results.values()
+            if record.source == source_name
+            and not record.rgb
+            and record.centers.shape[-1] == len(wl)  # (of another band count: not its own)
+        ]
+        for record in given:
+            record.wavelengths = wl
         shown = self.shown
-        if shown is not None and shown.source == source_name and shown.plot_args is not None:
-            if shown.wavelengths is wl and self.layers(quiet=True) is not None:
+        if shown is not None and shown.plot_args is not None and any(r is shown for r in given):
+            if self.layers(quiet=True) is not None:
                 self._draw(*shown.plot_args)
 
     def _adopt(self, layer) -> ShownResult | None:

@@ -6,7 +6,7 @@ does not wait for h5py.
 """
 
 from .._lazy import lazy_exports
-from ._image_data import ImageData, ReadError
+from ._image_data import ImageData, ReadError, reason_without_name
 
 _LAZY = {
     "read_mat": ".mat",
@@ -23,6 +23,7 @@ __all__ = [
     "read_mat",
     "read_png",
     "read_zarr",
+    "reason_without_name",
     "write_mat",
     "write_png",
     "write_zarr",

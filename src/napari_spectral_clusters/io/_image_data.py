@@ -15,6 +15,19 @@ class ReadError(ValueError):
     """A file could not be opened as images; the message names the file and the reason."""
 
 
+def reason_without_name(reason: str, name: str) -> str:
+    """A read error's reason for a line or notification that names the file ``name``
+    already: "x.mat: not a ..." -> "not a ...", "x.mat could not be read ..." -> "it could
+    not be read ..."; a reason whose name is followed by more than a verb is kept whole
+    ("x.mat (v7.3) holds ...")."""
+    if reason.startswith(f"{name}: "):
+        return reason[len(name) + 2 :]
+    rest = reason[len(name) + 1 :]
+    if reason.startswith(f"{name} ") and rest[:1].islower():
+        return "it " + rest
+    return reason
+
+
 @dataclass(frozen=True)
 class ImageData:
     """One array read from a file, ready to become a napari layer.
