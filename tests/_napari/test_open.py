@@ -118,6 +118,24 @@ def test_samson_opens_band_first(make_napari_viewer):
     np.testing.assert_array_equal(layer.data[:, 40, 3], raw[40, 3])
 
 
+def test_after_opening_samson_its_cube_not_a_hidden_map_is_the_active_layer(
+    make_napari_viewer, qtbot
+):
+    """The abundance maps go above the cube, hidden; napari made the last of them active, so
+    the layer controls showed a hidden map's contrast."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((4, 4)), name="before")
+    opened = viewer.open(str(DATA / "hsi" / "Samson.mat"), plugin=PLUGIN)
+    assert [layer.visible for layer in opened] == [True, False, False, False]
+    qtbot.waitUntil(lambda: viewer.layers.selection.active is opened[0], timeout=2000)
+    assert [layer.name for layer in viewer.layers][-1] == "Samson A (3-water)"  # order kept
+    # a file whose top layer is shown: napari's choice stands
+    viewer.open_sample(PLUGIN, "photo")
+    photo = viewer.layers[-1]
+    qtbot.wait(50)
+    assert viewer.layers.selection.active is photo
+
+
 def test_damaged_saved_metadata_opens_with_a_warning(make_napari_viewer, tmp_path, monkeypatch):
     """A labels PNG whose recorded colours were hand-edited into nonsense."""
     import json

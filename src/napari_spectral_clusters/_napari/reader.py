@@ -86,7 +86,35 @@ def read_files(path):
                 show_error(f"Cannot open {img.name} of {what} as a napari layer: {problem}")
             else:
                 layers.append(layer)
+    _activate_shown_later([data for data, kwargs, _ in layers if kwargs.get("visible", True)])
     return layers or _NO_LAYERS
+
+
+def _activate_shown_later(shown: list) -> None:
+    """Once napari has added the layers (the next turn of the event loop), make the top-most
+    layer shown of those opened the active one, when napari made a hidden one active: a
+    file's abundance maps go above its cube, hidden, and the layer controls showed a hidden
+    map's contrast, not the cube's. The layers are found by their data (napari may rename
+    them); a layer the user picked meanwhile stays active."""
+    from napari import current_viewer
+
+    viewer = current_viewer()
+    if viewer is None or not shown:
+        return
+
+    def activate():
+        active = viewer.layers.selection.active
+        if active is None or active.visible:
+            return
+        found = [layer for layer in viewer.layers if any(layer.data is d for d in shown)]
+        if found:
+            viewer.layers.selection.active = found[-1]
+
+    from qtpy.QtCore import QTimer
+
+    # (no parent to tie the timer to: the viewer may close first; napari's layer list of a
+    # closed viewer is still a plain list, where this changes nothing anyone sees)
+    QTimer.singleShot(0, activate)
 
 
 def layer_data(img: ImageData, path: Path | None = None) -> tuple:
