@@ -64,13 +64,17 @@ def test_a_cube_opens_on_its_representative_band_with_robust_contrast(
     assert (data[band] > hi).mean() < 0.05  # the band shown is not washed out
 
 
-def test_abundance_maps_show_at_every_band_over_their_scene(make_napari_viewer, data_dir):
+def test_abundance_maps_show_at_every_band_over_their_scene(
+    make_napari_viewer, data_dir, qtbot
+):
     viewer = make_napari_viewer(show=True)  # drawn, to look at what shows
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
     scene, *maps = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)
     assert scene.visible and not any(m.visible for m in maps)  # the scene is what shows
-    # napari selects the last layer added, a hidden map: the widget offers the scene
-    assert viewer.layers.selection.active is maps[-1] and w.image.value is scene
+    # napari selects the last layer added, a hidden map; the scene is made the active layer
+    # (its controls, not a hidden map's), and the widget offers it
+    qtbot.waitUntil(lambda: viewer.layers.selection.active is scene, timeout=2000)
+    assert w.image.value is scene
     water = maps[2]
     assert water.name == "Samson A (3-water)"
 
