@@ -901,3 +901,11 @@ def test_joint_inputs_of_other_channels_are_told_what_the_others_have(tmp_path):
     assert [r.error for r in reports[:2]] == [None, None]
     assert "has 7 channels (bands), 2 of the 3 others have 5" in reports[2].error
     assert "has 9 channels (bands), 2 of the 3 others have 5" in reports[3].error
+    # one band is said so ("has 1 channels" before)
+    grey = tmp_path / "grey.mat"
+    scipy.io.savemat(grey, {"cube": rng.random((12, 12)).astype(np.float32)})
+    (tmp_path / "out2").mkdir()
+    reports, _ = cluster_jointly(
+        [*files[:2], grey], tmp_path / "out2", ["a", "b", "g"], n_clusters=2
+    )
+    assert "has 1 channel (band), the others have 5" in reports[2].error, reports[2].error

@@ -402,7 +402,7 @@ def cluster_jointly(
     # depth than most: their values are not on one scale (8-bit white is 16-bit black)
     channels_of = {i: drawn[i].shape[-1] for i in sorted(drawn)}
     odd = {
-        i: f"has {channels_of[i]} channels (bands), {others}: it cannot share their clusters"
+        i: f"has {_channels(channels_of[i])}, {others}: it cannot share their clusters"
         for i, others in _odd_ones(channels_of).items()
     }
     depth_of = {
@@ -624,6 +624,10 @@ def unique_stems(files: list[Path]) -> list[str]:
         used.add(stem.casefold())
         stems.append(stem)
     return stems
+
+
+def _channels(n: int) -> str:
+    return "1 channel (band)" if n == 1 else f"{n} channels (bands)"
 
 
 def describe_error(exc: Exception) -> str:

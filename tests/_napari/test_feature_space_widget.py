@@ -132,6 +132,10 @@ def test_selection_to_cluster_keeps_the_other_ids_and_everything_follows(docked)
     assert table["pixels"][4] == corner.sum() == 300
     assert 5 in fw._cluster_ids()
     assert labels.metadata["hand_edited"]  # a later run will not overwrite it
+    # the selection became the cluster: it is cleared, its layer no longer covers the new
+    # cluster's colour on the canvas
+    assert fw.selection is None and "selected" not in fw.status.value
+    assert not np.asarray(viewer.layers["blocks selection"].data).any()
 
 
 def test_split_gives_new_ids_and_the_rest_keep_theirs(docked):

@@ -64,9 +64,7 @@ def test_a_cube_opens_on_its_representative_band_with_robust_contrast(
     assert (data[band] > hi).mean() < 0.05  # the band shown is not washed out
 
 
-def test_abundance_maps_show_at_every_band_over_their_scene(
-    make_napari_viewer, data_dir, qtbot
-):
+def test_abundance_maps_show_at_every_band_over_their_scene(make_napari_viewer, data_dir, qtbot):
     viewer = make_napari_viewer(show=True)  # drawn, to look at what shows
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
     scene, *maps = viewer.open(str(data_dir / "hsi" / "Samson.mat"), plugin=PLUGIN)

@@ -116,6 +116,8 @@ def test_no_image_layer_says_so(viewer_and_widget, errors):
     assert w.run() is None
     assert len(viewer.layers) == 0
     assert errors and "No image layer" in errors[0]
+    assert w.preview_steps() is None  # said nothing before
+    assert len(errors) == 2 and "Preview steps" in errors[1] and "open a cube" in errors[1]
 
 
 def test_too_many_clusters_says_so_and_changes_nothing(viewer_and_widget, errors):
@@ -1026,12 +1028,13 @@ def test_damaged_metadata_falls_back_to_defaults(viewer_and_widget, errors):
     assert viewer.layers["c clusters"].data.shape == (20, 20)
 
 
-@pytest.mark.parametrize("color", ["red", (300, -5, 2), (1, 2)])
+@pytest.mark.parametrize("color", ["red", (300, -5, 2), (1, 2), 7])
 def test_recolour_with_a_bad_colour_says_so(clustered, errors, color):
     viewer, w = clustered
     before = np.array(viewer.layers["sample cube recolored"].data)
     w.recolour(1, color)
     assert errors and "0 to 255" in errors[-1]
+    assert errors[-1].endswith(f"not {color!r}.")  # what was given, not an empty array
     np.testing.assert_array_equal(viewer.layers["sample cube recolored"].data, before)
 
 
@@ -1627,6 +1630,54 @@ def test_layers_clustered_together_share_ids_colours_and_a_table(viewer_and_widg
     np.testing.assert_allclose(first.metadata["centers"][0], recount["mean"][0], rtol=1e-6)
 
 
+def test_an_edit_of_a_joint_result_is_made_in_every_layer_clustered_together(
+    viewer_and_widget, monkeypatch
+):
+    """Merging, renaming or recolouring a cluster in one layer of a joint clustering left the
+    others as they were: an id no longer meant one material in all of them."""
+    from napari_spectral_clusters.samples import synthetic_cube
+
+    infos = _notifications(monkeypatch, "info")
+    viewer, w = viewer_and_widget
+    cube, _ = _add_cube(viewer)
+    other_cube, _, wl = synthetic_cube((96, 80), seed=5)
+    other = viewer.add_image(
+        other_cube, name="second scan", metadata={"channel_axis": 0, "wavelengths": wl}
+    )
+    w.image.value = cube
+    w.together.reset_choices()
+    w.together.value = [other]
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    first = viewer.layers["sample cube clusters"]
+    second = viewer.layers["second scan clusters"]
+    before = np.array(second.data)
+    status = w.status.value
+
+    w.merge([1, 2])
+    np.testing.assert_array_equal(second.data, np.where(before == 2, 1, before))
+    assert infos[-1] == "Also merged in second scan clusters, clustered together with it."
+    # the table is the edited layer's still, every layer's column counted as it is now
+    assert w.results.shown.labels == "sample cube clusters"
+    table = w.table.to_dict("list")
+    assert table["label"] == [1, 3, 4]
+    for name, labels in {"sample cube": first.data, "second scan": second.data}.items():
+        counts = np.bincount(np.asarray(labels).ravel(), minlength=5)
+        assert table[f"in {name}"] == [int(counts[v]) for v in table["label"]], name
+    # its own pixels (128 x 128), not the last partner's (96 x 80)
+    assert w.status.value != status and "3 clusters of 16,384 pixels" in w.status.value
+
+    w.rename(3, "grass")
+    w.recolour(4, (250, 10, 10))
+    for layer in (first, second):
+        names = dict(zip(layer.features["index"], layer.features["name"], strict=True))
+        assert names[3] == "grass", layer.name
+        np.testing.assert_array_equal(layer.metadata["colors"][3], (250, 10, 10))
+        recolored = viewer.layers[layer.name.replace("clusters", "recolored")].data
+        assert (recolored[np.asarray(layer.data) == 4] == (250, 10, 10)).all(), layer.name
+    assert w.table.to_dict("list")["name"][1] == "grass"
+
+
 def test_an_rgba_picture_clustered_together_with_an_rgb_one(viewer_and_widget, data_dir):
     """The widget offered an RGBA picture under *together with* an RGB one, then refused it
     ("different numbers of channels (bands): 3, 4"): its opaque pixels now share the RGB
@@ -1860,3 +1911,32 @@ def test_kept_ids_that_are_not_1_to_k_are_said_once(viewer_and_widget, infos):
     w.run(wait=True)
     ids = np.unique(viewer.layers["sample cube clusters"].data)
     assert ids[ids > 0].tolist() == [1, 2, 3]
+
+
+def test_a_new_id_painted_shows_its_colour_at_once_and_the_status_says_refresh(
+    viewer_and_widget,
+):
+    """Painting with an id no cluster has drew nothing (its colour was transparent) and the
+    status still told the run's counts, until *Refresh from labels*."""
+    viewer, w = viewer_and_widget
+    _add_cube(viewer)
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    labels = viewer.layers["sample cube clusters"]
+    viewer.layers.selection.active = labels
+    assert "painted since" not in w.status.value
+    labels.selected_label = 5  # napari's label box, or its "new" button (the next free id)
+    labels.brush_size = 3
+    labels.paint((6, 6), 5)
+    colors, alpha = _colormap_rgb(labels)
+    assert (labels.data == 5).sum() > 0 and (alpha[labels.data == 5] == 1).all()
+    new_colour = colors[labels.data == 5][0]
+    old = {tuple(c) for c in colors[(labels.data > 0) & (labels.data < 5)]}
+    assert tuple(new_colour) not in old  # its own colour, not another cluster's
+    assert "painted since: Refresh from labels" in w.status.value
+    # Refresh gives it the colour it was painted with, and the table counts it
+    w.refresh()
+    colors_after, _ = _colormap_rgb(labels)
+    np.testing.assert_array_equal(colors_after[labels.data == 5][0], new_colour)
+    assert 5 in w.table.to_dict("list")["label"]
+    assert "painted since" not in w.status.value

@@ -271,3 +271,60 @@ def test_lazy_cluster_layers_are_saved_block_by_block(
     np.testing.assert_array_equal(np.asarray(data), res.labels.compute())
     data, kind = back["SamSon recolored"]
     np.testing.assert_array_equal(np.asarray(data), res.recolored.compute())
+
+
+def test_saving_over_the_file_a_shown_layer_came_from_is_refused(
+    make_napari_viewer, tmp_path, data_dir, save_errors
+):
+    """The widget's *Save…* and File ▸ Save onto the cube's own file replaced the cube with
+    the clusters: an input file is never written over (as the CLI refuses to)."""
+    import hashlib
+    import shutil
+
+    from napari.plugins.io import save_layers
+
+    from napari_spectral_clusters._napari.widget import ClusterWidget
+
+    cube_file = tmp_path / "Samson.mat"
+    shutil.copy(data_dir / "hsi" / "Samson.mat", cube_file)
+    photo_file = tmp_path / "pic.png"
+    Image.fromarray(np.tile(np.arange(64, dtype=np.uint8), (8, 1))[..., None].repeat(3, -1)).save(
+        photo_file
+    )
+    originals = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (cube_file, photo_file)}
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
+    assert isinstance(w, ClusterWidget)
+    cube = viewer.open(str(cube_file), plugin=PLUGIN)[0]
+    (photo,) = viewer.open(str(photo_file), plugin=PLUGIN)
+    w.image.value = cube
+    w.n_clusters.value = 3
+    w.run(wait=True)
+    clusters = viewer.layers["SamSon clusters"]
+    assert w.save_result(str(cube_file)) is None
+    assert "Samson.mat" in save_errors[-1] and "SamSon was opened from it" in save_errors[-1]
+    with pytest.warns(UserWarning, match="did not return any written paths"):
+        assert save_layers(str(cube_file), [clusters], plugin=PLUGIN) == []
+    with pytest.warns(UserWarning, match="did not return any written paths"):
+        assert save_layers(str(photo_file), [clusters], plugin=PLUGIN) == []
+    assert "pic was opened from it" in save_errors[-1]
+    assert len(save_errors) == 3
+    for path, digest in originals.items():  # the inputs are as they were
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, path
+    # another name is written, and the cube's own file still opens as the cube
+    assert w.save_result(str(tmp_path / "result.mat")) == [str(tmp_path / "result.mat")]
+    assert photo.name == "pic"
+    again = viewer.open(str(cube_file), plugin=PLUGIN)[0]
+    np.testing.assert_array_equal(again.data, cube.data)
+    # a saved result opened, edited and saved again over its own file: allowed, it holds
+    # the layers written
+    for name in ("SamSon clusters", "SamSon recolored"):
+        viewer.layers.remove(name)
+    reopened = viewer.open(str(tmp_path / "result.mat"), plugin=PLUGIN)
+    assert sorted(layer.name for layer in reopened) == ["SamSon clusters", "SamSon recolored"]
+    edited = next(layer for layer in reopened if layer.name == "SamSon clusters")
+    edited.data[:5, :5] = 2
+    written = save_layers(str(tmp_path / "result.mat"), reopened, plugin=PLUGIN)
+    assert written == [str(tmp_path / "result.mat")] and len(save_errors) == 3
+    back = {layer.name: layer for layer in viewer.open(written[0], plugin=PLUGIN)}
+    assert (np.asarray(back["SamSon clusters [1]"].data)[:5, :5] == 2).all()

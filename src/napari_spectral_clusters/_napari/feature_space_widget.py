@@ -747,8 +747,12 @@ class FeatureSpaceWidget(Container):
             show_error("New cluster: select pixels first (draw a region on the plot).")
             return None
         out, new = new_cluster(np.asarray(layer.data), self.selection)
+        n = int(self.selection.sum())
         put_edited_labels(self._viewer, layer, out, alpha=self._alpha_plane())
-        show_info(f"{int(self.selection.sum()):,} pixels are cluster {new} of {layer.name}.")
+        # the selection is the cluster now: cleared, its layer no longer covers the cluster's
+        # colour on the canvas (nor the plot its points)
+        self.clear_selection()
+        show_info(f"{n:,} pixels are cluster {new} of {layer.name}.")
         return new
 
     def split(self, label, n: int = 2) -> list[int] | None:

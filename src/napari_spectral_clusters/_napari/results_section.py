@@ -94,6 +94,7 @@ class ResultsSection(Container):
         self._panel = panel
         self._resized = resized or (lambda: None)
         self._edited = edited or (lambda n_clusters, n_pixels: None)
+        self._editing_partners = False  # an edit being repeated in a joint clustering's layers
         self._followed = followed or (lambda name, n_clusters, n_pixels, stale: None)
         self._background = background
         self._counting = False  # a recount is running in the background
@@ -187,7 +188,7 @@ class ResultsSection(Container):
             )
         finally:
             self._writing = False
-        labels_layer.events.data.connect(self._labels_changed)  # napari ignores a repeat
+        self._watch_labels(labels_layer)
         self.shown = ShownResult(
             source=source.name,
             labels=labels_name,
@@ -278,8 +279,40 @@ class ResultsSection(Container):
         record = ShownResult.from_saved(layer, source, recolored)
         if record is not None:
             self.results[layer.name] = record
-            layer.events.data.connect(self._labels_changed)
+            self._watch_labels(layer)
         return record
+
+    def _watch_labels(self, layer: Labels) -> None:
+        """Follow a result's labels layer: set from elsewhere, painted, an id picked to paint
+        with (napari ignores a repeated connection)."""
+        layer.events.data.connect(self._labels_changed)
+        layer.events.selected_label.connect(self._label_picked)
+        if hasattr(layer.events, "paint"):  # (napari >= 0.4.19)
+            layer.events.paint.connect(self._labels_painted)
+
+    def _label_picked(self, event) -> None:
+        """An id no cluster has, picked to paint with (napari's label box or its *new*
+        button): it gets the colour *Refresh from labels* will give it, so what is painted
+        shows at once (it was transparent)."""
+        layer = event.source
+        record = self.results.get(layer.name)
+        label = int(layer.selected_label)
+        if record is None or label <= len(record.colors) or label > MAX_COLORED_LABEL:
+            return
+        if np.asarray(layer.colormap.map(np.array([label])))[0, 3] > 0:  # has one already
+            return  # (setting the colormap announces the picked label again)
+        colors = colors_for(np.arange(1, label + 1), record.colors)
+        layer.colormap = label_colormap(colors)
+
+    def _labels_painted(self, event) -> None:
+        """The shown result's labels were painted: the status says its table and recoloured
+        layer wait for *Refresh from labels*."""
+        record = self.results.get(event.source.name)
+        if record is None or record is not self.shown or record.table is None:
+            return
+        counts = record.table[0]["count"]
+        n = int(np.count_nonzero(counts))
+        self._followed(record.labels, n, int(np.sum(counts)), True)
 
     def _snapshot_names(self, event=None) -> None:
         self._layer_names = [layer.name for layer in self._viewer.layers]
@@ -442,6 +475,43 @@ class ResultsSection(Container):
         self.refresh(
             edited=True, stats=None if known is None else merged_statistics(known, labels)
         )
+        self._in_partners(lambda: self.merge(labels), "merged")
+
+    def _in_partners(self, edit, what: str) -> None:
+        """After an edit of a layer of a joint clustering, the same ``edit`` in its other
+        layers (ids, names and colours mean the same material in all of them; an edit of
+        one only drifted them apart), then the edited one shown again, every table's
+        per-layer columns counted as the labels are now."""
+        shown = self.shown
+        if self._editing_partners or shown is None or not shown.per_layer:
+            return
+        group = [
+            r
+            for r in self.results.values()
+            if r.per_layer.keys() == shown.per_layer.keys() and r.source in shown.per_layer
+        ]
+        done = []
+        self._editing_partners = True
+        try:
+            for record in group:
+                if record is not shown and find_layers(self._viewer, record, quiet=True):
+                    self.shown = record
+                    edit()
+                    done.append(record.labels)
+        finally:
+            self._editing_partners = False
+            self.shown = shown
+        counts = {r.source: _counts_by_label(r) for r in group}
+        for record in group:
+            record.per_layer.update({k: v for k, v in counts.items() if v is not None})
+        if shown.table is not None and self.layers(quiet=True) is not None:
+            self._draw(*shown.plot_args)
+            self._fill_table(*shown.table)
+            if done and what == "merged":  # the status told the last partner's counts
+                stats = shown.table[0]
+                self._edited(len(stats["label"]), int(np.sum(stats["count"])))
+        if done:
+            show_info(f"Also {what} in {', '.join(done)}, clustered together with it.")
 
     def save_folder(self, source) -> Path:
         """Where *Save…* offers to save: the folder saved in last, else the folder of the
@@ -663,16 +733,17 @@ class ResultsSection(Container):
             return
         self.shown.names[int(label)] = str(name)
         self.refresh(edited=True, stats=self._known_statistics())
+        self._in_partners(lambda: self.rename(label, name), "renamed")
 
     def recolour(self, label: int, color):
         """Give a cluster another colour (RGB 0-255); labels, recoloured image, table and
         plot follow."""
         if self.shown is None:
             return
-        label = int(label)
+        label, given = int(label), color
         try:
             color = np.asarray(color, dtype=float)[:3]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError):  # a name ("magenta"), a lone number
             color = np.zeros(0)
         if (
             color.shape != (3,)
@@ -681,7 +752,7 @@ class ResultsSection(Container):
             or color.max() > 255
         ):
             show_error(
-                f"A colour is three numbers from 0 to 255 (red, green, blue), not {color!r}."
+                f"A colour is three numbers from 0 to 255 (red, green, blue), not {given!r}."
             )
             return
         colors = np.asarray(self.shown.colors, dtype=np.uint8)
@@ -691,6 +762,7 @@ class ResultsSection(Container):
         colors[label - 1] = np.round(color).astype(np.uint8)
         self.shown.colors = colors
         self.refresh(edited=True, stats=self._known_statistics())
+        self._in_partners(lambda: self.recolour(label, color), "recoloured")
 
     def _edit_cell(self, row: int, column: int):
         """Double-click: the swatch picks a new colour, the name asks for a new name."""
@@ -756,3 +828,15 @@ class ResultsSection(Container):
         layer = self._viewer.layers[shown.labels]
         layer.features = clusters_table(stats["label"], names, stats["count"], layer.features)
         self._resized()
+
+
+def _counts_by_label(record: ShownResult) -> np.ndarray | None:
+    """A result's pixels per cluster as its table counts them (row ``i`` = label ``i + 1``;
+    as :attr:`ShownResult.per_layer` holds them), None before its table is filled."""
+    if record.table is None:
+        return None
+    stats = record.table[0]
+    labels = np.asarray(stats["label"], dtype=np.int64)
+    counts = np.zeros(int(labels.max(initial=0)), dtype=np.int64)
+    counts[labels - 1] = stats["count"]
+    return counts

@@ -423,9 +423,12 @@ class ClusterWidget(Container):
         """Plot the mean spectrum of a sample of the chosen cube -- and of the pixel at
         ``position`` (world coordinates; default: the last Shift-clicked one) -- before and
         after the spectral steps; returns what was plotted (None when nothing can be)."""
-        checked = self._checked_steps()
         layer = self.image.value
-        if checked is None or layer is None:
+        if layer is None:
+            show_error("Preview steps: no image to preview them on; open a cube first.")
+            return None
+        checked = self._checked_steps()
+        if checked is None:
             return None
         axis, _ = self.input.features()
         if axis is None or layer.rgb:

@@ -7,6 +7,7 @@ layers are written to ``.mat`` (v7.3) and ``.zarr`` block by block, never loaded
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +30,37 @@ def _reported(write):
 
     @functools.wraps(write)
     def wrapper(path, *args):
+        # (data, meta) for one layer, or a list of (data, meta, type)
+        names = [args[1].get("name")] if len(args) == 2 else [m.get("name") for _, m, _ in args[0]]
         try:
+            _keeps_its_layers(path, names)
             return write(path, *args)
         except (ValueError, OSError, MemoryError) as exc:
             show_error(f"Cannot save {Path(path).name}: {exc}")
             return []
 
     return wrapper
+
+
+def _keeps_its_layers(path, names: list) -> None:
+    """Refuse to write over a file a layer of the viewer was opened from, unless that layer
+    is among those written (a saved result opened, edited and saved again): saving a result
+    onto its cube's own file replaced the cube. Input files are never lost (the command
+    line refuses to write over its inputs, too)."""
+    from napari import current_viewer
+
+    target, viewer = Path(path), current_viewer()
+    if viewer is None or not target.exists():
+        return
+    for layer in viewer.layers:
+        source = getattr(getattr(layer, "source", None), "path", None)
+        if not isinstance(source, str | os.PathLike) or layer.name in names:
+            continue
+        if Path(source).exists() and Path(source).samefile(target):
+            raise ValueError(
+                f"{layer.name} was opened from it and is not among the layers saved; saving "
+                "there would replace the file it came from (choose another name)"
+            )
 
 
 @_reported
