@@ -119,7 +119,7 @@ def test_samson_opens_band_first(make_napari_viewer):
 
 
 def test_after_opening_samson_its_cube_not_a_hidden_map_is_the_active_layer(
-    make_napari_viewer, qtbot
+    make_napari_viewer, qtbot, tmp_path
 ):
     """The abundance maps go above the cube, hidden; napari made the last of them active, so
     the layer controls showed a hidden map's contrast."""
@@ -129,11 +129,14 @@ def test_after_opening_samson_its_cube_not_a_hidden_map_is_the_active_layer(
     assert [layer.visible for layer in opened] == [True, False, False, False]
     qtbot.waitUntil(lambda: viewer.layers.selection.active is opened[0], timeout=2000)
     assert [layer.name for layer in viewer.layers][-1] == "Samson A (3-water)"  # order kept
-    # a file whose top layer is shown: napari's choice stands
-    viewer.open_sample(PLUGIN, "photo")
-    photo = viewer.layers[-1]
-    qtbot.wait(50)
-    assert viewer.layers.selection.active is photo
+    # a file whose layers are all shown: napari's choice (the last one) stands
+    both = tmp_path / "two.mat"
+    scipy.io.savemat(both, {"a": np.ones((6, 7)), "b": np.zeros((6, 7))})
+    opened = viewer.open(str(both), plugin=PLUGIN)
+    assert len(opened) == 2 and all(layer.visible for layer in opened)
+    viewer.layers.selection.active = opened[0]  # as if the user picked it meanwhile
+    qtbot.wait(100)
+    assert viewer.layers.selection.active is opened[0]
 
 
 def test_damaged_saved_metadata_opens_with_a_warning(make_napari_viewer, tmp_path, monkeypatch):

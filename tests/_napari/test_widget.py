@@ -1644,11 +1644,15 @@ def test_an_edit_of_a_joint_result_is_made_in_every_layer_clustered_together(
     other = viewer.add_image(
         other_cube, name="second scan", metadata={"channel_axis": 0, "wavelengths": wl}
     )
-    w.image.value = cube
-    w.together.reset_choices()
-    w.together.value = [other]
-    w.n_clusters.value = 4
-    w.run(wait=True)
+
+    def run_together(k):  # (after a joint run the widget offers the other layer alone)
+        w.image.value = cube
+        w.together.reset_choices()
+        w.together.value = [other]
+        w.n_clusters.value = k
+        w.run(wait=True)
+
+    run_together(4)
     first = viewer.layers["sample cube clusters"]
     second = viewer.layers["second scan clusters"]
     before = np.array(second.data)
@@ -1676,6 +1680,20 @@ def test_an_edit_of_a_joint_result_is_made_in_every_layer_clustered_together(
         recolored = viewer.layers[layer.name.replace("clusters", "recolored")].data
         assert (recolored[np.asarray(layer.data) == 4] == (250, 10, 10)).all(), layer.name
     assert w.table.to_dict("list")["name"][1] == "grass"
+    assert "of 16,384 pixels" in w.status.value  # still the edited layer's own
+
+    # a second joint run of the same layers: its edits leave the first run's layers alone
+    kept = {layer.name: np.array(layer.data) for layer in (first, second)}
+    run_together(5)
+    new_first = viewer.layers["sample cube clusters (2)"]
+    new_second = viewer.layers["second scan clusters (2)"]
+    again = np.array(new_second.data)
+    w.merge([3, 4])
+    assert infos[-1] == "Also merged in second scan clusters (2), clustered together with it."
+    np.testing.assert_array_equal(new_second.data, np.where(again == 4, 3, again))
+    assert not (np.asarray(new_first.data) == 4).any()
+    for layer in (first, second):
+        np.testing.assert_array_equal(layer.data, kept[layer.name])
 
 
 def test_an_rgba_picture_clustered_together_with_an_rgb_one(viewer_and_widget, data_dir):
@@ -1934,6 +1952,14 @@ def test_a_new_id_painted_shows_its_colour_at_once_and_the_status_says_refresh(
     old = {tuple(c) for c in colors[(labels.data > 0) & (labels.data < 5)]}
     assert tuple(new_colour) not in old  # its own colour, not another cluster's
     assert "painted since: Refresh from labels" in w.status.value
+    # a table row isolated: the other clusters drawn clear, the picked id too; all back after
+    w.results.isolate({1})
+    hidden = _colormap_rgb(labels)[1]
+    assert (hidden[labels.data == 2] == 0).all() and (hidden[labels.data == 5] == 0).all()
+    w.results.isolate(set())
+    colors, alpha = _colormap_rgb(labels)
+    assert (alpha[labels.data > 0] == 1).all()
+    np.testing.assert_array_equal(colors[labels.data == 5][0], new_colour)
     # Refresh gives it the colour it was painted with, and the table counts it
     w.refresh()
     colors_after, _ = _colormap_rgb(labels)

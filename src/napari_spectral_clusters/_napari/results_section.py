@@ -95,6 +95,7 @@ class ResultsSection(Container):
         self._resized = resized or (lambda: None)
         self._edited = edited or (lambda n_clusters, n_pixels: None)
         self._editing_partners = False  # an edit being repeated in a joint clustering's layers
+        self._isolated = False  # table rows isolated: the other clusters drawn clear
         self._followed = followed or (lambda name, n_clusters, n_pixels, stale: None)
         self._background = background
         self._counting = False  # a recount is running in the background
@@ -204,6 +205,7 @@ class ResultsSection(Container):
             names=dict(names or {}),
             centers=np.asarray(result.centers, dtype=np.float64),
             per_layer=dict(per_layer or {}),
+            joint=per_layer or None,  # the run's own dict: one object for its layers
             inertia=float(result.inertia),
             # a joint clustering's layer has the shared centres and spreads beside its own
             # counts: its merges are counted again, not pooled from them
@@ -299,8 +301,12 @@ class ResultsSection(Container):
         label = int(layer.selected_label)
         if record is None or label <= len(record.colors) or label > MAX_COLORED_LABEL:
             return
+        # napari announces the picked label again on every colormap change: not while table
+        # rows are isolated (their colormap hides the other ids on purpose)
+        if self._isolated:
+            return
         if np.asarray(layer.colormap.map(np.array([label])))[0, 3] > 0:  # has one already
-            return  # (setting the colormap announces the picked label again)
+            return
         colors = colors_for(np.arange(1, label + 1), record.colors)
         layer.colormap = label_colormap(colors)
 
@@ -400,8 +406,9 @@ class ResultsSection(Container):
 
     def clear_isolation(self):
         """Undo what a table selection hid or cleared, before another result is shown."""
-        if self.shown is not None and self.shown.recolored_visible is not None:
+        if self.shown is not None and (self.shown.recolored_visible is not None or self._isolated):
             self.isolate(set())
+        self._isolated = False  # (the shown result's layers may be gone)
 
     def _highlight_selected(self):
         """Show only the clusters selected in the table (all of them when none is)."""
@@ -422,6 +429,7 @@ class ResultsSection(Container):
                 k: v if k in selected or k in (0, None) else TRANSPARENT
                 for k, v in colormap.items()
             }
+        self._isolated = bool(selected)
         labels_layer.colormap = colormap
         if recolored is not None:
             if selected and shown.recolored_visible is None:
@@ -483,13 +491,9 @@ class ResultsSection(Container):
         one only drifted them apart), then the edited one shown again, every table's
         per-layer columns counted as the labels are now."""
         shown = self.shown
-        if self._editing_partners or shown is None or not shown.per_layer:
+        if self._editing_partners or shown is None or shown.joint is None:
             return
-        group = [
-            r
-            for r in self.results.values()
-            if r.per_layer.keys() == shown.per_layer.keys() and r.source in shown.per_layer
-        ]
+        group = [r for r in self.results.values() if r.joint is shown.joint]
         done = []
         self._editing_partners = True
         try:
@@ -507,9 +511,6 @@ class ResultsSection(Container):
         if shown.table is not None and self.layers(quiet=True) is not None:
             self._draw(*shown.plot_args)
             self._fill_table(*shown.table)
-            if done and what == "merged":  # the status told the last partner's counts
-                stats = shown.table[0]
-                self._edited(len(stats["label"]), int(np.sum(stats["count"])))
         if done:
             show_info(f"Also {what} in {', '.join(done)}, clustered together with it.")
 
@@ -682,7 +683,7 @@ class ResultsSection(Container):
             recolored.data = recolor(labels, colors, alpha_plane, transparent=None)
             recolored.metadata = follow(recolored.metadata)
         self._fill_table(stats, present)
-        if changed:
+        if changed and not self._editing_partners:  # the status tells the edited layer's
             self._edited(len(stats["label"]), int(stats["count"].sum()))
         return True
 

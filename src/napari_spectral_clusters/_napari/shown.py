@@ -57,6 +57,9 @@ class ShownResult:
     per_layer : dict
         For a joint clustering: layer name -> pixels of each cluster in that layer (row
         ``i`` = label ``i + 1``), shown as one table column per layer.
+    joint : object or None
+        For a joint clustering: what its layers' results share, one object per run (an
+        edit of one is made in the others; an earlier run of the same layers is another).
     inertia : float or None
         The clustering's inertia: the layers' metadata hold it while the labels are as it
         gave them (an edit undone brings it back).
@@ -79,6 +82,7 @@ class ShownResult:
     recolored_visible: bool | None = None
     centers: np.ndarray | None = None
     per_layer: dict = field(default_factory=dict)
+    joint: object = None
     inertia: float | None = None
     counted: int | str | None = None
 

@@ -30,9 +30,10 @@ def _reported(write):
 
     @functools.wraps(write)
     def wrapper(path, *args):
-        # (data, meta) for one layer, or a list of (data, meta, type)
-        names = [args[1].get("name")] if len(args) == 2 else [m.get("name") for _, m, _ in args[0]]
         try:
+            # (data, meta) for one layer, or a list of (data, meta, type)
+            one = len(args) == 2
+            names = [args[1].get("name")] if one else [m.get("name") for _, m, _ in args[0]]
             _keeps_its_layers(path, names)
             return write(path, *args)
         except (ValueError, OSError, MemoryError) as exc:
@@ -43,10 +44,11 @@ def _reported(write):
 
 
 def _keeps_its_layers(path, names: list) -> None:
-    """Refuse to write over a file a layer of the viewer was opened from, unless that layer
-    is among those written (a saved result opened, edited and saved again): saving a result
-    onto its cube's own file replaced the cube. Input files are never lost (the command
-    line refuses to write over its inputs, too)."""
+    """Refuse to write over a file a layer of the viewer napari saves from was opened from,
+    unless that layer is among those written (a saved result opened, edited and saved
+    again): saving a result onto its cube's own file replaced the cube (the command line
+    refuses to write over its inputs, too). Variables of the file that opened as no layer,
+    and layers of other viewers, are not looked at."""
     from napari import current_viewer
 
     target, viewer = Path(path), current_viewer()
