@@ -1645,7 +1645,7 @@ def test_an_edit_of_a_joint_result_is_made_in_every_layer_clustered_together(
         other_cube, name="second scan", metadata={"channel_axis": 0, "wavelengths": wl}
     )
 
-    def run_together(k):  # (after a joint run the widget offers the other layer alone)
+    def run_together(k):
         w.image.value = cube
         w.together.reset_choices()
         w.together.value = [other]
@@ -1694,6 +1694,41 @@ def test_an_edit_of_a_joint_result_is_made_in_every_layer_clustered_together(
     assert not (np.asarray(new_first.data) == 4).any()
     for layer in (first, second):
         np.testing.assert_array_equal(layer.data, kept[layer.name])
+
+
+def test_a_run_keeps_the_input_the_user_chose(viewer_and_widget):
+    """A run's result layers set the widget's image back to the active layer (the one added
+    last), so after a joint run *together with* emptied and Run clustered one layer alone."""
+    from napari_spectral_clusters.samples import synthetic_cube
+
+    viewer, w = viewer_and_widget
+    cube, _ = _add_cube(viewer)
+    other_cube, _, wl = synthetic_cube((96, 80), seed=5)
+    other = viewer.add_image(
+        other_cube, name="second scan", metadata={"channel_axis": 0, "wavelengths": wl}
+    )
+    assert viewer.layers.selection.active is other
+    w.image.value = cube  # chosen in the widget, not in the layer list
+    w.n_clusters.value = 4
+    w.run(wait=True)
+    assert "sample cube clusters" in viewer.layers
+    assert w.image.value is cube
+
+    w.together.reset_choices()
+    w.together.value = [other]
+    w.run(wait=True)
+    assert w.image.value is cube
+    assert w.together.value == [other]
+    w.status.value = ""
+    w.n_clusters.value = 3
+    w.run(wait=True)  # Run again: both layers again, together
+    assert w.status.value.startswith("3 clusters of ") and "in 2 layers" in w.status.value
+    assert len(np.unique(viewer.layers["second scan clusters"].data)) == 3
+
+    viewer.layers.selection.active = other  # made active in the layer list: followed
+    assert w.image.value is other
+    viewer.layers.selection.active = cube
+    assert w.image.value is cube
 
 
 def test_an_rgba_picture_clustered_together_with_an_rgb_one(viewer_and_widget, data_dir):

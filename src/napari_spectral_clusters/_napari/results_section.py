@@ -232,13 +232,21 @@ class ResultsSection(Container):
         self.shown = record
         found = self.layers(quiet=True)
         if record.table is not None and found is not None:
-            self._draw(*record.plot_args)
-            self._fill_table(*record.table)
-            stats = record.table[0]
+            self._redraw(record)
             # painted since the table was counted (napari's brush changes the data in place)
             stale = record.counted is not None and labels_checksum(found[0].data) != record.counted
-            n = int(np.count_nonzero(stats["count"]))
-            self._followed(record.labels, n, int(np.sum(stats["count"])), stale)
+            self._say_followed(record, stale)
+
+    def _redraw(self, record: ShownResult) -> None:
+        """The plot and table of ``record`` as it holds them (nothing is read again)."""
+        self._draw(*record.plot_args)
+        self._fill_table(*record.table)
+
+    def _say_followed(self, record: ShownResult, stale: bool) -> None:
+        """The status line for ``record`` shown; ``stale``: painted since it was counted."""
+        counts = record.table[0]["count"]
+        n = int(np.count_nonzero(counts))
+        self._followed(record.labels, n, int(np.sum(counts)), stale)
 
     def wavelengths_given(self, source_name: str, wavelengths) -> None:
         """Wavelengths entered for ``source_name`` after it was clustered: its results'
@@ -316,9 +324,7 @@ class ResultsSection(Container):
         record = self.results.get(event.source.name)
         if record is None or record is not self.shown or record.table is None:
             return
-        counts = record.table[0]["count"]
-        n = int(np.count_nonzero(counts))
-        self._followed(record.labels, n, int(np.sum(counts)), True)
+        self._say_followed(record, True)
 
     def _snapshot_names(self, event=None) -> None:
         self._layer_names = [layer.name for layer in self._viewer.layers]
@@ -509,8 +515,7 @@ class ResultsSection(Container):
         for record in group:
             record.per_layer.update({k: v for k, v in counts.items() if v is not None})
         if shown.table is not None and self.layers(quiet=True) is not None:
-            self._draw(*shown.plot_args)
-            self._fill_table(*shown.table)
+            self._redraw(shown)
         if done:
             show_info(f"Also {what} in {', '.join(done)}, clustered together with it.")
 

@@ -147,7 +147,10 @@ class ClusterWidget(Container):
         #: whether a run saves k, seed, features, steps and palette as the user's next defaults
         #: (the demo sets its own and leaves the user's as they were: :meth:`use_defaults`)
         self.remember_settings = True
-        viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        #: a layer made active that the widget has yet to take as its image (napari may
+        #: make a new layer active before the choices hold it); None once taken
+        self._to_follow = viewer.layers.selection.active
+        viewer.layers.selection.events.active.connect(self._active_changed)
         viewer.mouse_drag_callbacks.append(self._on_click)
         self.native.destroyed.connect(
             lambda *_: _remove(viewer.mouse_drag_callbacks, self._on_click)
@@ -170,14 +173,24 @@ class ClusterWidget(Container):
             section.reset_choices()
         self._follow_active_layer()
 
+    def _active_changed(self, *_):
+        self._to_follow = self._viewer.layers.selection.active
+        self._follow_active_layer()
+
     def _follow_active_layer(self, *_):
         """Default source: the active layer, when it is a shown image we did not make (a
-        file's abundance maps open hidden, last, so napari selects one); and when it is one
-        of our result layers, the table, plot and actions follow that result."""
+        file's abundance maps open hidden, last, so napari selects one), once each time it
+        becomes active: a layer added or removed leaves the image the user chose (a run's
+        result layers set it back to the active layer, and *together with* emptied); and when
+        it is one of our result layers, the table, plot and actions follow that result."""
         active = self._viewer.layers.selection.active
         if isinstance(active, Image) and active.visible and not made_by_us(active):
-            if active in self.image.choices:
+            # (napari hands a plugin's widget a proxy of the viewer, whose layers come wrapped
+            # anew on every access: they compare equal, not identical)
+            to_follow = getattr(self, "_to_follow", None)
+            if to_follow is not None and active == to_follow and active in self.image.choices:
                 self.image.value = active
+                self._to_follow = None
         image = self.image.value
         if image is not None and active is not None:
             # a mask the Feature space widget made for this image: the next run uses it
