@@ -574,6 +574,12 @@ def test_spectra_plot_and_suggest_k(viewer_and_widget):
         if line.get_label().startswith("suggested")
     ]
     assert len(marks) == 1 and marks[0].get_xdata()[0] == 4
+    # inertia above, silhouette below (on twin axes their points hid each other at k = 2)
+    top, below = w.sweep_plot.figure.axes
+    np.testing.assert_allclose(top.get_lines()[0].get_ydata(), w.last_sweep["inertia"])
+    np.testing.assert_allclose(below.get_lines()[0].get_ydata(), w.last_sweep["silhouette"])
+    assert below.get_ylabel() == "silhouette" and below.get_xlabel() == "clusters k"
+    assert below.get_position().y1 <= top.get_position().y0
     # a sweep of two k: matplotlib's own ticks would be 2.0, 2.2, ... 3.0
     w.sweep_plot.show_sweep([2, 3], [10.0, 6.0], [0.5, 0.4])
     w.sweep_plot.figure.canvas.draw()  # (tick positions are chosen when drawn)
@@ -1116,6 +1122,12 @@ def test_the_plot_follows_the_theme_appears_with_a_result_and_uses_cluster_names
     viewer.theme = "light"
     light = to_hex(w.plot.figure.get_facecolor())
     assert dark != light and light != "#000000"
+    # a plot of two axes (the k sweep) restyles both: the lower one kept the old background
+    w.sweep_plot.show_sweep([2, 3, 4], [10.0, 6.0, 5.0], [0.5, 0.4, 0.3])
+    viewer.theme = "dark"
+    assert len(w.sweep_plot.figure.axes) == 2
+    assert {to_hex(ax.get_facecolor()) for ax in w.sweep_plot.figure.axes} == {dark}
+    viewer.theme = "light"
     w.rename(1, "soil")
     legend = [t.get_text() for t in w.plot.figure.axes[0].get_legend().get_texts()]
     assert legend[0] == "soil" and "cluster 1" not in legend

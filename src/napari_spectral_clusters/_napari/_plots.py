@@ -42,7 +42,7 @@ class ClusterPlot(FigureCanvasQTAgg):
             "text": color("text"),
             "grid": color("foreground"),
         }
-        self._style(self.axes)
+        self._style(*self.figure.axes)  # (all of them: some plots are two)
         self.draw_idle()
 
     def _style(self, *axes) -> None:
@@ -95,12 +95,18 @@ class ClusterPlot(FigureCanvasQTAgg):
         self._finish(ax, legend=len(counts) <= 10)
 
     def show_sweep(self, k, inertia, silhouette, suggested=None):
-        """Inertia (elbow) and silhouette against the number of clusters; the suggested k
-        marked."""
-        ax = self._fresh()
+        """Inertia (elbow, top) and silhouette (below) against the number of clusters; the
+        suggested k marked. One above the other, not on twin axes: there both curves start
+        at their highest at k = 2 and their points hid each other."""
+        self.figure.clear()
+        ax = self.figure.add_subplot(2, 1, 1)
+        below = self.figure.add_subplot(2, 1, 2, sharex=ax)
+        self.axes = ax
         ax.plot(k, inertia, "o-", color="tab:blue")
+        below.plot(k, silhouette, "s--", color="tab:orange")
         if suggested is not None:
-            ax.axvline(suggested, color=self.colors["text"], linestyle=":", linewidth=1)
+            for axes in (ax, below):
+                axes.axvline(suggested, color=self.colors["text"], linestyle=":", linewidth=1)
             at = list(k).index(suggested)
             ax.plot(
                 [suggested],
@@ -112,13 +118,12 @@ class ClusterPlot(FigureCanvasQTAgg):
                 label=f"suggested k = {suggested}",
             )
             ax.legend(fontsize="x-small")
-        ax.set_xlabel("clusters k")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no k = 2.5
+        ax.tick_params(labelbottom=False)  # k is read off the lower plot
+        below.set_xlabel("clusters k")
+        below.xaxis.set_major_locator(MaxNLocator(integer=True))  # no k = 2.5
         ax.set_ylabel("inertia", color="tab:blue")
-        twin = ax.twinx()
-        twin.plot(k, silhouette, "s--", color="tab:orange")
-        twin.set_ylabel("silhouette", color="tab:orange")
-        self._finish(ax, twin, legend=False)
+        below.set_ylabel("silhouette", color="tab:orange")
+        self._finish(ax, below, legend=False)
 
     def show_before_after(self, before, after, *, xlabel: str) -> None:
         """Spectra before (top) and after (bottom) the preprocessing steps: each a list of
