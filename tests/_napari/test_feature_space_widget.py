@@ -286,13 +286,24 @@ def test_follows_the_selected_layer_and_the_theme(docked):
     assert fw.plot.colors["background"] != light
 
 
-def test_fits_a_laptop_screen_next_to_the_clustering_widget(make_napari_viewer):
+def _in_view(widget) -> bool:
+    """Whether ``widget`` is shown whole in the viewport of the scroll area it is in."""
     from qtpy.QtCore import QPoint
-    from qtpy.QtWidgets import QApplication, QScrollArea
+    from qtpy.QtWidgets import QScrollArea
+
+    scroll = next(a for a in _ancestors(widget) if isinstance(a, QScrollArea))
+    top = widget.mapTo(scroll.viewport(), QPoint(0, 0)).y()
+    visible = widget.isVisibleTo(scroll) and scroll.isVisible()
+    return visible and 0 <= top and top + widget.height() <= scroll.viewport().height()
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)])
+def test_fits_a_laptop_screen_next_to_the_clustering_widget(make_napari_viewer, qtbot, size):
+    from qtpy.QtWidgets import QApplication
 
     viewer = make_napari_viewer(show=True)
     window = viewer.window._qt_window
-    window.resize(1366, 768)
+    window.resize(*size)
     QApplication.processEvents()
     viewer.add_image(_blocks(), name="blocks", rgb=True)
     clustering, cw = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
@@ -301,17 +312,34 @@ def test_fits_a_laptop_screen_next_to_the_clustering_widget(make_napari_viewer):
     fw.draw()
     for _ in range(5):
         QApplication.processEvents()
-    assert (window.width(), window.height()) == (1366, 768)
-    # one above the other, the plot's dock twice the other's (Qt gave the clustering dock
-    # 90-110 px; half the height each left the plot below the feature space dock's fold)
-    heights = clustering.height(), feature_space.height()
-    assert clustering.x() == feature_space.x(), (clustering.x(), feature_space.x())
-    assert abs(2 * heights[0] - heights[1]) <= 20 and heights[0] > 200, heights
-    # what the user drew is in view whole, and so is the clustering dock's Run button
-    for widget in (fw.plot, cw.run_button.native):
-        scroll = next(a for a in _ancestors(widget) if isinstance(a, QScrollArea))
-        top = widget.mapTo(scroll.viewport(), QPoint(0, 0)).y()
-        assert 0 <= top and top + widget.height() <= scroll.viewport().height(), widget
+    assert (window.width(), window.height()) == size
+    tabbed = window.tabifiedDockWidgets(clustering)
+    if size == (1366, 768):
+        # in tabs, the one just opened in front: one above the other, the clustering dock's
+        # third of the height (~200 px) showed its table's header and none of its rows
+        assert tabbed == [feature_space]
+        qtbot.waitUntil(lambda: clustering.visibleRegion().isEmpty(), timeout=2000)
+        assert not feature_space.visibleRegion().isEmpty()
+        assert feature_space.height() > 600  # the whole height
+    else:
+        # one above the other, the plot's dock twice the other's (Qt gave the clustering
+        # dock 90-110 px; half the height each left the plot below the feature space dock's
+        # fold)
+        assert tabbed == []
+        heights = clustering.height(), feature_space.height()
+        assert clustering.x() == feature_space.x(), (clustering.x(), feature_space.x())
+        assert abs(2 * heights[0] - heights[1]) <= 20 and heights[0] >= 300, heights
+        assert _in_view(cw.run_button.native)
+    # what the user drew is in view whole
+    assert _in_view(fw.plot)
+    if tabbed:  # and the clustering tab, picked: Run, its result's rows and actions
+        clustering.raise_()
+        qtbot.waitUntil(lambda: feature_space.visibleRegion().isEmpty(), timeout=2000)
+        for _ in range(5):
+            QApplication.processEvents()
+        assert clustering.height() > 600
+        for widget in (cw.run_button, cw.table, cw.merge_button, cw.save_button):
+            assert _in_view(widget.native), widget.name
 
 
 def test_no_control_is_cut_off_at_the_right_in_the_3d_cloud(make_napari_viewer, data_dir):

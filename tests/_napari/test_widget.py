@@ -1508,6 +1508,28 @@ def test_preview_steps_on_a_laptop_screen_brings_its_plot_into_view(make_napari_
     qtbot.waitUntil(lambda: in_view(w.plots))
 
 
+def test_run_with_steps_that_do_not_fit_shows_them_on_a_laptop_screen(
+    make_napari_viewer, qtbot, monkeypatch
+):
+    """Scrolled down to the results, Run with a mistyped step said so in a status line and
+    a steps field both out of view."""
+    from qtpy.QtWidgets import QScrollArea
+
+    errors = _notifications(monkeypatch, "error")
+    w, in_view = _on_a_laptop_screen(make_napari_viewer)
+    w.n_clusters.value = 6
+    w.run(wait=True)
+    qtbot.waitUntil(lambda: in_view(w.table.native))
+    scroll = w.native.findChild(QScrollArea)
+    scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
+    qtbot.waitUntil(lambda: not in_view(w.steps.native) and not in_view(w.status.native))
+    w.steps.value = "frobnicate(3)"
+    assert w.run() is None
+    assert errors[-1].startswith("Spectral steps: ") and "frobnicate" in errors[-1]
+    assert w.status.value == "spectral steps do not fit"
+    qtbot.waitUntil(lambda: in_view(w.steps.native) and in_view(w.status.native))
+
+
 def test_an_empty_steps_editor_takes_one_row(viewer_and_widget):
     _, w = viewer_and_widget
     editor = w.steps_editor

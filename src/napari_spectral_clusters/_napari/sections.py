@@ -3,6 +3,8 @@ dock fits a laptop screen (1366 x 768) instead of growing napari's window."""
 
 from __future__ import annotations
 
+import itertools
+
 from magicgui.widgets import Label
 from qtpy.QtCore import QEvent, QObject, QPoint, QSize, Qt
 from qtpy.QtWidgets import (
@@ -33,6 +35,13 @@ __all__ = [
 
 #: Set on our docked widgets: the docks :func:`share_dock_height` shares the height among.
 OUR_DOCK = "spectral_clusters_dock"
+#: ... and in which order they were opened (counted by _OPENED).
+OPENED = "spectral_clusters_opened"
+_OPENED = itertools.count(1)
+#: Below this height for any of them, this plugin's docks go in tabs rather than one above
+#: another: at 1366 x 768 the clustering dock's third of the height (~200 px) showed Run,
+#: the status and the table's header, not one of its rows or buttons.
+MIN_SHARED_HEIGHT = 300
 
 
 def scroll_area(sections: dict, plot) -> tuple[QScrollArea, list]:
@@ -206,12 +215,17 @@ def share_dock_height(native: QWidget, weight: float = 1.0) -> None:
     """Once ``native`` is docked (the next turn of the event loop), share the height of its
     dock area among this plugin's docks stacked there, in proportion to their ``weight``: Qt
     gives a new dock what its size hint asks, and at 1366 x 768 the clustering dock was left
-    90 px beside the feature space's. Other plugins' docks, tabbed and floating docks are
-    left as they are."""
+    90 px beside the feature space's. When a share would be under MIN_SHARED_HEIGHT, the
+    new dock goes in a tab beside the other, in front, and each has the whole height. Other
+    plugins' docks, tabbed and floating docks are left as they are."""
     native.setProperty(OUR_DOCK, float(weight))
+    native.setProperty(OPENED, next(_OPENED))
 
     def weight_of(dock) -> float:
         return max(float(w.property(OUR_DOCK) or 0) for w in dock.findChildren(QWidget))
+
+    def opened(dock) -> int:
+        return max(int(w.property(OPENED) or 0) for w in dock.findChildren(QWidget))
 
     def share():
         main = native.window()
@@ -234,6 +248,13 @@ def share_dock_height(native: QWidget, weight: float = 1.0) -> None:
             return
         total, weights = sum(dock.height() for dock in stacked), [weight_of(d) for d in stacked]
         heights = [int(total * w / sum(weights)) for w in weights]
+        if min(heights) < MIN_SHARED_HEIGHT:
+            # (docks opened in one turn of the event loop share once, in the first's turn)
+            first, *rest = sorted(stacked, key=opened)
+            for dock in rest:
+                main.tabifyDockWidget(first, dock)
+            later(own, rest[-1].raise_)  # the dock opened last in front, once its tab is made
+            return
         main.resizeDocks(stacked, heights, Qt.Orientation.Vertical)
 
     later(native, share)

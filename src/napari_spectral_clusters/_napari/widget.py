@@ -281,6 +281,10 @@ class ClusterWidget(Container):
         palette, preprocessing = self.palette.value, self.check_steps()
         mask = self.input.mask_array()
         if mask is False or preprocessing is None:
+            # what to put right, and the status, in view: the dock may be scrolled down to
+            # the results, where neither showed
+            culprit = self.mask if mask is False else self.steps
+            show_in_view(self._scroll, culprit.native, self.status.native)
             return None
         if self.remember_settings:
             save_settings(self)
