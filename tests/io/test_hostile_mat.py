@@ -181,6 +181,18 @@ def test_a_truncated_v73_file_gives_a_read_error(tmp_path):
         read_mat(cut)
 
 
+def test_a_truncated_v5_file_says_what_went_wrong_without_class_names(tmp_path, data_dir):
+    """It said "...(corrupt or truncated?): OSError: could not read bytes"."""
+    cut = tmp_path / "cut.mat"
+    whole = (data_dir / "hsi" / "Samson.mat").read_bytes()
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ReadError) as raised:
+        read_mat(cut)
+    message = str(raised.value)
+    assert message.startswith("cut.mat could not be read as a MATLAB file (corrupt or trunc")
+    assert "Error" not in message and message.endswith("could not read bytes")
+
+
 def test_datasets_stored_in_other_files_are_not_read(tmp_path):
     secret = tmp_path / "secret.bin"
     secret.write_bytes(np.arange(16, dtype="<f8").tobytes())

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from napari.utils.notifications import show_error, show_warning
 
-from ..io import ImageData, ReadError, reason_without_name
+from ..io import ImageData, ReadError, reason_without_name, what_went_wrong
 from ._colors import label_colormap
 from .band_readout import follow_current_viewer
 from .opening import layer_name, representative_band, robust_contrast
@@ -171,5 +171,5 @@ def _refused_by_napari(layer: tuple) -> str | None:
             warnings.simplefilter("ignore")
             Layer.create(stand_in, dict(kwargs, metadata={}), kind)
     except Exception as exc:  # napari raises ValueError, TypeError, KeyError... on bad keywords
-        return f"{type(exc).__name__}: {exc}"
+        return what_went_wrong(exc)
     return None

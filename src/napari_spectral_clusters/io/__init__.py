@@ -6,7 +6,7 @@ does not wait for h5py.
 """
 
 from .._lazy import lazy_exports
-from ._image_data import ImageData, ReadError, reason_without_name
+from ._image_data import ImageData, ReadError, reason_without_name, what_went_wrong
 
 _LAZY = {
     "read_mat": ".mat",
@@ -24,6 +24,7 @@ __all__ = [
     "read_png",
     "read_zarr",
     "reason_without_name",
+    "what_went_wrong",
     "write_mat",
     "write_png",
     "write_zarr",

@@ -28,6 +28,26 @@ def reason_without_name(reason: str, name: str) -> str:
     return reason
 
 
+def what_went_wrong(exc: BaseException) -> str:
+    """What a library's exception says, for a message to a user: its text without Python's
+    class name ("could not read bytes", not "OSError: could not read bytes"; pypng puts its
+    own in the text: "ChunkError: ChunkError: Chunk b'IDAT' too short" was shown), except
+    where the text says nothing without it (none, or a KeyError's bare key).
+
+    >>> what_went_wrong(OSError("could not read bytes"))
+    'could not read bytes'
+    >>> what_went_wrong(ValueError("ValueError: bad chunk"))
+    'bad chunk'
+    >>> what_went_wrong(KeyError("data")), what_went_wrong(MemoryError())
+    ("KeyError: 'data'", 'MemoryError')
+    """
+    text, name = str(exc).strip(), type(exc).__name__
+    text = text.removeprefix(f"{name}: ").strip()
+    if not text:
+        return name
+    return f"{name}: {text}" if isinstance(exc, KeyError) else text
+
+
 @dataclass(frozen=True)
 class ImageData:
     """One array read from a file, ready to become a napari layer.

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._image_data import ReadError
+from ._image_data import ReadError, what_went_wrong
 from .inputs import eager_bytes
 
 __all__ = ["PARSERS", "parse_contained"]
@@ -257,7 +257,7 @@ def _parse(parser: str, path: str, out: Path, limit: int) -> None:
     except Exception as exc:  # any failure of the parser on a damaged file is the file's
         meta = {
             "error": f"{Path(path).name} could not be read as {what} (corrupt or "
-            f"truncated?): {type(exc).__name__}: {exc}"
+            f"truncated?): {what_went_wrong(exc)}"
         }
     del arrays  # before the next file: the child keeps no file's arrays
     (out / "meta.json").write_text(json.dumps(meta))

@@ -18,7 +18,7 @@ import scipy.io
 from scipy import sparse
 
 from .._arrays import is_lazy
-from ._image_data import ImageData, ReadError, store_blocks
+from ._image_data import ImageData, ReadError, store_blocks, what_went_wrong
 from .blocks import block_chunks
 from .contained import parse_contained
 from .files import written_whole
@@ -130,8 +130,7 @@ def _read_v73(path: Path, lazy_bytes: int) -> tuple[dict, dict, str]:
         MemoryError,
     ) as exc:
         raise ReadError(
-            f"{path.name} could not be read as a MATLAB v7.3 (HDF5) file: "
-            f"{type(exc).__name__}: {exc}"
+            f"{path.name} could not be read as a MATLAB v7.3 (HDF5) file: {what_went_wrong(exc)}"
         ) from None
     for warning in walk.skipped:
         warnings.warn(f"{path.name}: {warning}", stacklevel=2)

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.io
 from scipy import sparse
 
-from ._image_data import ReadError
+from ._image_data import ReadError, what_went_wrong
 
 __all__ = ["dense_sparse", "parse_v5"]
 
@@ -53,7 +53,7 @@ def _load(path: Path) -> dict:
     except Exception as exc:  # scipy raises ValueError, TypeError, zlib.error, ... on bad files
         raise ReadError(
             f"{path.name} could not be read as a MATLAB file (corrupt or truncated?): "
-            f"{type(exc).__name__}: {exc}"
+            f"{what_went_wrong(exc)}"
         ) from exc
 
 

@@ -21,7 +21,13 @@ import numpy as np
 from PIL import Image, ImageSequence
 from PIL.PngImagePlugin import PngInfo
 
-from ._image_data import ImageData, ReadError, metadata_from_json, metadata_to_json
+from ._image_data import (
+    ImageData,
+    ReadError,
+    metadata_from_json,
+    metadata_to_json,
+    what_went_wrong,
+)
 from .files import written_whole
 from .inputs import check_file, eager_bytes, misnamed
 
@@ -84,7 +90,7 @@ def read_png(path: str | Path) -> ImageData:
     except Exception as exc:  # Pillow/pypng/zlib each raise their own on damaged data
         raise ReadError(
             f"{path.name} could not be read as a PNG image (corrupt or truncated?): "
-            f"{type(exc).__name__}: {exc}"
+            f"{what_went_wrong(exc)}"
         ) from exc
     data = frames[0] if len(frames) == 1 else np.stack(frames)
     rgb = frames[0].ndim == 3

@@ -24,7 +24,7 @@ import numpy as np
 import zarr
 
 from .._arrays import is_lazy
-from ._image_data import ImageData, ReadError, store_blocks
+from ._image_data import ImageData, ReadError, store_blocks, what_went_wrong
 from .blocks import block_chunks
 from .files import written_whole
 from .inputs import check_store
@@ -88,7 +88,7 @@ def read_zarr(path: str | Path, *, lazy_bytes: int | None = None) -> list[ImageD
         raise
     except Exception as exc:  # zarr, numcodecs and their codecs each raise their own
         raise ReadError(
-            f"{path.name} could not be read as a zarr store: {type(exc).__name__}: {exc}"
+            f"{path.name} could not be read as a zarr store: {what_went_wrong(exc)}"
         ) from exc
     description = ", ".join(
         f"{name} ({'x'.join(map(str, a.shape))} {a.dtype})" for name, a in arrays.items()
