@@ -11,7 +11,7 @@ from napari_spectral_clusters.cluster import ClusteringError
 from napari_spectral_clusters.color import MIN_DELTA_E, delta_e
 from napari_spectral_clusters.joint import cluster_images
 from napari_spectral_clusters.samples import sample_photo, synthetic_cube
-from napari_spectral_clusters.stable_ids import keep_ids, match_ids
+from napari_spectral_clusters.stable_ids import describe_ids, keep_ids, match_ids
 
 
 def _majority(labels, truth) -> dict:
@@ -211,9 +211,9 @@ def test_kept_ids_under_a_palette_fallback_say_they_wear_their_earlier_colours()
     new = replace(new, params={**new.params, "colors": "categorical palette (two alike)"})
     after, ids = keep_ids(new, before.centers, before.colors)
     fresh = sorted(set(ids.tolist()) - {1, 2, 3})
+    assert fresh == [4]
     assert after.params["colors"] == (
-        "earlier colours for kept id(s) 1, 2, 3; palette colours for new id(s) "
-        + ", ".join(map(str, fresh))
+        "earlier colours for kept id(s) 1-3; palette colours for new id(s) 4"
     )
     np.testing.assert_array_equal(after.colors[:3], before.colors)
 
@@ -282,3 +282,17 @@ def test_alpha_flags_that_agree_act_as_one():
             alpha=[False, True],
             masks=[np.ones((3, 3), bool), None],
         )
+
+
+def test_many_new_ids_are_said_as_a_range():
+    """k = 50 after k = 3 listed all 47 new ids in the notification."""
+    cube, _, wl = synthetic_cube((64, 64), n_bands=16, seed=1)
+    before = cluster_image(cube, 3, channel_axis=0, wavelengths=wl, random_state=0)
+    new = cluster_image(cube, 50, channel_axis=0, wavelengths=wl, random_state=7)
+    new = replace(new, params={**new.params, "colors": "categorical palette (two alike)"})
+    after, _ = keep_ids(new, before.centers, before.colors)
+    assert after.params["colors"] == (
+        "earlier colours for kept id(s) 1-3; palette colours for new id(s) 4-50"
+    )
+    assert describe_ids([9, 1, 2, 3, 5, 7, 8]) == "1-3, 5, 7-9"
+    assert describe_ids([4, 5]) == "4, 5" and describe_ids([]) == ""

@@ -30,7 +30,30 @@ from .cluster import ClusterResult
 from .color import MIN_DELTA_E, categorical_colors, delta_e
 from .kmeans import label_dtype
 
-__all__ = ["keep_ids", "match_ids"]
+__all__ = ["describe_ids", "keep_ids", "match_ids"]
+
+
+def describe_ids(ids) -> str:
+    """Cluster ids for a message, runs of three or more as ranges: a re-run at k = 50 after
+    k = 3 listed all 47 new ids.
+
+    >>> from napari_spectral_clusters.stable_ids import describe_ids
+    >>> describe_ids([1, 2, 3, 5, 7, 8, 9, 10])
+    '1-3, 5, 7-10'
+    >>> describe_ids([4, 5])
+    '4, 5'
+    """
+    ids = sorted(int(i) for i in ids)
+    runs: list[list[int]] = []
+    for i in ids:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    parts = []
+    for run in runs:
+        parts += [f"{run[0]}-{run[-1]}"] if len(run) >= 3 else [str(i) for i in run]
+    return ", ".join(parts)
 
 
 def match_ids(previous_centers, centers) -> np.ndarray:
@@ -90,14 +113,13 @@ def keep_ids(
     params = {**result.params, "ids_kept": True}
     how = str(params.get("colors", ""))
     if moved and how.startswith("true"):  # say where it says how
-        ids_moved = ", ".join(str(row + 1) for row in moved)
+        ids_moved = describe_ids(np.asarray(moved) + 1)
         params["colors"] = f"{how}; palette colours for new id(s) {ids_moved}, "
         params["colors"] += "whose own looked like a kept cluster's"
     elif how.startswith("categorical") and (~new).any():
         # the run's own colours fell back to the palette, but the kept ids wear what they
         # wore: the palette's reason (two of the run's clusters alike) is not what is shown
-        kept = ", ".join(str(row + 1) for row in np.sort(rows[~new]))
-        fresh = ", ".join(str(row + 1) for row in np.sort(rows[new]))
+        kept, fresh = describe_ids(rows[~new] + 1), describe_ids(rows[new] + 1)
         params["colors"] = f"earlier colours for kept id(s) {kept}" + (
             f"; palette colours for new id(s) {fresh}" if fresh else ""
         )

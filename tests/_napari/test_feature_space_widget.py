@@ -272,6 +272,22 @@ def test_picture_axes_3d_view_and_other_axes(docked):
     assert np.allclose(np.sort(fw.points.coords[:, 0]), np.sort(expected.ravel()))
 
 
+def test_a_one_band_image_is_not_plotted_as_a_line(docked):
+    """Every axis was that one band: the pixels drew a diagonal line labelled band 0 on
+    both axes."""
+    viewer, _, fw = docked
+    band = viewer.add_image(_blocks()[..., 0].astype(np.float32), name="one band")
+    fw.image.value = band
+    for view in ("2d", "3d"):
+        fw.view.value = view
+        fw.draw()
+        assert fw.points is None and not fw.plot.figure.axes
+        assert fw.status.value.startswith("one band has one band: a plot of its pixels needs")
+    fw.image.value = viewer.layers["blocks"]  # a picture again: plotted
+    fw.draw()
+    assert fw.points is not None and fw.axes.names[:2] == ("R", "G")
+
+
 def test_follows_the_selected_layer_and_the_theme(docked):
     viewer, _, fw = docked
     other = viewer.add_image(_blocks(1)[..., 0], name="grey")

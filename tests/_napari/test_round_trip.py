@@ -259,7 +259,10 @@ def test_painting_alone_counts_as_an_edit(make_napari_viewer, monkeypatch):
         "sample cube recolored (2)",
         "sample cube clusters (2)",
     ]
-    assert len(warned) == 1 and "holds your edits" in warned[0]
+    assert warned == [  # the one reason that holds, not both
+        "'sample cube clusters' holds your edits, so the new result is in "
+        "'sample cube clusters (2)' and 'sample cube recolored (2)'."
+    ]
     w.run(wait=True)  # the new result, unedited, is updated in place, with nothing to say
     assert [x.name for x in viewer.layers] == order and len(warned) == 1
 
@@ -280,7 +283,8 @@ def test_recoloured_image_keeps_the_alpha_plane(make_napari_viewer, depth):
     assert (labels[photo[..., 3] == 0] == 0).all() and (labels[photo[..., 3] > 0] > 0).all()
 
 
-def test_a_layer_we_did_not_make_is_never_replaced(make_napari_viewer):
+def test_a_layer_we_did_not_make_is_never_replaced(make_napari_viewer, monkeypatch):
+    warned = capture_notifications(monkeypatch, "warning")
     viewer = make_napari_viewer()
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "KMeans clustering")
     (cube, kw, _), (gt, _, _) = make_sample_cube()
@@ -292,6 +296,11 @@ def test_a_layer_we_did_not_make_is_never_replaced(make_napari_viewer):
     assert mine in viewer.layers and other in viewer.layers
     np.testing.assert_array_equal(mine.data, gt)
     assert isinstance(viewer.layers["sample cube clusters (2)"], Labels)
+    assert warned == [
+        "'sample cube clusters' and 'sample cube recolored' are not results of this "
+        "widget, so the new result is in 'sample cube clusters (2)' and "
+        "'sample cube recolored (2)'."
+    ]
 
 
 def test_float_rgba_keeps_its_alpha(make_napari_viewer):

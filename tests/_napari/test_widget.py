@@ -1268,9 +1268,7 @@ def test_a_rerun_keeping_ids_says_which_wear_earlier_and_which_palette_colours(
     w.n_clusters.value = 4
     w.run(wait=True)
     said = [m for m in infos if m.startswith("greys:")]
-    assert said == [
-        "greys: earlier colours for kept id(s) 1, 2, 3; palette colours for new id(s) 4"
-    ]
+    assert said == ["greys: earlier colours for kept id(s) 1-3; palette colours for new id(s) 4"]
     np.testing.assert_array_equal(viewer.layers["greys clusters"].metadata["colors"][:3], before)
 
 
@@ -1932,7 +1930,7 @@ def test_the_status_line_follows_the_result_selected(viewer_and_widget):
     viewer.layers.selection.active = b
     assert w.status.value == f"2 clusters of {m:,} pixels in scan B clusters"
     viewer.layers.selection.active = a
-    assert w.status.value.endswith("(painted since: Refresh from labels)")
+    assert w.status.value.endswith("(painted since counted: press Refresh from labels)")
     w.refresh()
     viewer.layers.selection.active = b
     viewer.layers.selection.active = a
@@ -2020,7 +2018,7 @@ def test_a_new_id_painted_shows_its_colour_at_once_and_the_status_says_refresh(
     new_colour = colors[labels.data == 5][0]
     old = {tuple(c) for c in colors[(labels.data > 0) & (labels.data < 5)]}
     assert tuple(new_colour) not in old  # its own colour, not another cluster's
-    assert "painted since: Refresh from labels" in w.status.value
+    assert "(painted since counted: press Refresh from labels)" in w.status.value
     # a table row isolated: the other clusters drawn clear, the picked id too; all back after
     w.results.isolate({1})
     hidden = _colormap_rgb(labels)[1]

@@ -432,6 +432,15 @@ class FeatureSpaceWidget(Container):
         if any(name is None for name in names):
             return
         axis, alpha = features_of(layer)
+        if axis is None or layer.data.shape[axis] - int(alpha) < 2:
+            # every axis would be that one band: the pixels on a diagonal line
+            self.status.value = (
+                f"{layer.name} has one band: a plot of its pixels needs two or more bands "
+                "(a cube) or colours (a picture)."
+            )
+            self.plot.figure.clear()
+            self.plot.draw_idle()
+            return
 
         def job(data, channel_axis, has_alpha, _wavelengths, _progress):
             try:

@@ -31,26 +31,33 @@ def result_names(viewer: napari.viewer.Viewer, source: str) -> tuple[str, str]:
     colours), which are never overwritten: then new names, and a notification."""
     layers = viewer.layers
 
-    def reusable(name: str, kind) -> bool:  # absent, or our own unedited result
+    def kept(name: str, kind) -> str | None:  # why not to reuse it (absent, or ours unedited)
         if name not in layers:
-            return True
+            return None
         layer = layers[name]
-        ours = layer.metadata.get("spectral_clusters_source") == source
-        edited = kind is Labels and has_hand_edits(layer)  # the recoloured image follows
-        return isinstance(layer, kind) and ours and not edited
+        if not isinstance(layer, kind) or layer.metadata.get("spectral_clusters_source") != source:
+            return "not ours"
+        if kind is Labels and has_hand_edits(layer):  # the recoloured image follows
+            return "edited"
+        return None
 
     n = 1
     while True:
         suffix = "" if n == 1 else f" ({n})"
         names = (f"{source} clusters{suffix}", f"{source} recolored{suffix}")
-        if reusable(names[0], Labels) and reusable(names[1], Image):
+        if kept(names[0], Labels) is None and kept(names[1], Image) is None:
             break
         n += 1
     if n > 1 and names[0] not in layers:  # said once, as the new layers are made
-        show_warning(
-            f"'{source} clusters' or '{source} recolored' holds your edits or is not a "
-            f"result of this widget, so the new result is in '{names[0]}' and '{names[1]}'."
-        )
+        usual = {f"'{source} clusters'": Labels, f"'{source} recolored'": Image}
+        why = {name: kept(name.strip("'"), kind) for name, kind in usual.items()}
+        edited = [name for name, reason in why.items() if reason == "edited"]
+        others = [name for name, reason in why.items() if reason == "not ours"]
+        said = [f"{name} holds your edits" for name in edited]
+        if others:
+            are = "is not a result" if len(others) == 1 else "are not results"
+            said.append(f"{' and '.join(others)} {are} of this widget")
+        show_warning(f"{'; '.join(said)}, so the new result is in '{names[0]}' and '{names[1]}'.")
     return names
 
 

@@ -20,7 +20,7 @@ from .._arrays import is_lazy
 from ..cluster import Cancelled, ClusterResult, apply_model, cluster_image, sweep_k
 from ..joint import JointResult, cluster_images
 from ..spectral import Pipeline, PreprocessingError
-from ..stable_ids import keep_ids
+from ..stable_ids import describe_ids, keep_ids
 from .band_readout import fit_again_once_docked, follow_bands
 from .clustering_section import ClusteringSection
 from .input_section import InputSection
@@ -77,6 +77,8 @@ _CLUSTERING = (
 )
 _RESULTS = ("table", "merge_button", "refresh_button", "save_button")
 _REUSE = ("model_file", "save_model_button", "apply_model_button", "scheduler")
+#: Said after the status of a result whose labels were painted since its table was counted.
+PAINTED_SINCE = " (painted since counted: press Refresh from labels)"
 #: The status while the spectral steps do not fit the chosen image (the notification says why).
 STEPS_DO_NOT_FIT = "spectral steps do not fit"
 
@@ -657,7 +659,7 @@ class ClusterWidget(Container):
             # reading the labels may assume; said once a layer
             self._gaps_noted.add(source.name)
             show_info(
-                f"{source.name}: cluster ids {', '.join(map(str, ids))} are kept from the "
+                f"{source.name}: cluster ids {describe_ids(ids)} are kept from the "
                 f"earlier run (the same material, the same id); untick 'keep cluster ids' to "
                 f"number them 1 to {len(ids)}."
             )
@@ -670,7 +672,7 @@ class ClusterWidget(Container):
     def _followed_status(self, layer_name: str, n_clusters: int, n_pixels: int, stale: bool):
         """The status line once another result is selected: what its table shows."""
         said = f"{_clusters(n_clusters)} of {n_pixels:,} pixels in {layer_name}"
-        self.status.value = said + (" (painted since: Refresh from labels)" if stale else "")
+        self.status.value = said + (PAINTED_SINCE if stale else "")
 
     def _kept_ids(self, source: Image, result: ClusterResult, previous=None):
         """``result`` renumbered to keep the ids, colours and names of the last result of

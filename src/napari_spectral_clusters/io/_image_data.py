@@ -34,6 +34,7 @@ def what_went_wrong(exc: BaseException) -> str:
     own in the text: "ChunkError: ChunkError: Chunk b'IDAT' too short" was shown), except
     where the text says nothing without it (none, or a KeyError's bare key).
 
+    >>> from napari_spectral_clusters.io import what_went_wrong
     >>> what_went_wrong(OSError("could not read bytes"))
     'could not read bytes'
     >>> what_went_wrong(ValueError("ValueError: bad chunk"))
