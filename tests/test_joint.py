@@ -294,5 +294,5 @@ def test_many_new_ids_are_said_as_a_range():
     assert after.params["colors"] == (
         "earlier colours for kept id(s) 1-3; palette colours for new id(s) 4-50"
     )
-    assert describe_ids([9, 1, 2, 3, 5, 7, 8]) == "1-3, 5, 7-9"
+    assert describe_ids([9, 1, 2, 3, 5, 7, 8, 2]) == "1-3, 5, 7-9"
     assert describe_ids([4, 5]) == "4, 5" and describe_ids([]) == ""

@@ -43,7 +43,7 @@ def describe_ids(ids) -> str:
     >>> describe_ids([4, 5])
     '4, 5'
     """
-    ids = sorted(int(i) for i in ids)
+    ids = sorted({int(i) for i in ids})
     runs: list[list[int]] = []
     for i in ids:
         if runs and i == runs[-1][-1] + 1:

@@ -1443,7 +1443,10 @@ def test_after_a_run_on_a_laptop_screen_the_status_and_results_are_in_view(
     assert any(re.fullmatch(r"\w[\w ]*: \d+ of \d+", text) for _, text in seen)
     assert not w.progress_bar.visible  # gone once the run is over
     pixels = cube.data.shape[1] * cube.data.shape[2]
-    assert re.fullmatch(rf"4 clusters of {pixels:,} pixels in \d+\.\d s", w.status.value)
+    assert re.fullmatch(
+        rf"4 clusters of {pixels:,} pixels in \d+\.\d s, after 2 spectral steps \(savgol, snv\)",
+        w.status.value,
+    )
     scroll = w.native.findChild(QScrollArea)
     view = scroll.viewport()
 
@@ -1517,6 +1520,8 @@ def test_run_with_steps_that_do_not_fit_shows_them_on_a_laptop_screen(
     w, in_view = _on_a_laptop_screen(make_napari_viewer)
     w.n_clusters.value = 6
     w.run(wait=True)
+    # (the status of a run after steps says so: one without them read the same)
+    assert w.status.value.endswith(" s, after 2 spectral steps (savgol, snv)"), w.status.value
     qtbot.waitUntil(lambda: in_view(w.table.native))
     scroll = w.native.findChild(QScrollArea)
     scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
@@ -1762,6 +1767,22 @@ def test_a_run_keeps_the_input_the_user_chose(viewer_and_widget):
     viewer.layers.selection.active = cube
     assert w.image.value is cube
 
+    # a layer hidden as it became active (a file's abundance maps) is not taken later,
+    # once shown, when a run's layers are added or a layer is renamed
+    maps = viewer.add_image(
+        np.random.default_rng(0).random((8, 128, 128), np.float32),
+        name="abundances",
+        visible=False,
+        metadata={"channel_axis": 0},
+    )
+    assert viewer.layers.selection.active is maps and w.image.value is cube
+    maps.visible = True
+    w.together.value = []
+    w.run(wait=True)
+    assert w.image.value is cube
+    other.name = "second scan, renamed"
+    assert w.image.value is cube
+
 
 def test_an_rgba_picture_clustered_together_with_an_rgb_one(viewer_and_widget, data_dir):
     """The widget offered an RGBA picture under *together with* an RGB one, then refused it
@@ -1930,7 +1951,7 @@ def test_the_status_line_follows_the_result_selected(viewer_and_widget):
     viewer.layers.selection.active = b
     assert w.status.value == f"2 clusters of {m:,} pixels in scan B clusters"
     viewer.layers.selection.active = a
-    assert w.status.value.endswith("(painted since counted: press Refresh from labels)")
+    assert w.status.value.endswith("(painted since it was counted: press Refresh from labels)")
     w.refresh()
     viewer.layers.selection.active = b
     viewer.layers.selection.active = a
@@ -2018,7 +2039,7 @@ def test_a_new_id_painted_shows_its_colour_at_once_and_the_status_says_refresh(
     new_colour = colors[labels.data == 5][0]
     old = {tuple(c) for c in colors[(labels.data > 0) & (labels.data < 5)]}
     assert tuple(new_colour) not in old  # its own colour, not another cluster's
-    assert "(painted since counted: press Refresh from labels)" in w.status.value
+    assert "(painted since it was counted: press Refresh from labels)" in w.status.value
     # a table row isolated: the other clusters drawn clear, the picked id too; all back after
     w.results.isolate({1})
     hidden = _colormap_rgb(labels)[1]

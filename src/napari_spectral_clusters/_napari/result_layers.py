@@ -49,8 +49,8 @@ def result_names(viewer: napari.viewer.Viewer, source: str) -> tuple[str, str]:
             break
         n += 1
     if n > 1 and names[0] not in layers:  # said once, as the new layers are made
-        usual = {f"'{source} clusters'": Labels, f"'{source} recolored'": Image}
-        why = {name: kept(name.strip("'"), kind) for name, kind in usual.items()}
+        usual = {f"{source} clusters": Labels, f"{source} recolored": Image}
+        why = {f"'{name}'": kept(name, kind) for name, kind in usual.items()}
         edited = [name for name, reason in why.items() if reason == "edited"]
         others = [name for name, reason in why.items() if reason == "not ours"]
         said = [f"{name} holds your edits" for name in edited]

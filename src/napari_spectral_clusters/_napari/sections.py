@@ -189,11 +189,24 @@ def show_in_view(scroll: QScrollArea, *widgets: QWidget) -> None:
         top = widget.mapTo(view, QPoint(0, 0)).y()
         return top >= 0 and top + widget.height() <= view.height()
 
+    def reveal(widget) -> None:
+        # by the widget's own rectangle: Qt's ensureWidgetVisible shows a text field's
+        # cursor, and left the steps field 5-6 px above the view
+        inner = scroll.widget()
+        if inner is None or not inner.isAncestorOf(widget):
+            return
+        top = widget.mapTo(inner, QPoint(0, 0)).y()
+        bar, height = scroll.verticalScrollBar(), scroll.viewport().height()
+        if top < bar.value() or widget.height() > height:  # (taller: its top)
+            bar.setValue(top)
+        elif top + widget.height() > bar.value() + height:
+            bar.setValue(top + widget.height() - height)
+
     def show_now() -> bool:
         for widget in widgets:
-            scroll.ensureWidgetVisible(widget, 0, 0)
+            reveal(widget)
         if not shown(widgets[0]):  # taller than the view: the first one counts most
-            scroll.ensureWidgetVisible(widgets[0], 0, 0)
+            reveal(widgets[0])
         return all(shown(w) for w in widgets)
 
     _until_settled(scroll, show_now)

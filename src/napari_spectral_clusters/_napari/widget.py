@@ -78,7 +78,7 @@ _CLUSTERING = (
 _RESULTS = ("table", "merge_button", "refresh_button", "save_button")
 _REUSE = ("model_file", "save_model_button", "apply_model_button", "scheduler")
 #: Said after the status of a result whose labels were painted since its table was counted.
-PAINTED_SINCE = " (painted since counted: press Refresh from labels)"
+PAINTED_SINCE = " (painted since it was counted: press Refresh from labels)"
 #: The status while the spectral steps do not fit the chosen image (the notification says why).
 STEPS_DO_NOT_FIT = "spectral steps do not fit"
 
@@ -186,13 +186,15 @@ class ClusterWidget(Container):
         result layers set it back to the active layer, and *together with* emptied); and when
         it is one of our result layers, the table, plot and actions follow that result."""
         active = self._viewer.layers.selection.active
-        if isinstance(active, Image) and active.visible and not made_by_us(active):
-            # (napari hands a plugin's widget a proxy of the viewer, whose layers come wrapped
-            # anew on every access: they compare equal, not identical)
-            to_follow = getattr(self, "_to_follow", None)
-            if to_follow is not None and active == to_follow and active in self.image.choices:
+        # (napari hands a plugin's widget a proxy of the viewer, whose layers come wrapped
+        # anew on every access: they compare equal, not identical)
+        to_follow = getattr(self, "_to_follow", None)
+        if to_follow is not None and active == to_follow and active in self.image.choices:
+            # taken now or not at all: a layer hidden as it became active (a file's
+            # abundance maps) is not taken later, when shown, by a run's layers being added
+            self._to_follow = None
+            if isinstance(active, Image) and active.visible and not made_by_us(active):
                 self.image.value = active
-                self._to_follow = None
         image = self.image.value
         if image is not None and active is not None:
             # a mask the Feature space widget made for this image: the next run uses it
@@ -283,10 +285,12 @@ class ClusterWidget(Container):
         palette, preprocessing = self.palette.value, self.check_steps()
         mask = self.input.mask_array()
         if mask is False or preprocessing is None:
-            # what to put right, and the status, in view: the dock may be scrolled down to
-            # the results, where neither showed
-            culprit = self.mask if mask is False else self.steps
-            show_in_view(self._scroll, culprit.native, self.status.native)
+            # what to put right in view (and the status saying so, for the steps): the dock
+            # may be scrolled down to the results, where neither showed
+            if mask is False:
+                show_in_view(self._scroll, self.mask.native)
+            else:
+                show_in_view(self._scroll, self.steps.native, self.status.native)
             return None
         if self.remember_settings:
             save_settings(self)
@@ -652,7 +656,10 @@ class ClusterWidget(Container):
         elapsed = self.runner.elapsed()
         seconds = f" in {elapsed:.1f} s" if elapsed is not None else ""
         found = np.count_nonzero(result.counts)  # kept ids no cluster took are not counted
-        self.status.value = f"{_clusters(found)} of {int(result.counts.sum()):,} pixels{seconds}"
+        self.status.value = (
+            f"{_clusters(found)} of {int(result.counts.sum()):,} pixels{seconds}"
+            f"{_after_steps(result.params.get('steps'))}"
+        )
         ids = np.flatnonzero(result.counts) + 1
         if len(ids) and ids[-1] != len(ids) and source.name not in self._gaps_noted:
             # ids kept from an earlier run of more clusters: not 1..k, which a script
@@ -761,6 +768,16 @@ def _remove(callbacks: list, callback) -> None:
     """Take a closed widget's mouse callback off the viewer (clicks must not reach it)."""
     if callback in callbacks:
         callbacks.remove(callback)
+
+
+def _after_steps(spec: str | None) -> str:
+    """What the status adds for a run after spectral steps: ", after 2 spectral steps
+    (range, savgol)" (nothing said, a run with steps could not be told from one without)."""
+    if not spec:
+        return ""
+    names = [step.name for step in Pipeline.parse(spec).steps]
+    plural = "s" if len(names) > 1 else ""
+    return f", after {len(names)} spectral step{plural} ({', '.join(names)})"
 
 
 def _clusters(n: int) -> str:

@@ -32,18 +32,20 @@ def what_went_wrong(exc: BaseException) -> str:
     """What a library's exception says, for a message to a user: its text without Python's
     class name ("could not read bytes", not "OSError: could not read bytes"; pypng puts its
     own in the text: "ChunkError: ChunkError: Chunk b'IDAT' too short" was shown), except
-    where the text says nothing without it (none, or a KeyError's bare key).
+    where the text says nothing without it (none, or a KeyError's bare key); on one line.
 
     >>> from napari_spectral_clusters.io import what_went_wrong
     >>> what_went_wrong(OSError("could not read bytes"))
     'could not read bytes'
     >>> what_went_wrong(ValueError("ValueError: bad chunk"))
     'bad chunk'
+    >>> what_went_wrong(ValueError("2 errors:\\n  shape\\n  dtype"))
+    '2 errors: shape dtype'
     >>> what_went_wrong(KeyError("data")), what_went_wrong(MemoryError())
     ("KeyError: 'data'", 'MemoryError')
     """
-    text, name = str(exc).strip(), type(exc).__name__
-    text = text.removeprefix(f"{name}: ").strip()
+    text, name = " ".join(str(exc).split()), type(exc).__name__  # one line
+    text = text.removeprefix(f"{name}: ")
     if not text:
         return name
     return f"{name}: {text}" if isinstance(exc, KeyError) else text
