@@ -26,7 +26,7 @@ from ..spectral import Pipeline, PreprocessingError
 from ._colors import label_colormap
 from .edited_labels import cluster_colors, put_edited_labels
 from .feature_plot import TOOLS, FeaturePlot
-from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform
+from .layer_rules import features_of, n_features, spatial_axes, spatial_shape, sub_transform
 from .plot_panel import let_go_of_theme
 from .result_layers import made_by_us
 from .sections import StatusLabel, VerticalScroll, later, narrow, share_dock_height
@@ -299,7 +299,7 @@ class FeatureSpaceWidget(Container):
         if layer is None:
             return ["R", "G"]
         axis, alpha = features_of(layer)
-        n = 1 if axis is None else layer.data.shape[axis] - int(alpha)
+        n = n_features(layer, axis, alpha)
         return [*axis_choices(n, picture=bool(layer.rgb)), *self._extra_axes]
 
     def _cluster_ids(self, _widget=None) -> list[int]:
@@ -422,9 +422,7 @@ class FeatureSpaceWidget(Container):
         layer = self.image.value
         self.points = self.axes = None
         if layer is None:
-            self.status.value = "Open an image to see its pixels in feature space."
-            self.plot.figure.clear()
-            self.plot.draw_idle()
+            self._nothing_to_plot("Open an image to see its pixels in feature space.")
             return
         names = [self.x_axis.value, self.y_axis.value]
         if self.view.value == "3d":
@@ -432,14 +430,12 @@ class FeatureSpaceWidget(Container):
         if any(name is None for name in names):
             return
         axis, alpha = features_of(layer)
-        if axis is None or layer.data.shape[axis] - int(alpha) < 2:
+        if n_features(layer, axis, alpha) < 2:
             # every axis would be that one band: the pixels on a diagonal line
-            self.status.value = (
+            self._nothing_to_plot(
                 f"{layer.name} has one band: a plot of its pixels needs two or more bands "
                 "(a cube) or colours (a picture)."
             )
-            self.plot.figure.clear()
-            self.plot.draw_idle()
             return
 
         def job(data, channel_axis, has_alpha, _wavelengths, _progress):
@@ -466,6 +462,12 @@ class FeatureSpaceWidget(Container):
                 self._request_draw()
 
         self._compute(layer, job, (axis, alpha), done, what="reading", wait=wait)
+
+    def _nothing_to_plot(self, why: str) -> None:
+        """An empty plot, and ``why`` in the status line."""
+        self.status.value = why
+        self.plot.figure.clear()
+        self.plot.draw_idle()
 
     def _compute(self, layer, job, args, done, *, what: str, wait: bool) -> None:
         """``done(*job(...))`` for the image ``layer``: at once for an image in memory, in a
@@ -573,7 +575,7 @@ class FeatureSpaceWidget(Container):
         if not text or layer is None:
             return None
         axis, alpha = features_of(layer)
-        n = 1 if axis is None else layer.data.shape[axis] - int(alpha)
+        n = n_features(layer, axis, alpha)
         try:
             FeatureAxes.fit([text], np.zeros((1, n)))
         except ValueError as exc:

@@ -14,7 +14,14 @@ from ..color import spectra_to_rgb
 from ..stacking import stack_channels
 from ..wavelengths import given_wavelengths, parse_wavelength_range
 from .band_readout import refresh_bands
-from .layer_rules import features_of, spatial_axes, spatial_shape, sub_transform, wavelengths_of
+from .layer_rules import (
+    features_of,
+    n_features,
+    spatial_axes,
+    spatial_shape,
+    sub_transform,
+    wavelengths_of,
+)
 from .result_layers import made_by_us, put_layer, top_result
 from .sections import narrow
 
@@ -175,7 +182,7 @@ class InputSection(Container):
         if chosen is None:
             return []
         axis, alpha = self.features()
-        n = _channels(chosen, axis, alpha)
+        n = n_features(chosen, axis, alpha)
         found = []
         for layer in self._viewer.layers:
             if not isinstance(layer, Image) or layer is chosen:
@@ -183,7 +190,7 @@ class InputSection(Container):
             if made_by_us(layer):
                 continue
             other_axis, other_alpha = features_of(layer)
-            if _channels(layer, other_axis, other_alpha) == n:
+            if n_features(layer, other_axis, other_alpha) == n:
                 found.append((layer.name, layer))
         return found
 
@@ -301,8 +308,3 @@ class InputSection(Container):
         self._viewer.layers.selection.active = out
         show_info(f"{layer.name}: {rendering.method}")
         return out
-
-
-def _channels(layer, axis, alpha: bool) -> int:
-    """Features per pixel: bands or colours along ``axis`` (alpha is not one), 1 without."""
-    return 1 if axis is None else layer.data.shape[axis] - int(alpha)

@@ -19,6 +19,7 @@ __all__ = [
     "features_of",
     "has_hand_edits",
     "labels_checksum",
+    "n_features",
     "pixel_sample",
     "pixel_spectrum",
     "spatial_axes",
@@ -46,6 +47,12 @@ def features_of(layer: Image, choice="auto") -> tuple[int | None, bool]:
     if isinstance(recorded, int | np.integer) and -layer.ndim <= recorded < layer.ndim:
         return int(recorded), False  # anything else (a damaged file's) falls back below
     return (0 if layer.ndim >= 3 else None), False
+
+
+def n_features(layer: Image, axis: int | None, alpha: bool) -> int:
+    """Features per pixel (:func:`features_of`'s ``axis`` and ``alpha``): bands or colours
+    along ``axis`` (alpha is not one), 1 without."""
+    return 1 if axis is None else layer.data.shape[axis] - int(alpha)
 
 
 #: The columns of a clusters layer's features table that the plugin writes.
